@@ -1,0 +1,64 @@
+// Config: the settings of /etc/security/pbx-mfa.conf, one parser for module and CLI.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <sys/types.h>
+#include <vector>
+
+#include "pbx/totp/hotp.hpp"
+#include "pbx/totp/result.hpp"
+
+namespace pbx::totp {
+
+inline constexpr const char* kDefaultConfigPath = "/etc/security/pbx-mfa.conf";
+inline constexpr std::size_t kMaxConfigSize = 64 * 1024;
+
+struct Cidr {
+  bool v6 = false;
+  std::uint8_t addr[16] = {};
+  int prefix = 0;
+};
+
+struct Config {
+  std::string secret_path = "%h/.pbx-mfa";
+  std::string state_dir = "/var/lib/pbx-mfa";
+  std::string issuer;  // empty: the host name
+  Algorithm algorithm = Algorithm::kSha1;
+  int digits = 6;
+  int period = 30;
+  int window = 1;
+  int max_failures = 5;
+  int lockout = 60;
+  int recovery_codes = 5;
+  bool require_all = true;               // require = all
+  std::vector<std::string> require_groups;  // require = group:a,group:b (require_all false)
+  std::vector<std::string> exempt_groups;
+  std::vector<Cidr> exempt_networks;
+  bool enroll_at_login = false;
+  int grace_period = 0;
+  std::string store = "files";
+  std::string pg_conninfo;
+  int pg_timeout_ms = 2500;
+  std::string fleet_key = "/etc/security/pbx-mfa.key";
+
+  // Who owns a safe config file and the state directory; a parameter so tests can vary it.
+  uid_t trusted_uid = 0;
+};
+
+// Sets one key (as in the file or a module argument). The error names the key.
+Status apply_setting(Config& config, std::string_view key, std::string_view value);
+
+// Parses the text of a config file; `source` names it in error messages ("FILE:LINE: ...").
+Status parse_config_text(Config& config, std::string_view text, std::string_view source);
+
+// Loads `path`. A missing file is all defaults unless `explicit_path` (then an error). The file
+// must be a regular file owned by config.trusted_uid, not group/other-writable, not a symlink.
+Result<Config> load_config(const std::string& path, bool explicit_path, uid_t trusted_uid = 0);
+
+Result<Cidr> parse_cidr(std::string_view text);
+// Is the address text (IPv4, IPv6, or IPv4-mapped IPv6) inside the network?
+bool cidr_contains(const Cidr& net, std::string_view address);
+
+}  // namespace pbx::totp

@@ -1,0 +1,48 @@
+// Recovery codes: one-time codes for a lost phone, stored only as salted scrypt hashes.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "pbx/totp/result.hpp"
+#include "pbx/totp/secret.hpp"
+
+namespace pbx::totp {
+
+// scrypt cost; written with the hashes so it can be raised later without breaking old files.
+struct KdfParams {
+  std::uint64_t n = 16384;
+  std::uint32_t r = 8;
+  std::uint32_t p = 1;
+};
+
+struct RecoverySet {
+  std::string salt;                 // hex, one per user: an attempt costs one hash
+  KdfParams kdf;
+  std::vector<std::string> hashes;  // hex, one per code, in the order they were made
+};
+
+constexpr int kMaxRecoveryCodes = 20;
+
+// Codes look like "kxmr-tpqz-wbnf": lower-case letters and dashes, never digits only, so a
+// mistyped TOTP code never costs a slow hash. 12 letters from 23 (no i, l, o): 54 bits.
+Result<std::vector<SecretString>> generate_recovery_codes(int count);
+
+// Lower case, without spaces and dashes: the form that is hashed.
+SecretString normalize_recovery_code(std::string_view input);
+
+// Could this input be a recovery code rather than a TOTP code of `totp_digits` digits?
+// Letters-and-dashes codes, and digit strings of another length (imported scratch codes).
+bool looks_like_recovery_code(std::string_view input, int totp_digits);
+
+Result<RecoverySet> hash_recovery_codes(const std::vector<SecretString>& codes,
+                                        const KdfParams& kdf = {});
+
+// Index of the matching code among those not in `used`; every hash is compared (no early exit).
+Result<std::optional<int>> match_recovery_code(const RecoverySet& set, std::string_view input,
+                                               const std::vector<int>& used);
+
+}  // namespace pbx::totp

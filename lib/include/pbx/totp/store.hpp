@@ -1,0 +1,39 @@
+// Store: where enrollments and per-user state live. Files now; a database later.
+#pragma once
+
+#include <memory>
+
+#include "pbx/totp/config.hpp"
+#include "pbx/totp/enrollment.hpp"
+#include "pbx/totp/result.hpp"
+#include "pbx/totp/state.hpp"
+#include "pbx/totp/user.hpp"
+
+namespace pbx::totp {
+
+// The user's state under an exclusive per-user lock, held until this object goes away.
+class StateTxn {
+ public:
+  virtual ~StateTxn() = default;
+  // The stored state as read under the lock (empty when there is none).
+  virtual const UserState& state() const = 0;
+  // Replaces the stored state atomically; on error the old state is still there.
+  virtual Status commit(const UserState& next) = 0;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+  // Errc::kNotEnrolled when the user has no secret.
+  virtual Result<Enrollment> load(const User& user) = 0;
+  // Saves atomically; with !overwrite an existing enrollment wins and kExists is returned.
+  virtual Status save(const User& user, const Enrollment& enrollment, bool overwrite) = 0;
+  // Removes secret and state. kNotEnrolled when there was nothing to remove.
+  virtual Status remove(const User& user) = 0;
+  virtual Result<std::unique_ptr<StateTxn>> lock_state(const User& user) = 0;
+};
+
+// The backend named by config.store ("files"; others are not built yet: kConfig).
+Result<std::unique_ptr<Store>> open_store(const Config& config);
+
+}  // namespace pbx::totp

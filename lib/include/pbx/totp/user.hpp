@@ -1,0 +1,27 @@
+// User: the account a secret belongs to, resolved from the password database.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <sys/types.h>
+#include <vector>
+
+#include "pbx/totp/result.hpp"
+
+namespace pbx::totp {
+
+struct User {
+  std::string name;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::string home;
+};
+
+Result<User> lookup_user(std::string_view name);
+// Names of the groups the user is in (primary and supplementary).
+std::vector<std::string> user_groups(const User& user);
+
+// Expands %u %h %U %% in a secret_path template; rejects other escapes and relative results.
+Result<std::string> expand_path_template(std::string_view templ, const User& user);
+
+}  // namespace pbx::totp

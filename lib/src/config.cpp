@@ -1,0 +1,294 @@
+#include "pbx/totp/config.hpp"
+
+#include <arpa/inet.h>
+
+#include <charconv>
+#include <cstring>
+
+#include "file_util.hpp"
+
+namespace pbx::totp {
+namespace {
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
+  return s;
+}
+
+Error bad(std::string_view key, const std::string& why) {
+  return make_error(Errc::kConfig, std::string(key) + ": " + why);
+}
+
+Status set_int(int& out, std::string_view key, std::string_view value, int lo, int hi) {
+  int v = 0;
+  auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
+  if (value.empty() || ec != std::errc{} || ptr != value.data() + value.size() || v < lo || v > hi) {
+    return bad(key, "must be a whole number from " + std::to_string(lo) + " to " +
+                        std::to_string(hi) + ", not '" + std::string(value) + "'");
+  }
+  out = v;
+  return Ok{};
+}
+
+Status set_bool(bool& out, std::string_view key, std::string_view value) {
+  if (value == "yes" || value == "true" || value == "on" || value == "1") {
+    out = true;
+  } else if (value == "no" || value == "false" || value == "off" || value == "0") {
+    out = false;
+  } else {
+    return bad(key, "must be yes or no, not '" + std::string(value) + "'");
+  }
+  return Ok{};
+}
+
+bool printable(std::string_view s) {
+  for (char c : s) {
+    auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7F) return false;
+  }
+  return true;
+}
+
+bool valid_group_name(std::string_view g) {
+  if (g.empty() || g.size() > 256) return false;
+  for (char c : g) {
+    auto u = static_cast<unsigned char>(c);
+    if (u <= 0x20 || u == 0x7F || c == ',' || c == ':') return false;
+  }
+  return true;
+}
+
+Result<std::vector<std::string>> split_list(std::string_view key, std::string_view value) {
+  std::vector<std::string> out;
+  if (trim(value).empty()) return out;
+  while (true) {
+    std::size_t comma = value.find(',');
+    std::string_view item = trim(value.substr(0, comma));
+    if (item.empty()) return bad(key, "empty item in comma list");
+    out.emplace_back(item);
+    if (comma == std::string_view::npos) break;
+    value = value.substr(comma + 1);
+  }
+  return out;
+}
+
+Status set_groups(std::vector<std::string>& out, std::string_view key, std::string_view value) {
+  auto items = split_list(key, value);
+  if (!items) return items.error();
+  for (const auto& g : *items) {
+    if (!valid_group_name(g)) return bad(key, "'" + g + "' is not a valid group name");
+  }
+  out = std::move(items.value());
+  return Ok{};
+}
+
+Status set_path(std::string& out, std::string_view key, std::string_view value) {
+  if (value.empty() || value.front() != '/' || !printable(value) || value.size() > 1024) {
+    return bad(key, "must be an absolute path");
+  }
+  out = value;
+  return Ok{};
+}
+
+Status check_secret_path(std::string_view value) {
+  if (value.empty() || value.size() > 1024 || !printable(value)) {
+    return bad("secret_path", "must be a path template");
+  }
+  for (std::size_t i = 0; i < value.size(); ++i) {
+    if (value[i] != '%') continue;
+    if (i + 1 >= value.size() || std::strchr("uhU%", value[i + 1]) == nullptr) {
+      return bad("secret_path", "unknown escape (use %u, %h, %U or %%)");
+    }
+    ++i;
+  }
+  if (value.front() != '/' && value.substr(0, 2) != "%h") {
+    return bad("secret_path", "must start with / or %h");
+  }
+  if (value.back() == '/') return bad("secret_path", "must name a file, not a directory");
+  return Ok{};
+}
+
+Status set_require(Config& c, std::string_view value) {
+  if (value == "all") {
+    c.require_all = true;
+    c.require_groups.clear();
+    return Ok{};
+  }
+  if (value == "none") {
+    c.require_all = false;
+    c.require_groups.clear();
+    return Ok{};
+  }
+  auto items = split_list("require", value);
+  if (!items) return items.error();
+  if (items->empty()) return bad("require", "must be all, none, or a list of group:NAME");
+  std::vector<std::string> groups;
+  for (const auto& item : *items) {
+    if (item.rfind("group:", 0) != 0 || !valid_group_name(item.substr(6))) {
+      return bad("require", "must be all, none, or a list of group:NAME, not '" + item + "'");
+    }
+    groups.push_back(item.substr(6));
+  }
+  c.require_all = false;
+  c.require_groups = std::move(groups);
+  return Ok{};
+}
+
+Status set_networks(std::vector<Cidr>& out, std::string_view value) {
+  auto items = split_list("exempt_networks", value);
+  if (!items) return items.error();
+  std::vector<Cidr> nets;
+  for (const auto& item : *items) {
+    auto net = parse_cidr(item);
+    if (!net) return bad("exempt_networks", "'" + item + "' is not a network (use 10.0.0.0/8 or fd00::/8)");
+    nets.push_back(*net);
+  }
+  out = std::move(nets);
+  return Ok{};
+}
+
+}  // namespace
+
+Status apply_setting(Config& c, std::string_view key, std::string_view value) {
+  value = trim(value);
+  if (key == "secret_path") {
+    if (auto st = check_secret_path(value); !st) return st;
+    c.secret_path = value;
+    return Ok{};
+  }
+  if (key == "state_dir") return set_path(c.state_dir, key, value);
+  if (key == "issuer") {
+    if (value.empty() || value.size() > 128 || !printable(value)) {
+      return bad(key, "must be 1 to 128 printable characters");
+    }
+    c.issuer = value;
+    return Ok{};
+  }
+  if (key == "algorithm") {
+    auto a = parse_algorithm(value);
+    if (!a) return bad(key, "must be SHA1, SHA256 or SHA512, not '" + std::string(value) + "'");
+    c.algorithm = *a;
+    return Ok{};
+  }
+  if (key == "digits") return set_int(c.digits, key, value, kMinDigits, kMaxDigits);
+  if (key == "period") return set_int(c.period, key, value, 15, 300);
+  if (key == "window") return set_int(c.window, key, value, 0, 10);
+  if (key == "max_failures") return set_int(c.max_failures, key, value, 1, 1000);
+  if (key == "lockout") return set_int(c.lockout, key, value, 1, 3600);
+  if (key == "recovery_codes") return set_int(c.recovery_codes, key, value, 0, 20);
+  if (key == "require") return set_require(c, value);
+  if (key == "exempt_groups") return set_groups(c.exempt_groups, key, value);
+  if (key == "exempt_networks") return set_networks(c.exempt_networks, value);
+  if (key == "enroll_at_login") return set_bool(c.enroll_at_login, key, value);
+  if (key == "grace_period") return set_int(c.grace_period, key, value, 0, 86400);
+  if (key == "store") {
+    if (value != "files" && value != "postgresql") {
+      return bad(key, "must be files or postgresql, not '" + std::string(value) + "'");
+    }
+    c.store = value;
+    return Ok{};
+  }
+  if (key == "pg_conninfo") {
+    if (value.size() > 4096 || !printable(value)) return bad(key, "must be a libpq connection string");
+    c.pg_conninfo = value;
+    return Ok{};
+  }
+  if (key == "pg_timeout_ms") return set_int(c.pg_timeout_ms, key, value, 100, 60000);
+  if (key == "fleet_key") return set_path(c.fleet_key, key, value);
+  return make_error(Errc::kConfig, "unknown key '" + std::string(key) + "'");
+}
+
+Status parse_config_text(Config& config, std::string_view text, std::string_view source) {
+  Config next = config;
+  int line_no = 0;
+  while (!text.empty()) {
+    ++line_no;
+    std::size_t nl = text.find('\n');
+    std::string_view line = text.substr(0, nl);
+    text = nl == std::string_view::npos ? std::string_view{} : text.substr(nl + 1);
+    std::string where = std::string(source) + ":" + std::to_string(line_no) + ": ";
+    if (line.find('\0') != std::string_view::npos) {
+      return make_error(Errc::kConfig, where + "NUL byte in line");
+    }
+    line = trim(line);
+    if (line.empty() || line.front() == '#') continue;
+    std::size_t eq = line.find('=');
+    if (eq == std::string_view::npos) {
+      return make_error(Errc::kConfig, where + "expected 'key = value'");
+    }
+    std::string_view key = trim(line.substr(0, eq));
+    if (auto st = apply_setting(next, key, line.substr(eq + 1)); !st) {
+      return make_error(Errc::kConfig, where + st.error().message);
+    }
+  }
+  config = std::move(next);
+  return Ok{};
+}
+
+Result<Config> load_config(const std::string& path, bool explicit_path, uid_t trusted_uid) {
+  Config config;
+  config.trusted_uid = trusted_uid;
+  auto text = detail::read_checked_file(path, trusted_uid, 022, kMaxConfigSize, "config file");
+  if (!text) return make_error(Errc::kConfig, text.error().message);
+  if (!text->has_value()) {
+    if (explicit_path) return make_error(Errc::kConfig, "config file " + path + ": does not exist");
+    return config;
+  }
+  if (auto st = parse_config_text(config, (*text)->view(), path); !st) return st.error();
+  return config;
+}
+
+Result<Cidr> parse_cidr(std::string_view text) {
+  text = trim(text);
+  std::size_t slash = text.find('/');
+  std::string addr(text.substr(0, slash));
+  Cidr net;
+  if (inet_pton(AF_INET, addr.c_str(), net.addr) == 1) {
+    net.v6 = false;
+    net.prefix = 32;
+  } else if (inet_pton(AF_INET6, addr.c_str(), net.addr) == 1) {
+    net.v6 = true;
+    net.prefix = 128;
+  } else {
+    return make_error(Errc::kInvalid, "not an IP address");
+  }
+  if (slash != std::string_view::npos) {
+    std::string_view p = text.substr(slash + 1);
+    int prefix = 0;
+    auto [ptr, ec] = std::from_chars(p.data(), p.data() + p.size(), prefix);
+    if (p.empty() || ec != std::errc{} || ptr != p.data() + p.size() || prefix < 0 ||
+        prefix > net.prefix) {
+      return make_error(Errc::kInvalid, "bad prefix length");
+    }
+    net.prefix = prefix;
+  }
+  return net;
+}
+
+bool cidr_contains(const Cidr& net, std::string_view address) {
+  std::string addr(trim(address));
+  std::uint8_t bytes[16] = {};
+  bool v6 = false;
+  if (inet_pton(AF_INET, addr.c_str(), bytes) == 1) {
+    v6 = false;
+  } else if (inet_pton(AF_INET6, addr.c_str(), bytes) == 1) {
+    v6 = true;
+    static const std::uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF};
+    if (!net.v6 && std::memcmp(bytes, kMapped, 12) == 0) {
+      std::memmove(bytes, bytes + 12, 4);
+      v6 = false;
+    }
+  } else {
+    return false;  // a host name, or garbage: never inside a network
+  }
+  if (v6 != net.v6) return false;
+  int full = net.prefix / 8;
+  if (std::memcmp(bytes, net.addr, static_cast<std::size_t>(full)) != 0) return false;
+  int rest = net.prefix % 8;
+  if (rest == 0) return true;
+  auto mask = static_cast<std::uint8_t>(0xFF << (8 - rest));
+  return (bytes[full] & mask) == (net.addr[full] & mask);
+}
+
+}  // namespace pbx::totp

@@ -1,0 +1,148 @@
+#include "file_store.hpp"
+
+#include <unistd.h>
+
+#include "file_util.hpp"
+
+namespace pbx::totp::detail {
+namespace {
+
+constexpr int kLockTimeoutMs = 5000;
+
+class FileStateTxn final : public StateTxn {
+ public:
+  FileStateTxn(Fd lock, std::string path, UserState state)
+      : lock_(std::move(lock)), path_(std::move(path)), state_(std::move(state)) {}
+  const UserState& state() const override { return state_; }
+  Status commit(const UserState& next) override {
+    // No directory fsync for per-login state: a crash may lose the last record, never
+    // consistency (rename is atomic), and it saves a second flush on every login.
+    WriteOptions opts;
+    opts.mode = 0600;
+    opts.sync_dir = false;
+    auto st = write_file_atomic(path_, serialize_state(next), opts, "state file");
+    if (st) state_ = next;
+    return st;
+  }
+
+ private:
+  Fd lock_;  // released (and the flock with it) when the transaction goes away
+  std::string path_;
+  UserState state_;
+};
+
+class FileStore final : public Store {
+ public:
+  explicit FileStore(const Config& config) : config_(config) {}
+
+  Result<Enrollment> load(const User& user) override {
+    auto where = locate(user);
+    if (!where) return where.error();
+    FsIds ids(where->in_home ? user.uid : geteuid(), where->in_home ? user.gid : getegid());
+    if (!ids.ok()) return make_error(Errc::kIo, "cannot switch to the user's filesystem ids");
+    auto text = read_private_file(where->path, where->owner, kMaxSecretFileSize, "secret file");
+    if (!text) return text.error();
+    if (!text->has_value()) {
+      return make_error(Errc::kNotEnrolled, "user '" + user.name + "' is not enrolled");
+    }
+    auto e = parse_enrollment((*text)->view());
+    if (!e) return make_error(e.error().code, e.error().message + " (" + where->path + ")");
+    return e;
+  }
+
+  Status save(const User& user, const Enrollment& enrollment, bool overwrite) override {
+    auto where = locate(user);
+    if (!where) return where.error();
+    FsIds ids(where->in_home ? user.uid : geteuid(), where->in_home ? user.gid : getegid());
+    if (!ids.ok()) return make_error(Errc::kIo, "cannot switch to the user's filesystem ids");
+    SecretString text(serialize_enrollment(enrollment));
+    WriteOptions opts;
+    opts.mode = 0600;
+    opts.sync_dir = true;  // an enrollment the user was told is saved must survive a power cut
+    opts.no_replace = !overwrite;
+    return write_file_atomic(where->path, text.view(), opts, "secret file");
+  }
+
+  Status remove(const User& user) override {
+    auto where = locate(user);
+    if (!where) return where.error();
+    bool removed_secret = false;
+    {
+      FsIds ids(where->in_home ? user.uid : geteuid(), where->in_home ? user.gid : getegid());
+      if (!ids.ok()) return make_error(Errc::kIo, "cannot switch to the user's filesystem ids");
+      auto r = remove_file(where->path, "secret file");
+      if (!r) return r.error();
+      removed_secret = *r;
+    }
+    if (auto st = check_private_dir(config_.state_dir, config_.trusted_uid, false, "state_dir");
+        !st) {
+      if (!removed_secret) return st;
+      // The secret is gone; state that cannot be reached belongs to no enrollment any more.
+      return Ok{};
+    }
+    auto lock = lock_file(state_base(user) + ".lock", config_.trusted_uid, kLockTimeoutMs);
+    if (!lock) return lock.error();
+    auto r = remove_file(state_base(user) + ".state", "state file");
+    if (!r) return r.error();
+    if (!removed_secret && !*r) {
+      return make_error(Errc::kNotEnrolled, "user '" + user.name + "' is not enrolled");
+    }
+    return Ok{};
+  }
+
+  Result<std::unique_ptr<StateTxn>> lock_state(const User& user) override {
+    bool can_create = geteuid() == config_.trusted_uid;
+    if (auto st = check_private_dir(config_.state_dir, config_.trusted_uid, can_create, "state_dir");
+        !st) {
+      return st.error();
+    }
+    std::string base = state_base(user);
+    auto lock = lock_file(base + ".lock", config_.trusted_uid, kLockTimeoutMs);
+    if (!lock) return lock.error();
+    std::string path = base + ".state";
+    auto text = read_private_file(path, config_.trusted_uid, kMaxStateFileSize, "state file");
+    if (!text) return text.error();
+    UserState state;
+    if (text->has_value()) {
+      auto parsed = parse_state((*text)->view());
+      if (!parsed) return make_error(parsed.error().code, parsed.error().message + " (" + path + ")");
+      state = std::move(parsed.value());
+    }
+    return std::unique_ptr<StateTxn>(
+        std::make_unique<FileStateTxn>(std::move(lock.value()), path, std::move(state)));
+  }
+
+ private:
+  struct Location {
+    std::string path;
+    bool in_home = false;
+    uid_t owner = 0;
+  };
+
+  Result<Location> locate(const User& user) const {
+    auto path = expand_path_template(config_.secret_path, user);
+    if (!path) return path.error();
+    Location loc;
+    loc.path = std::move(path.value());
+    std::string home = user.home;
+    while (home.size() > 1 && home.back() == '/') home.pop_back();
+    loc.in_home = home.size() > 1 && loc.path.size() > home.size() &&
+                  loc.path.compare(0, home.size(), home) == 0 && loc.path[home.size()] == '/';
+    loc.owner = loc.in_home ? user.uid : config_.trusted_uid;
+    return loc;
+  }
+
+  std::string state_base(const User& user) const {
+    return config_.state_dir + "/" + file_name_for_user(user.name);
+  }
+
+  Config config_;
+};
+
+}  // namespace
+
+std::unique_ptr<Store> make_file_store(const Config& config) {
+  return std::make_unique<FileStore>(config);
+}
+
+}  // namespace pbx::totp::detail

@@ -1,0 +1,288 @@
+#include "file_util.hpp"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/fsuid.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+
+namespace pbx::totp::detail {
+
+Fd& Fd::operator=(Fd&& o) noexcept {
+  if (this != &o) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = o.fd_;
+    o.fd_ = -1;
+  }
+  return *this;
+}
+
+Fd::~Fd() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+std::string errno_text(int err) {
+  char buf[256];
+  // GNU strerror_r returns a pointer that may or may not be buf.
+  const char* s = strerror_r(err, buf, sizeof buf);
+  return s;
+}
+
+FsIds::FsIds(uid_t uid, gid_t gid) {
+  if (geteuid() != 0) return;  // not root: we already act as ourselves
+  old_uid_ = static_cast<uid_t>(setfsuid(static_cast<uid_t>(-1)));
+  old_gid_ = static_cast<gid_t>(setfsgid(static_cast<gid_t>(-1)));
+  if (old_uid_ == uid && old_gid_ == gid) return;
+  switched_ = true;
+  setfsgid(gid);
+  setfsuid(uid);
+  // setfsuid reports the previous value, so ask again to learn whether it took.
+  ok_ = static_cast<uid_t>(setfsuid(static_cast<uid_t>(-1))) == uid &&
+        static_cast<gid_t>(setfsgid(static_cast<gid_t>(-1))) == gid;
+}
+
+FsIds::~FsIds() {
+  if (!switched_) return;
+  setfsuid(old_uid_);
+  setfsgid(old_gid_);
+}
+
+std::string dirname_of(const std::string& path) {
+  std::size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+namespace {
+
+std::string base_of(const std::string& path) {
+  std::size_t slash = path.rfind('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+Error io_error(const char* what, const std::string& path, const char* action, int err) {
+  Errc code = (err == ELOOP || err == EMLINK) ? Errc::kUnsafe : Errc::kIo;
+  std::string msg = std::string(what) + " " + path + ": ";
+  if (code == Errc::kUnsafe) {
+    msg += "is a symbolic link (refused)";
+  } else {
+    msg += std::string(action) + ": " + errno_text(err);
+  }
+  return make_error(code, msg);
+}
+
+Status check_stat(const struct stat& st, const std::string& path, uid_t owner, mode_t forbidden,
+                  std::size_t max_size, const char* what) {
+  std::string prefix = std::string(what) + " " + path + ": ";
+  if (!S_ISREG(st.st_mode)) return make_error(Errc::kUnsafe, prefix + "not a regular file");
+  if (st.st_uid != owner) {
+    return make_error(Errc::kUnsafe, prefix + "owned by uid " + std::to_string(st.st_uid) +
+                                         ", expected uid " + std::to_string(owner));
+  }
+  if ((st.st_mode & forbidden) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    return make_error(Errc::kUnsafe,
+                      prefix + "mode " + mode +
+                          (forbidden == 077 ? " lets group or others in (must be 0600 or 0400)"
+                                            : " lets group or others write"));
+  }
+  if (static_cast<std::size_t>(st.st_size) > max_size) {
+    return make_error(Errc::kUnsafe, prefix + "larger than " + std::to_string(max_size) + " bytes");
+  }
+  return Ok{};
+}
+
+// 0 or an errno. With no_replace an existing file wins (EEXIST).
+int rename_into_place(const std::string& tmp, const std::string& path, bool no_replace) {
+  if (!no_replace) return ::rename(tmp.c_str(), path.c_str()) == 0 ? 0 : errno;
+  if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, path.c_str(), RENAME_NOREPLACE) == 0) return 0;
+  if (errno != EINVAL && errno != ENOSYS) return errno;
+  // Filesystems without RENAME_NOREPLACE: link() refuses to replace too.
+  if (::link(tmp.c_str(), path.c_str()) != 0) return errno;
+  ::unlink(tmp.c_str());
+  return 0;
+}
+
+}  // namespace
+
+Result<std::optional<SecretString>> read_private_file(const std::string& path, uid_t owner,
+                                                      std::size_t max_size, const char* what) {
+  return read_checked_file(path, owner, 077, max_size, what);
+}
+
+Result<std::optional<SecretString>> read_checked_file(const std::string& path, uid_t owner,
+                                                      mode_t forbidden, std::size_t max_size,
+                                                      const char* what) {
+  Fd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+  if (!fd.valid()) {
+    int err = errno;
+    if (err == ENOENT) return std::optional<SecretString>{};
+    return io_error(what, path, "cannot open", err);
+  }
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return io_error(what, path, "cannot stat", errno);
+  if (auto ok = check_stat(st, path, owner, forbidden, max_size, what); !ok) return ok.error();
+
+  SecretString content;
+  content.mut().reserve(static_cast<std::size_t>(st.st_size) + 1);
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int err = errno;
+      wipe(buf, sizeof buf);
+      return io_error(what, path, "cannot read", err);
+    }
+    if (n == 0) break;
+    if (content.str().size() + static_cast<std::size_t>(n) > max_size) {
+      wipe(buf, sizeof buf);
+      // It grew after fstat: treat like an oversize file.
+      return make_error(Errc::kUnsafe, std::string(what) + " " + path + ": larger than " +
+                                           std::to_string(max_size) + " bytes");
+    }
+    if (content.str().size() + static_cast<std::size_t>(n) > content.str().capacity()) {
+      // Grow by hand so a reallocation never frees an unwiped copy.
+      SecretString bigger;
+      bigger.mut().reserve((content.str().size() + static_cast<std::size_t>(n)) * 2);
+      bigger.mut().append(content.str());
+      content = std::move(bigger);
+    }
+    content.mut().append(buf, static_cast<std::size_t>(n));
+  }
+  wipe(buf, sizeof buf);
+  return std::optional<SecretString>(std::move(content));
+}
+
+Status write_file_atomic(const std::string& path, std::string_view data, const WriteOptions& opts,
+                         const char* what) {
+  std::string dir = dirname_of(path);
+  std::string tmp = dir + "/." + base_of(path) + ".XXXXXX";
+  Fd fd(::mkostemp(tmp.data(), O_CLOEXEC));
+  if (!fd.valid()) return io_error(what, path, "cannot create a temporary file", errno);
+  auto fail = [&](const char* action, int err) -> Status {
+    ::unlink(tmp.c_str());
+    return io_error(what, path, action, err);
+  };
+  if (::fchmod(fd.get(), opts.mode) != 0) return fail("cannot set mode", errno);
+  std::size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = ::write(fd.get(), data.data() + done, data.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return fail("cannot write", errno);
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  if (::fsync(fd.get()) != 0) return fail("cannot flush to disk", errno);
+  if (::close(fd.release()) != 0) return fail("cannot close", errno);
+  if (int err = rename_into_place(tmp, path, opts.no_replace); err != 0) {
+    ::unlink(tmp.c_str());
+    if (err == EEXIST && opts.no_replace) {
+      return make_error(Errc::kExists, std::string(what) + " " + path + " already exists");
+    }
+    return io_error(what, path, "cannot rename into place", err);
+  }
+  if (opts.sync_dir) {
+    Fd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!dfd.valid() || ::fsync(dfd.get()) != 0) {
+      return io_error(what, path, "cannot flush the directory", errno);
+    }
+  }
+  return Ok{};
+}
+
+Result<bool> remove_file(const std::string& path, const char* what) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return false;
+    return io_error(what, path, "cannot stat", errno);
+  }
+  if (S_ISDIR(st.st_mode)) {
+    return make_error(Errc::kUnsafe, std::string(what) + " " + path + ": is a directory");
+  }
+  // unlink removes a symlink itself, never its target, so any non-directory may go.
+  if (::unlink(path.c_str()) != 0) {
+    if (errno == ENOENT) return false;
+    return io_error(what, path, "cannot remove", errno);
+  }
+  return true;
+}
+
+Status check_private_dir(const std::string& path, uid_t owner, bool create, const char* what) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) {
+    int err = errno;
+    if (err == ENOENT && create) {
+      if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) {
+        return io_error(what, path, "cannot create", errno);
+      }
+      if (::lstat(path.c_str(), &st) != 0) return io_error(what, path, "cannot stat", errno);
+    } else {
+      return io_error(what, path, "cannot stat", err);
+    }
+  }
+  std::string prefix = std::string(what) + " " + path + ": ";
+  if (S_ISLNK(st.st_mode)) return make_error(Errc::kUnsafe, prefix + "is a symbolic link (refused)");
+  if (!S_ISDIR(st.st_mode)) return make_error(Errc::kUnsafe, prefix + "not a directory");
+  if (st.st_uid != owner) {
+    return make_error(Errc::kUnsafe, prefix + "owned by uid " + std::to_string(st.st_uid) +
+                                         ", expected uid " + std::to_string(owner));
+  }
+  if ((st.st_mode & 077) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    return make_error(Errc::kUnsafe, prefix + "mode " + mode + " lets group or others in (must be 0700)");
+  }
+  return Ok{};
+}
+
+Result<Fd> lock_file(const std::string& path, uid_t owner, int timeout_ms) {
+  Fd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY,
+               0600));
+  if (!fd.valid()) return io_error("lock file", path, "cannot open", errno);
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return io_error("lock file", path, "cannot stat", errno);
+  if (auto ok = check_stat(st, path, owner, 077, 4096, "lock file"); !ok) return ok.error();
+  long waited_us = 0;
+  long step_us = 200;
+  for (;;) {
+    if (::flock(fd.get(), LOCK_EX | LOCK_NB) == 0) return fd;
+    if (errno != EWOULDBLOCK && errno != EINTR) return io_error("lock file", path, "cannot lock", errno);
+    if (waited_us >= static_cast<long>(timeout_ms) * 1000) {
+      return make_error(Errc::kIo, "lock file " + path + ": still locked after " +
+                                       std::to_string(timeout_ms) + " ms");
+    }
+    timespec ts{0, step_us * 1000};
+    ::nanosleep(&ts, nullptr);
+    waited_us += step_us;
+    if (step_us < 10000) step_us *= 2;
+  }
+}
+
+std::string file_name_for_user(std::string_view name) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (std::size_t i = 0; i < name.size(); ++i) {
+    auto c = static_cast<unsigned char>(name[i]);
+    bool safe = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                c == '_' || c == '-' || c == '@' || (c == '.' && i > 0);
+    if (safe) {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    }
+  }
+  return out;
+}
+
+}  // namespace pbx::totp::detail

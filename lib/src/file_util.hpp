@@ -1,0 +1,93 @@
+// POSIX file helpers: safe open and read, atomic replace, per-user locks, filesystem ids.
+#pragma once
+
+#include <sys/types.h>
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "pbx/totp/result.hpp"
+#include "pbx/totp/secret.hpp"
+
+namespace pbx::totp::detail {
+
+// Owns a file descriptor.
+class Fd {
+ public:
+  Fd() = default;
+  explicit Fd(int fd) : fd_(fd) {}
+  Fd(Fd&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
+  Fd& operator=(Fd&& o) noexcept;
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  ~Fd();
+  int get() const noexcept { return fd_; }
+  bool valid() const noexcept { return fd_ >= 0; }
+  int release() noexcept {
+    int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+// Switches the thread's filesystem uid/gid for its lifetime (only when running as root and the
+// ids differ), so files in a user's home are read and created as that user.
+class FsIds {
+ public:
+  FsIds(uid_t uid, gid_t gid);
+  ~FsIds();
+  FsIds(const FsIds&) = delete;
+  FsIds& operator=(const FsIds&) = delete;
+  bool ok() const noexcept { return ok_; }
+
+ private:
+  bool switched_ = false;
+  bool ok_ = true;
+  uid_t old_uid_ = 0;
+  gid_t old_gid_ = 0;
+};
+
+// Opens without following a symlink or blocking on a FIFO, then checks: regular file, owned by
+// `owner`, no group/other permission bits, at most `max_size` bytes. nullopt when missing.
+// `what` names the file in messages ("secret file", "state file").
+Result<std::optional<SecretString>> read_private_file(const std::string& path, uid_t owner,
+                                                      std::size_t max_size, const char* what);
+
+// The same with a chosen set of forbidden mode bits (022 for a world-readable config file).
+Result<std::optional<SecretString>> read_checked_file(const std::string& path, uid_t owner,
+                                                      mode_t forbidden, std::size_t max_size,
+                                                      const char* what);
+
+struct WriteOptions {
+  mode_t mode = 0600;
+  bool sync_dir = false;    // fsync the directory after the rename (durable, costs a flush)
+  bool no_replace = false;  // fail with kExists instead of replacing an existing file
+};
+
+// Temp file in the same directory, write, fsync, rename. The old file or the new, never a mix.
+Status write_file_atomic(const std::string& path, std::string_view data, const WriteOptions& opts,
+                         const char* what);
+
+// Removes a file, refusing to follow a symlink at that place. kNotEnrolled-free: missing is ok.
+Result<bool> remove_file(const std::string& path, const char* what);
+
+// A directory owned by `owner` without group/other bits; created 0700 when missing and
+// `create` (its parent must exist).
+Status check_private_dir(const std::string& path, uid_t owner, bool create, const char* what);
+
+// Exclusive flock on a lock file (created 0600 if missing; must be a regular file of `owner`).
+// Waits up to `timeout_ms`, then fails closed.
+Result<Fd> lock_file(const std::string& path, uid_t owner, int timeout_ms);
+
+std::string dirname_of(const std::string& path);
+std::string errno_text(int err);
+
+// A user name made safe as a file name: [A-Za-z0-9._@-] kept, anything else (and a leading
+// dot) as %XX.
+std::string file_name_for_user(std::string_view name);
+
+}  // namespace pbx::totp::detail

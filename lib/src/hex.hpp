@@ -1,0 +1,17 @@
+// Lower-case hex encoding for hashes, salts and ids in our text files.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace pbx::totp::detail {
+
+std::string to_hex(const std::uint8_t* data, std::size_t size);
+// Only lower-case hex of even length; nullopt otherwise.
+std::optional<std::vector<std::uint8_t>> from_hex(std::string_view text);
+bool is_hex(std::string_view text, std::size_t length);
+
+}  // namespace pbx::totp::detail

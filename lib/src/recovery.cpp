@@ -1,0 +1,120 @@
+#include "pbx/totp/recovery.hpp"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include <algorithm>
+
+#include "pbx/totp/hotp.hpp"
+#include "hex.hpp"
+
+namespace pbx::totp {
+namespace {
+
+constexpr char kLetters[] = "abcdefghjkmnpqrstuvwxyz";  // 23 letters: no i, l, o
+constexpr int kGroups = 3;
+constexpr int kGroupSize = 4;
+constexpr std::size_t kHashSize = 32;
+constexpr std::size_t kSaltSize = 16;
+
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_lower(char c) { return c >= 'a' && c <= 'z'; }
+
+Result<std::string> hash_code(std::string_view normalized, const std::vector<std::uint8_t>& salt,
+                              const KdfParams& kdf) {
+  std::uint8_t out[kHashSize];
+  if (EVP_PBE_scrypt(normalized.data(), normalized.size(), salt.data(), salt.size(), kdf.n, kdf.r,
+                     kdf.p, 256U * 1024 * 1024, out, sizeof out) != 1) {
+    return make_error(Errc::kInternal, "scrypt failed");
+  }
+  std::string hex = detail::to_hex(out, sizeof out);
+  wipe(out, sizeof out);
+  return hex;
+}
+
+}  // namespace
+
+Result<std::vector<SecretString>> generate_recovery_codes(int count) {
+  if (count < 0 || count > kMaxRecoveryCodes) {
+    return make_error(Errc::kInvalid, "recovery code count must be 0 to 20");
+  }
+  std::vector<SecretString> codes;
+  for (int i = 0; i < count; ++i) {
+    SecretString code;
+    int letters = 0;
+    while (letters < kGroups * kGroupSize) {
+      std::uint8_t b[32];
+      if (auto st = random_bytes(b, sizeof b); !st) return st.error();
+      for (std::uint8_t v : b) {
+        // 230 = 10 * 23: rejecting bytes at or above it keeps every letter equally likely.
+        if (v >= 230 || letters == kGroups * kGroupSize) continue;
+        if (letters > 0 && letters % kGroupSize == 0) code.mut().push_back('-');
+        code.mut().push_back(kLetters[v % 23]);
+        ++letters;
+      }
+      wipe(b, sizeof b);
+    }
+    codes.push_back(std::move(code));
+  }
+  return codes;
+}
+
+SecretString normalize_recovery_code(std::string_view input) {
+  SecretString out;
+  out.mut().reserve(input.size());
+  for (char c : input) {
+    if (c == ' ' || c == '-' || c == '\t') continue;
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    out.mut().push_back(c);
+  }
+  return out;
+}
+
+bool looks_like_recovery_code(std::string_view input, int totp_digits) {
+  SecretString n = normalize_recovery_code(input);
+  std::string_view s = n.view();
+  if (s.size() < 6 || s.size() > 32) return false;
+  bool all_digits = std::all_of(s.begin(), s.end(), is_digit);
+  if (all_digits) return s.size() != static_cast<std::size_t>(totp_digits);
+  return std::all_of(s.begin(), s.end(), [](char c) { return is_digit(c) || is_lower(c); });
+}
+
+Result<RecoverySet> hash_recovery_codes(const std::vector<SecretString>& codes,
+                                        const KdfParams& kdf) {
+  RecoverySet set;
+  set.kdf = kdf;
+  std::vector<std::uint8_t> salt(kSaltSize);
+  if (auto st = random_bytes(salt.data(), salt.size()); !st) return st.error();
+  set.salt = detail::to_hex(salt.data(), salt.size());
+  for (const auto& code : codes) {
+    SecretString n = normalize_recovery_code(code.view());
+    auto h = hash_code(n.view(), salt, kdf);
+    if (!h) return h.error();
+    set.hashes.push_back(std::move(h.value()));
+  }
+  return set;
+}
+
+Result<std::optional<int>> match_recovery_code(const RecoverySet& set, std::string_view input,
+                                               const std::vector<int>& used) {
+  if (set.hashes.empty()) return std::optional<int>{};
+  auto salt = detail::from_hex(set.salt);
+  if (!salt) return make_error(Errc::kCorrupt, "recovery salt is not hex");
+  SecretString n = normalize_recovery_code(input);
+  if (n.view().empty()) return std::optional<int>{};
+  auto h = hash_code(n.view(), *salt, set.kdf);
+  if (!h) return h.error();
+  SecretString attempt(std::move(h.value()));
+  int found = -1;
+  for (std::size_t i = 0; i < set.hashes.size(); ++i) {
+    const std::string& stored = set.hashes[i];
+    bool same = stored.size() == attempt.str().size() &&
+                CRYPTO_memcmp(stored.data(), attempt.str().data(), stored.size()) == 0;
+    bool spent = std::find(used.begin(), used.end(), static_cast<int>(i)) != used.end();
+    if (same && !spent && found < 0) found = static_cast<int>(i);
+  }
+  if (found < 0) return std::optional<int>{};
+  return std::optional<int>(found);
+}
+
+}  // namespace pbx::totp

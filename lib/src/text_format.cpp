@@ -1,0 +1,64 @@
+#include "text_format.hpp"
+
+#include <charconv>
+
+namespace pbx::totp::detail {
+
+bool parse_i64(std::string_view text, std::int64_t lo, std::int64_t hi, std::int64_t& out) {
+  std::int64_t v = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (text.empty() || ec != std::errc{} || ptr != text.data() + text.size() || v < lo || v > hi) {
+    return false;
+  }
+  out = v;
+  return true;
+}
+
+Result<std::vector<KeyValueLine>> parse_key_values(std::string_view text, const char* what) {
+  std::vector<KeyValueLine> lines;
+  bool versioned = false;
+  bool ended = false;
+  int line_no = 0;
+  while (!text.empty()) {
+    ++line_no;
+    std::size_t nl = text.find('\n');
+    std::string_view line = text.substr(0, nl);
+    text = nl == std::string_view::npos ? std::string_view{} : text.substr(nl + 1);
+    for (char c : line) {
+      auto u = static_cast<unsigned char>(c);
+      if ((u < 0x20 && c != '\t') || u == 0x7F) {
+        return make_error(Errc::kCorrupt, std::string(what) + ": line " +
+                                              std::to_string(line_no) + ": control character");
+      }
+    }
+    if (line.empty() || line.front() == '#') continue;
+    if (ended) {
+      return make_error(Errc::kCorrupt, std::string(what) + ": line " + std::to_string(line_no) +
+                                            ": text after the end line");
+    }
+    std::size_t sp = line.find(' ');
+    KeyValueLine kv{std::string(line.substr(0, sp)),
+                    sp == std::string_view::npos ? std::string() : std::string(line.substr(sp + 1))};
+    if (!versioned) {
+      if (kv.key != "version") {
+        return make_error(Errc::kCorrupt, std::string(what) + ": does not start with a version line");
+      }
+      if (kv.value != "1") {
+        return make_error(Errc::kCorrupt, std::string(what) + ": unknown version '" + kv.value + "'");
+      }
+      versioned = true;
+      continue;
+    }
+    if (kv.key == "end" && kv.value.empty()) {
+      ended = true;
+      continue;
+    }
+    lines.push_back(std::move(kv));
+  }
+  if (!versioned || !ended) {
+    return make_error(Errc::kCorrupt, std::string(what) + ": empty or truncated (no end line)");
+  }
+  return lines;
+}
+
+}  // namespace pbx::totp::detail

@@ -1,0 +1,26 @@
+// The line format shared by the secret and state files: "key value", '#' comments, version 1.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "pbx/totp/result.hpp"
+
+namespace pbx::totp::detail {
+
+struct KeyValueLine {
+  std::string key;
+  std::string value;
+};
+
+// Splits into lines; rejects NUL bytes, control characters, lines without a key, and a missing
+// or unknown first "version 1", and a missing last "end" line (a truncated file). `what` names the file kind in errors (kCorrupt).
+Result<std::vector<KeyValueLine>> parse_key_values(std::string_view text, const char* what);
+
+// Strict whole-string integer in [lo, hi].
+bool parse_i64(std::string_view text, std::int64_t lo, std::int64_t hi, std::int64_t& out);
+
+}  // namespace pbx::totp::detail

@@ -1,0 +1,90 @@
+#include "pbx/totp/user.hpp"
+
+#include <grp.h>
+#include <pwd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <vector>
+
+namespace pbx::totp {
+
+Result<User> lookup_user(std::string_view name) {
+  if (name.empty() || name.size() > 256 || name.find('\0') != std::string_view::npos) {
+    return make_error(Errc::kNoUser, "invalid user name");
+  }
+  std::string n(name);
+  std::vector<char> buf(16384);
+  passwd pw{};
+  passwd* found = nullptr;
+  int rc = 0;
+  while ((rc = getpwnam_r(n.c_str(), &pw, buf.data(), buf.size(), &found)) == ERANGE &&
+         buf.size() < (1U << 20)) {
+    buf.resize(buf.size() * 2);
+  }
+  if (rc != 0) return make_error(Errc::kIo, "cannot look up user '" + n + "'");
+  if (found == nullptr) return make_error(Errc::kNoUser, "no such user '" + n + "'");
+  User u;
+  u.name = pw.pw_name;
+  u.uid = pw.pw_uid;
+  u.gid = pw.pw_gid;
+  u.home = pw.pw_dir != nullptr ? pw.pw_dir : "";
+  return u;
+}
+
+std::vector<std::string> user_groups(const User& user) {
+  std::vector<std::string> names;
+  int count = 64;
+  std::vector<gid_t> gids(static_cast<std::size_t>(count));
+  while (getgrouplist(user.name.c_str(), user.gid, gids.data(), &count) < 0) {
+    if (count <= static_cast<int>(gids.size()) || count > 65536) return names;
+    gids.resize(static_cast<std::size_t>(count));
+  }
+  gids.resize(static_cast<std::size_t>(count));
+  std::vector<char> buf(16384);
+  for (gid_t gid : gids) {
+    group gr{};
+    group* found = nullptr;
+    int rc = 0;
+    while ((rc = getgrgid_r(gid, &gr, buf.data(), buf.size(), &found)) == ERANGE &&
+           buf.size() < (1U << 22)) {
+      buf.resize(buf.size() * 2);
+    }
+    if (rc == 0 && found != nullptr) names.emplace_back(gr.gr_name);
+  }
+  return names;
+}
+
+Result<std::string> expand_path_template(std::string_view templ, const User& user) {
+  std::string out;
+  for (std::size_t i = 0; i < templ.size(); ++i) {
+    char c = templ[i];
+    if (c != '%') {
+      out.push_back(c);
+      continue;
+    }
+    if (i + 1 >= templ.size()) return make_error(Errc::kConfig, "secret_path: dangling %");
+    char e = templ[++i];
+    if (e == 'u') {
+      if (user.name.find('/') != std::string::npos || user.name == "." || user.name == "..") {
+        return make_error(Errc::kInvalid, "user name cannot be part of a path");
+      }
+      out += user.name;
+    } else if (e == 'h') {
+      if (user.home.empty() || user.home.front() != '/') {
+        return make_error(Errc::kInvalid, "user '" + user.name + "' has no absolute home directory");
+      }
+      out += user.home;
+    } else if (e == 'U') {
+      out += std::to_string(user.uid);
+    } else if (e == '%') {
+      out.push_back('%');
+    } else {
+      return make_error(Errc::kConfig, "secret_path: unknown escape %" + std::string(1, e));
+    }
+  }
+  if (out.empty() || out.front() != '/') return make_error(Errc::kConfig, "secret_path: not absolute");
+  return out;
+}
+
+}  // namespace pbx::totp

@@ -1,0 +1,211 @@
+#include "pbx/totp/verifier.hpp"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include <algorithm>
+
+#include "hex.hpp"
+#include "pbx/totp/hotp.hpp"
+#include "pbx/totp/recovery.hpp"
+
+namespace pbx::totp {
+namespace {
+
+// 16 bytes of SHA-256: enough to tell hosts apart without keeping their names.
+std::string host_key(std::string_view rhost) {
+  std::uint8_t md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (EVP_Digest(rhost.data(), rhost.size(), md, &len, EVP_sha256(), nullptr) != 1 || len < 16) {
+    return {};
+  }
+  return detail::to_hex(md, 16);
+}
+
+bool all_digits(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+Outcome error_outcome(Error e) {
+  Outcome o;
+  o.verdict = Verdict::kError;
+  o.error = std::move(e);
+  return o;
+}
+
+int recovery_left(const Enrollment& e, const UserState& s) {
+  int used = 0;
+  for (int i : s.used_recovery) {
+    if (i >= 0 && static_cast<std::size_t>(i) < e.recovery.hashes.size()) ++used;
+  }
+  return static_cast<int>(e.recovery.hashes.size()) - used;
+}
+
+// Index of the matching step offset in [-window, window], or nullopt. Every candidate is
+// computed and compared, so the time taken does not depend on where (or whether) it matched.
+struct Match {
+  std::int64_t step;
+  int offset;
+};
+
+std::optional<Match> match_totp(const Enrollment& e, std::string_view code, std::int64_t centre,
+                                int window, std::int64_t last_step, bool& hmac_failed) {
+  Hmac hmac(e.algorithm, e.secret);
+  if (!hmac.ok()) {
+    hmac_failed = true;
+    return std::nullopt;
+  }
+  std::optional<Match> best;
+  for (int d = -window; d <= window; ++d) {
+    std::int64_t step = centre + d;
+    if (step < 0) continue;
+    auto value = hotp(hmac, static_cast<std::uint64_t>(step), e.digits);
+    if (!value) {
+      hmac_failed = true;
+      return std::nullopt;
+    }
+    std::string expected = format_code(*value, e.digits);
+    bool same = expected.size() == code.size() &&
+                CRYPTO_memcmp(expected.data(), code.data(), code.size()) == 0;
+    wipe(expected);
+    // Prefer a match after the last accepted step: two steps may share a code.
+    if (same && (!best || (best->step <= last_step && step > last_step))) best = Match{step, d};
+  }
+  return best;
+}
+
+}  // namespace
+
+const char* verdict_name(Verdict v) noexcept {
+  switch (v) {
+    case Verdict::kAccepted: return "accepted";
+    case Verdict::kRecoveryAccepted: return "recovery-code-accepted";
+    case Verdict::kRejected: return "rejected";
+    case Verdict::kReplayed: return "replayed";
+    case Verdict::kLockedOut: return "locked-out";
+    case Verdict::kNotEnrolled: return "not-enrolled";
+    case Verdict::kError: return "error";
+  }
+  return "error";
+}
+
+std::int64_t lockout_seconds(const Config& config, int failures) {
+  if (failures < config.max_failures) return 0;
+  std::int64_t secs = config.lockout;
+  for (int i = config.max_failures; i < failures && secs < kMaxLockoutSeconds; ++i) secs *= 2;
+  return std::min<std::int64_t>(secs, kMaxLockoutSeconds);
+}
+
+Outcome Verifier::verify(const User& user, std::string_view input, std::string_view rhost) {
+  try {
+    auto txn = store_.lock_state(user);
+    // Load the secret under the lock so a concurrent re-enrollment is seen whole.
+    auto enrollment = store_.load(user);
+    if (!enrollment) {
+      if (enrollment.error().code == Errc::kNotEnrolled) {
+        Outcome o;
+        o.verdict = Verdict::kNotEnrolled;
+        return o;
+      }
+      return error_outcome(enrollment.error());
+    }
+    if (!txn) return error_outcome(txn.error());
+    const Enrollment& e = *enrollment;
+    UserState state = (*txn)->state();
+    if (state.enrollment_id != e.id) {
+      state = UserState{};  // stale: belongs to an earlier enrollment
+      state.enrollment_id = e.id;
+    }
+
+    const std::int64_t now = clock_.now();
+    Outcome out;
+    if (state.locked_until > now) {
+      out.verdict = Verdict::kLockedOut;
+      out.locked_until = state.locked_until;
+      out.failures = state.failures;
+      out.recovery_left = recovery_left(e, state);
+      return out;
+    }
+
+    std::string_view code = input;
+    while (!code.empty() && code.front() == ' ') code.remove_prefix(1);
+    while (!code.empty() && code.back() == ' ') code.remove_suffix(1);
+
+    bool success = false;
+    if (code.size() == static_cast<std::size_t>(e.digits) && all_digits(code)) {
+      std::int64_t centre = time_step(now, e.period) + state.skew;
+      bool hmac_failed = false;
+      auto m = match_totp(e, code, centre, config_.window, state.last_step, hmac_failed);
+      if (hmac_failed) return error_outcome(make_error(Errc::kInternal, "HMAC computation failed"));
+      if (m && m->step > state.last_step) {
+        out.verdict = Verdict::kAccepted;
+        state.last_step = m->step;
+        state.skew = std::clamp(state.skew + m->offset, -kMaxSkewSteps, kMaxSkewSteps);
+        success = true;
+      } else if (m) {
+        out.verdict = Verdict::kReplayed;
+      } else {
+        out.verdict = Verdict::kRejected;
+      }
+    } else if (looks_like_recovery_code(code, e.digits)) {
+      auto idx = match_recovery_code(e.recovery, code, state.used_recovery);
+      if (!idx) return error_outcome(idx.error());
+      if (idx->has_value()) {
+        out.verdict = Verdict::kRecoveryAccepted;
+        state.used_recovery.push_back(**idx);
+        success = true;
+      } else {
+        out.verdict = Verdict::kRejected;
+      }
+    } else {
+      out.verdict = Verdict::kRejected;
+    }
+
+    if (success) {
+      state.failures = 0;
+      state.locked_until = 0;
+      state.last_success = now;
+      if (config_.grace_period > 0 && !rhost.empty()) {
+        std::string key = host_key(rhost);
+        std::erase_if(state.grace, [&](const GraceEntry& g) {
+          return g.host == key || g.at + config_.grace_period <= now;
+        });
+        if (state.grace.size() >= static_cast<std::size_t>(kMaxGraceEntries)) {
+          state.grace.erase(state.grace.begin());
+        }
+        state.grace.push_back(GraceEntry{key, now});
+      }
+    } else {
+      state.failures = std::min(state.failures + 1, 1000000);
+      std::int64_t lock = lockout_seconds(config_, state.failures);
+      if (lock > 0) state.locked_until = now + lock;
+    }
+    // Record before answering: an outcome that cannot be written is no success (fail closed).
+    if (auto st = (*txn)->commit(state); !st) return error_outcome(st.error());
+    out.failures = state.failures;
+    out.locked_until = state.locked_until;
+    out.recovery_left = recovery_left(e, state);
+    return out;
+  } catch (const std::exception& ex) {
+    return error_outcome(make_error(Errc::kInternal, ex.what()));
+  }
+}
+
+Result<bool> Verifier::in_grace(const User& user, std::string_view rhost) {
+  if (config_.grace_period <= 0 || rhost.empty()) return false;
+  auto txn = store_.lock_state(user);
+  if (!txn) return txn.error();
+  auto enrollment = store_.load(user);
+  if (!enrollment) return enrollment.error();
+  const UserState& state = (*txn)->state();
+  if (state.enrollment_id != enrollment->id) return false;
+  const std::int64_t now = clock_.now();
+  if (state.locked_until > now) return false;
+  std::string key = host_key(rhost);
+  for (const auto& g : state.grace) {
+    if (g.host == key && g.at <= now && now < g.at + config_.grace_period) return true;
+  }
+  return false;
+}
+
+}  // namespace pbx::totp

@@ -1,0 +1,55 @@
+# shellcheck shell=bash
+# Debian packages pbx-mfa needs, and installing the missing ones; sourced by scripts/test,
+# scripts/demo and bench/run.
+
+# Everything the build, the tests and the demo need on Debian 12. Add new packages here.
+# shellcheck disable=SC2034  # used by the scripts that source this file
+PBX_DEPS=(
+  build-essential cmake pkg-config clang
+  libssl-dev libpam0g-dev libqrencode-dev libcli11-dev nlohmann-json3-dev
+  googletest libgtest-dev libbenchmark-dev
+  oathtool pamtester expect zbar-tools
+  libpam-google-authenticator libpam-oath openssh-server
+)
+
+# Prints, one per line, the packages among "$@" that are not installed.
+pbx_missing_packages() {
+  local pkg status
+  for pkg in "$@"; do
+    # dpkg-query exits 1 for a package it has never heard of; that is "missing" too.
+    status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+    [[ $status == "install ok installed" ]] || printf '%s\n' "$pkg"
+  done
+}
+
+# Makes sure the packages "$@" are installed. As root: `apt-get update` once, then installs
+# only the missing ones. Otherwise prints the apt-get line to run and exits 2.
+pbx_ensure_packages() {
+  local me=${PBX_SCRIPT_NAME:-${0##*/}}
+  if ! command -v dpkg-query >/dev/null 2>&1; then
+    echo "$me: dpkg-query not found: this script installs Debian packages (Debian 12)." >&2
+    echo "$me: install the equivalents of: $*  — then run again with --no-deps." >&2
+    exit 2
+  fi
+  local missing=()
+  mapfile -t missing < <(pbx_missing_packages "$@")
+  if ((${#missing[@]} == 0)); then
+    echo "==> $me: all $# build and test packages are installed"
+    return 0
+  fi
+  if ((EUID != 0)); then
+    echo "$me: missing Debian packages: ${missing[*]}" >&2
+    echo "$me: install them as root, then run this again:" >&2
+    echo "  sudo apt-get update && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ${missing[*]}" >&2
+    exit 2
+  fi
+  echo "==> $me: installing missing packages: ${missing[*]}"
+  apt-get update
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" \
+    </dev/null
+  mapfile -t missing < <(pbx_missing_packages "$@")
+  if ((${#missing[@]} != 0)); then
+    echo "$me: still not installed after apt-get: ${missing[*]}" >&2
+    exit 2
+  fi
+}
