@@ -191,6 +191,41 @@ Outcome Verifier::verify(const User& user, std::string_view input, std::string_v
   }
 }
 
+Result<UserStatus> Verifier::status(const User& user) {
+  UserStatus st;
+  auto enrollment = store_.load(user);
+  if (!enrollment) {
+    if (enrollment.error().code == Errc::kNotEnrolled) return st;
+    return enrollment.error();
+  }
+  st.enrolled = true;
+  st.algorithm = enrollment->algorithm;
+  st.digits = enrollment->digits;
+  st.period = enrollment->period;
+  auto txn = store_.lock_state(user);
+  if (!txn) return txn.error();
+  if ((*txn)->state().enrollment_id == enrollment->id) st.state = (*txn)->state();
+  st.state.enrollment_id = enrollment->id;
+  st.recovery_left = recovery_left(*enrollment, st.state);
+  st.locked = st.state.locked_until > clock_.now();
+  return st;
+}
+
+Status Verifier::unlock(const User& user) {
+  auto txn = store_.lock_state(user);
+  if (!txn) return txn.error();
+  auto enrollment = store_.load(user);
+  if (!enrollment) return enrollment.error();
+  UserState state = (*txn)->state();
+  if (state.enrollment_id != enrollment->id) {
+    state = UserState{};
+    state.enrollment_id = enrollment->id;
+  }
+  state.failures = 0;
+  state.locked_until = 0;
+  return (*txn)->commit(state);
+}
+
 Result<bool> Verifier::in_grace(const User& user, std::string_view rhost) {
   if (config_.grace_period <= 0 || rhost.empty()) return false;
   auto txn = store_.lock_state(user);

@@ -36,6 +36,18 @@ struct Outcome {
 constexpr int kMaxSkewSteps = 10;
 constexpr int kMaxLockoutSeconds = 3600;
 
+// What a user's enrollment and state look like now (for status, and to tell a locked-out user
+// before asking for a code). State of an earlier enrollment is reported as fresh.
+struct UserStatus {
+  bool enrolled = false;
+  Algorithm algorithm = Algorithm::kSha1;
+  int digits = 6;
+  int period = 30;
+  int recovery_left = 0;
+  UserState state;
+  bool locked = false;  // locked_until is in the future
+};
+
 class Verifier {
  public:
   Verifier(const Config& config, Store& store, const Clock& clock)
@@ -43,6 +55,12 @@ class Verifier {
 
   // Never throws for bad input. `rhost` keys the grace period (may be empty).
   Outcome verify(const User& user, std::string_view input, std::string_view rhost = {});
+
+  // Reads without changing anything. Errors: store unreadable, unsafe or corrupt.
+  Result<UserStatus> status(const User& user);
+
+  // Clears failures and lockout (keeps the replay mark). kNotEnrolled when not enrolled.
+  Status unlock(const User& user);
 
   // True when grace_period > 0 and this user succeeded from this host recently enough.
   Result<bool> in_grace(const User& user, std::string_view rhost);

@@ -1,0 +1,315 @@
+#include "authenticate.hpp"
+
+#include <security/_pam_types.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <new>
+
+#include "module_args.hpp"
+#include "pbx/totp/recovery.hpp"
+#include "pbx/totp/store.hpp"
+#include "pbx/totp/user.hpp"
+#include "pbx/totp/verifier.hpp"
+
+namespace pbx::pam {
+namespace {
+
+using totp::SecretString;
+
+constexpr unsigned kFailDelayUs = 2'000'000;  // as pam_unix
+constexpr std::size_t kMaxCodeInput = 512;
+
+// Keeps log lines on one line and printable, whatever a user name or host name holds.
+std::string printable(std::string_view s, std::size_t max = 128) {
+  std::string out;
+  for (char c : s.substr(0, max)) {
+    auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u >= 0x7F || c == ' ' || c == '"' || c == '\\') {
+      char buf[5];
+      std::snprintf(buf, sizeof buf, "\\x%02x", u);
+      out += buf;
+    } else {
+      out.push_back(c);
+    }
+  }
+  if (s.size() > max) out += "...";
+  return out.empty() ? "-" : out;
+}
+
+std::string when_text(std::int64_t seconds) {
+  if (seconds < 60) return std::to_string(seconds) + " second" + (seconds == 1 ? "" : "s");
+  std::int64_t minutes = (seconds + 59) / 60;
+  return std::to_string(minutes) + " minute" + (minutes == 1 ? "" : "s");
+}
+
+class Flow {
+ public:
+  Flow(PamContext& ctx, const AuthOptions& opts, const totp::Clock& clock)
+      : ctx_(ctx), opts_(opts), clock_(clock) {}
+
+  AuthResult run(const std::vector<std::string>& args) {
+    auto parsed = parse_module_args(args, opts_.trusted_uid);
+    if (!parsed) return fail(AuthResult::kBadConfig, parsed.error().message);
+    args_ = std::move(parsed.value());
+    if (!args_.nodelay) ctx_.fail_delay(kFailDelayUs);
+
+    auto name = ctx_.user();
+    if (!name || name->empty()) return fail(AuthResult::kConvError, "no user name");
+    user_name_ = *name;
+    rhost_ = ctx_.rhost();
+
+    for (const auto& net : args_.config.exempt_networks) {
+      if (!rhost_.empty() && totp::cidr_contains(net, rhost_)) {
+        return fail(AuthResult::kExempt, "exempt network");
+      }
+    }
+    auto user = totp::lookup_user(user_name_);
+    if (!user) {
+      if (user.error().code != totp::Errc::kNoUser) {
+        return fail(AuthResult::kUnavailable, user.error().message);
+      }
+      // Ask anyway so an unknown name looks like any other.
+      return ask_then(AuthResult::kUnknownUser, "unknown user");
+    }
+    std::vector<std::string> groups;
+    bool need_groups = !args_.config.exempt_groups.empty() || !args_.config.require_groups.empty();
+    if (need_groups) groups = totp::user_groups(*user);
+    auto member = [&](const std::vector<std::string>& of) {
+      return std::any_of(of.begin(), of.end(), [&](const std::string& g) {
+        return std::find(groups.begin(), groups.end(), g) != groups.end();
+      });
+    };
+    if (member(args_.config.exempt_groups)) return fail(AuthResult::kExempt, "exempt group");
+    bool required = args_.config.require_all || member(args_.config.require_groups);
+
+    auto store = totp::open_store(args_.config);
+    if (!store) return fail(AuthResult::kBadConfig, store.error().message);
+    totp::Verifier verifier(args_.config, **store, clock_);
+
+    auto status = verifier.status(*user);
+    if (!status) return fail(AuthResult::kUnavailable, status.error().message);
+    if (!status->enrolled) {
+      if (!required) return fail(AuthResult::kNotRequired, "not enrolled, not required");
+      return ask_then(AuthResult::kNotEnrolled, "required but not enrolled");
+    }
+    if (status->locked) {
+      tell_locked(status->state.locked_until);
+      return fail(AuthResult::kLockedOut, "locked out");
+    }
+    if (args_.config.grace_period > 0 && !rhost_.empty()) {
+      auto grace = verifier.in_grace(*user, rhost_);
+      if (!grace) return fail(AuthResult::kUnavailable, grace.error().message);
+      if (*grace) return fail(AuthResult::kGrace, "within grace period");
+    }
+
+    auto code = read_code(status->digits);
+    if (!code) return fail(AuthResult::kConvError, "conversation failed");
+    // An absurdly long answer is a wrong code like any other; don't hash or copy it around.
+    if (code->view().size() > kMaxCodeInput) code = SecretString(std::string());
+    auto outcome = verifier.verify(*user, code->view(), rhost_);
+    switch (outcome.verdict) {
+      case totp::Verdict::kAccepted:
+        return fail(AuthResult::kAccepted, "");
+      case totp::Verdict::kRecoveryAccepted:
+        tell("Recovery code accepted. " + std::to_string(outcome.recovery_left) +
+                 " recovery code" + (outcome.recovery_left == 1 ? "" : "s") +
+                 " left; make new ones with 'pbx-mfa recovery-codes'.",
+             false);
+        return fail(AuthResult::kRecoveryAccepted,
+                    "recovery codes left " + std::to_string(outcome.recovery_left));
+      case totp::Verdict::kRejected:
+      case totp::Verdict::kReplayed: {
+        AuthResult r = outcome.verdict == totp::Verdict::kRejected ? AuthResult::kRejected
+                                                                   : AuthResult::kReplayed;
+        std::string detail = "failures " + std::to_string(outcome.failures);
+        if (outcome.locked_until > clock_.now()) {
+          tell_locked(outcome.locked_until);
+          detail += ", now locked out";
+        }
+        return fail(r, detail);
+      }
+      case totp::Verdict::kLockedOut:
+        tell_locked(outcome.locked_until);
+        return fail(AuthResult::kLockedOut, "locked out");
+      case totp::Verdict::kNotEnrolled:
+        return fail(AuthResult::kNotEnrolled, "enrollment removed during login");
+      case totp::Verdict::kError:
+        return fail(AuthResult::kUnavailable,
+                    outcome.error ? outcome.error->message : std::string("store error"));
+    }
+    return fail(AuthResult::kInternal, "unexpected verdict");
+  }
+
+  void log_outcome(AuthResult r) {
+    std::string line = "service=" + printable(ctx_.service()) + " user=" + printable(user_name_) +
+                       " rhost=" + printable(rhost_) + " outcome=" + result_name(r);
+    if (!detail_.empty()) line += " (" + printable(detail_, 400) + ")";
+    LogLevel level = LogLevel::kNotice;
+    switch (r) {
+      case AuthResult::kAccepted:
+      case AuthResult::kGrace:
+      case AuthResult::kExempt:
+      case AuthResult::kNotRequired:
+        level = LogLevel::kInfo;
+        break;
+      case AuthResult::kRecoveryAccepted:
+      case AuthResult::kRejected:
+      case AuthResult::kReplayed:
+      case AuthResult::kLockedOut:
+      case AuthResult::kNotEnrolled:
+      case AuthResult::kUnknownUser:
+        level = LogLevel::kNotice;
+        break;
+      default:
+        level = LogLevel::kError;
+    }
+    ctx_.log(level, line);
+  }
+
+  void set_detail(std::string d) { detail_ = std::move(d); }
+
+ private:
+  AuthResult fail(AuthResult r, std::string detail) {
+    detail_ = std::move(detail);
+    return r;
+  }
+
+  AuthResult ask_then(AuthResult r, std::string detail) {
+    auto ignored = ctx_.prompt(args_.prompt, args_.echo_code);
+    if (!ignored) return fail(AuthResult::kConvError, "conversation failed");
+    return fail(r, std::move(detail));
+  }
+
+  void tell(const std::string& text, bool error) {
+    if (!opts_.silent) ctx_.message(text, error);
+  }
+
+  void tell_locked(std::int64_t until) {
+    std::int64_t left = std::max<std::int64_t>(1, until - clock_.now());
+    tell("Too many wrong security codes. Try again in " + when_text(left) + ".", true);
+  }
+
+  std::optional<SecretString> read_code(int digits) {
+    if (args_.use_first_pass || args_.try_first_pass) {
+      auto tok = ctx_.authtok();
+      if (tok && !tok->view().empty()) return tok;
+      if (args_.use_first_pass) return SecretString(std::string());
+    }
+    if (args_.forward_pass) return read_forwarded(digits);
+    return ctx_.prompt(args_.prompt, args_.echo_code);
+  }
+
+  // "password" + "code" in one answer: the code is the trailing `digits` digits, or a trailing
+  // recovery code; the password goes on to the next module as PAM_AUTHTOK.
+  std::optional<SecretString> read_forwarded(int digits) {
+    std::string prompt = args_.prompt == "Security code: " ? "Password and security code: "
+                                                            : args_.prompt;
+    auto both = ctx_.prompt(prompt, false);
+    if (!both) return both;
+    std::string_view all = both->view();
+    std::size_t code_len = static_cast<std::size_t>(digits);
+    bool digits_tail = all.size() >= code_len &&
+                       std::all_of(all.end() - static_cast<std::ptrdiff_t>(code_len), all.end(),
+                                   [](char c) { return c >= '0' && c <= '9'; });
+    if (!digits_tail) {
+      constexpr std::size_t kRecoveryLen = 14;  // xxxx-xxxx-xxxx
+      if (all.size() >= kRecoveryLen &&
+          totp::looks_like_recovery_code(all.substr(all.size() - kRecoveryLen), digits) &&
+          all[all.size() - 5] == '-' && all[all.size() - 10] == '-') {
+        code_len = kRecoveryLen;
+      } else {
+        code_len = 0;
+      }
+    }
+    SecretString password(std::string(all.substr(0, all.size() - code_len)));
+    SecretString code(std::string(all.substr(all.size() - code_len)));
+    ctx_.set_authtok(password.view());
+    return code;
+  }
+
+  PamContext& ctx_;
+  const AuthOptions& opts_;
+  const totp::Clock& clock_;
+  ModuleArgs args_;
+  std::string user_name_;
+  std::string rhost_;
+  std::string detail_;
+};
+
+}  // namespace
+
+int pam_code(AuthResult r) noexcept {
+  switch (r) {
+    case AuthResult::kAccepted:
+    case AuthResult::kRecoveryAccepted:
+    case AuthResult::kGrace:
+      return PAM_SUCCESS;
+    case AuthResult::kExempt:
+    case AuthResult::kNotRequired:
+      return PAM_IGNORE;
+    case AuthResult::kRejected:
+    case AuthResult::kReplayed:
+    case AuthResult::kLockedOut:
+    case AuthResult::kNotEnrolled:
+    case AuthResult::kUnknownUser:
+      return PAM_AUTH_ERR;
+    case AuthResult::kUnavailable:
+      return PAM_AUTHINFO_UNAVAIL;
+    case AuthResult::kConvError:
+      return PAM_CONV_ERR;
+    case AuthResult::kNoMemory:
+      return PAM_BUF_ERR;
+    case AuthResult::kBadConfig:
+    case AuthResult::kInternal:
+      return PAM_SERVICE_ERR;
+  }
+  return PAM_SERVICE_ERR;
+}
+
+const char* result_name(AuthResult r) noexcept {
+  switch (r) {
+    case AuthResult::kAccepted: return "accepted";
+    case AuthResult::kRecoveryAccepted: return "recovery-code-accepted";
+    case AuthResult::kGrace: return "grace-period";
+    case AuthResult::kExempt: return "exempt";
+    case AuthResult::kNotRequired: return "not-enrolled-not-required";
+    case AuthResult::kRejected: return "wrong-code";
+    case AuthResult::kReplayed: return "replayed-code";
+    case AuthResult::kLockedOut: return "locked-out";
+    case AuthResult::kNotEnrolled: return "not-enrolled";
+    case AuthResult::kUnknownUser: return "unknown-user";
+    case AuthResult::kUnavailable: return "unavailable";
+    case AuthResult::kBadConfig: return "bad-config";
+    case AuthResult::kConvError: return "conversation-error";
+    case AuthResult::kNoMemory: return "out-of-memory";
+    case AuthResult::kInternal: return "internal-error";
+  }
+  return "internal-error";
+}
+
+int authenticate(PamContext& ctx, const std::vector<std::string>& args, const AuthOptions& opts,
+                 const totp::Clock& clock) noexcept {
+  AuthResult r = AuthResult::kInternal;
+  try {
+    Flow flow(ctx, opts, clock);
+    try {
+      r = flow.run(args);
+    } catch (const std::bad_alloc&) {
+      r = AuthResult::kNoMemory;
+      flow.set_detail("out of memory");
+    } catch (const std::exception& e) {
+      r = AuthResult::kInternal;
+      flow.set_detail(e.what());
+    }
+    flow.log_outcome(r);
+  } catch (const std::bad_alloc&) {
+    r = AuthResult::kNoMemory;
+  } catch (...) {
+    r = AuthResult::kInternal;
+  }
+  // An exception must never turn into success: only a completed flow decides that.
+  return pam_code(r);
+}
+
+}  // namespace pbx::pam
