@@ -1,0 +1,49 @@
+// pbx-test-enroll: test-only provisioning through the library (the CLI is a separate issue).
+//   pbx-test-enroll CONFIG USER SECRET_HEX [RECOVERY_CODE...]
+// Writes USER's enrollment (SHA1, the config's digits and period) as the module will read it.
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "pbx/totp/clock.hpp"
+#include "pbx/totp/config.hpp"
+#include "pbx/totp/enrollment.hpp"
+#include "pbx/totp/store.hpp"
+#include "pbx/totp/user.hpp"
+
+using namespace pbx::totp;
+
+int main(int argc, char** argv) {
+  if (argc < 4) {
+    std::fprintf(stderr, "usage: %s CONFIG USER SECRET_HEX [RECOVERY_CODE...]\n", argv[0]);
+    return 2;
+  }
+  auto config = load_config(argv[1], true);
+  if (!config) return std::fprintf(stderr, "%s\n", config.error().message.c_str()), 2;
+  auto user = lookup_user(argv[2]);
+  if (!user) return std::fprintf(stderr, "%s\n", user.error().message.c_str()), 2;
+  std::string hex = argv[3];
+  Enrollment e;
+  for (std::size_t i = 0; i + 1 < hex.size(); i += 2) {
+    e.secret.push_back(static_cast<std::uint8_t>(std::stoi(hex.substr(i, 2), nullptr, 16)));
+  }
+  auto id = new_enrollment_id();
+  if (!id) return 70;
+  e.id = *id;
+  e.algorithm = config->algorithm;
+  e.digits = config->digits;
+  e.period = config->period;
+  e.created = SystemClock().now();
+  std::vector<SecretString> codes;
+  for (int i = 4; i < argc; ++i) codes.emplace_back(std::string(argv[i]));
+  if (!codes.empty()) {
+    auto set = hash_recovery_codes(codes, KdfParams{1024, 8, 1});
+    if (!set) return 70;
+    e.recovery = *set;
+  }
+  auto store = open_store(*config);
+  if (!store) return std::fprintf(stderr, "%s\n", store.error().message.c_str()), 2;
+  auto st = (*store)->save(*user, e, true);
+  if (!st) return std::fprintf(stderr, "%s\n", st.error().message.c_str()), 4;
+  return 0;
+}
