@@ -1,6 +1,9 @@
 #include "file_store.hpp"
 
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <cerrno>
 
 #include "file_util.hpp"
 
@@ -99,17 +102,23 @@ class FileStore final : public Store {
     std::string base = state_base(user);
     auto lock = lock_file(base + ".lock", config_.trusted_uid, kLockTimeoutMs);
     if (!lock) return lock.error();
-    std::string path = base + ".state";
-    auto text = read_private_file(path, config_.trusted_uid, kMaxStateFileSize, "state file");
-    if (!text) return text.error();
-    UserState state;
-    if (text->has_value()) {
-      auto parsed = parse_state((*text)->view());
-      if (!parsed) return make_error(parsed.error().code, parsed.error().message + " (" + path + ")");
-      state = std::move(parsed.value());
+    auto state = read_state(base + ".state");
+    if (!state) return state.error();
+    return std::unique_ptr<StateTxn>(std::make_unique<FileStateTxn>(
+        std::move(lock.value()), base + ".state", std::move(state.value())));
+  }
+
+  Result<UserState> peek_state(const User& user) override {
+    struct stat st_dir {};
+    if (::lstat(config_.state_dir.c_str(), &st_dir) != 0 && errno == ENOENT) {
+      return UserState{};  // not created yet: nothing has been recorded
     }
-    return std::unique_ptr<StateTxn>(
-        std::make_unique<FileStateTxn>(std::move(lock.value()), path, std::move(state)));
+    if (auto st = check_private_dir(config_.state_dir, config_.trusted_uid, false, "state_dir");
+        !st) {
+      return st.error();
+    }
+    // Files are replaced by rename, so an unlocked read sees the old or the new state whole.
+    return read_state(state_base(user) + ".state");
   }
 
  private:
@@ -130,6 +139,15 @@ class FileStore final : public Store {
                   loc.path.compare(0, home.size(), home) == 0 && loc.path[home.size()] == '/';
     loc.owner = loc.in_home ? user.uid : config_.trusted_uid;
     return loc;
+  }
+
+  Result<UserState> read_state(const std::string& path) const {
+    auto text = read_private_file(path, config_.trusted_uid, kMaxStateFileSize, "state file");
+    if (!text) return text.error();
+    if (!text->has_value()) return UserState{};
+    auto parsed = parse_state((*text)->view());
+    if (!parsed) return make_error(parsed.error().code, parsed.error().message + " (" + path + ")");
+    return parsed;
   }
 
   std::string state_base(const User& user) const {

@@ -202,9 +202,9 @@ Result<UserStatus> Verifier::status(const User& user) {
   st.algorithm = enrollment->algorithm;
   st.digits = enrollment->digits;
   st.period = enrollment->period;
-  auto txn = store_.lock_state(user);
-  if (!txn) return txn.error();
-  if ((*txn)->state().enrollment_id == enrollment->id) st.state = (*txn)->state();
+  auto state = store_.peek_state(user);
+  if (!state) return state.error();
+  if (state->enrollment_id == enrollment->id) st.state = std::move(state.value());
   st.state.enrollment_id = enrollment->id;
   st.recovery_left = recovery_left(*enrollment, st.state);
   st.locked = st.state.locked_until > clock_.now();

@@ -31,6 +31,9 @@ class Store {
   // Removes secret and state. kNotEnrolled when there was nothing to remove.
   virtual Status remove(const User& user) = 0;
   virtual Result<std::unique_ptr<StateTxn>> lock_state(const User& user) = 0;
+  // The last committed state without taking the lock (a whole snapshot, never a torn one);
+  // for reports and for telling a locked-out user before asking for a code.
+  virtual Result<UserState> peek_state(const User& user) = 0;
 };
 
 // The backend named by config.store ("files"; others are not built yet: kConfig).
