@@ -241,6 +241,7 @@ Result<Config> load_config(const std::string& path, bool explicit_path, uid_t tr
 
 Result<Cidr> parse_cidr(std::string_view text) {
   text = trim(text);
+  if (text.find('\0') != std::string_view::npos) return make_error(Errc::kInvalid, "NUL byte");
   std::size_t slash = text.find('/');
   std::string addr(text.substr(0, slash));
   Cidr net;
@@ -267,6 +268,7 @@ Result<Cidr> parse_cidr(std::string_view text) {
 }
 
 bool cidr_contains(const Cidr& net, std::string_view address) {
+  if (address.find('\0') != std::string_view::npos) return false;
   std::string addr(trim(address));
   std::uint8_t bytes[16] = {};
   bool v6 = false;

@@ -51,7 +51,10 @@ std::string percent_encode(std::string_view text) {
   return out;
 }
 
-Result<std::string> percent_decode(std::string_view text) {
+namespace {
+
+// '+' means a space only in form-encoded query values; in the label it is a literal plus.
+Result<std::string> decode(std::string_view text, bool plus_is_space) {
   std::string out;
   for (std::size_t i = 0; i < text.size(); ++i) {
     char c = text[i];
@@ -66,7 +69,7 @@ Result<std::string> percent_decode(std::string_view text) {
       if (decoded == '\0') return make_error(Errc::kInvalid, "otpauth URI: NUL byte");
       out.push_back(decoded);
       i += 2;
-    } else if (c == '+') {
+    } else if (c == '+' && plus_is_space) {
       out.push_back(' ');  // some generators encode spaces the form way
     } else if (c == '\0') {
       return make_error(Errc::kInvalid, "otpauth URI: NUL byte");
@@ -74,8 +77,17 @@ Result<std::string> percent_decode(std::string_view text) {
       out.push_back(c);
     }
   }
+  for (char ch : out) {
+    auto u = static_cast<unsigned char>(ch);
+    // Escaped control characters would reach terminals and logs: refuse them.
+    if (u < 0x20 || u == 0x7F) return make_error(Errc::kInvalid, "otpauth URI: control character");
+  }
   return out;
 }
+
+}  // namespace
+
+Result<std::string> percent_decode(std::string_view text) { return decode(text, false); }
 
 std::string build_otpauth_uri(const OtpParams& params) {
   std::string secret = base32_encode(params.secret, false);
@@ -120,17 +132,27 @@ Result<OtpParams> parse_otpauth_uri(std::string_view uri) {
   std::string_view query = q == std::string_view::npos ? std::string_view{} : rest.substr(q + 1);
   if (std::size_t hash = query.find('#'); hash != std::string_view::npos) query = query.substr(0, hash);
 
-  auto label = percent_decode(label_enc);
-  if (!label) return label.error();
-  OtpParams p;
-  std::string label_issuer;
-  if (std::size_t colon = label->find(':'); colon != std::string::npos) {
-    label_issuer = label->substr(0, colon);
-    p.account = label->substr(colon + 1);
-    while (!p.account.empty() && p.account.front() == ' ') p.account.erase(0, 1);
-  } else {
-    p.account = *label;
+  // Split "ISSUER:ACCOUNT" at a literal ':' first, so an issuer holding an escaped ':' (as our
+  // builder writes it) survives; only without one is an escaped %3A the separator.
+  std::string_view issuer_enc;
+  std::string_view account_enc = label_enc;
+  if (std::size_t colon = label_enc.find(':'); colon != std::string_view::npos) {
+    issuer_enc = label_enc.substr(0, colon);
+    account_enc = label_enc.substr(colon + 1);
+  } else if (std::size_t esc = label_enc.find("%3A"); esc != std::string_view::npos) {
+    issuer_enc = label_enc.substr(0, esc);
+    account_enc = label_enc.substr(esc + 3);
+  } else if (std::size_t esc2 = label_enc.find("%3a"); esc2 != std::string_view::npos) {
+    issuer_enc = label_enc.substr(0, esc2);
+    account_enc = label_enc.substr(esc2 + 3);
   }
+  auto label_issuer = decode(issuer_enc, false);
+  if (!label_issuer) return label_issuer.error();
+  auto account = decode(account_enc, false);
+  if (!account) return account.error();
+  OtpParams p;
+  p.account = std::move(account.value());
+  while (!p.account.empty() && p.account.front() == ' ') p.account.erase(0, 1);
 
   bool have_secret = false;
   bool have_issuer = false;
@@ -141,7 +163,7 @@ Result<OtpParams> parse_otpauth_uri(std::string_view uri) {
     if (pair.empty()) continue;
     std::size_t eq = pair.find('=');
     std::string_view key = pair.substr(0, eq);
-    auto value = percent_decode(eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1));
+    auto value = decode(eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1), true);
     if (!value) return value.error();
     SecretString v(std::move(value.value()));
     if (key == "secret") {
@@ -171,7 +193,7 @@ Result<OtpParams> parse_otpauth_uri(std::string_view uri) {
     // Other parameters (image, counter from other apps) are ignored, as apps do.
   }
   if (!have_secret) return make_error(Errc::kInvalid, "otpauth URI: no secret");
-  if (!have_issuer) p.issuer = label_issuer;
+  if (!have_issuer) p.issuer = std::move(label_issuer.value());
   return p;
 }
 

@@ -1,6 +1,4 @@
 // Base32 (RFC 4648) encoder and decoder against the RFC's vectors and an independent encoder.
-#include "pbx/totp/base32.hpp"
-
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -10,6 +8,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "pbx/totp/base32.hpp"
 
 namespace pbx::totp {
 namespace {
@@ -157,9 +157,9 @@ TEST(Base32Decode, RejectsMisplacedPadding) {
 }
 
 TEST(Base32Decode, RejectsWrongAmountOfPadding) {
-  expect_invalid("MZXW6YTB=");          // a complete group needs no padding
-  expect_invalid("MZXW6YTB========");   // a whole group of padding
-  expect_invalid("MY=======");          // one '=' too many
+  expect_invalid("MZXW6YTB=");         // a complete group needs no padding
+  expect_invalid("MZXW6YTB========");  // a whole group of padding
+  expect_invalid("MY=======");         // one '=' too many
 }
 
 TEST(Base32Decode, RejectsImpossibleLengths) {

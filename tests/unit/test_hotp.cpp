@@ -1,7 +1,5 @@
 // HOTP/TOTP against the tables of RFC 4226 Appendix D and RFC 6238 Appendix B, HMAC against
 // RFC 2202/4231, plus formatting, time steps, algorithm names and secret generation.
-#include "pbx/totp/hotp.hpp"
-
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -9,6 +7,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "pbx/totp/hotp.hpp"
 
 namespace pbx::totp {
 namespace {
@@ -294,9 +294,9 @@ TEST(HotpAlgorithm, ParseIsCaseInsensitive) {
 
 TEST(HotpAlgorithm, ParseRejectsOtherNames) {
   // Only the three names of the contract (in any case); no aliases, no padding.
-  for (std::string_view bad : {"", "MD5", "md5", "SHA", "SHA2", "SHA384", "SHA224", "SHA3-256",
-                               "SHA-1", "sha-1", "SHA-256", "SHA_256", " SHA1", "SHA1 ",
-                               "SHA1\n", "SHA11", "SHA5120", "HMAC-SHA1"}) {
+  for (std::string_view bad :
+       {"", "MD5", "md5", "SHA", "SHA2", "SHA384", "SHA224", "SHA3-256", "SHA-1", "sha-1",
+        "SHA-256", "SHA_256", " SHA1", "SHA1 ", "SHA1\n", "SHA11", "SHA5120", "HMAC-SHA1"}) {
     EXPECT_FALSE(parse_algorithm(bad).has_value()) << "\"" << bad << "\"";
   }
   EXPECT_FALSE(parse_algorithm(std::string_view("SHA1\0", 5)).has_value());

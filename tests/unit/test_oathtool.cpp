@@ -46,10 +46,18 @@ std::string join(const std::vector<std::string>& argv) {
 SecretBytes random_key(std::mt19937_64& rng, Algorithm algorithm) {
   std::size_t size = 0;
   switch (below(rng, 4)) {
-    case 0: size = secret_size(algorithm); break;
-    case 1: size = 10 + below(rng, 31); break;   // 80..320 bits, common in the wild
-    case 2: size = 41 + below(rng, 88); break;   // up to and past the SHA1/256 block size
-    default: size = 129 + below(rng, 72); break; // past the SHA512 block size: key is hashed
+    case 0:
+      size = secret_size(algorithm);
+      break;
+    case 1:
+      size = 10 + below(rng, 31);
+      break;  // 80..320 bits, common in the wild
+    case 2:
+      size = 41 + below(rng, 88);
+      break;  // up to and past the SHA1/256 block size
+    default:
+      size = 129 + below(rng, 72);
+      break;  // past the SHA512 block size: key is hashed
   }
   SecretBytes key(size);
   for (std::size_t i = 0; i < size; ++i) key.data()[i] = static_cast<std::uint8_t>(rng());
@@ -58,10 +66,13 @@ SecretBytes random_key(std::mt19937_64& rng, Algorithm algorithm) {
 
 std::int64_t random_time(std::mt19937_64& rng, int period) {
   switch (below(rng, 4)) {
-    case 0: return static_cast<std::int64_t>(below(rng, 1ULL << 31));   // up to 2038
-    case 1: return static_cast<std::int64_t>((1ULL << 31) + below(rng, 1ULL << 34));  // after
-    case 2: return static_cast<std::int64_t>(below(rng, 2000));         // near the epoch
-    default: {  // on a step boundary or just before it
+    case 0:
+      return static_cast<std::int64_t>(below(rng, 1ULL << 31));  // up to 2038
+    case 1:
+      return static_cast<std::int64_t>((1ULL << 31) + below(rng, 1ULL << 34));  // after
+    case 2:
+      return static_cast<std::int64_t>(below(rng, 2000));  // near the epoch
+    default: {                                             // on a step boundary or just before it
       auto k = static_cast<std::int64_t>(1 + below(rng, 1ULL << 26));
       return k * period - static_cast<std::int64_t>(below(rng, 2));
     }
@@ -141,8 +152,7 @@ TEST_F(OathtoolCrossCheck, TotpRandomCasesMatch) {
       const auto ours = hotp(hmac, counter, digits);
       const auto ours_once = hotp(key, algorithm, counter, digits);
       ++compared;
-      if (!ours || !ours_once || format_code(*ours, digits) != expected[w] ||
-          *ours_once != *ours) {
+      if (!ours || !ours_once || format_code(*ours, digits) != expected[w] || *ours_once != *ours) {
         ADD_FAILURE() << where.str() << "\n  step " << counter << " (window +" << w
                       << "): oathtool " << expected[w] << ", ours "
                       << (ours ? format_code(*ours, digits) : "nullopt") << " / "
@@ -170,10 +180,18 @@ TEST_F(OathtoolCrossCheck, HotpRandomCountersMatch) {
     const SecretBytes key = random_key(rng, Algorithm::kSha1);
     std::uint64_t counter = 0;
     switch (below(rng, 4)) {
-      case 0: counter = below(rng, 1000); break;
-      case 1: counter = below(rng, 1ULL << 32); break;
-      case 2: counter = (1ULL << 32) - 5 + below(rng, 10); break;  // across 2^32
-      default: counter = below(rng, ~0ULL - kHotpWindow); break;
+      case 0:
+        counter = below(rng, 1000);
+        break;
+      case 1:
+        counter = below(rng, 1ULL << 32);
+        break;
+      case 2:
+        counter = (1ULL << 32) - 5 + below(rng, 10);
+        break;  // across 2^32
+      default:
+        counter = below(rng, ~0ULL - kHotpWindow);
+        break;
     }
     const std::vector<std::string> argv = {
         oathtool_,
@@ -189,8 +207,8 @@ TEST_F(OathtoolCrossCheck, HotpRandomCountersMatch) {
       continue;
     }
     for (int w = 0; w <= kHotpWindow; ++w) {
-      const auto ours = hotp(key, Algorithm::kSha1, counter + static_cast<std::uint64_t>(w),
-                             digits);
+      const auto ours =
+          hotp(key, Algorithm::kSha1, counter + static_cast<std::uint64_t>(w), digits);
       if (!ours || format_code(*ours, digits) != expected[w]) {
         ADD_FAILURE() << "seed " << seed << " case " << i << " counter " << counter + w
                       << ": oathtool " << expected[w] << ", ours "
