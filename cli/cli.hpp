@@ -1,0 +1,52 @@
+// pbx::cli — the pbx-mfa command line: run() parses and dispatches; main() only wires real I/O.
+#pragma once
+
+#include <sys/types.h>
+
+#include <functional>
+#include <iosfwd>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "pbx/totp/clock.hpp"
+#include "pbx/totp/secret.hpp"
+
+namespace pbx::cli {
+
+// CONTRACT §4 exit status.
+enum Exit : int {
+  kExitOk = 0,
+  kExitRejected = 1,     // code rejected, or a doctor check failed
+  kExitUsage = 2,        // usage or config error
+  kExitNotEnrolled = 3,
+  kExitStore = 4,        // store or permission error
+  kExitLocked = 5,
+  kExitInternal = 70,
+};
+
+// Everything run() touches outside the process, so tests can drive it in-process.
+struct Env {
+  std::istream* in = nullptr;
+  std::ostream* out = nullptr;
+  std::ostream* err = nullptr;
+  bool out_is_tty = false;
+  uid_t uid = 0;   // real uid of the caller
+  uid_t euid = 0;  // refuses to run set-uid when uid != euid
+  std::string invoking_user;  // name of the caller (from uid)
+  const totp::Clock* clock = nullptr;
+  uid_t trusted_uid = 0;  // owner of a safe config file and state_dir
+  // Reads a line without echo (a code or a password); nullopt on end of input.
+  std::function<std::optional<totp::SecretString>(std::string_view prompt)> read_secret;
+  // Checks a user's password through the PAM service "pbx-mfa".
+  std::function<bool(const std::string& user, const totp::SecretString& password)> check_password;
+  std::string host_name;  // default issuer
+};
+
+int run(const std::vector<std::string>& args, Env& env);
+
+// The real process environment: std::cin/cout/cerr, the terminal, getuid, libpam.
+Env process_env();
+
+}  // namespace pbx::cli

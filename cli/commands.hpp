@@ -1,0 +1,17 @@
+// One registration function per subcommand; each lives in its own file.
+#pragma once
+
+#include "common.hpp"
+
+namespace pbx::cli {
+
+Command add_enroll(CLI::App& app);
+Command add_import(CLI::App& app);
+Command add_status(CLI::App& app);
+Command add_verify(CLI::App& app);
+Command add_recovery_codes(CLI::App& app);
+Command add_reset(CLI::App& app);
+Command add_unlock(CLI::App& app);
+Command add_doctor(CLI::App& app);
+
+}  // namespace pbx::cli

@@ -1,0 +1,67 @@
+#include "common.hpp"
+
+#include <ctime>
+#include <ostream>
+
+namespace pbx::cli {
+
+int fail(Session& s, int code, const std::string& message) {
+  s.err() << "pbx-mfa: " << message << "\n";
+  return code;
+}
+
+int exit_for(const totp::Error& e) {
+  switch (e.code) {
+    case totp::Errc::kInvalid:
+    case totp::Errc::kConfig:
+    case totp::Errc::kNoUser:
+      return kExitUsage;
+    case totp::Errc::kNotEnrolled:
+      return kExitNotEnrolled;
+    case totp::Errc::kUnsafe:
+    case totp::Errc::kCorrupt:
+    case totp::Errc::kIo:
+    case totp::Errc::kExists:
+      return kExitStore;
+    case totp::Errc::kInternal:
+      return kExitInternal;
+  }
+  return kExitInternal;
+}
+
+int fail(Session& s, const totp::Error& e) { return fail(s, exit_for(e), e.message); }
+
+totp::Result<totp::User> target_user(Session& s, const std::string& requested, bool root_only) {
+  if (root_only && !s.is_root()) {
+    return totp::make_error(totp::Errc::kIo, "this subcommand needs root");
+  }
+  std::string name = requested.empty() ? s.env.invoking_user : requested;
+  if (name != s.env.invoking_user && !s.is_root()) {
+    return totp::make_error(totp::Errc::kIo,
+                            "--user " + name + ": acting on another user needs root");
+  }
+  auto user = totp::lookup_user(name);
+  if (!user) return user.error();
+  if (!s.is_root() && user->uid != s.env.uid) {
+    return totp::make_error(totp::Errc::kIo, "--user " + name + ": not your account");
+  }
+  return user;
+}
+
+totp::Result<std::unique_ptr<totp::Store>> open_store(Session& s) {
+  return totp::open_store(s.config);
+}
+
+void print_json(Session& s, const nlohmann::json& j) { s.out() << j.dump() << "\n"; }
+
+nlohmann::json iso8601(std::int64_t unix_time) {
+  if (unix_time <= 0) return nullptr;
+  std::time_t t = static_cast<std::time_t>(unix_time);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return std::string(buf);
+}
+
+}  // namespace pbx::cli

@@ -1,0 +1,57 @@
+// Shared pieces of the subcommands: the parsed session, user resolution, errors, JSON, time.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "cli.hpp"
+#include "pbx/totp/config.hpp"
+#include "pbx/totp/result.hpp"
+#include "pbx/totp/store.hpp"
+#include "pbx/totp/user.hpp"
+#include "pbx/totp/verifier.hpp"
+
+namespace pbx::cli {
+
+// What every subcommand gets once the global options are parsed and the config is loaded.
+struct Session {
+  Env& env;
+  totp::Config config;
+  std::string config_path;
+  bool config_explicit = false;
+
+  std::ostream& out() { return *env.out; }
+  std::ostream& err() { return *env.err; }
+  bool is_root() const { return env.uid == 0; }
+};
+
+// A subcommand registers its options on `app` and returns the action to run after parsing.
+using Action = std::function<int(Session&)>;
+struct Command {
+  CLI::App* app = nullptr;
+  Action action;
+};
+
+// "pbx-mfa: MESSAGE" on stderr; returns `code`.
+int fail(Session& s, int code, const std::string& message);
+// Exit status for a library error (CONTRACT §4).
+int exit_for(const totp::Error& e);
+int fail(Session& s, const totp::Error& e);
+
+// The user a subcommand acts on: the caller by default; another user needs root.
+totp::Result<totp::User> target_user(Session& s, const std::string& requested,
+                                     bool root_only = false);
+
+totp::Result<std::unique_ptr<totp::Store>> open_store(Session& s);
+
+// Exactly one JSON object and a newline on stdout.
+void print_json(Session& s, const nlohmann::json& j);
+
+// ISO 8601 UTC ("2026-11-22T15:04:05Z"), or JSON null for 0.
+nlohmann::json iso8601(std::int64_t unix_time);
+
+}  // namespace pbx::cli

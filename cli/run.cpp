@@ -1,0 +1,54 @@
+#include <sstream>
+
+#include "commands.hpp"
+
+#ifndef PBX_VERSION
+#define PBX_VERSION "0.0.0"
+#endif
+
+namespace pbx::cli {
+
+int run(const std::vector<std::string>& args, Env& env) {
+  if (env.uid != env.euid) {
+    *env.err << "pbx-mfa: refusing to run set-uid; run it as root or as yourself\n";
+    return kExitStore;
+  }
+  CLI::App app{"pbx-mfa: time-based one-time codes (TOTP) for logins to PBX servers", "pbx-mfa"};
+  app.set_version_flag("--version", std::string("pbx-mfa ") + PBX_VERSION);
+  app.require_subcommand(1, 1);
+  app.fallthrough();  // --config may also follow the subcommand
+  std::string config_path;
+  app.add_option("--config", config_path, "config file (default /etc/security/pbx-mfa.conf)");
+
+  std::vector<Command> commands = {add_enroll(app),         add_import(app), add_status(app),
+                                   add_verify(app),         add_recovery_codes(app),
+                                   add_reset(app),          add_unlock(app), add_doctor(app)};
+  std::ostringstream help_out;
+  try {
+    std::vector<std::string> reversed(args.rbegin(), args.rend());
+    app.parse(reversed);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e, *env.out, *env.err);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e, *env.out, *env.err);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e, *env.out, *env.err);
+  } catch (const CLI::ParseError& e) {
+    *env.err << "pbx-mfa: " << e.what() << "\n";
+    *env.err << "Run 'pbx-mfa --help' or 'pbx-mfa SUBCOMMAND --help' for usage.\n";
+    return kExitUsage;
+  }
+
+  Session session{env, {}, config_path.empty() ? std::string(totp::kDefaultConfigPath) : config_path,
+                  !config_path.empty()};
+  auto config = totp::load_config(session.config_path, session.config_explicit, env.trusted_uid);
+  if (!config) return fail(session, kExitUsage, config.error().message);
+  session.config = std::move(config.value());
+
+  for (auto& c : commands) {
+    if (c.app->parsed()) return c.action(session);
+  }
+  return fail(session, kExitUsage, "no subcommand given");
+}
+
+}  // namespace pbx::cli
