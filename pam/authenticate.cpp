@@ -21,11 +21,12 @@ constexpr unsigned kFailDelayUs = 2'000'000;  // as pam_unix
 constexpr std::size_t kMaxCodeInput = 512;
 
 // Keeps log lines on one line and printable, whatever a user name or host name holds.
-std::string printable(std::string_view s, std::size_t max = 128) {
+// `field`: a name=value field, where a space would let a name forge the next field.
+std::string printable(std::string_view s, std::size_t max = 128, bool field = true) {
   std::string out;
   for (char c : s.substr(0, max)) {
     auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u >= 0x7F || c == ' ' || c == '"' || c == '\\') {
+    if (u < 0x20 || u >= 0x7F || (field && (c == ' ' || c == '"')) || c == '\\') {
       char buf[5];
       std::snprintf(buf, sizeof buf, "\\x%02x", u);
       out += buf;
@@ -35,6 +36,12 @@ std::string printable(std::string_view s, std::size_t max = 128) {
   }
   if (s.size() > max) out += "...";
   return out.empty() ? "-" : out;
+}
+
+bool looks_like_code(std::string_view s, int digits) {
+  bool all_digits = std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+  if (all_digits && s.size() == static_cast<std::size_t>(digits)) return true;
+  return totp::looks_like_recovery_code(s, digits);
 }
 
 std::string when_text(std::int64_t seconds) {
@@ -89,6 +96,9 @@ class Flow {
 
     auto status = verifier.status(*user);
     if (!status) return fail(AuthResult::kUnavailable, status.error().message);
+    debug(std::string("required=") + (required ? "yes" : "no") +
+          " enrolled=" + (status->enrolled ? "yes" : "no") +
+          " locked=" + (status->locked ? "yes" : "no"));
     if (!status->enrolled) {
       if (!required) return fail(AuthResult::kNotRequired, "not enrolled, not required");
       return ask_then(AuthResult::kNotEnrolled, "required but not enrolled");
@@ -103,11 +113,20 @@ class Flow {
       if (*grace) return fail(AuthResult::kGrace, "within grace period");
     }
 
-    auto code = read_code(status->digits);
+    bool from_authtok = false;
+    auto code = read_code(status->digits, from_authtok);
     if (!code) return fail(AuthResult::kConvError, "conversation failed");
     // An absurdly long answer is a wrong code like any other; don't hash or copy it around.
     if (code->view().size() > kMaxCodeInput) code = SecretString(std::string());
     auto outcome = verifier.verify(*user, code->view(), rhost_);
+    if (from_authtok && args_.try_first_pass && outcome.verdict == totp::Verdict::kRejected &&
+        outcome.locked_until <= clock_.now()) {
+      // try_first_pass: the earlier module's token was not our code after all; ask for it.
+      code = ctx_.prompt(args_.prompt, args_.echo_code);
+      if (!code) return fail(AuthResult::kConvError, "conversation failed");
+      if (code->view().size() > kMaxCodeInput) code = SecretString(std::string());
+      outcome = verifier.verify(*user, code->view(), rhost_);
+    }
     switch (outcome.verdict) {
       case totp::Verdict::kAccepted:
         return fail(AuthResult::kAccepted, "");
@@ -144,7 +163,7 @@ class Flow {
   void log_outcome(AuthResult r) {
     std::string line = "service=" + printable(ctx_.service()) + " user=" + printable(user_name_) +
                        " rhost=" + printable(rhost_) + " outcome=" + result_name(r);
-    if (!detail_.empty()) line += " (" + printable(detail_, 400) + ")";
+    if (!detail_.empty()) line += " (" + printable(detail_, 400, false) + ")";
     LogLevel level = LogLevel::kNotice;
     switch (r) {
       case AuthResult::kAccepted:
@@ -175,10 +194,24 @@ class Flow {
     return r;
   }
 
+  // Reads an answer exactly as for an enrolled user, then refuses: the prompts must not tell
+  // an unknown or unenrolled user from an enrolled one.
   AuthResult ask_then(AuthResult r, std::string detail) {
-    auto ignored = ctx_.prompt(args_.prompt, args_.echo_code);
+    bool from_authtok = false;
+    auto ignored = read_code(args_.config.digits, from_authtok);
     if (!ignored) return fail(AuthResult::kConvError, "conversation failed");
+    if (from_authtok && args_.try_first_pass) {
+      ignored = ctx_.prompt(args_.prompt, args_.echo_code);
+      if (!ignored) return fail(AuthResult::kConvError, "conversation failed");
+    }
     return fail(r, std::move(detail));
+  }
+
+  // Extra syslog lines with the `debug` argument: decisions, never codes or secrets.
+  void debug(const std::string& text) {
+    if (args_.debug) {
+      ctx_.log(LogLevel::kDebug, "debug: user=" + printable(user_name_) + " " + text);
+    }
   }
 
   void tell(const std::string& text, bool error) {
@@ -190,10 +223,17 @@ class Flow {
     tell("Too many wrong security codes. Try again in " + when_text(left) + ".", true);
   }
 
-  std::optional<SecretString> read_code(int digits) {
+  // `from_authtok` tells whether the answer came from PAM_AUTHTOK rather than a prompt.
+  std::optional<SecretString> read_code(int digits, bool& from_authtok) {
+    from_authtok = false;
     if (args_.use_first_pass || args_.try_first_pass) {
       auto tok = ctx_.authtok();
-      if (tok && !tok->view().empty()) return tok;
+      bool usable = tok && !tok->view().empty();
+      if (usable && args_.try_first_pass) usable = looks_like_code(tok->view(), digits);
+      if (usable) {
+        from_authtok = true;
+        return tok;
+      }
       if (args_.use_first_pass) return SecretString(std::string());
     }
     if (args_.forward_pass) return read_forwarded(digits);

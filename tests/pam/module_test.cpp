@@ -1,0 +1,596 @@
+// The built pam_pbx_totp.so: what it exports, and real logins through libpam's
+// pam_start_confdir() with a private PAM configuration directory.
+#include <dlfcn.h>
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <security/pam_appl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "pam_test_support.hpp"
+#include "pbx/totp/clock.hpp"
+
+#ifndef PBX_MODULE_PATH
+#error "PBX_MODULE_PATH must name the built pam_pbx_totp.so"
+#endif
+
+namespace pbx::pam::testing {
+namespace {
+
+using std::chrono::steady_clock;
+
+constexpr const char* kModule = PBX_MODULE_PATH;
+constexpr const char* kService = "pbx-test";
+// Real accounts: the module resolves users with getpwnam. kUser's primary group is kUserGroup.
+constexpr const char* kUser = "daemon";
+constexpr const char* kUserGroup = "daemon";
+constexpr const char* kOtherUser = "bin";
+// libpam never returns PAM_IGNORE: a stack whose only module ignores the login ends with
+// PAM_PERM_DENIED, a code this module itself never returns.
+constexpr int kStackIgnored = PAM_PERM_DENIED;
+
+// ---------------------------------------------------------------------------------------------
+// Exports.
+
+TEST(ModuleExportsTest, DlopenFindsBothEntryPoints) {
+  void* handle = ::dlopen(kModule, RTLD_NOW | RTLD_LOCAL);
+  ASSERT_NE(handle, nullptr) << ::dlerror();
+  EXPECT_NE(::dlsym(handle, "pam_sm_authenticate"), nullptr);
+  EXPECT_NE(::dlsym(handle, "pam_sm_setcred"), nullptr);
+  // Not an auth module for the other PAM types.
+  EXPECT_EQ(::dlsym(handle, "pam_sm_open_session"), nullptr);
+  EXPECT_EQ(::dlsym(handle, "pam_sm_chauthtok"), nullptr);
+  EXPECT_EQ(::dlclose(handle), 0);
+}
+
+TEST(ModuleExportsTest, ExportsExactlyTheTwoEntryPoints) {
+  std::string command = std::string("nm -D --defined-only '") + kModule + "' 2>/dev/null";
+  FILE* pipe = ::popen(command.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  std::set<std::string> names;
+  std::string all;
+  char line[4096];
+  while (std::fgets(line, sizeof line, pipe) != nullptr) {
+    all += line;
+    // "ADDRESS TYPE NAME" (the address may be missing for absolute symbols).
+    std::string text(line);
+    while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+    std::size_t last_space = text.rfind(' ');
+    names.insert(last_space == std::string::npos ? text : text.substr(last_space + 1));
+  }
+  ASSERT_EQ(::pclose(pipe), 0) << "nm failed on " << kModule;
+  EXPECT_EQ(names, (std::set<std::string>{"pam_sm_authenticate", "pam_sm_setcred"})) << all;
+}
+
+// ---------------------------------------------------------------------------------------------
+// A libpam conversation answering from a queue and recording what it was shown.
+
+struct Conversation {
+  std::deque<std::string> answers;
+  bool fail = false;
+  struct Shown {
+    int style;
+    std::string text;
+  };
+  std::vector<Shown> prompts;   // PAM_PROMPT_ECHO_OFF / PAM_PROMPT_ECHO_ON
+  std::vector<Shown> messages;  // PAM_ERROR_MSG / PAM_TEXT_INFO
+};
+
+extern "C" int converse(int count, const struct pam_message** msg, struct pam_response** resp,
+                        void* appdata) {
+  auto* conv = static_cast<Conversation*>(appdata);
+  if (count <= 0 || count > PAM_MAX_NUM_MSG || conv == nullptr) return PAM_CONV_ERR;
+  auto* replies = static_cast<pam_response*>(
+      std::calloc(static_cast<std::size_t>(count), sizeof(pam_response)));
+  if (replies == nullptr) return PAM_BUF_ERR;
+  auto give_up = [&] {
+    for (int i = 0; i < count; ++i) std::free(replies[i].resp);
+    std::free(replies);
+    return PAM_CONV_ERR;
+  };
+  try {
+    for (int i = 0; i < count; ++i) {
+      int style = msg[i]->msg_style;
+      std::string text = msg[i]->msg != nullptr ? msg[i]->msg : "";
+      if (style == PAM_PROMPT_ECHO_OFF || style == PAM_PROMPT_ECHO_ON) {
+        conv->prompts.push_back({style, text});
+        if (conv->fail || conv->answers.empty()) return give_up();
+        replies[i].resp = ::strdup(conv->answers.front().c_str());
+        conv->answers.pop_front();
+        if (replies[i].resp == nullptr) return give_up();
+      } else {
+        conv->messages.push_back({style, text});
+      }
+    }
+  } catch (...) {
+    return give_up();
+  }
+  *resp = replies;
+  return PAM_SUCCESS;
+}
+
+struct LoginSpec {
+  std::string confdir;
+  std::string service = kService;
+  std::string user = kUser;
+  std::vector<std::string> answers;
+  std::string rhost;  // PAM_RHOST, unset when empty
+  int flags = 0;
+};
+
+// One full login: pam_start_confdir, pam_authenticate, pam_end. Safe in a forked child (no
+// gtest). A pam_start or pam_set_item failure comes back as 100 + its code.
+int pam_login(const LoginSpec& spec, Conversation& conv) {
+  for (const auto& a : spec.answers) conv.answers.push_back(a);
+  const pam_conv pc{converse, &conv};
+  pam_handle_t* pamh = nullptr;
+  int rc = ::pam_start_confdir(spec.service.c_str(), spec.user.c_str(), &pc, spec.confdir.c_str(),
+                               &pamh);
+  if (rc != PAM_SUCCESS) return 100 + rc;
+  if (!spec.rhost.empty()) {
+    rc = ::pam_set_item(pamh, PAM_RHOST, spec.rhost.c_str());
+    if (rc != PAM_SUCCESS) {
+      ::pam_end(pamh, rc);
+      return 100 + rc;
+    }
+  }
+  rc = ::pam_authenticate(pamh, spec.flags);
+  ::pam_end(pamh, rc);
+  return rc;
+}
+
+// Runs every login at the same moment, each in its own process, released together through a
+// pipe. Returns their PAM codes in order; -1 for a child that crashed or missed the deadline.
+std::vector<int> simultaneous_logins(const std::vector<LoginSpec>& specs,
+                                     std::chrono::milliseconds deadline) {
+  int go[2];
+  if (::pipe(go) != 0) throw std::runtime_error("pipe failed");
+  std::vector<pid_t> pids;
+  for (const LoginSpec& spec : specs) {
+    pid_t pid = ::fork();
+    if (pid < 0) throw std::runtime_error("fork failed");
+    if (pid == 0) {
+      ::close(go[1]);
+      char c = 0;
+      while (::read(go[0], &c, 1) < 0 && errno == EINTR) {
+      }
+      Conversation conv;
+      int rc = pam_login(spec, conv);
+      ::_exit(rc & 0xff);
+    }
+    pids.push_back(pid);
+  }
+  ::close(go[0]);
+  ::close(go[1]);  // every child's read returns now
+  std::vector<int> codes(pids.size(), -1);
+  auto end = steady_clock::now() + deadline;
+  std::size_t left = pids.size();
+  while (left > 0 && steady_clock::now() < end) {
+    for (std::size_t i = 0; i < pids.size(); ++i) {
+      if (pids[i] <= 0) continue;
+      int status = 0;
+      pid_t done = ::waitpid(pids[i], &status, WNOHANG);
+      if (done == 0) continue;
+      if (done == pids[i] && WIFEXITED(status)) codes[i] = WEXITSTATUS(status);
+      pids[i] = 0;
+      --left;
+    }
+    if (left > 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  for (pid_t pid : pids) {
+    if (pid <= 0) continue;
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+  }
+  return codes;
+}
+
+// One login in a child process, so a hang fails the test instead of stalling it.
+struct TimedLogin {
+  int rc = -1;  // -1: crashed or missed the deadline
+  std::size_t prompts = 0;
+  std::chrono::milliseconds elapsed{0};
+};
+
+TimedLogin login_in_child(const LoginSpec& spec, std::chrono::milliseconds deadline) {
+  int out[2];
+  if (::pipe(out) != 0) throw std::runtime_error("pipe failed");
+  auto start = steady_clock::now();
+  pid_t pid = ::fork();
+  if (pid < 0) throw std::runtime_error("fork failed");
+  if (pid == 0) {
+    ::close(out[0]);
+    Conversation conv;
+    int result[2] = {pam_login(spec, conv), static_cast<int>(conv.prompts.size())};
+    ssize_t ignored = ::write(out[1], result, sizeof result);
+    (void)ignored;
+    ::_exit(0);
+  }
+  ::close(out[1]);
+  TimedLogin t;
+  pollfd pfd{out[0], POLLIN, 0};
+  if (::poll(&pfd, 1, static_cast<int>(deadline.count())) == 1) {
+    int result[2] = {-1, 0};
+    if (::read(out[0], result, sizeof result) == static_cast<ssize_t>(sizeof result)) {
+      t.rc = result[0];
+      t.prompts = static_cast<std::size_t>(result[1]);
+    }
+  }
+  t.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(steady_clock::now() - start);
+  if (t.rc == -1) ::kill(pid, SIGKILL);
+  ::close(out[0]);
+  ::waitpid(pid, nullptr, 0);
+  return t;
+}
+
+std::int64_t unix_now() { return totp::SystemClock().now(); }
+
+// ---------------------------------------------------------------------------------------------
+// The real stack.
+
+class PamStackTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::geteuid() != 0) GTEST_SKIP() << "the module trusts only root-owned files: run as root";
+    files_ = std::make_unique<TestFiles>(0);
+    files_->write_config();
+    confdir_ = files_->root() + "/pam.d";
+    ASSERT_EQ(::mkdir(confdir_.c_str(), 0755), 0);
+    write_service(kService, "");
+  }
+
+  // `auth required <module> config=<test config> nodelay <args>`, after `before` lines.
+  void write_service(const std::string& name, const std::string& args,
+                     const std::string& before = "") {
+    std::string text = before + "auth required " + kModule + " config=" + files_->config_path() +
+                       " nodelay " + args + "\n";
+    ASSERT_TRUE(write_file(confdir_ + "/" + name, text, 0644, 0, 0));
+  }
+
+  LoginSpec spec(std::vector<std::string> answers = {}, const std::string& user = kUser) const {
+    LoginSpec s;
+    s.confdir = confdir_;
+    s.user = user;
+    s.answers = std::move(answers);
+    return s;
+  }
+
+  int login(const LoginSpec& s, Conversation& conv) { return pam_login(s, conv); }
+  int login(const LoginSpec& s) {
+    Conversation conv;
+    return pam_login(s, conv);
+  }
+
+  std::unique_ptr<TestFiles> files_;
+  std::string confdir_;
+};
+
+TEST_F(PamStackTest, AcceptsTheCurrentCode) {
+  Enrolled e = files_->enroll(kUser);
+  Conversation conv;
+  EXPECT_EQ(login(spec({e.code_at(unix_now())}), conv), PAM_SUCCESS);
+  ASSERT_EQ(conv.prompts.size(), 1u);
+  EXPECT_EQ(conv.prompts[0].style, PAM_PROMPT_ECHO_OFF);
+  EXPECT_EQ(conv.prompts[0].text, "Security code: ");
+  EXPECT_TRUE(conv.messages.empty());
+}
+
+TEST_F(PamStackTest, RejectsAWrongCode) {
+  Enrolled e = files_->enroll(kUser);
+  Conversation conv;
+  EXPECT_EQ(login(spec({e.wrong_code_at(unix_now())}), conv), PAM_AUTH_ERR);
+  EXPECT_EQ(conv.prompts.size(), 1u);
+}
+
+TEST_F(PamStackTest, RejectsAReplayedCode) {
+  Enrolled e = files_->enroll(kUser);
+  std::string code = e.code_at(unix_now());
+  EXPECT_EQ(login(spec({code})), PAM_SUCCESS);
+  Conversation conv;
+  EXPECT_EQ(login(spec({code}), conv), PAM_AUTH_ERR);
+  EXPECT_EQ(conv.prompts.size(), 1u);
+}
+
+TEST_F(PamStackTest, AcceptsARecoveryCodeOnce) {
+  Enrolled e = files_->enroll(kUser, 1);
+  Conversation conv;
+  EXPECT_EQ(login(spec({e.recovery_codes[0]}), conv), PAM_SUCCESS);
+  ASSERT_EQ(conv.messages.size(), 1u);
+  EXPECT_EQ(conv.messages[0].style, PAM_TEXT_INFO);
+  EXPECT_EQ(login(spec({e.recovery_codes[0]})), PAM_AUTH_ERR);
+}
+
+TEST_F(PamStackTest, LocksOutAndLetsInAgainAfterTheLockout) {
+  // Whole seconds: a lockout of 1 s could end between two calls made a moment apart; 3 s leaves
+  // a loaded machine two seconds to make the locked-out attempt.
+  files_->write_config("max_failures = 2\nlockout = 3\n");
+  Enrolled e = files_->enroll(kUser);
+  EXPECT_EQ(login(spec({e.wrong_code_at(unix_now())})), PAM_AUTH_ERR);
+  Conversation second;
+  EXPECT_EQ(login(spec({e.wrong_code_at(unix_now())}), second), PAM_AUTH_ERR);
+  std::int64_t locked_at = unix_now();
+  ASSERT_EQ(second.messages.size(), 1u);
+  EXPECT_EQ(second.messages[0].style, PAM_ERROR_MSG);
+  EXPECT_NE(second.messages[0].text.find("Try again in"), std::string::npos);
+
+  Conversation locked;
+  EXPECT_EQ(login(spec({e.code_at(unix_now())}), locked), PAM_AUTH_ERR);
+  EXPECT_EQ(locked.prompts.size(), 0u);
+  ASSERT_EQ(locked.messages.size(), 1u);
+  EXPECT_NE(locked.messages[0].text.find("Try again in"), std::string::npos);
+
+  // The lockout ended at the latest at locked_at + 3 (whole seconds).
+  while (unix_now() < locked_at + 3) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  Conversation after;
+  EXPECT_EQ(login(spec({e.code_at(unix_now())}), after), PAM_SUCCESS);
+  EXPECT_EQ(after.prompts.size(), 1u);
+}
+
+TEST_F(PamStackTest, SilentHidesTheLockoutMessage) {
+  files_->write_config("max_failures = 1\nlockout = 60\n");
+  Enrolled e = files_->enroll(kUser);
+  LoginSpec s = spec({e.wrong_code_at(unix_now())});
+  s.flags = PAM_SILENT;
+  Conversation wrong;
+  EXPECT_EQ(login(s, wrong), PAM_AUTH_ERR);
+  EXPECT_TRUE(wrong.messages.empty());
+  s.answers = {e.code_at(unix_now())};
+  Conversation locked;
+  EXPECT_EQ(login(s, locked), PAM_AUTH_ERR);
+  EXPECT_TRUE(locked.messages.empty());
+  EXPECT_TRUE(locked.prompts.empty());
+}
+
+TEST_F(PamStackTest, NotEnrolledAndRequiredFailsAfterPrompting) {
+  Conversation conv;
+  EXPECT_EQ(login(spec({"123456"}), conv), PAM_AUTH_ERR);
+  ASSERT_EQ(conv.prompts.size(), 1u);
+  EXPECT_EQ(conv.prompts[0].text, "Security code: ");
+}
+
+TEST_F(PamStackTest, NotEnrolledAndNotRequiredIsIgnored) {
+  files_->write_config("require = none\n");
+  Conversation conv;
+  EXPECT_EQ(login(spec(), conv), kStackIgnored);
+  EXPECT_EQ(conv.prompts.size(), 0u);
+
+  // Behind a password module (here pam_permit), that module's verdict stands.
+  write_service("behind-password", "", "auth required pam_permit.so\n");
+  LoginSpec s = spec();
+  s.service = "behind-password";
+  Conversation behind;
+  EXPECT_EQ(login(s, behind), PAM_SUCCESS);
+  EXPECT_EQ(behind.prompts.size(), 0u);
+}
+
+TEST_F(PamStackTest, NullokArgumentIgnoresUsersWhoAreNotEnrolled) {
+  write_service(kService, "nullok");
+  Conversation conv;
+  EXPECT_EQ(login(spec(), conv), kStackIgnored);
+  EXPECT_EQ(conv.prompts.size(), 0u);
+  Enrolled e = files_->enroll(kUser);
+  EXPECT_EQ(login(spec({e.wrong_code_at(unix_now())})), PAM_AUTH_ERR);
+}
+
+TEST_F(PamStackTest, ExemptGroupSkipsTheCode) {
+  files_->write_config("exempt_groups = " + std::string(kUserGroup) + "\n");
+  files_->enroll(kUser);
+  Conversation conv;
+  EXPECT_EQ(login(spec(), conv), kStackIgnored);
+  EXPECT_EQ(conv.prompts.size(), 0u);
+
+  write_service("behind-password", "", "auth required pam_permit.so\n");
+  LoginSpec s = spec();
+  s.service = "behind-password";
+  EXPECT_EQ(login(s), PAM_SUCCESS);
+
+  Enrolled other = files_->enroll(kOtherUser);
+  Conversation not_exempt;
+  EXPECT_EQ(login(spec({other.wrong_code_at(unix_now())}, kOtherUser), not_exempt), PAM_AUTH_ERR);
+  EXPECT_EQ(not_exempt.prompts.size(), 1u);
+}
+
+TEST_F(PamStackTest, ExemptNetworkSkipsTheCodeForHostsInside) {
+  files_->write_config("exempt_networks = 192.0.2.0/24, 2001:db8::/32\n");
+  Enrolled e = files_->enroll(kUser);
+  for (const char* inside : {"192.0.2.7", "2001:db8::7"}) {
+    LoginSpec s = spec();
+    s.rhost = inside;
+    Conversation conv;
+    EXPECT_EQ(login(s, conv), kStackIgnored) << inside;
+    EXPECT_EQ(conv.prompts.size(), 0u) << inside;
+  }
+  LoginSpec outside = spec({e.wrong_code_at(unix_now())});
+  outside.rhost = "198.51.100.7";
+  Conversation conv;
+  EXPECT_EQ(login(outside, conv), PAM_AUTH_ERR);
+  EXPECT_EQ(conv.prompts.size(), 1u);
+}
+
+TEST_F(PamStackTest, GracePeriodSkipsTheCodeForTheSameUserAndHost) {
+  files_->write_config("grace_period = 300\n");
+  Enrolled e = files_->enroll(kUser);
+  LoginSpec first = spec({e.code_at(unix_now())});
+  first.rhost = "203.0.113.8";
+  ASSERT_EQ(login(first), PAM_SUCCESS);
+
+  LoginSpec again = spec();
+  again.rhost = "203.0.113.8";
+  Conversation conv;
+  EXPECT_EQ(login(again, conv), PAM_SUCCESS);
+  EXPECT_EQ(conv.prompts.size(), 0u);
+
+  LoginSpec elsewhere = spec({e.wrong_code_at(unix_now())});
+  elsewhere.rhost = "203.0.113.9";
+  Conversation other;
+  EXPECT_EQ(login(elsewhere, other), PAM_AUTH_ERR);
+  EXPECT_EQ(other.prompts.size(), 1u);
+}
+
+TEST_F(PamStackTest, PromptArgumentWithPamBracketSyntax) {
+  write_service(kService, "[prompt=Your code: ]");
+  Enrolled e = files_->enroll(kUser);
+  Conversation conv;
+  EXPECT_EQ(login(spec({e.code_at(unix_now())}), conv), PAM_SUCCESS);
+  ASSERT_EQ(conv.prompts.size(), 1u);
+  EXPECT_EQ(conv.prompts[0].text, "Your code: ");
+}
+
+TEST_F(PamStackTest, EchoCodeAsksWithEchoOn) {
+  write_service(kService, "echo_code");
+  Enrolled e = files_->enroll(kUser);
+  Conversation conv;
+  EXPECT_EQ(login(spec({e.code_at(unix_now())}), conv), PAM_SUCCESS);
+  ASSERT_EQ(conv.prompts.size(), 1u);
+  EXPECT_EQ(conv.prompts[0].style, PAM_PROMPT_ECHO_ON);
+}
+
+TEST_F(PamStackTest, ForwardPassTakesPasswordAndCodeInOneAnswer) {
+  write_service(kService, "forward_pass");
+  Enrolled e = files_->enroll(kUser);
+  Conversation conv;
+  EXPECT_EQ(login(spec({"hunter2" + e.code_at(unix_now())}), conv), PAM_SUCCESS);
+  ASSERT_EQ(conv.prompts.size(), 1u);
+  EXPECT_EQ(conv.prompts[0].style, PAM_PROMPT_ECHO_OFF);
+  EXPECT_EQ(conv.prompts[0].text, "Password and security code: ");
+}
+
+TEST_F(PamStackTest, FailedConversationIsAConversationError) {
+  files_->enroll(kUser);
+  Conversation conv;
+  conv.fail = true;
+  EXPECT_EQ(login(spec(), conv), PAM_CONV_ERR);
+}
+
+TEST_F(PamStackTest, SetcredSucceeds) {
+  Conversation conv;
+  const pam_conv pc{converse, &conv};
+  pam_handle_t* pamh = nullptr;
+  ASSERT_EQ(::pam_start_confdir(kService, kUser, &pc, confdir_.c_str(), &pamh), PAM_SUCCESS);
+  EXPECT_EQ(::pam_setcred(pamh, PAM_ESTABLISH_CRED), PAM_SUCCESS);
+  ::pam_end(pamh, PAM_SUCCESS);
+}
+
+class PamStackBadArgumentTest : public PamStackTest,
+                                public ::testing::WithParamInterface<const char*> {};
+
+TEST_P(PamStackBadArgumentTest, IsAServiceErrorWithoutAPrompt) {
+  write_service(kService, GetParam());
+  files_->enroll(kUser);
+  Conversation conv;
+  EXPECT_EQ(login(spec({"123456"}), conv), PAM_SERVICE_ERR);
+  EXPECT_EQ(conv.prompts.size(), 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Args, PamStackBadArgumentTest,
+    ::testing::Values("bogus", "no_such_key=1", "window=11", "digits=5", "lockout=0",
+                      "require=everyone", "exempt_networks=10.0.0.0/33", "store=ldap",
+                      "store=postgresql", "secret_path=relative/%u", "state_dir=relative",
+                      "grace_period=-1", "config=/etc/security/pbx-mfa.conf",
+                      "prompt=", "use_first_pass try_first_pass", "forward_pass use_first_pass"));
+
+TEST_F(PamStackTest, MissingOrUnsafeConfigIsAServiceError) {
+  std::string conf = files_->config_path();
+  std::string text = files_->config_text();
+  files_->enroll(kUser);
+  struct Case {
+    const char* name;
+    std::function<void()> make;
+  };
+  const std::vector<Case> cases = {
+      {"missing", [&] { ASSERT_EQ(::unlink(conf.c_str()), 0); }},
+      {"group-writable", [&] { ASSERT_TRUE(write_file(conf, text, 0664, 0, 0)); }},
+      {"not root-owned", [&] { ASSERT_TRUE(write_file(conf, text, 0644, 65534, 65534)); }},
+      {"symlink",
+       [&] {
+         std::string real = files_->root() + "/real.conf";
+         ASSERT_TRUE(write_file(real, text, 0644, 0, 0));
+         ASSERT_EQ(::unlink(conf.c_str()), 0);
+         ASSERT_EQ(::symlink(real.c_str(), conf.c_str()), 0);
+       }},
+      {"bad line", [&] { ASSERT_TRUE(write_file(conf, text + "window = wide\n", 0644, 0, 0)); }},
+  };
+  for (const Case& c : cases) {
+    ::unlink(conf.c_str());
+    ASSERT_TRUE(write_file(conf, text, 0644, 0, 0));
+    c.make();
+    Conversation conv;
+    EXPECT_EQ(login(spec({"123456"}), conv), PAM_SERVICE_ERR) << c.name;
+    EXPECT_EQ(conv.prompts.size(), 0u) << c.name;
+  }
+}
+
+class PamStackHostileFileTest : public PamStackTest,
+                                public ::testing::WithParamInterface<HostileCase> {};
+
+TEST_P(PamStackHostileFileTest, IsUnavailableQuickly) {
+  const HostileCase& c = GetParam();
+  Enrolled e = files_->enroll(kUser);
+  write_state(*files_, kUser, e.enrollment.id);
+  c.make(*files_, kUser);
+  // A hang check, not a speed test: a FIFO opened without O_NONBLOCK would block forever.
+  TimedLogin t = login_in_child(spec({e.code_at(unix_now())}), std::chrono::seconds(3));
+  EXPECT_EQ(t.rc, PAM_AUTHINFO_UNAVAIL);
+  EXPECT_LT(t.elapsed, std::chrono::seconds(1));
+  EXPECT_EQ(t.prompts, c.where == HostileCase::Where::kLock ? 1u : 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Files, PamStackHostileFileTest, ::testing::ValuesIn(hostile_cases()),
+                         [](const auto& test_case) { return std::string(test_case.param.name); });
+
+// ---------------------------------------------------------------------------------------------
+// Concurrency through the real stack.
+
+TEST_F(PamStackTest, EightSimultaneousLoginsWithOneCodeLetExactlyOneIn) {
+  constexpr int kRounds = 30;
+  constexpr int kLogins = 8;
+  for (int round = 0; round < kRounds; ++round) {
+    // A fresh secret and enrollment id: fresh state, so the current code is unused.
+    Enrolled e = files_->enroll(kUser, 0);
+    std::vector<LoginSpec> specs(kLogins, spec({e.code_at(unix_now())}));
+    std::vector<int> codes = simultaneous_logins(specs, std::chrono::seconds(20));
+    int successes = 0;
+    for (int rc : codes) {
+      if (rc == PAM_SUCCESS) {
+        ++successes;
+      } else {
+        EXPECT_EQ(rc, PAM_AUTH_ERR) << "round " << round;
+      }
+    }
+    ASSERT_EQ(successes, 1) << "round " << round;
+  }
+}
+
+TEST_F(PamStackTest, TwoUsersLoggingInAtOnceNeverFailEachOther) {
+  constexpr int kRounds = 30;
+  for (int round = 0; round < kRounds; ++round) {
+    Enrolled a = files_->enroll(kUser, 0);
+    Enrolled b = files_->enroll(kOtherUser, 0);
+    std::int64_t now = unix_now();
+    std::vector<LoginSpec> specs = {spec({a.code_at(now)}, kUser),
+                                    spec({b.code_at(now)}, kOtherUser)};
+    std::vector<int> codes = simultaneous_logins(specs, std::chrono::seconds(20));
+    ASSERT_EQ(codes, (std::vector<int>{PAM_SUCCESS, PAM_SUCCESS})) << "round " << round;
+  }
+}
+
+}  // namespace
+}  // namespace pbx::pam::testing
