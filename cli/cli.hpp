@@ -26,6 +26,12 @@ enum Exit : int {
   kExitInternal = 70,
 };
 
+// What a helper program printed (doctor asks timedatectl or chronyc about the clock).
+struct ProgramResult {
+  int exit_code = -1;  // -1 when killed by a signal
+  std::string out;     // standard output, capped
+};
+
 // Everything run() touches outside the process, so tests can drive it in-process.
 struct Env {
   std::istream* in = nullptr;
@@ -42,6 +48,9 @@ struct Env {
   // Checks a user's password through the PAM service "pbx-mfa".
   std::function<bool(const std::string& user, const totp::SecretString& password)> check_password;
   std::string host_name;  // default issuer
+  // Runs argv (argv[0] an absolute path, no shell, stdin empty, a few seconds at most);
+  // nullopt when it is missing, cannot start or takes too long. Unset: nothing is run.
+  std::function<std::optional<ProgramResult>(const std::vector<std::string>& argv)> run_program;
 };
 
 int run(const std::vector<std::string>& args, Env& env);

@@ -54,6 +54,24 @@ totp::Result<std::unique_ptr<totp::Store>> open_store(Session& s) {
 
 void print_json(Session& s, const nlohmann::json& j) { s.out() << j.dump() << "\n"; }
 
+namespace {
+
+void wipe_strings(nlohmann::json& j) {
+  if (j.is_string()) {
+    totp::wipe(j.get_ref<std::string&>());
+  } else if (j.is_structured()) {
+    for (auto& child : j) wipe_strings(child);
+  }
+}
+
+}  // namespace
+
+void print_secret_json(Session& s, nlohmann::json& j) {
+  totp::SecretString text(j.dump());
+  s.out() << text.str() << "\n";
+  wipe_strings(j);
+}
+
 nlohmann::json iso8601(std::int64_t unix_time) {
   if (unix_time <= 0) return nullptr;
   std::time_t t = static_cast<std::time_t>(unix_time);

@@ -6,6 +6,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "cli.hpp"
@@ -23,6 +24,9 @@ struct Session {
   totp::Config config;
   std::string config_path;
   bool config_explicit = false;
+  // Set instead of failing when the config does not load and the subcommand diagnoses it
+  // (doctor); `config` then holds the defaults.
+  std::optional<totp::Error> config_error;
 
   std::ostream& out() { return *env.out; }
   std::ostream& err() { return *env.err; }
@@ -50,6 +54,9 @@ totp::Result<std::unique_ptr<totp::Store>> open_store(Session& s);
 
 // Exactly one JSON object and a newline on stdout.
 void print_json(Session& s, const nlohmann::json& j);
+// The same for an object holding secrets (a TOTP secret, recovery codes): the dumped text and
+// every string in `j` are wiped afterwards.
+void print_secret_json(Session& s, nlohmann::json& j);
 
 // ISO 8601 UTC ("2026-11-22T15:04:05Z"), or JSON null for 0.
 nlohmann::json iso8601(std::int64_t unix_time);

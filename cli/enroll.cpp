@@ -1,12 +1,422 @@
-// enroll: make a secret, show the QR code, confirm a code. (Being written: issue 4.)
+// enroll: make a secret, show the QR code, confirm a code (and the password), save, print the
+// recovery codes once.
+#include <charconv>
+#include <optional>
+
 #include "commands.hpp"
+#include "pbx/totp/base32.hpp"
+#include "pbx/totp/hotp.hpp"
+#include "pbx/totp/otpauth_uri.hpp"
+#include "pbx/totp/qr.hpp"
+#include "pbx/totp/recovery.hpp"
 
 namespace pbx::cli {
+namespace {
+
+constexpr int kTries = 3;
+constexpr std::size_t kMaxNameLength = 128;  // as the config's issuer
+
+struct EnrollOptions {
+  std::string user;
+  std::string issuer;
+  std::string label;
+  std::string algorithm;
+  std::string digits;
+  std::string period;
+  std::string qr;
+  std::string recovery_codes;
+  bool force = false;
+  bool no_confirm = false;
+  bool json = false;
+  // Which options were given (an empty --issuer "" is an error, not "use the default").
+  CLI::Option* issuer_opt = nullptr;
+  CLI::Option* label_opt = nullptr;
+  CLI::Option* algorithm_opt = nullptr;
+  CLI::Option* digits_opt = nullptr;
+  CLI::Option* period_opt = nullptr;
+  CLI::Option* qr_opt = nullptr;
+  CLI::Option* recovery_opt = nullptr;
+};
+
+// The validated settings of this enrollment.
+struct Plan {
+  totp::Algorithm algorithm = totp::Algorithm::kSha1;
+  int digits = 6;
+  int period = 30;
+  std::optional<totp::QrStyle> qr;  // nullopt: none
+  int recovery_codes = 5;
+  std::string issuer;
+  std::string label;
+};
+
+std::optional<int> parse_int(std::string_view text, int lo, int hi) {
+  int v = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc{} || ptr != text.data() + text.size() || v < lo || v > hi) {
+    return std::nullopt;
+  }
+  return v;
+}
+
+std::string range_message(std::string_view flag, int lo, int hi, std::string_view got) {
+  return std::string(flag) + ": expected a whole number from " + std::to_string(lo) + " to " +
+         std::to_string(hi) + ", got '" + std::string(got) + "'";
+}
+
+// Issuer and account name end up in the authenticator app's list and in the URI label, where
+// a colon separates them (Key URI format), so a colon is refused in either.
+std::optional<std::string> name_problem(std::string_view value) {
+  if (value.empty() || value.size() > kMaxNameLength) {
+    return "must be 1 to " + std::to_string(kMaxNameLength) + " characters";
+  }
+  for (char ch : value) {
+    auto c = static_cast<unsigned char>(ch);
+    if (c < 0x20 || c == 0x7f) return std::string("must not contain control characters");
+    if (c == ':') return std::string("must not contain ':' (it separates issuer and account)");
+  }
+  return std::nullopt;
+}
+
+// Validates every flag against CONTRACT §4 and fills in the config defaults; on error the
+// message names the flag and the accepted values.
+totp::Result<Plan> make_plan(Session& s, const EnrollOptions& o, const std::string& user_name) {
+  using totp::Errc;
+  Plan p;
+  p.algorithm = s.config.algorithm;
+  p.digits = s.config.digits;
+  p.period = s.config.period;
+  p.recovery_codes = s.config.recovery_codes;
+  if (o.algorithm_opt->count() > 0) {
+    auto a = totp::parse_algorithm(o.algorithm);
+    if (!a) {
+      return totp::make_error(
+          Errc::kInvalid,
+          "--algorithm: expected SHA1, SHA256 or SHA512, got '" + o.algorithm + "'");
+    }
+    p.algorithm = *a;
+  }
+  if (o.digits_opt->count() > 0) {
+    auto d = parse_int(o.digits, totp::kMinDigits, totp::kMaxDigits);
+    if (!d) {
+      return totp::make_error(
+          Errc::kInvalid, range_message("--digits", totp::kMinDigits, totp::kMaxDigits, o.digits));
+    }
+    p.digits = *d;
+  }
+  if (o.period_opt->count() > 0) {
+    auto d = parse_int(o.period, 15, 300);
+    if (!d) return totp::make_error(Errc::kInvalid, range_message("--period", 15, 300, o.period));
+    p.period = *d;
+  }
+  if (o.recovery_opt->count() > 0) {
+    auto d = parse_int(o.recovery_codes, 0, totp::kMaxRecoveryCodes);
+    if (!d) {
+      return totp::make_error(
+          Errc::kInvalid,
+          range_message("--recovery-codes", 0, totp::kMaxRecoveryCodes, o.recovery_codes));
+    }
+    p.recovery_codes = *d;
+  }
+  std::string qr = o.qr_opt->count() > 0 ? o.qr : std::string(s.env.out_is_tty ? "ansi" : "none");
+  if (qr == "ansi") {
+    p.qr = totp::QrStyle::kAnsi;
+  } else if (qr == "utf8") {
+    p.qr = totp::QrStyle::kUtf8;
+  } else if (qr == "ascii") {
+    p.qr = totp::QrStyle::kAscii;
+  } else if (qr != "none") {
+    return totp::make_error(Errc::kInvalid,
+                            "--qr: expected ansi, utf8, ascii or none, got '" + o.qr + "'");
+  }
+  if (o.json) {
+    // stdout carries the JSON object alone; a drawing asked for explicitly would be lost.
+    if (o.qr_opt->count() > 0 && p.qr) {
+      return totp::make_error(Errc::kInvalid, "--qr " + o.qr +
+                                                  ": no QR code is drawn with --json (use --qr "
+                                                  "none, or leave out --json)");
+    }
+    p.qr.reset();
+  }
+  if (o.issuer_opt->count() > 0) {
+    if (auto problem = name_problem(o.issuer)) {
+      return totp::make_error(Errc::kInvalid, "--issuer: " + *problem);
+    }
+    p.issuer = o.issuer;
+  } else {
+    p.issuer = !s.config.issuer.empty() ? s.config.issuer : s.env.host_name;
+    if (p.issuer.empty()) p.issuer = "pbx-mfa";
+    if (auto problem = name_problem(p.issuer)) {
+      return totp::make_error(
+          Errc::kInvalid, "issuer '" + p.issuer + "' " + *problem + "; choose one with --issuer");
+    }
+  }
+  if (o.label_opt->count() > 0) {
+    if (auto problem = name_problem(o.label)) {
+      return totp::make_error(Errc::kInvalid, "--label: " + *problem);
+    }
+    p.label = o.label;
+  } else {
+    p.label = user_name;
+    if (auto problem = name_problem(p.label)) {
+      return totp::make_error(Errc::kInvalid, "account name '" + p.label + "' " + *problem +
+                                                  "; choose one with --label");
+    }
+  }
+  return p;
+}
+
+// Compares without an early exit; the code is the caller's own, but there is no reason to leak.
+bool same_code(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  unsigned diff = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    diff |=
+        static_cast<unsigned>(static_cast<unsigned char>(a[i]) ^ static_cast<unsigned char>(b[i]));
+  }
+  return diff == 0;
+}
+
+// The time step whose code `typed` is (within the config window around now), or nullopt.
+// Nothing is saved yet, so this checks the fresh secret directly rather than through the
+// Verifier; spaces are ignored ("123 456" as apps show it).
+std::optional<std::int64_t> match_code(const totp::SecretBytes& key, const Plan& p, int window,
+                                       std::int64_t now, std::string_view typed) {
+  totp::SecretString code;
+  for (char c : typed) {
+    if (c != ' ' && c != '\t') code.mut().push_back(c);
+  }
+  totp::Hmac hmac(p.algorithm, key);
+  if (!hmac.ok()) return std::nullopt;
+  const std::int64_t centre = totp::time_step(now, p.period);
+  std::optional<std::int64_t> found;
+  for (int d = -window; d <= window; ++d) {
+    std::int64_t step = centre + d;
+    if (step < 0) continue;
+    auto value = totp::hotp(hmac, static_cast<std::uint64_t>(step), p.digits);
+    if (!value) return std::nullopt;
+    totp::SecretString expected(totp::format_code(*value, p.digits));
+    if (same_code(expected.view(), code.view()) && !found) found = step;
+  }
+  return found;
+}
+
+enum class Check { kPassed, kWrong, kNoAnswer };
+
+// Asks for the current code up to kTries times. `step` receives the matched time step.
+Check confirm_code(Session& s, const totp::SecretBytes& key, const Plan& p, std::int64_t& step) {
+  for (int attempt = 1; attempt <= kTries; ++attempt) {
+    s.out().flush();
+    if (!s.env.read_secret) return Check::kNoAnswer;
+    auto typed = s.env.read_secret("Current code: ");
+    if (!typed) return Check::kNoAnswer;
+    if (auto m = match_code(key, p, s.config.window, s.env.clock->now(), typed->view())) {
+      step = *m;
+      return Check::kPassed;
+    }
+    if (attempt < kTries) {
+      s.err() << "Wrong code: it does not match the new secret. Type the " << p.digits
+              << " digits the app shows now (" << (kTries - attempt) << " tries left).\n";
+    }
+  }
+  return Check::kWrong;
+}
+
+Check confirm_password(Session& s, const std::string& user_name) {
+  for (int attempt = 1; attempt <= kTries; ++attempt) {
+    s.out().flush();
+    if (!s.env.read_secret) return Check::kNoAnswer;
+    auto typed = s.env.read_secret("Password: ");
+    if (!typed) return Check::kNoAnswer;
+    // No password checker is a failed check: never a pass.
+    if (s.env.check_password && s.env.check_password(user_name, *typed)) return Check::kPassed;
+    if (attempt < kTries) {
+      s.err() << "Wrong password (" << (kTries - attempt) << " tries left).\n";
+    }
+  }
+  return Check::kWrong;
+}
+
+void print_codes(std::ostream& os, const std::vector<totp::SecretString>& codes) {
+  for (const auto& c : codes) os << "  " << c.str() << "\n";
+}
+
+int enroll(Session& s, const EnrollOptions& o) {
+  // --no-confirm provisions a secret nobody has proven to hold: an administrator's act. A user
+  // enrolling themselves always proves the code and their password.
+  if (o.no_confirm && !s.is_root()) {
+    return fail(s, kExitStore, "--no-confirm needs root (it is for provisioning by root)");
+  }
+  auto user = target_user(s, o.user);
+  if (!user) return fail(s, user.error());
+  const totp::User& u = *user;
+  auto plan = make_plan(s, o, u.name);
+  if (!plan) return fail(s, plan.error());
+  const Plan& p = *plan;
+
+  auto store = open_store(s);
+  if (!store) return fail(s, store.error());
+  // Before a secret is shown: a QR code for an enrollment that is then refused would sit in
+  // the user's app as a dead entry. Exit 4 (store) rather than 2: the command line is valid,
+  // the store holds something that wins, and a save that loses a race reports kExists → 4 too.
+  if (auto existing = (*store)->load(u); existing) {
+    if (!o.force) {
+      return fail(s, kExitStore,
+                  u.name +
+                      " is already enrolled; the enrollment is kept (--force replaces it, "
+                      "and its recovery codes)");
+    }
+  } else if (existing.error().code != totp::Errc::kNotEnrolled && !o.force) {
+    return fail(s, existing.error());  // unsafe or corrupt: say so; --force replaces it
+  }
+  // Root resets the state when saving (below); an unusable state_dir should stop us now, not
+  // after the user has scanned a code.
+  if (s.is_root()) {
+    if (auto st = (*store)->peek_state(u); !st) return fail(s, st.error());
+  }
+
+  auto secret = totp::generate_secret(p.algorithm);
+  if (!secret) return fail(s, secret.error());
+  const totp::SecretBytes& key = *secret;
+  totp::SecretString b32(totp::base32_encode(key, false));
+  totp::SecretString grouped(totp::group_by_four(b32.view()));
+  totp::OtpParams params;
+  params.issuer = p.issuer;
+  params.account = p.label;
+  params.secret = key;
+  params.algorithm = p.algorithm;
+  params.digits = p.digits;
+  params.period = p.period;
+  totp::SecretString uri(totp::build_otpauth_uri(params));
+
+  if (!o.json) {
+    s.out() << "Enrolling " << u.name << " (" << p.issuer << ": " << p.label << ", "
+            << totp::algorithm_name(p.algorithm) << ", " << p.digits << " digits, " << p.period
+            << " s).\n";
+    if (p.qr) {
+      auto drawing = totp::render_qr(uri.view(), *p.qr);
+      if (!drawing) return fail(s, drawing.error());
+      totp::SecretString picture(std::move(drawing.value()));
+      s.out() << "Scan this QR code with an authenticator app:\n\n" << picture.str() << "\n";
+    }
+    s.out() << "Secret: " << grouped.str() << "\n"
+            << "URI:    " << uri.str() << "\n\n";
+  } else if (!o.no_confirm) {
+    // stdout is the JSON object alone, but the person confirming must see the secret.
+    s.err() << "Secret: " << grouped.str() << "\n"
+            << "URI:    " << uri.str() << "\n";
+  }
+
+  std::int64_t confirmed_step = totp::kNoStep;
+  if (!o.no_confirm) {
+    switch (confirm_code(s, key, p, confirmed_step)) {
+      case Check::kPassed:
+        break;
+      case Check::kWrong:
+        return fail(s, kExitRejected,
+                    "wrong code " + std::to_string(kTries) +
+                        " times; nothing was saved. Check that the phone's clock is right and "
+                        "that the app shows " +
+                        p.issuer + ": " + p.label + ", then enroll again.");
+      case Check::kNoAnswer:
+        return fail(s, kExitRejected, "no code entered; nothing was saved");
+    }
+    // Users enrolling themselves prove who they are at the keyboard; root needs no password.
+    if (!s.is_root()) {
+      switch (confirm_password(s, u.name)) {
+        case Check::kPassed:
+          break;
+        case Check::kWrong:
+          return fail(s, kExitRejected,
+                      "wrong password " + std::to_string(kTries) + " times; nothing was saved");
+        case Check::kNoAnswer:
+          return fail(s, kExitRejected, "no password entered; nothing was saved");
+      }
+    }
+  }
+
+  auto codes = totp::generate_recovery_codes(p.recovery_codes);
+  if (!codes) return fail(s, codes.error());
+  auto hashed = totp::hash_recovery_codes(*codes);
+  if (!hashed) return fail(s, hashed.error());
+  auto id = totp::new_enrollment_id();
+  if (!id) return fail(s, id.error());
+  totp::Enrollment e;
+  e.id = *id;
+  e.secret = key;
+  e.algorithm = p.algorithm;
+  e.digits = p.digits;
+  e.period = p.period;
+  e.created = s.env.clock->now();
+  e.recovery = std::move(hashed.value());
+
+  // Root can write the state: take the user's lock around the save so a login sees the old
+  // enrollment or the new one with its state, and mark the confirmation code as used so it
+  // cannot also log in. A user enrolling themselves cannot touch the root-owned state; the new
+  // id makes the old state stale, which the verifier then ignores.
+  std::unique_ptr<totp::StateTxn> txn;
+  if (s.is_root()) {
+    auto locked = (*store)->lock_state(u);
+    if (!locked) return fail(s, locked.error());
+    txn = std::move(locked.value());
+  }
+  if (auto st = (*store)->save(u, e, o.force); !st) {
+    if (st.error().code == totp::Errc::kExists) {
+      return fail(s, kExitStore, u.name + " was enrolled meanwhile; that enrollment is kept");
+    }
+    return fail(s, st.error());
+  }
+  if (txn) {
+    totp::UserState fresh;
+    fresh.enrollment_id = e.id;
+    fresh.last_step = confirmed_step;
+    if (auto st = txn->commit(fresh); !st) {
+      s.err() << "pbx-mfa: warning: enrolled, but the state could not be reset: "
+              << st.error().message << "\n";
+    }
+  }
+
+  if (o.json) {
+    nlohmann::json list = nlohmann::json::array();
+    for (const auto& c : *codes) list.push_back(c.str());
+    nlohmann::json j = {{"user", u.name},
+                        {"secret", b32.str()},
+                        {"otpauth_uri", uri.str()},
+                        {"recovery_codes", std::move(list)}};
+    print_secret_json(s, j);
+    return kExitOk;
+  }
+  s.out() << "Saved: " << u.name << " is enrolled.\n";
+  if (codes->empty()) {
+    s.out() << "No recovery codes were made (recovery_codes = 0).\n";
+  } else {
+    s.out() << "Recovery codes, for when the phone is lost. Each works once; they are shown only "
+               "now, so store them somewhere safe:\n";
+    print_codes(s.out(), *codes);
+  }
+  return kExitOk;
+}
+
+}  // namespace
 
 Command add_enroll(CLI::App& app) {
   auto* sub = app.add_subcommand("enroll", "make a secret, show the QR code, confirm a code");
-  sub->allow_extras();
-  return {sub, [](Session& s) -> int { return fail(s, kExitInternal, "enroll: not built yet"); }};
+  auto o = std::make_shared<EnrollOptions>();
+  sub->add_option("--user", o->user, "another user (root only)");
+  o->issuer_opt = sub->add_option("--issuer", o->issuer,
+                                  "name shown in the app (default: config issuer, or host name)");
+  o->label_opt =
+      sub->add_option("--label", o->label, "account name shown in the app (default: user)");
+  o->algorithm_opt = sub->add_option("--algorithm", o->algorithm, "SHA1, SHA256 or SHA512");
+  o->digits_opt = sub->add_option("--digits", o->digits, "code length, 6 to 8");
+  o->period_opt = sub->add_option("--period", o->period, "seconds per code, 15 to 300");
+  o->qr_opt = sub->add_option("--qr", o->qr,
+                              "ansi, utf8, ascii or none (default: ansi on a terminal, else none)");
+  o->recovery_opt = sub->add_option("--recovery-codes", o->recovery_codes,
+                                    "how many recovery codes, 0 to 20 (default: config)");
+  sub->add_flag("--force", o->force, "replace an existing enrollment");
+  sub->add_flag("--no-confirm", o->no_confirm, "skip the code and password check (root only)");
+  sub->add_flag("--json", o->json, "print one JSON object");
+  return {sub, [o](Session& s) -> int { return enroll(s, *o); }};
 }
 
 }  // namespace pbx::cli

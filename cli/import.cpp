@@ -1,12 +1,194 @@
-// import: migrate from google-authenticator, oath or an otpauth URI. (Being written: issue 4.)
+// import: migrate a secret from google-authenticator, an oath users file or an otpauth:// URI.
+#include <istream>
+
 #include "commands.hpp"
+#include "pbx/totp/enrollment.hpp"
+#include "pbx/totp/importers.hpp"
+#include "pbx/totp/recovery.hpp"
 
 namespace pbx::cli {
+namespace {
+
+struct ImportOptions {
+  std::string user;
+  std::string from;
+  std::string source;
+  bool force = false;
+  bool json = false;
+};
+
+// Standard input, capped: more than the cap is refused rather than cut.
+totp::Result<totp::SecretString> read_stream(std::istream& in) {
+  totp::SecretString content;
+  content.mut().reserve(std::size_t{64} * 1024);
+  char buf[4096];
+  while (in) {
+    in.read(buf, sizeof buf);
+    auto n = static_cast<std::size_t>(in.gcount());
+    if (n == 0) break;
+    if (content.str().size() + n > totp::kMaxImportSize) {
+      totp::wipe(buf, sizeof buf);
+      return totp::make_error(totp::Errc::kInvalid,
+                              "standard input: more than 1 MiB; not a secret file");
+    }
+    if (content.str().size() + n > content.str().capacity()) {
+      totp::SecretString bigger;  // grown by hand so no unwiped copy is freed
+      bigger.mut().reserve((content.str().size() + n) * 2);
+      bigger.mut().append(content.str());
+      content = std::move(bigger);
+    }
+    content.mut().append(buf, n);
+  }
+  totp::wipe(buf, sizeof buf);
+  if (in.bad()) return totp::make_error(totp::Errc::kIo, "cannot read standard input");
+  return content;
+}
+
+bool starts_with_otpauth(std::string_view s) {
+  constexpr std::string_view kScheme = "otpauth:";
+  if (s.size() < kScheme.size()) return false;
+  for (std::size_t i = 0; i < kScheme.size(); ++i) {
+    char c = s[i];
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    if (c != kScheme[i]) return false;
+  }
+  return true;
+}
+
+int run_import(Session& s, ImportOptions& o) {
+  // The command line may hold a URI: take it out of the options so it is wiped.
+  totp::SecretString source(std::move(o.source));
+  auto format = totp::parse_import_format(o.from);
+  if (!format) {
+    return fail(s, kExitUsage, "--from: must be google-authenticator, oath or uri");
+  }
+  auto user = target_user(s, o.user);
+  if (!user) return fail(s, user.error());
+
+  std::vector<std::string> notes;
+  totp::SecretString text;
+  if (source.str() == "-") {
+    if (s.env.in == nullptr) return fail(s, kExitStore, "no standard input to read");
+    auto read = read_stream(*s.env.in);
+    if (!read) return fail(s, read.error());
+    text = std::move(read.value());
+  } else if (*format == totp::ImportFormat::kUri && starts_with_otpauth(source.view())) {
+    text = std::move(source);
+    notes.push_back(
+        "the URI was given on the command line, where other users may see it (ps); next time "
+        "pass '-' and give it on standard input");
+  } else {
+    auto read = totp::read_import_file(source.str(), *user);
+    if (!read) return fail(s, read.error());
+    text = std::move(read.value());
+  }
+
+  auto imported = totp::parse_import(*format, text.view(), user->name);
+  if (!imported) return fail(s, kExitUsage, imported.error().message);
+  totp::ImportedSecret& in = *imported;
+  for (auto& n : in.notes) notes.push_back(std::move(n));
+  if (in.window_size) {
+    int each_side = (*in.window_size - 1) / 2;
+    if (each_side != s.config.window) {
+      notes.push_back("WINDOW_SIZE " + std::to_string(*in.window_size) + " accepted codes up to " +
+                      std::to_string(each_side) +
+                      " steps either side of now; pbx-mfa keeps no per-user window: this host's "
+                      "window = " +
+                      std::to_string(s.config.window) + " (config) applies");
+    }
+  }
+  if (*format == totp::ImportFormat::kUri && !in.params.account.empty() &&
+      in.params.account != user->name) {
+    notes.push_back("the URI names the account '" + in.params.account + "'; imported for user '" +
+                    user->name + "'");
+  }
+
+  auto store = open_store(s);
+  if (!store) return fail(s, store.error());
+  auto existing = (*store)->load(*user);
+  if (existing) {
+    if (!o.force) {
+      return fail(s, kExitStore,
+                  user->name + " is already enrolled; use --force to replace the enrollment");
+    }
+  } else if (existing.error().code == totp::Errc::kUnsafe) {
+    // A symlink, a FIFO or a file with the wrong owner or mode where the secret belongs is
+    // someone's doing: never write over it, even with --force.
+    return fail(s, kExitStore,
+                existing.error().message + "; nothing written (inspect it, then 'pbx-mfa reset')");
+  } else if (existing.error().code != totp::Errc::kNotEnrolled && !o.force) {
+    return fail(s, existing.error());
+  }
+
+  totp::Enrollment e;
+  auto id = totp::new_enrollment_id();
+  if (!id) return fail(s, id.error());
+  e.id = std::move(id.value());
+  e.secret = std::move(in.params.secret);
+  e.algorithm = in.params.algorithm;
+  e.digits = in.params.digits;
+  e.period = in.params.period;
+  e.created = s.env.clock->now();
+  int codes = static_cast<int>(in.scratch_codes.size());
+  if (codes > 0) {
+    auto set = totp::hash_recovery_codes(in.scratch_codes);
+    if (!set) return fail(s, set.error());
+    e.recovery = std::move(set.value());
+  }
+  if (auto st = (*store)->save(*user, e, o.force); !st) {
+    if (st.error().code == totp::Errc::kExists) {
+      return fail(s, kExitStore,
+                  user->name + " is already enrolled; use --force to replace the enrollment");
+    }
+    return fail(s, st.error());
+  }
+
+  if (o.json) {
+    print_json(s, {{"user", user->name},
+                   {"from", totp::import_format_name(*format)},
+                   {"algorithm", totp::algorithm_name(e.algorithm)},
+                   {"digits", e.digits},
+                   {"period", e.period},
+                   {"recovery_codes_imported", codes},
+                   {"notes", notes}});
+    return kExitOk;
+  }
+  s.out() << user->name << ": imported from " << totp::import_format_name(*format) << " ("
+          << totp::algorithm_name(e.algorithm) << ", " << e.digits << " digits, " << e.period
+          << " s)\n";
+  if (codes > 0) {
+    s.out() << "  " << codes << " scratch code" << (codes == 1 ? "" : "s")
+            << " kept as one-time recovery codes\n";
+  }
+  for (const auto& n : notes) s.out() << "  note: " << n << "\n";
+  if (*format != totp::ImportFormat::kUri) {
+    s.out() << "  the old tool's file is left as it was: remove the secret from it once logins "
+               "work with pbx-mfa\n";
+  }
+  return kExitOk;
+}
+
+}  // namespace
 
 Command add_import(CLI::App& app) {
-  auto* sub = app.add_subcommand("import", "migrate from google-authenticator, oath or an otpauth URI");
-  sub->allow_extras();
-  return {sub, [](Session& s) -> int { return fail(s, kExitInternal, "import: not built yet"); }};
+  auto* sub = app.add_subcommand(
+      "import", "migrate a secret from google-authenticator, an oath users file or an otpauth URI");
+  auto o = std::make_shared<ImportOptions>();
+  sub->add_option("--user", o->user, "the user the secret belongs to (another user: root only)")
+      ->required();
+  sub->add_option("--from", o->from, "source format: google-authenticator, oath or uri")
+      ->required()
+      ->check(CLI::IsMember({"google-authenticator", "oath", "uri"}));
+  sub->add_option("SOURCE", o->source,
+                  "a ~/.google_authenticator file, a users.oath file, a file holding the URI "
+                  "(or the URI itself), or - for standard input")
+      ->required();
+  sub->add_flag("--force", o->force, "replace an existing enrollment");
+  sub->add_flag("--json", o->json, "print one JSON object");
+  sub->footer(
+      "Scratch codes of a google-authenticator file become recovery codes. Counter-based (HOTP) "
+      "secrets and users.oath PINs are refused. A SOURCE that is a symbolic link is refused.");
+  return {sub, [o](Session& s) -> int { return run_import(s, *o); }};
 }
 
 }  // namespace pbx::cli

@@ -1,9 +1,16 @@
 // The real environment of the pbx-mfa process: terminal, ids, host name, libpam.
+#include <fcntl.h>
+#include <poll.h>
 #include <pwd.h>
 #include <security/pam_appl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
@@ -75,6 +82,71 @@ std::string name_of(uid_t uid) {
   return std::to_string(uid);
 }
 
+std::int64_t monotonic_ms() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+// Runs a helper with an empty stdin, stderr discarded, a clean environment and a deadline.
+std::optional<ProgramResult> run_program_real(const std::vector<std::string>& argv) {
+  constexpr int kDeadlineMs = 3000;
+  constexpr std::size_t kMaxOutput = 64 * 1024;
+  if (argv.empty() || argv[0].empty() || argv[0][0] != '/') return std::nullopt;
+  if (access(argv[0].c_str(), X_OK) != 0) return std::nullopt;
+  int out_pipe[2];
+  if (pipe2(out_pipe, O_CLOEXEC) != 0) return std::nullopt;
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&actions, out_pipe[1], STDOUT_FILENO);
+  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  char env_path[] = "PATH=/usr/sbin:/usr/bin:/sbin:/bin";
+  char env_lang[] = "LC_ALL=C";
+  char* envp[] = {env_path, env_lang, nullptr};
+  pid_t pid = -1;
+  int rc = posix_spawn(&pid, args[0], &actions, nullptr, args.data(), envp);
+  posix_spawn_file_actions_destroy(&actions);
+  close(out_pipe[1]);
+  if (rc != 0) {
+    close(out_pipe[0]);
+    return std::nullopt;
+  }
+  ProgramResult result;
+  bool timed_out = false;
+  const std::int64_t deadline = monotonic_ms() + kDeadlineMs;
+  char buf[4096];
+  for (;;) {
+    std::int64_t left = deadline - monotonic_ms();
+    if (left <= 0) {
+      timed_out = true;
+      break;
+    }
+    pollfd pfd{out_pipe[0], POLLIN, 0};
+    int ready = poll(&pfd, 1, static_cast<int>(left));
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready <= 0) {
+      timed_out = ready == 0;
+      break;
+    }
+    ssize_t n = read(out_pipe[0], buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    if (result.out.size() < kMaxOutput) result.out.append(buf, static_cast<std::size_t>(n));
+  }
+  close(out_pipe[0]);
+  if (timed_out) kill(pid, SIGKILL);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (timed_out) return std::nullopt;
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
+}
+
 }  // namespace
 
 Env process_env() {
@@ -90,6 +162,7 @@ Env process_env() {
   env.clock = &clock;
   env.read_secret = read_line_no_echo;
   env.check_password = check_password_pam;
+  env.run_program = run_program_real;
   char host[256] = "";
   if (gethostname(host, sizeof host - 1) == 0) env.host_name = host;
   return env;

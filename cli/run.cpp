@@ -40,10 +40,16 @@ int run(const std::vector<std::string>& args, Env& env) {
   }
 
   Session session{env, {}, config_path.empty() ? std::string(totp::kDefaultConfigPath) : config_path,
-                  !config_path.empty()};
+                  !config_path.empty(), std::nullopt};
   auto config = totp::load_config(session.config_path, session.config_explicit, env.trusted_uid);
-  if (!config) return fail(session, kExitUsage, config.error().message);
-  session.config = std::move(config.value());
+  if (config) {
+    session.config = std::move(config.value());
+  } else if (app.got_subcommand("doctor")) {
+    session.config_error = config.error();  // doctor reports it as a failed check
+    session.config.trusted_uid = env.trusted_uid;
+  } else {
+    return fail(session, kExitUsage, config.error().message);
+  }
 
   for (auto& c : commands) {
     if (c.app->parsed()) return c.action(session);

@@ -56,6 +56,7 @@ inline constexpr std::string_view kIdA = "0123456789abcdef0123456789abcdef";
 inline constexpr std::string_view kIdB = "fedcba9876543210fedcba9876543210";
 // A Unix time at the start of a 30-second step, so "+29 s" stays in the same step.
 inline constexpr std::int64_t kT0 = 56666667LL * 30;  // 1700000010
+inline constexpr std::int64_t kStep = 30;             // the default period
 inline constexpr uid_t kOtherUid = 65534;
 
 template <typename T>
@@ -71,9 +72,9 @@ template <typename T>
     return ::testing::AssertionFailure() << "succeeded, expected " << errc_name(expected);
   }
   if (r.error().code != expected) {
-    return ::testing::AssertionFailure() << "error " << errc_name(r.error().code) << " ("
-                                         << r.error().message << "), expected "
-                                         << errc_name(expected);
+    return ::testing::AssertionFailure()
+           << "error " << errc_name(r.error().code) << " (" << r.error().message << "), expected "
+           << errc_name(expected);
   }
   return ::testing::AssertionSuccess();
 }
@@ -89,9 +90,7 @@ inline std::string code_for_step(const Enrollment& e, std::int64_t step) {
   return format_code(*code, e.digits);
 }
 
-inline std::int64_t step_of(const Enrollment& e, std::int64_t t) {
-  return time_step(t, e.period);
-}
+inline std::int64_t step_of(const Enrollment& e, std::int64_t t) { return time_step(t, e.period); }
 
 // A private directory under /tmp, removed with everything in it.
 class TempDir {
@@ -204,6 +203,9 @@ inline void snapshot_into(const std::string& path, const std::string& rel, Snaps
     info.type = 'p';
   } else if (S_ISDIR(st.st_mode)) {
     info.type = 'd';
+    // A temp file made and removed again leaves nothing behind but a directory mtime.
+    info.mtime_ns = 0;
+    info.size = 0;
   }
   out[rel] = info;
   if (info.type != 'd') return;
@@ -230,9 +232,9 @@ inline std::string snapshot_diff(const Snapshot& before, const Snapshot& after) 
   std::string out;
   auto describe = [](const EntryInfo& e) {
     char mode[16];
-    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(e.mode));
-    return std::string(1, e.type) + " mode " + mode + " uid " + std::to_string(e.uid) +
-           " size " + std::to_string(e.size) + " mtime " + std::to_string(e.mtime_ns);
+    (void)std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(e.mode));
+    return std::string(1, e.type) + " mode " + mode + " uid " + std::to_string(e.uid) + " size " +
+           std::to_string(e.size) + " mtime " + std::to_string(e.mtime_ns);
   };
   for (const auto& [name, info] : before) {
     auto it = after.find(name);
@@ -249,8 +251,8 @@ inline std::string snapshot_diff(const Snapshot& before, const Snapshot& after) 
   return out;
 }
 
-// Runs `fn` in a child process and returns what it returned, or nullopt if it did not finish
-// within `deadline` (the child is then killed). Use for calls that might hang, e.g. on a FIFO.
+// Runs `fn` in a child process and returns what it returned (-2 if it threw), or nullopt if it
+// did not finish within `deadline` (the child is then killed). For calls that might hang.
 inline std::optional<int> run_in_child(const std::function<int()>& fn,
                                        std::chrono::milliseconds deadline) {
   int fds[2];
@@ -259,7 +261,12 @@ inline std::optional<int> run_in_child(const std::function<int()>& fn,
   if (pid < 0) throw std::runtime_error("fork failed");
   if (pid == 0) {
     ::close(fds[0]);
-    int value = fn();
+    int value = -3;
+    try {
+      value = fn();
+    } catch (...) {
+      value = -2;  // never unwind into gtest in a forked child
+    }
     ssize_t ignored = ::write(fds[1], &value, sizeof value);
     (void)ignored;
     ::_exit(0);

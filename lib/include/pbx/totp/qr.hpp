@@ -1,0 +1,36 @@
+// QR code rendering for terminals: what `pbx-mfa enroll` and in-login enrollment draw.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "pbx/totp/result.hpp"
+
+namespace pbx::totp {
+
+// How a QR code is drawn. Every style has a 4-module quiet zone and ends each line with '\n'.
+enum class QrStyle {
+  // UTF-8 half blocks (U+2580 ▀, U+2584 ▄, U+2588 █ and space), two module rows per line, one
+  // column per module, each line wrapped in explicit black-on-white colours (ESC[30;47m …
+  // ESC[0m): a glyph's ink is a dark module. Scans the same on dark and light themes.
+  kAnsi,
+  // The same half blocks without escape codes, for places that strip them. Without colours the
+  // ink is the terminal's text colour, which is light on the usual dark theme, so here the ink
+  // is the LIGHT modules and the terminal background shows through as the dark ones (like
+  // `qrencode -t UTF8`). On a light theme this draws a negative that most scanners reject:
+  // use kAnsi or kAscii there.
+  kUtf8,
+  // "##" for a dark module and two spaces for a light one, one line per module row: for
+  // consoles without Unicode, and for printing on paper (ink is dark).
+  kAscii,
+};
+
+// Largest input render_qr accepts (an otpauth URI is a few hundred bytes).
+inline constexpr std::size_t kMaxQrText = 1024;
+
+// Encodes `text` (error correction level M when the drawing then stays within 30 lines in the
+// half-block styles, otherwise L) and draws it. Errors: text empty, too long or holding a NUL
+// (kInvalid); libqrencode failure (kInternal).
+Result<std::string> render_qr(std::string_view text, QrStyle style);
+
+}  // namespace pbx::totp

@@ -1,0 +1,400 @@
+#include "pbx/totp/importers.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <optional>
+
+#include "file_util.hpp"
+#include "pbx/totp/base32.hpp"
+#include "pbx/totp/hotp.hpp"
+#include "pbx/totp/recovery.hpp"
+
+namespace pbx::totp {
+namespace {
+
+constexpr std::size_t kMinSecretBytes = 10;   // 80 bits, what google-authenticator once made
+constexpr std::size_t kMaxSecretBytes = 128;  // what the secret file accepts
+constexpr int kGaMaxStep = 60;                // google-authenticator's own STEP_SIZE range
+constexpr int kGaMaxWindow = 100;             // and WINDOW_SIZE range
+constexpr int kMaxImportPeriod = 300;         // what the secret file accepts
+
+Error invalid(std::string message) { return make_error(Errc::kInvalid, std::move(message)); }
+
+bool is_space(char c) { return c == ' ' || c == '\t'; }
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (is_space(s.front()) || s.front() == '\r' || s.front() == '\n')) {
+    s.remove_prefix(1);
+  }
+  while (!s.empty() && (is_space(s.back()) || s.back() == '\r' || s.back() == '\n')) {
+    s.remove_suffix(1);
+  }
+  return s;
+}
+
+// Text files only: NUL bytes and other control characters (and, when !allow_8bit, non-ASCII
+// bytes) mean this is not the file it claims to be. Says so without echoing any of it (it may
+// hold a secret).
+Status check_text(std::string_view text, const char* what, bool allow_8bit) {
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    auto u = static_cast<unsigned char>(text[i]);
+    if (u == '\n' || u == '\r' || u == '\t') continue;
+    if (u < 0x20 || u == 0x7F || (u > 0x7F && !allow_8bit)) {
+      return invalid(std::string(what) + ": binary data (byte " + std::to_string(i + 1) +
+                     "): not a " + what);
+    }
+  }
+  return Ok{};
+}
+
+// Splits into lines without their '\n' (and a trailing '\r'); a last line without '\n' counts.
+std::vector<std::string_view> split_lines(std::string_view text) {
+  std::vector<std::string_view> lines;
+  while (!text.empty()) {
+    std::size_t nl = text.find('\n');
+    std::string_view line = text.substr(0, nl);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    lines.push_back(line);
+    text = nl == std::string_view::npos ? std::string_view{} : text.substr(nl + 1);
+  }
+  return lines;
+}
+
+std::vector<std::string_view> split_fields(std::string_view line) {
+  std::vector<std::string_view> fields;
+  std::size_t i = 0;
+  while (i < line.size()) {
+    while (i < line.size() && is_space(line[i])) ++i;
+    std::size_t start = i;
+    while (i < line.size() && !is_space(line[i])) ++i;
+    if (i > start) fields.push_back(line.substr(start, i - start));
+  }
+  return fields;
+}
+
+std::optional<int> parse_int(std::string_view text, int lo, int hi) {
+  int v = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (text.empty() || ec != std::errc{} || ptr != text.data() + text.size() || v < lo || v > hi) {
+    return std::nullopt;
+  }
+  return v;
+}
+
+Status check_secret_size(const SecretBytes& secret, const std::string& what) {
+  if (secret.size() < kMinSecretBytes) {
+    return invalid(what + ": the secret is shorter than 80 bits (" +
+                   std::to_string(secret.size() * 8) + " bits): too weak to keep; enroll afresh");
+  }
+  if (secret.size() > kMaxSecretBytes) {
+    return invalid(what + ": the secret is longer than 1024 bits");
+  }
+  return Ok{};
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+std::optional<SecretBytes> decode_hex(std::string_view text) {
+  if (text.empty() || text.size() % 2 != 0) return std::nullopt;
+  SecretBytes out(text.size() / 2);
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    int hi = hex_value(text[2 * i]);
+    int lo = hex_value(text[2 * i + 1]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    out.data()[i] = static_cast<std::uint8_t>(hi * 16 + lo);
+  }
+  return out;
+}
+
+constexpr const char* kGa = "google-authenticator file";
+
+}  // namespace
+
+const char* import_format_name(ImportFormat format) noexcept {
+  switch (format) {
+    case ImportFormat::kGoogleAuthenticator:
+      return "google-authenticator";
+    case ImportFormat::kOath:
+      return "oath";
+    case ImportFormat::kUri:
+      return "uri";
+  }
+  return "uri";
+}
+
+std::optional<ImportFormat> parse_import_format(std::string_view name) {
+  if (name == "google-authenticator") return ImportFormat::kGoogleAuthenticator;
+  if (name == "oath") return ImportFormat::kOath;
+  if (name == "uri") return ImportFormat::kUri;
+  return std::nullopt;
+}
+
+Result<ImportedSecret> parse_google_authenticator(std::string_view text) {
+  if (text.size() > kMaxGoogleAuthenticatorSize) {
+    return invalid(std::string(kGa) + ": larger than 64 KiB; not a google-authenticator file");
+  }
+  if (auto st = check_text(text, kGa, false); !st) return st.error();
+  std::vector<std::string_view> lines = split_lines(text);
+  if (lines.empty() || trim(lines[0]).empty()) {
+    return invalid(std::string(kGa) + ": empty, or no secret on the first line");
+  }
+  ImportedSecret out;
+  out.params.algorithm = Algorithm::kSha1;  // google-authenticator knows no other
+  out.params.digits = 6;
+  out.params.period = 30;
+  {
+    auto secret = base32_decode(trim(lines[0]));
+    if (!secret) {
+      return invalid(std::string(kGa) + ": the first line is not a base32 secret");
+    }
+    if (auto st = check_secret_size(*secret, kGa); !st) return st.error();
+    out.params.secret = std::move(secret.value());
+  }
+
+  bool step_seen = false;
+  bool window_seen = false;
+  bool disallow_reuse = false;
+  for (std::size_t i = 1; i < lines.size(); ++i) {
+    std::string where = std::string(kGa) + " line " + std::to_string(i + 1);
+    std::string_view line = lines[i];
+    if (trim(line).empty()) continue;
+    if (line.front() == '"') {
+      // `" NAME VALUE...`; google-authenticator reads the first of a repeated option.
+      std::vector<std::string_view> f = split_fields(line.substr(1));
+      if (f.empty()) continue;
+      std::string_view name = f[0];
+      if (name == "HOTP_COUNTER") {
+        return invalid(std::string(kGa) +
+                       " is counter-based (HOTP_COUNTER): pbx-mfa supports time-based codes "
+                       "only; enroll afresh with 'pbx-mfa enroll'");
+      } else if (name == "TOTP_AUTH") {
+        // The default anyway: a file without HOTP_COUNTER is time-based.
+      } else if (name == "STEP_SIZE") {
+        if (step_seen) continue;
+        step_seen = true;
+        auto v = f.size() == 2 ? parse_int(f[1], 1, kGaMaxStep) : std::nullopt;
+        if (!v) return invalid(where + ": STEP_SIZE must be 1 to 60 seconds");
+        out.params.period = *v;
+      } else if (name == "WINDOW_SIZE") {
+        if (window_seen) continue;
+        window_seen = true;
+        auto v = f.size() == 2 ? parse_int(f[1], 1, kGaMaxWindow) : std::nullopt;
+        if (!v) return invalid(where + ": WINDOW_SIZE must be 1 to 100");
+        out.window_size = *v;
+      } else if (name == "DISALLOW_REUSE") {
+        disallow_reuse = true;  // what follows are used time steps: pbx-mfa keeps its own
+      } else if (name == "RATE_LIMIT") {
+        std::string limit;
+        if (f.size() >= 3 && parse_int(f[1], 1, 100) && parse_int(f[2], 1, 3600)) {
+          limit = " (" + std::string(f[1]) + " logins per " + std::string(f[2]) + " s)";
+        }
+        out.notes.push_back("RATE_LIMIT" + limit +
+                            " is not carried over: pbx-mfa locks a user out after max_failures "
+                            "wrong codes instead");
+      } else if (name == "TIME_SKEW" || name == "RESETTING_TIME_SKEW") {
+        out.notes.push_back(std::string(name) +
+                            ": the learned clock skew is not carried over; pbx-mfa learns its own");
+      } else {
+        bool printable_name = name.size() <= 32;
+        for (char c : name) {
+          if (!((c >= 'A' && c <= 'Z') || c == '_' || is_digit(c))) printable_name = false;
+        }
+        out.notes.push_back(printable_name ? "option " + std::string(name) + " ignored"
+                                           : where + ": unknown option ignored");
+      }
+      continue;
+    }
+    // Scratch codes: eight digits, the first not 0 (google-authenticator's own rule).
+    std::string_view code = trim(line);
+    bool scratch = code.size() == 8 && code.front() != '0';
+    for (char c : code) scratch = scratch && is_digit(c);
+    if (!scratch) {
+      return invalid(where + ": neither an option nor an 8-digit scratch code");
+    }
+    if (out.scratch_codes.size() >= static_cast<std::size_t>(kMaxRecoveryCodes)) {
+      return invalid(std::string(kGa) + ": more than 20 scratch codes (pbx-mfa keeps at most 20)");
+    }
+    out.scratch_codes.emplace_back(std::string(code));
+  }
+  if (!disallow_reuse) {
+    out.notes.push_back(
+        "the file allowed a code to be used more than once; pbx-mfa accepts each code once");
+  }
+  return out;
+}
+
+Result<ImportedSecret> parse_oath_users(std::string_view text, std::string_view user) {
+  constexpr const char* kOath = "oath users file";
+  if (text.size() > kMaxImportSize) return invalid("oath users file: larger than 1 MiB");
+  if (auto st = check_text(text, kOath, true); !st) return st.error();
+  if (user.empty()) return invalid("oath users file: no user name given");
+  std::vector<std::string_view> lines = split_lines(text);
+  std::optional<std::size_t> found;
+  int matches = 0;
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    std::string_view line = trim(lines[i]);
+    if (line.empty() || line.front() == '#') continue;
+    std::vector<std::string_view> f = split_fields(line);
+    if (f.size() >= 2 && f[1] == user) {
+      ++matches;
+      if (!found) found = i;
+    }
+  }
+  std::string who = "'" + std::string(user) + "'";
+  if (matches == 0) return invalid("oath users file: no line for user " + who);
+  if (matches > 1) {
+    return invalid("oath users file: " + std::to_string(matches) + " lines for user " + who +
+                   "; import from a copy holding only the one in use");
+  }
+  std::string where = "oath users file line " + std::to_string(*found + 1);
+  std::vector<std::string_view> f = split_fields(trim(lines[*found]));
+  if (f.size() < 4) return invalid(where + ": expected TYPE USER PIN SECRET");
+
+  // TYPE: HOTP, HOTP/E, HOTP/E/D (counter-based) or HOTP/Tn, HOTP/Tn/D (time-based).
+  std::string_view type = f[0];
+  constexpr std::string_view kHotp = "HOTP";
+  if (type.substr(0, kHotp.size()) != kHotp) {
+    return invalid(where + ": unknown token type (expected HOTP/T30, HOTP/T60, HOTP/T30/8, ...)");
+  }
+  std::string_view rest = type.substr(kHotp.size());
+  if (rest.empty() || rest == "/E" || rest.substr(0, 3) == "/E/") {
+    return invalid(where + ": " + std::string(type) +
+                   " is counter-based (event) HOTP: pbx-mfa supports time-based codes only "
+                   "(HOTP/T30 and the like); enroll afresh with 'pbx-mfa enroll'");
+  }
+  if (rest.substr(0, 2) != "/T") {
+    return invalid(where + ": unknown token type (expected HOTP/T30, HOTP/T60, HOTP/T30/8, ...)");
+  }
+  rest.remove_prefix(2);
+  std::size_t slash = rest.find('/');
+  auto period = parse_int(rest.substr(0, slash), 1, kMaxImportPeriod);
+  if (!period) return invalid(where + ": the time step in HOTP/Tn must be 1 to 300 seconds");
+  int digits = 6;
+  if (slash != std::string_view::npos) {
+    auto d = parse_int(rest.substr(slash + 1), kMinDigits, kMaxDigits);
+    if (!d) return invalid(where + ": digits in HOTP/Tn/D must be 6 to 8");
+    digits = *d;
+  }
+
+  // PIN: pam_oath wants it typed before the code. pbx-mfa has none (the account password is
+  // the first factor), and dropping it silently would weaken a login: refuse.
+  if (f[2] != "-") {
+    return invalid(where +
+                   ": the line has a PIN, which pbx-mfa does not support (the account "
+                   "password is the first factor); import a copy of the line with '-' "
+                   "in the PIN field if that is what you want");
+  }
+  auto secret = decode_hex(f[3]);
+  if (!secret) return invalid(where + ": the secret is not hexadecimal");
+  if (auto st = check_secret_size(*secret, where); !st) return st.error();
+
+  ImportedSecret out;
+  out.params.account = std::string(user);
+  out.params.secret = std::move(*secret);
+  out.params.algorithm = Algorithm::kSha1;  // the users file has no other
+  out.params.digits = digits;
+  out.params.period = *period;
+  if (f.size() > 4) {
+    out.notes.push_back("the last-used code and counter fields of the line are not carried over");
+  }
+  return out;
+}
+
+Result<ImportedSecret> parse_otpauth_import(std::string_view text) {
+  if (text.size() > kMaxUriImportSize) return invalid("otpauth URI: longer than 4 KiB");
+  std::string_view uri = trim(text);
+  if (uri.empty()) return invalid("otpauth URI: empty input");
+  if (uri.find('\n') != std::string_view::npos) {
+    return invalid("otpauth URI: more than one line; give exactly one URI");
+  }
+  auto params = parse_otpauth_uri(uri);
+  if (!params) return params.error();
+  if (auto st = check_secret_size(params->secret, "otpauth URI"); !st) return st.error();
+  ImportedSecret out;
+  out.params = std::move(params.value());
+  return out;
+}
+
+Result<ImportedSecret> parse_import(ImportFormat format, std::string_view text,
+                                    std::string_view user) {
+  switch (format) {
+    case ImportFormat::kGoogleAuthenticator:
+      return parse_google_authenticator(text);
+    case ImportFormat::kOath:
+      return parse_oath_users(text, user);
+    case ImportFormat::kUri:
+      return parse_otpauth_import(text);
+  }
+  return invalid("unknown import format");
+}
+
+Result<SecretString> read_import_file(const std::string& path, const User& user) {
+  if (path.empty()) return invalid("import source: empty file name");
+  std::string home = user.home;
+  while (home.size() > 1 && home.back() == '/') home.pop_back();
+  bool in_home = home.size() > 1 && path.size() > home.size() &&
+                 path.compare(0, home.size(), home) == 0 && path[home.size()] == '/';
+  std::optional<detail::FsIds> ids;
+  if (in_home) {
+    ids.emplace(user.uid, user.gid);
+    if (!ids->ok()) return make_error(Errc::kIo, "cannot switch to the user's filesystem ids");
+  }
+  std::string prefix = "import source " + path + ": ";
+  detail::Fd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+  if (!fd.valid()) {
+    int err = errno;
+    struct stat st {};
+    if (err == ELOOP && ::lstat(path.c_str(), &st) == 0 && S_ISLNK(st.st_mode)) {
+      return make_error(Errc::kUnsafe,
+                        prefix + "is a symbolic link (refused; name the file it points to)");
+    }
+    return make_error(Errc::kIo, prefix + "cannot open: " + detail::errno_text(err));
+  }
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) {
+    return make_error(Errc::kIo, prefix + "cannot stat: " + detail::errno_text(errno));
+  }
+  if (!S_ISREG(st.st_mode)) return make_error(Errc::kUnsafe, prefix + "not a regular file");
+  if (static_cast<std::uint64_t>(st.st_size) > kMaxImportSize) {
+    return invalid(prefix + "larger than 1 MiB; not a secret file");
+  }
+  SecretString content;
+  content.mut().reserve(static_cast<std::size_t>(st.st_size) + 1);
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int err = errno;
+      wipe(buf, sizeof buf);
+      return make_error(Errc::kIo, prefix + "cannot read: " + detail::errno_text(err));
+    }
+    if (n == 0) break;
+    if (content.str().size() + static_cast<std::size_t>(n) > kMaxImportSize) {
+      wipe(buf, sizeof buf);
+      return invalid(prefix + "larger than 1 MiB; not a secret file");
+    }
+    if (content.str().size() + static_cast<std::size_t>(n) > content.str().capacity()) {
+      // Grow by hand so a reallocation never frees an unwiped copy.
+      SecretString bigger;
+      bigger.mut().reserve((content.str().size() + static_cast<std::size_t>(n)) * 2);
+      bigger.mut().append(content.str());
+      content = std::move(bigger);
+    }
+    content.mut().append(buf, static_cast<std::size_t>(n));
+  }
+  wipe(buf, sizeof buf);
+  return content;
+}
+
+}  // namespace pbx::totp

@@ -1,0 +1,333 @@
+// Test helpers for enroll and recovery-codes: the CLI run in-process against a temp-dir store,
+// scripted answers to the prompts, and a terminal drawing turned into an image for zbarimg.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <deque>
+#include <fstream>
+#include <functional>
+#include <optional>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cli.hpp"
+#include "oathtool.hpp"
+#include "pbx/totp/clock.hpp"
+#include "pbx/totp/config.hpp"
+#include "pbx/totp/hotp.hpp"
+#include "pbx/totp/otpauth_uri.hpp"
+#include "pbx/totp/store.hpp"
+#include "pbx/totp/user.hpp"
+#include "store_fixture.hpp"
+
+namespace pbx::cli::testing {
+
+using totp::testing::TempDir;
+
+// What a scripted prompt answers: a literal line, the right code for the secret printed so
+// far, a code that is wrong for every step of the window, or end of input.
+struct Answer {
+  enum Kind { kText, kRightCode, kWrongCode, kEof } kind = kText;
+  std::string text;
+};
+inline Answer text(std::string s) { return Answer{Answer::kText, std::move(s)}; }
+inline Answer right_code() { return Answer{Answer::kRightCode, {}}; }
+inline Answer wrong_code() { return Answer{Answer::kWrongCode, {}}; }
+inline Answer eof() { return Answer{Answer::kEof, {}}; }
+
+inline constexpr const char* kRightPassword = "correct horse";
+// Start of a 30 s step (and of a 60 s one), so nothing in a test crosses a step boundary.
+inline constexpr std::int64_t kNow = 1800000000 - 1800000000 % 60;
+
+// The first otpauth:// URI in `text` (up to white space), or "".
+inline std::string find_uri(std::string_view text) {
+  std::size_t at = text.find("otpauth://");
+  if (at == std::string_view::npos) return {};
+  std::size_t end = text.find_first_of(" \n\r\t", at);
+  return std::string(text.substr(at, end == std::string_view::npos ? text.npos : end - at));
+}
+
+// A code the app would show at `t` for `uri`, `offset` steps away.
+inline std::string code_for(const std::string& uri, std::int64_t t, int offset = 0) {
+  auto params = totp::parse_otpauth_uri(uri);
+  if (!params) throw std::runtime_error("unparsable URI in the output: " + uri);
+  auto step = totp::time_step(t, params->period) + offset;
+  auto code = totp::hotp(params->secret, params->algorithm, static_cast<std::uint64_t>(step),
+                         params->digits);
+  if (!code) throw std::runtime_error("hotp failed");
+  return totp::format_code(*code, params->digits);
+}
+
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_EQ(::chmod(tmp_.path().c_str(), 0755), 0);
+    config_path_ = tmp_ / "pbx-mfa.conf";
+    secrets_dir_ = tmp_ / "secrets";
+    state_dir_ = tmp_ / "state";
+    ASSERT_EQ(::mkdir(secrets_dir_.c_str(), 0700), 0);
+    // Small but not trivial: each code costs a production-strength scrypt hash.
+    write_config("recovery_codes = 2\n");
+
+    env_.in = &in_;
+    env_.out = &out_;
+    env_.err = &err_;
+    env_.out_is_tty = false;
+    env_.uid = 0;
+    env_.euid = 0;
+    env_.invoking_user = "root";
+    env_.clock = &clock_;
+    env_.trusted_uid = 0;
+    env_.host_name = "pbx-test-host";
+    env_.read_secret = [this](std::string_view prompt) -> std::optional<totp::SecretString> {
+      prompts_.emplace_back(prompt);
+      err_ << prompt;  // where the real one writes it, so the order shows in err()
+      if (answers_.empty()) return std::nullopt;
+      Answer a = answers_.front();
+      answers_.pop_front();
+      std::string uri = find_uri(out_.str() + err_.str());
+      switch (a.kind) {
+        case Answer::kText:
+          return totp::SecretString(a.text);
+        case Answer::kRightCode:
+          return totp::SecretString(code_for(uri, clock_.now()));
+        case Answer::kWrongCode: {
+          // Right format, but no step of a window of 3 on either side has it.
+          for (int candidate = 0;; ++candidate) {
+            auto params = totp::parse_otpauth_uri(uri);
+            std::string c = totp::format_code(static_cast<std::uint32_t>(candidate),
+                                              params ? params->digits : 6);
+            bool used = false;
+            for (int d = -3; d <= 3; ++d) used = used || c == code_for(uri, clock_.now(), d);
+            if (!used) return totp::SecretString(c);
+          }
+        }
+        case Answer::kEof:
+          return std::nullopt;
+      }
+      return std::nullopt;
+    };
+    env_.check_password = [this](const std::string& user, const totp::SecretString& password) {
+      password_users_.push_back(user);
+      return password.str() == kRightPassword;
+    };
+  }
+
+  // Replaces the config file: the store lines, then `extra`.
+  void write_config(const std::string& extra) {
+    std::string text =
+        "secret_path = " + secrets_dir_ + "/%u\nstate_dir = " + state_dir_ + "\n" + extra;
+    ASSERT_TRUE(totp::testing::write_file(config_path_, text, 0644));
+  }
+
+  // Runs `pbx-mfa --config CONF args...`; output accumulates in out_/err_ until clear().
+  int run_cli(std::vector<std::string> args) {
+    args.insert(args.begin(), {"--config", config_path_});
+    return run(args, env_);
+  }
+  void clear() {
+    out_.str("");
+    err_.str("");
+    prompts_.clear();
+    password_users_.clear();
+  }
+  std::string out() const { return out_.str(); }
+  std::string err() const { return err_.str(); }
+
+  // Acts as a non-root user enrolling themselves.
+  void become(const std::string& name) {
+    auto u = totp::lookup_user(name);
+    ASSERT_TRUE(u.ok()) << name;
+    env_.uid = u->uid;
+    env_.euid = u->uid;
+    env_.invoking_user = name;
+  }
+
+  totp::Config config() {
+    auto c = totp::load_config(config_path_, true, 0);
+    if (!c) throw std::runtime_error(c.error().message);
+    return *c;
+  }
+  std::unique_ptr<totp::Store> store() {
+    auto s = totp::open_store(config());
+    if (!s) throw std::runtime_error(s.error().message);
+    return std::move(s.value());
+  }
+  totp::User user(const std::string& name) {
+    auto u = totp::lookup_user(name);
+    if (!u) throw std::runtime_error("no user " + name);
+    return *u;
+  }
+  totp::Result<totp::Enrollment> load(const std::string& name) { return store()->load(user(name)); }
+  std::string secret_file(const std::string& name) const { return secrets_dir_ + "/" + name; }
+
+  TempDir tmp_;
+  std::string config_path_;
+  std::string secrets_dir_;
+  std::string state_dir_;
+  totp::FixedClock clock_{kNow};
+  std::istringstream in_;
+  std::ostringstream out_;
+  std::ostringstream err_;
+  Env env_;
+  std::deque<Answer> answers_;
+  std::vector<std::string> prompts_;
+  std::vector<std::string> password_users_;
+};
+
+// ---- Terminal drawing → image → zbarimg ---------------------------------------------------
+
+// A terminal theme: the colours of text and background when no escape code sets them.
+struct Theme {
+  std::uint8_t fg;
+  std::uint8_t bg;
+};
+inline constexpr Theme kDarkTheme{230, 20};
+inline constexpr Theme kLightTheme{20, 240};
+
+// Draws text the way a terminal does: each character cell 4 pixels wide and 8 tall (a common
+// aspect), ▀ ▄ █ inked in their half or whole cell, '#' inked whole, a space not at all; the
+// ANSI codes 0, 30-37, 40-47, 90-97 and 100-107 (grey levels) set the colours. A margin of
+// background surrounds it. Returns a binary PGM (P5).
+inline std::string terminal_to_pgm(std::string_view drawing, Theme theme) {
+  constexpr int kCellW = 4;
+  constexpr int kCellH = 8;
+  constexpr int kMargin = 24;
+  auto grey = [](int code) -> std::uint8_t {
+    int c = code % 10;
+    bool bright = code >= 90;
+    if (c == 0) return bright ? 85 : 0;     // black
+    if (c == 7) return bright ? 255 : 229;  // white
+    return bright ? 200 : 128;              // colours: mid grey
+  };
+  struct Cell {
+    std::uint8_t fg, bg;
+    int ink;  // 0 none, 1 top, 2 bottom, 3 whole
+  };
+  std::vector<std::vector<Cell>> rows(1);
+  std::uint8_t fg = theme.fg, bg = theme.bg;
+  std::size_t i = 0;
+  while (i < drawing.size()) {
+    unsigned char c = static_cast<unsigned char>(drawing[i]);
+    if (c == '\n') {
+      rows.emplace_back();
+      ++i;
+    } else if (c == 0x1b && i + 1 < drawing.size() && drawing[i + 1] == '[') {
+      std::size_t end = drawing.find('m', i);
+      if (end == std::string_view::npos) throw std::runtime_error("unterminated escape");
+      std::string params(drawing.substr(i + 2, end - i - 2));
+      if (params.empty()) params = "0";
+      std::stringstream ss(params);
+      std::string item;
+      while (std::getline(ss, item, ';')) {
+        int code = item.empty() ? 0 : std::stoi(item);
+        if (code == 0) {
+          fg = theme.fg;
+          bg = theme.bg;
+        } else if ((code >= 30 && code <= 37) || (code >= 90 && code <= 97)) {
+          fg = grey(code);
+        } else if ((code >= 40 && code <= 47) || (code >= 100 && code <= 107)) {
+          bg = grey(code - 10);
+        } else {
+          throw std::runtime_error("unexpected escape code " + item);
+        }
+      }
+      i = end + 1;
+    } else if (drawing.compare(i, 3, "\xE2\x96\x80") == 0) {
+      rows.back().push_back({fg, bg, 1});
+      i += 3;
+    } else if (drawing.compare(i, 3, "\xE2\x96\x84") == 0) {
+      rows.back().push_back({fg, bg, 2});
+      i += 3;
+    } else if (drawing.compare(i, 3, "\xE2\x96\x88") == 0) {
+      rows.back().push_back({fg, bg, 3});
+      i += 3;
+    } else if (c == ' ') {
+      rows.back().push_back({fg, bg, 0});
+      ++i;
+    } else if (c == '#') {
+      rows.back().push_back({fg, bg, 3});
+      ++i;
+    } else {
+      throw std::runtime_error("unexpected character in a drawing: " + std::to_string(c));
+    }
+  }
+  if (rows.back().empty()) rows.pop_back();
+  std::size_t cols = 0;
+  for (const auto& r : rows) cols = std::max(cols, r.size());
+  const int w = static_cast<int>(cols) * kCellW + 2 * kMargin;
+  const int h = static_cast<int>(rows.size()) * kCellH + 2 * kMargin;
+  std::string pixels(static_cast<std::size_t>(w) * h, static_cast<char>(theme.bg));
+  for (std::size_t r = 0; r < rows.size(); ++r) {
+    for (std::size_t col = 0; col < rows[r].size(); ++col) {
+      const Cell& cell = rows[r][col];
+      for (int y = 0; y < kCellH; ++y) {
+        bool inked = cell.ink == 3 || (cell.ink == 1 && y < kCellH / 2) ||
+                     (cell.ink == 2 && y >= kCellH / 2);
+        for (int x = 0; x < kCellW; ++x) {
+          int px = kMargin + static_cast<int>(col) * kCellW + x;
+          int py = kMargin + static_cast<int>(r) * kCellH + y;
+          pixels[static_cast<std::size_t>(py) * w + px] =
+              static_cast<char>(inked ? cell.fg : cell.bg);
+        }
+      }
+    }
+  }
+  return "P5\n" + std::to_string(w) + " " + std::to_string(h) + "\n255\n" + pixels;
+}
+
+// Decodes the drawing with zbarimg; nullopt when nothing was found. Throws when zbarimg is
+// missing (the test then fails loudly: install zbar-tools).
+inline std::optional<std::string> zbar_decode(std::string_view drawing, Theme theme,
+                                              const std::string& dir) {
+  static int counter = 0;
+  std::string path = dir + "/qr-" + std::to_string(++counter) + ".pgm";
+  {
+    std::ofstream f(path, std::ios::binary);
+    f << terminal_to_pgm(drawing, theme);
+  }
+  auto r = pbx::test::run_program({"/usr/bin/zbarimg", "--raw", "-q", path});
+  if (!r) throw std::runtime_error("zbarimg not found: apt-get install zbar-tools");
+  if (r->exit_code != 0) return std::nullopt;
+  std::string text = r->out;
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+  return text;
+}
+
+// The QR drawing inside enroll's output.
+inline std::string drawing_in(const std::string& out) {
+  const std::string start = "Scan this QR code with an authenticator app:\n\n";
+  std::size_t a = out.find(start);
+  std::size_t b = out.find("\nSecret:");
+  if (a == std::string::npos || b == std::string::npos || b < a) return {};
+  a += start.size();
+  return out.substr(a, b - a);
+}
+
+// Display width of each line (code points, escape codes left out).
+inline std::vector<int> line_widths(std::string_view drawing) {
+  std::vector<int> widths;
+  for (const auto& line : pbx::test::split_lines(drawing)) {
+    int w = 0;
+    for (std::size_t i = 0; i < line.size(); ++i) {
+      unsigned char c = static_cast<unsigned char>(line[i]);
+      if (c == 0x1b) {
+        i = line.find('m', i);
+        if (i == std::string::npos) break;
+      } else if ((c & 0xC0) != 0x80) {
+        ++w;
+      }
+    }
+    widths.push_back(w);
+  }
+  return widths;
+}
+
+}  // namespace pbx::cli::testing

@@ -1,0 +1,182 @@
+#!/bin/bash
+# The real pbx-mfa binary enrolling a throw-away user through a pseudo-terminal (expect):
+# a wrong code, then the right one computed with oathtool from the printed secret, a wrong
+# password, then the right one (PAM service pbx-mfa); then the file's owner and mode, status
+# --json, a login-style verify, and root re-enrolling the user into their home.
+#
+# Usage: enroll_pty.sh PBX_MFA_BINARY PAM_SERVICE_FILE
+# Needs root (it adds a user). Exit 77 = skipped. Every failure prints "FAIL:".
+set -u
+
+BIN=${1:?pbx-mfa binary}
+PAM_FILE=${2:?config/pam.d/pbx-mfa}
+USER_NAME=pbxtestenr
+PASSWORD='Pty-test-pw-9!'
+
+fail() {
+  echo "FAIL: $*"
+  if [ -n "${WORK:-}" ] && [ -f "$WORK/transcript" ]; then
+    echo "---- transcript (secrets redacted) ----"
+    sed -E 's/(Secret: )[A-Z2-7 ]+/\1<redacted>/; s/secret=[A-Z2-7]+/secret=<redacted>/g' \
+      "$WORK/transcript"
+  fi
+  exit 1
+}
+
+if [ "$(id -u)" != 0 ]; then
+  echo "SKIP: needs root (adds the user $USER_NAME)"
+  exit 77
+fi
+for tool in expect oathtool useradd userdel chpasswd setpriv jq; do
+  command -v "$tool" >/dev/null ||
+    fail "$tool is missing (apt-get install expect oathtool passwd util-linux jq)"
+done
+
+WORK=$(mktemp -d /tmp/pbx-enroll-pty-XXXXXX)
+INSTALLED_PAM=0
+cleanup() {
+  userdel -r "$USER_NAME" >/dev/null 2>&1 || userdel "$USER_NAME" >/dev/null 2>&1
+  if [ "$INSTALLED_PAM" = 1 ]; then rm -f /etc/pam.d/pbx-mfa; fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+chmod 755 "$WORK"
+
+# The PAM service the CLI re-checks passwords with: a test copy only when none is installed.
+if [ ! -e /etc/pam.d/pbx-mfa ]; then
+  install -m 0644 "$PAM_FILE" /etc/pam.d/pbx-mfa || fail "cannot install /etc/pam.d/pbx-mfa"
+  INSTALLED_PAM=1
+fi
+
+# A fresh user (a leftover from an interrupted run is removed first), home inside $WORK.
+userdel -r "$USER_NAME" >/dev/null 2>&1
+useradd -m -d "$WORK/home" -s /bin/sh "$USER_NAME" || fail "useradd failed"
+echo "$USER_NAME:$PASSWORD" | chpasswd || fail "chpasswd failed"
+USER_UID=$(id -u "$USER_NAME")
+USER_GID=$(id -g "$USER_NAME")
+
+# The binary where the user can run it (a build tree may not be reachable for others).
+install -m 0755 "$BIN" "$WORK/pbx-mfa"
+CONF=$WORK/pbx-mfa.conf
+cat >"$CONF" <<EOF
+secret_path = %h/.pbx-mfa
+state_dir = $WORK/state
+issuer = pbx-pty-test
+EOF
+chmod 0644 "$CONF"
+
+cat >"$WORK/enroll.exp" <<'EOF'
+set timeout 30
+log_user 0
+log_file -a -noappend $env(WORK)/transcript
+spawn setpriv --reuid=$env(USER_UID) --regid=$env(USER_GID) --init-groups \
+    env -i PATH=/usr/bin:/bin $env(WORK)/pbx-mfa enroll --config $env(CONF)
+expect {
+  -re {\x1b\[30;47m} {}
+  timeout { puts "FAIL: no ANSI QR code on the terminal"; exit 1 }
+}
+expect {
+  -re {Secret: ([A-Z2-7 ]+)\r\n} { set secret [string map {" " ""} $expect_out(1,string)] }
+  timeout { puts "FAIL: no Secret: line"; exit 1 }
+}
+expect {
+  "Current code: " {}
+  timeout { puts "FAIL: no code prompt"; exit 1 }
+}
+# A code of the right shape that no step within two of now has.
+set now [clock seconds]
+set window {}
+for {set d -2} {$d <= 2} {incr d} {
+  lappend window [exec oathtool --totp -b --now "@[expr {$now + 30 * $d}]" $secret]
+}
+set wrong ""
+foreach candidate {000000 111111 222222 333333 444444 555555 666666} {
+  if {[lsearch -exact $window $candidate] < 0} { set wrong $candidate; break }
+}
+send "$wrong\r"
+expect {
+  "Wrong code" {}
+  "Password: " { puts "FAIL: a wrong code was accepted"; exit 1 }
+  timeout { puts "FAIL: no message for the wrong code"; exit 1 }
+}
+expect {
+  "Current code: " {}
+  timeout { puts "FAIL: no second code prompt"; exit 1 }
+}
+send "[exec oathtool --totp -b $secret]\r"
+expect {
+  "Password: " {}
+  "Wrong code" { puts "FAIL: the right code was refused"; exit 1 }
+  timeout { puts "FAIL: no password prompt"; exit 1 }
+}
+send "not-the-password\r"
+expect {
+  "Wrong password" {}
+  "Saved:" { puts "FAIL: a wrong password was accepted"; exit 1 }
+  timeout { puts "FAIL: no message for the wrong password"; exit 1 }
+}
+expect {
+  "Password: " {}
+  timeout { puts "FAIL: no second password prompt"; exit 1 }
+}
+send "$env(PASSWORD)\r"
+expect {
+  "Saved: $env(USER_NAME) is enrolled." {}
+  "Wrong password" { puts "FAIL: the right password was refused"; exit 1 }
+  timeout { puts "FAIL: not saved"; exit 1 }
+}
+expect {
+  -re {Recovery codes[^\n]*\n(  [a-z]{4}-[a-z]{4}-[a-z]{4}\r\n){5}} {}
+  timeout { puts "FAIL: no five recovery codes"; exit 1 }
+}
+expect eof
+lassign [wait] pid spawnid os_error status
+if {$status != 0} { puts "FAIL: pbx-mfa enroll exited $status"; exit 1 }
+set f [open $env(WORK)/secret w]
+puts $f $secret
+close $f
+EOF
+
+export WORK USER_UID USER_GID CONF PASSWORD USER_NAME
+expect -f "$WORK/enroll.exp" || fail "enroll dialogue"
+SECRET=$(cat "$WORK/secret")
+[ -n "$SECRET" ] || fail "no secret captured"
+
+# The file is the user's own, private, in their home.
+SECRET_FILE=$WORK/home/.pbx-mfa
+[ -f "$SECRET_FILE" ] && [ ! -L "$SECRET_FILE" ] || fail "no secret file at $SECRET_FILE"
+OWNER_MODE=$(stat -c '%U %a' "$SECRET_FILE")
+[ "$OWNER_MODE" = "$USER_NAME 600" ] ||
+  fail "secret file is '$OWNER_MODE', expected '$USER_NAME 600'"
+
+# status --json afterwards (root), exactly the contract fields.
+STATUS=$("$WORK/pbx-mfa" status --user "$USER_NAME" --json --config "$CONF") ||
+  fail "status exited $?"
+echo "$STATUS" | jq -e --arg u "$USER_NAME" '
+  (keys == ["algorithm","digits","enrolled","failures","last_success","locked_until",
+            "period","recovery_codes_left","user"])
+  and .user == $u and .enrolled == true and .algorithm == "SHA1" and .digits == 6
+  and .period == 30 and .recovery_codes_left == 5 and .failures == 0
+  and .locked_until == null' >/dev/null || fail "unexpected status: $STATUS"
+
+# The saved secret is the printed one: a code from oathtool logs in (verify), once.
+CODE=$(oathtool --totp -b "$SECRET")
+"$WORK/pbx-mfa" verify --user "$USER_NAME" --config "$CONF" "$CODE" >/dev/null ||
+  fail "a code from the printed secret was not accepted"
+"$WORK/pbx-mfa" verify --user "$USER_NAME" --config "$CONF" "$CODE" >/dev/null 2>&1 &&
+  fail "the same code was accepted twice"
+
+# Without --force the enrollment is kept; with it, root re-enrolls the user into their home
+# and the file stays the user's.
+"$WORK/pbx-mfa" enroll --user "$USER_NAME" --no-confirm --config "$CONF" >/dev/null 2>&1
+RC=$?
+[ "$RC" = 4 ] || fail "enroll over an existing enrollment exited $RC, expected 4"
+JSON=$("$WORK/pbx-mfa" enroll --user "$USER_NAME" --no-confirm --force --json --config "$CONF") ||
+  fail "root re-enroll exited $?"
+NEW_SECRET=$(echo "$JSON" | jq -er .secret) || fail "no secret in $JSON"
+[ "$NEW_SECRET" != "$SECRET" ] || fail "--force kept the old secret"
+OWNER_MODE=$(stat -c '%U %a' "$SECRET_FILE")
+[ "$OWNER_MODE" = "$USER_NAME 600" ] ||
+  fail "after root's re-enroll the secret file is '$OWNER_MODE', expected '$USER_NAME 600'"
+
+echo "PASS: enroll through a pty (wrong/right code, wrong/right password), owner, mode, status"

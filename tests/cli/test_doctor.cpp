@@ -1,0 +1,365 @@
+// pbx-mfa doctor against sshd_config and pam.d fixtures, good and broken.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <map>
+#include <nlohmann/json.hpp>
+#include <regex>
+
+#include "enroll_fixture.hpp"
+
+namespace pbx::cli::testing {
+namespace {
+
+using totp::testing::write_file;
+
+const std::string kFixtures = std::string(PBX_CLI_FIXTURES) + "/doctor";
+std::string sshd(const std::string& name) { return kFixtures + "/sshd/" + name + ".conf"; }
+std::string pam(const std::string& name) { return kFixtures + "/pam/" + name; }
+
+struct Line {
+  std::string status;
+  std::string text;  // the whole line
+};
+
+class DoctorTest : public CliTest {
+ protected:
+  void SetUp() override {
+    CliTest::SetUp();
+    module_ = tmp_ / "pam_pbx_totp.so";
+    ASSERT_TRUE(write_file(module_,
+                           "\x7f"
+                           "ELF not really\n",
+                           0644));
+    ASSERT_EQ(::mkdir(state_dir_.c_str(), 0700), 0);
+    clock_answer("/usr/bin/timedatectl", 0, "yes\n");
+  }
+
+  // What the fake helper-program runner answers for argv[0]; others are "not installed".
+  void clock_answer(const std::string& program, int exit_code, const std::string& out) {
+    answers_by_program_[program] = ProgramResult{exit_code, out};
+    env_.run_program =
+        [this](const std::vector<std::string>& argv) -> std::optional<ProgramResult> {
+      programs_run_.push_back(argv);
+      auto it = answers_by_program_.find(argv.at(0));
+      if (it == answers_by_program_.end()) return std::nullopt;
+      return it->second;
+    };
+  }
+
+  // Runs doctor on the fixtures (good ones unless named) and indexes the lines by check name.
+  int doctor(const std::string& sshd_case = "good", const std::string& pam_case = "good",
+             std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {"doctor",      "--sshd-config", sshd(sshd_case), "--pam-dir",
+                                     pam(pam_case), "--module",      module_};
+    args.insert(args.end(), extra.begin(), extra.end());
+    clear();
+    lines_.clear();
+    int rc = run_cli(args);
+    if (std::find(extra.begin(), extra.end(), "--json") != extra.end()) return rc;
+    static const std::regex kLine(R"(^(PASS|WARN|FAIL)  ([a-z:-]+[a-z0-9._-]*): (.+)$)");
+    for (const auto& l : pbx::test::split_lines(out())) {
+      if (l.rfind("doctor: ", 0) == 0) continue;
+      std::smatch m;
+      if (!std::regex_match(l, m, kLine)) {
+        ADD_FAILURE() << "not a check line: " << l;
+        continue;
+      }
+      EXPECT_EQ(lines_.count(m[2]), 0U) << "check reported twice: " << m[2];
+      lines_[m[2]] = Line{m[1], l};
+    }
+    return rc;
+  }
+
+  std::string status(const std::string& check) {
+    auto it = lines_.find(check);
+    return it == lines_.end() ? "(missing)" : it->second.status;
+  }
+  std::string line(const std::string& check) {
+    auto it = lines_.find(check);
+    return it == lines_.end() ? "(missing)" : it->second.text;
+  }
+  ::testing::AssertionResult says(const std::string& check, const std::string& expected_status,
+                                  const std::string& fragment) {
+    if (status(check) != expected_status) {
+      return ::testing::AssertionFailure()
+             << check << " is " << status(check) << ", expected " << expected_status << "\n"
+             << out();
+    }
+    if (line(check).find(fragment) == std::string::npos) {
+      return ::testing::AssertionFailure()
+             << check << " does not say '" << fragment << "': " << line(check);
+    }
+    return ::testing::AssertionSuccess();
+  }
+
+  std::string module_;
+  std::map<std::string, ProgramResult> answers_by_program_;
+  std::vector<std::vector<std::string>> programs_run_;
+  std::map<std::string, Line> lines_;
+};
+
+TEST_F(DoctorTest, GoodSetupPassesEverything) {
+  EXPECT_EQ(doctor(), 0) << out() << err();
+  for (const auto& [name, l] : lines_) EXPECT_EQ(l.status, "PASS") << l.text;
+  EXPECT_TRUE(says("config", "PASS", "parses"));
+  EXPECT_TRUE(says("state-dir", "PASS", "mode 0700"));
+  EXPECT_TRUE(says("module", "PASS", "installed: " + module_));
+  EXPECT_TRUE(says("pam-stacks", "PASS", "auth stack of: sshd"));
+  EXPECT_TRUE(says("pam:sshd", "PASS", "comes after pam_unix.so"));
+  EXPECT_EQ(lines_.count("pam:sudo"), 0U) << "sudo's stack does not use the module";
+  EXPECT_EQ(lines_.count("pam:common-auth"), 0U) << "include files are not services";
+  EXPECT_EQ(lines_.count("pam:sudo.dpkg-old"), 0U) << "package manager leftovers are skipped";
+  EXPECT_TRUE(says("sshd-config", "PASS", "and 1 included file"));
+  EXPECT_TRUE(says("sshd-usepam", "PASS", "UsePAM yes"));
+  // The drop-in comes first (Include), and sshd keeps the first value.
+  EXPECT_TRUE(says("sshd-kbdinteractive", "PASS", "50-pbx-mfa.conf:1"));
+  EXPECT_TRUE(says("sshd-authmethods", "PASS", "every login needs keyboard-interactive"));
+  EXPECT_TRUE(says("sshd-password", "PASS", "PasswordAuthentication no"));
+  EXPECT_TRUE(says("sshd-match", "PASS", "no Match blocks"));
+  EXPECT_TRUE(says("clock", "PASS", "synchronised"));
+  EXPECT_NE(out().find("doctor: 12 checks, 0 failed, 0 warnings\n"), std::string::npos) << out();
+}
+
+TEST_F(DoctorTest, JsonHasEveryCheck) {
+  ASSERT_EQ(doctor("good", "good", {"--json"}), 0) << err();
+  auto j = nlohmann::json::parse(out());
+  EXPECT_EQ(j["ok"], true);
+  ASSERT_TRUE(j["checks"].is_array());
+  EXPECT_EQ(j["checks"].size(), 12U);
+  for (const auto& c : j["checks"]) {
+    EXPECT_TRUE(c["name"].is_string());
+    EXPECT_EQ(c["status"], "PASS");
+    EXPECT_TRUE(c["message"].is_string());
+    EXPECT_EQ(c["fix"], "");
+  }
+
+  clear();
+  ASSERT_EQ(run_cli({"doctor", "--json", "--sshd-config", sshd("usepam-no"), "--pam-dir",
+                     pam("good"), "--module", module_}),
+            1);
+  j = nlohmann::json::parse(out());  // exactly one object, even when a check fails
+  EXPECT_EQ(j["ok"], false);
+  bool found = false;
+  for (const auto& c : j["checks"]) {
+    if (c["name"] != "sshd-usepam") continue;
+    found = true;
+    EXPECT_EQ(c["status"], "FAIL");
+    EXPECT_NE(c["fix"].get<std::string>().find("UsePAM yes"), std::string::npos);
+  }
+  EXPECT_TRUE(found);
+}
+
+TEST_F(DoctorTest, SshdUsePam) {
+  EXPECT_EQ(doctor("usepam-no"), 1);
+  EXPECT_TRUE(says("sshd-usepam", "FAIL", "UsePAM no (" + sshd("usepam-no") + ":1)"));
+  EXPECT_TRUE(says("sshd-usepam", "FAIL", "Fix: set 'UsePAM yes'"));
+  EXPECT_EQ(doctor("usepam-unset"), 1);
+  EXPECT_TRUE(says("sshd-usepam", "FAIL", "OpenSSH's default is no"));
+}
+
+TEST_F(DoctorTest, SshdKeyboardInteractive) {
+  EXPECT_EQ(doctor("debian-default"), 1);
+  EXPECT_TRUE(says("sshd-kbdinteractive", "FAIL", "KbdInteractiveAuthentication no"));
+  EXPECT_TRUE(says("sshd-kbdinteractive", "FAIL", "Fix: set 'KbdInteractiveAuthentication yes'"));
+  EXPECT_TRUE(says("sshd-usepam", "PASS", "UsePAM yes"));
+  // Debian's file sets no AuthenticationMethods and leaves passwords on.
+  EXPECT_TRUE(says("sshd-authmethods", "WARN", "a public-key login skips the second factor"));
+  EXPECT_TRUE(says("sshd-authmethods", "WARN", "publickey,keyboard-interactive"));
+  EXPECT_TRUE(says("sshd-password", "WARN", "default yes"));
+  // An Include whose glob matches nothing is not an error (sshd ignores it too).
+  EXPECT_TRUE(says("sshd-config", "PASS", "read "));
+
+  // The pre-8.7 name, in Keyword=value form.
+  EXPECT_EQ(doctor("challenge-no"), 1);
+  EXPECT_TRUE(says("sshd-kbdinteractive", "FAIL", "KbdInteractiveAuthentication no ("));
+  EXPECT_TRUE(says("sshd-kbdinteractive", "FAIL", "challenge-no.conf:2"));
+  EXPECT_TRUE(says("sshd-usepam", "PASS", "UsePAM yes"));
+}
+
+TEST_F(DoctorTest, SshdPublicKeyOnlyMethodSkipsTheCode) {
+  EXPECT_EQ(doctor("publickey-only"), 0) << "a warning is not a failure";
+  EXPECT_TRUE(says("sshd-authmethods", "WARN", "'publickey' lets a login in without"));
+  EXPECT_TRUE(says("sshd-authmethods", "WARN", "Fix: add keyboard-interactive to every list"));
+  EXPECT_TRUE(says("sshd-password", "PASS", "PasswordAuthentication no"));
+}
+
+TEST_F(DoctorTest, SshdPasswordAuthentication) {
+  EXPECT_EQ(doctor("password-yes"), 0);
+  EXPECT_TRUE(says("sshd-password", "WARN", "PasswordAuthentication yes ("));
+  EXPECT_TRUE(says("sshd-password", "WARN", "bypasses keyboard-interactive"));
+  EXPECT_TRUE(says("sshd-authmethods", "PASS", "public-key logins are off"));
+}
+
+TEST_F(DoctorTest, SshdMatchBlocksAreNoted) {
+  EXPECT_EQ(doctor("match"), 0);
+  EXPECT_TRUE(says("sshd-match", "WARN", "match.conf:7: AuthenticationMethods publickey"));
+  EXPECT_EQ(line("sshd-match").find("X11Forwarding"), std::string::npos) << line("sshd-match");
+  // The global value is the one before the Match block.
+  EXPECT_TRUE(says("sshd-authmethods", "PASS", "match.conf:3"));
+}
+
+TEST_F(DoctorTest, SshdIncludeLoopEndsWithAWarning) {
+  EXPECT_EQ(doctor("include-loop"), 0);
+  EXPECT_TRUE(says("sshd-config", "WARN", "nested too deep"));
+  EXPECT_TRUE(says("sshd-usepam", "PASS", "UsePAM yes"));
+}
+
+TEST_F(DoctorTest, SshdConfigMissing) {
+  EXPECT_EQ(doctor("no-such-file"), 1) << "an sshd config named on the command line must exist";
+  EXPECT_TRUE(says("sshd-config", "FAIL", "No such file or directory"));
+  EXPECT_EQ(lines_.count("sshd-usepam"), 0U) << "nothing to check without the file";
+}
+
+TEST_F(DoctorTest, PamModuleMissingFromStacks) {
+  EXPECT_EQ(doctor("good", "missing"), 1);
+  EXPECT_TRUE(says("pam-stacks", "FAIL", "no PAM service in " + pam("missing")));
+  EXPECT_TRUE(says("pam-stacks", "FAIL", "Fix: add 'auth required pam_pbx_totp.so'"));
+  EXPECT_TRUE(says("pam:sshd", "WARN", "ssh logins are not asked for a code"));
+}
+
+TEST_F(DoctorTest, PamModuleBeforeThePasswordModule) {
+  EXPECT_EQ(doctor("good", "before"), 0);
+  EXPECT_TRUE(says("pam:sshd", "WARN", "comes before the password module pam_unix.so"));
+  EXPECT_TRUE(says("pam:sshd", "WARN", "Fix: move the line below"));
+  EXPECT_EQ(doctor("good", "forward-pass"), 0);
+  EXPECT_TRUE(says("pam:sshd", "PASS", "with forward_pass"));
+}
+
+TEST_F(DoctorTest, PamModuleInCommonAuthCoversEveryService) {
+  EXPECT_EQ(doctor("good", "common"), 0);
+  EXPECT_TRUE(says("pam-stacks", "PASS", "auth stack of: login, sshd"));
+  EXPECT_TRUE(says("pam:sshd", "PASS", "common-auth:5) comes after pam_unix.so"));
+  EXPECT_TRUE(says("pam:login", "PASS", "comes after pam_unix.so"));
+  EXPECT_EQ(lines_.count("pam:cron"), 0U);
+}
+
+TEST_F(DoctorTest, PamOptionalDoesNotEnforce) {
+  EXPECT_EQ(doctor("good", "optional"), 0);
+  EXPECT_TRUE(says("pam:sshd", "WARN", "'optional' does not enforce the code"));
+  EXPECT_TRUE(says("pam:sshd", "WARN", "Fix: use 'auth required pam_pbx_totp.so'"));
+}
+
+TEST_F(DoctorTest, PamSubstackBracketsAndContinuation) {
+  EXPECT_EQ(doctor("good", "substack"), 0);
+  EXPECT_TRUE(says("pam-stacks", "PASS", "auth stack of: sshd"));
+  EXPECT_TRUE(says("pam:sshd", "PASS", "auth [success=ok default=die] pam_pbx_totp.so"));
+  EXPECT_TRUE(says("pam:sshd", "PASS", "comes after pam_sss.so"));
+}
+
+TEST_F(DoctorTest, PamIncludeLoopEndsWithAWarning) {
+  EXPECT_EQ(doctor("good", "loop"), 0);
+  EXPECT_TRUE(says("pam-stacks", "WARN", "nested too deep"));
+  EXPECT_TRUE(says("pam:sshd", "PASS", "comes after pam_unix.so"));
+}
+
+TEST_F(DoctorTest, PamDirMissing) {
+  EXPECT_EQ(doctor("good", "no-such-dir"), 1);
+  EXPECT_TRUE(says("pam-stacks", "FAIL", "cannot read " + pam("no-such-dir")));
+}
+
+TEST_F(DoctorTest, Module) {
+  std::string installed = module_;
+  module_ = tmp_ / "nowhere/pam_pbx_totp.so";
+  EXPECT_EQ(doctor(), 1);
+  EXPECT_TRUE(says("module", "FAIL", module_ + " not found"));
+  module_ = installed;
+
+  ASSERT_EQ(::chmod(module_.c_str(), 0666), 0);
+  EXPECT_EQ(doctor(), 1);
+  EXPECT_TRUE(says("module", "FAIL", "mode 0666"));
+  EXPECT_TRUE(says("module", "FAIL", "Fix: chown root:root"));
+}
+
+TEST_F(DoctorTest, ConfigProblemsAreAFailedCheckNotAUsageError) {
+  write_config("windoww = 3\n");
+  EXPECT_EQ(doctor(), 1) << err();
+  EXPECT_TRUE(says("config", "FAIL", "windoww"));
+  EXPECT_TRUE(says("sshd-usepam", "PASS", "UsePAM yes")) << "the other checks still run";
+
+  write_config("");
+  ASSERT_EQ(::chmod(config_path_.c_str(), 0664), 0);
+  EXPECT_EQ(doctor(), 1);
+  EXPECT_TRUE(says("config", "FAIL", "config file"));
+
+  // Other subcommands still refuse a bad config with exit 2.
+  clear();
+  EXPECT_EQ(run_cli({"status"}), 2);
+}
+
+TEST_F(DoctorTest, DefaultConfigMissingMeansDefaults) {
+  struct stat st {};
+  if (::lstat(totp::kDefaultConfigPath, &st) == 0) {
+    GTEST_SKIP() << totp::kDefaultConfigPath << " exists on this machine";
+  }
+  clear();
+  EXPECT_EQ(
+      run({"doctor", "--sshd-config", sshd("good"), "--pam-dir", pam("good"), "--module", module_},
+          env_),
+      0)
+      << out();
+  EXPECT_NE(out().find("PASS  config: /etc/security/pbx-mfa.conf not present: all defaults"),
+            std::string::npos)
+      << out();
+}
+
+TEST_F(DoctorTest, StateDir) {
+  ASSERT_EQ(::rmdir(state_dir_.c_str()), 0);
+  EXPECT_EQ(doctor(), 0);
+  EXPECT_TRUE(says("state-dir", "WARN", "created on first use"));
+
+  ASSERT_EQ(::mkdir(state_dir_.c_str(), 0755), 0);
+  EXPECT_EQ(doctor(), 1);
+  EXPECT_TRUE(says("state-dir", "FAIL", "mode 0755"));
+  EXPECT_TRUE(says("state-dir", "FAIL", "chmod 0700"));
+
+  ASSERT_EQ(::rmdir(state_dir_.c_str()), 0);
+  ASSERT_EQ(::symlink(tmp_.path().c_str(), state_dir_.c_str()), 0);
+  EXPECT_EQ(doctor(), 1);
+  EXPECT_TRUE(says("state-dir", "FAIL", "symbolic link"));
+}
+
+TEST_F(DoctorTest, Clock) {
+  clock_answer("/usr/bin/timedatectl", 0, "no\n");
+  EXPECT_EQ(doctor(), 0);
+  EXPECT_TRUE(says("clock", "WARN", "not synchronised"));
+  EXPECT_TRUE(says("clock", "WARN", "timedatectl set-ntp true"));
+
+  answers_by_program_.clear();
+  clock_answer("/usr/bin/chronyc", 0,
+               "Reference ID    : C0A80001 (192.168.0.1)\nLeap status     : Normal\n");
+  EXPECT_EQ(doctor(), 0);
+  EXPECT_TRUE(says("clock", "PASS", "chronyc"));
+
+  answers_by_program_["/usr/bin/chronyc"] = {0, "Leap status     : Not synchronised\n"};
+  EXPECT_EQ(doctor(), 0);
+  EXPECT_TRUE(says("clock", "WARN", "Not synchronised"));
+
+  answers_by_program_.clear();
+  programs_run_.clear();
+  EXPECT_EQ(doctor(), 0);
+  EXPECT_TRUE(says("clock", "WARN", "unknown"));
+  ASSERT_EQ(programs_run_.size(), 2U);
+  EXPECT_EQ(programs_run_[0], (std::vector<std::string>{"/usr/bin/timedatectl", "show", "-p",
+                                                        "NTPSynchronized", "--value"}));
+  EXPECT_EQ(programs_run_[1].at(0), "/usr/bin/chronyc");
+
+  env_.run_program = nullptr;
+  EXPECT_EQ(doctor(), 0);
+  EXPECT_TRUE(says("clock", "WARN", "unknown"));
+}
+
+TEST_F(DoctorTest, HelpAndUsage) {
+  clear();
+  EXPECT_EQ(run_cli({"doctor", "--help"}), 0);
+  EXPECT_NE(out().find("--pam-dir"), std::string::npos);
+  EXPECT_NE(out().find("--sshd-config"), std::string::npos);
+  clear();
+  EXPECT_EQ(run_cli({"doctor", "--bogus"}), 2);
+  EXPECT_NE(err().find("--bogus"), std::string::npos) << err();
+  clear();
+  EXPECT_EQ(run_cli({"doctor", "--pam-dir"}), 2);
+}
+
+}  // namespace
+}  // namespace pbx::cli::testing

@@ -1,0 +1,511 @@
+// The secret file and state file formats: round trips, and damaged text refused as kCorrupt.
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "pbx/totp/base32.hpp"
+#include "pbx/totp/enrollment.hpp"
+#include "pbx/totp/recovery.hpp"
+#include "pbx/totp/state.hpp"
+#include "store_fixture.hpp"
+
+namespace pbx::totp {
+namespace {
+
+using testing::bytes_of;
+using testing::has_errc;
+using testing::is_ok;
+using testing::kCheapKdf;
+using testing::kIdA;
+
+std::vector<std::string> split_lines(std::string_view text) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start < text.size()) {
+    std::size_t end = text.find('\n', start);
+    if (end == std::string_view::npos) end = text.size();
+    out.emplace_back(text.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
+std::string join_lines(const std::vector<std::string>& lines) {
+  std::string out;
+  for (const auto& line : lines) out += line + "\n";
+  return out;
+}
+
+bool has_key(const std::string& line, std::string_view key) {
+  return line.size() > key.size() && line.compare(0, key.size(), key) == 0 &&
+         line[key.size()] == ' ';
+}
+
+// The text with the first `key ...` line replaced by `replacement` (which may hold several
+// lines, or be empty to drop the line).
+std::string replace_line(std::string_view text, std::string_view key,
+                         std::string_view replacement) {
+  std::vector<std::string> out;
+  bool done = false;
+  for (auto& line : split_lines(text)) {
+    if (!done && has_key(line, key)) {
+      done = true;
+      if (!replacement.empty()) out.emplace_back(replacement);
+      continue;
+    }
+    out.push_back(line);
+  }
+  EXPECT_TRUE(done) << "no line with key " << key << " in:\n" << text;
+  return join_lines(out);
+}
+
+std::string line_with_key(std::string_view text, std::string_view key) {
+  for (auto& line : split_lines(text)) {
+    if (has_key(line, key)) return line;
+  }
+  ADD_FAILURE() << "no line with key " << key;
+  return {};
+}
+
+// The text with `line` added just before the closing "end" line.
+std::string before_end(std::string_view text, std::string_view line) {
+  std::string out(text);
+  std::size_t end = out.rfind("\nend\n");
+  EXPECT_NE(end, std::string::npos) << "no end line in:\n" << text;
+  if (end != std::string::npos) out.insert(end + 1, std::string(line) + "\n");
+  return out;
+}
+
+// The text with the first `key ...` line written twice.
+std::string duplicate_line(std::string_view text, std::string_view key) {
+  std::string line = line_with_key(text, key);
+  return replace_line(text, key, line + "\n" + line);
+}
+
+Enrollment full_enrollment() {
+  Enrollment e;
+  e.id = std::string(kIdA);
+  e.secret = bytes_of("0123456789abcdefghijklmnopqrstuv");  // 32 bytes, for SHA256
+  e.algorithm = Algorithm::kSha256;
+  e.digits = 8;
+  e.period = 60;
+  e.created = 1700000123;
+  auto codes = generate_recovery_codes(3);
+  EXPECT_TRUE(is_ok(codes));
+  auto set = hash_recovery_codes(codes.value(), kCheapKdf);
+  EXPECT_TRUE(is_ok(set));
+  e.recovery = set.value();
+  return e;
+}
+
+void expect_same_enrollment(const Enrollment& a, const Enrollment& b) {
+  EXPECT_EQ(a.id, b.id);
+  EXPECT_TRUE(a.secret == b.secret);
+  EXPECT_EQ(a.secret.size(), b.secret.size());
+  EXPECT_EQ(a.algorithm, b.algorithm);
+  EXPECT_EQ(a.digits, b.digits);
+  EXPECT_EQ(a.period, b.period);
+  EXPECT_EQ(a.created, b.created);
+  EXPECT_EQ(a.recovery.salt, b.recovery.salt);
+  EXPECT_EQ(a.recovery.kdf.n, b.recovery.kdf.n);
+  EXPECT_EQ(a.recovery.kdf.r, b.recovery.kdf.r);
+  EXPECT_EQ(a.recovery.kdf.p, b.recovery.kdf.p);
+  EXPECT_EQ(a.recovery.hashes, b.recovery.hashes);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Enrollment (the secret file)
+
+TEST(EnrollmentFormat, RoundTripKeepsEveryField) {
+  Enrollment e = full_enrollment();
+  auto parsed = parse_enrollment(serialize_enrollment(e));
+  ASSERT_TRUE(is_ok(parsed));
+  expect_same_enrollment(e, parsed.value());
+}
+
+TEST(EnrollmentFormat, RoundTripEveryAlgorithmDigitsAndPeriod) {
+  struct Case {
+    Algorithm algorithm;
+    std::size_t key_size;
+    int digits;
+    int period;
+  };
+  for (const Case& c : {Case{Algorithm::kSha1, 20, 6, 30}, Case{Algorithm::kSha256, 32, 7, 15},
+                        Case{Algorithm::kSha512, 64, 8, 300}, Case{Algorithm::kSha1, 10, 8, 1}}) {
+    Enrollment e = full_enrollment();
+    e.algorithm = c.algorithm;
+    e.secret = SecretBytes(c.key_size);
+    for (std::size_t i = 0; i < c.key_size; ++i) {
+      e.secret.data()[i] = static_cast<std::uint8_t>(i * 37 + 1);
+    }
+    e.digits = c.digits;
+    e.period = c.period;
+    auto parsed = parse_enrollment(serialize_enrollment(e));
+    ASSERT_TRUE(is_ok(parsed)) << algorithm_name(c.algorithm);
+    expect_same_enrollment(e, parsed.value());
+  }
+}
+
+TEST(EnrollmentFormat, RoundTripWithoutRecoveryCodes) {
+  Enrollment e = full_enrollment();
+  auto set = hash_recovery_codes({}, kCheapKdf);
+  ASSERT_TRUE(is_ok(set));
+  e.recovery = set.value();
+  auto parsed = parse_enrollment(serialize_enrollment(e));
+  ASSERT_TRUE(is_ok(parsed));
+  // Salt and cost of an empty set mean nothing; everything else must survive.
+  e.recovery = parsed->recovery;
+  expect_same_enrollment(e, parsed.value());
+  EXPECT_TRUE(parsed->recovery.hashes.empty());
+}
+
+TEST(EnrollmentFormat, FileIsVersionedAndNeverHoldsPlainRecoveryCodes) {
+  Enrollment e;
+  e.id = std::string(kIdA);
+  e.secret = bytes_of("12345678901234567890");
+  auto codes = generate_recovery_codes(5);
+  ASSERT_TRUE(is_ok(codes));
+  auto set = hash_recovery_codes(codes.value(), kCheapKdf);
+  ASSERT_TRUE(is_ok(set));
+  e.recovery = set.value();
+  std::string text = serialize_enrollment(e);
+  EXPECT_NE(text.find("version 1\n"), std::string::npos) << text;
+  for (const auto& code : codes.value()) {
+    EXPECT_EQ(text.find(code.str()), std::string::npos) << "plain recovery code in the file";
+    SecretString normal = normalize_recovery_code(code.view());
+    EXPECT_EQ(text.find(normal.str()), std::string::npos) << "plain recovery code in the file";
+  }
+  EXPECT_EQ(text.find('\0'), std::string::npos);
+}
+
+TEST(EnrollmentFormat, CommentsAndBlankLinesAreIgnored) {
+  Enrollment e = full_enrollment();
+  std::string text = serialize_enrollment(e);
+  std::string id_line = line_with_key(text, "id");
+  text = replace_line(text, "id", "# written by hand\n\n" + id_line + "\n# another comment");
+  auto parsed = parse_enrollment("# leading comment\n" + text);
+  ASSERT_TRUE(is_ok(parsed));
+  expect_same_enrollment(e, parsed.value());
+}
+
+TEST(EnrollmentFormat, EveryTruncationIsCorrupt) {
+  // Whatever a torn write or a full disk could leave: refused, never a shorter valid file.
+  std::string text = serialize_enrollment(full_enrollment());
+  ASSERT_GT(text.size(), 100U);
+  for (std::size_t n = 0; n + 1 < text.size(); ++n) {
+    EXPECT_TRUE(has_errc(parse_enrollment(std::string_view(text).substr(0, n)), Errc::kCorrupt))
+        << "first " << n << " bytes";
+  }
+}
+
+TEST(EnrollmentFormat, MissingFieldsAreCorrupt) {
+  std::string text = serialize_enrollment(full_enrollment());
+  for (const char* key : {"version", "id", "secret", "algorithm", "digits", "period"}) {
+    EXPECT_TRUE(has_errc(parse_enrollment(replace_line(text, key, "")), Errc::kCorrupt)) << key;
+  }
+  // Hashes without the salt or the cost they were made with cannot be checked.
+  EXPECT_TRUE(has_errc(parse_enrollment(replace_line(text, "recovery-salt", "")), Errc::kCorrupt));
+  EXPECT_TRUE(has_errc(parse_enrollment(replace_line(text, "recovery-kdf", "")), Errc::kCorrupt));
+  // Keys without values.
+  for (const char* line : {"id", "secret", "digits", "period", "algorithm"}) {
+    EXPECT_TRUE(has_errc(parse_enrollment(replace_line(text, line, line)), Errc::kCorrupt)) << line;
+  }
+}
+
+TEST(EnrollmentFormat, GarbageIsCorrupt) {
+  std::string text = serialize_enrollment(full_enrollment());
+  std::string binary;
+  for (int i = 0; i < 512; ++i) binary.push_back(static_cast<char>((i * 131 + 7) & 0xff));
+  std::vector<std::string> bad = {
+      "hello world\n",
+      binary,
+      replace_line(text, "version", "version 1 garbage"),
+      replace_line(text, "id", "id zzzz56789abcdef0123456789abcdef"),
+      replace_line(text, "id", "id"),
+      replace_line(text, "secret", "secret 01890189!!"),
+      replace_line(text, "secret", "secret"),
+      replace_line(text, "algorithm", "algorithm MD5"),
+      replace_line(text, "digits", "digits 5"),
+      replace_line(text, "digits", "digits 9"),
+      replace_line(text, "digits", "digits six"),
+      replace_line(text, "digits", "digits 6 7"),
+      replace_line(text, "period", "period 0"),
+      replace_line(text, "period", "period -30"),
+      replace_line(text, "created", "created yesterday"),
+      replace_line(text, "recovery-salt", "recovery-salt not-hex!"),
+      replace_line(text, "recovery-kdf", "recovery-kdf bcrypt 16384 8 1"),
+      replace_line(text, "recovery-kdf", "recovery-kdf scrypt 16384"),
+      replace_line(text, "recovery", "recovery xyz"),
+      before_end(text, "colour blue"),
+      before_end(text, "unknown-key 1"),
+      before_end(text, "recovery " + std::string(63, 'a')),
+      text + "secret GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\n",  // after the end line
+      text + text,
+  };
+  for (std::size_t i = 0; i < bad.size(); ++i) {
+    EXPECT_TRUE(has_errc(parse_enrollment(bad[i]), Errc::kCorrupt)) << "case " << i;
+  }
+}
+
+TEST(EnrollmentFormat, NulBytesAreCorrupt) {
+  std::string text = serialize_enrollment(full_enrollment());
+  std::string in_version = text;
+  in_version.insert(in_version.find("version 1") + 9, 1, '\0');
+  std::string in_secret = text;
+  in_secret.insert(in_secret.find("\nsecret ") + 9, 1, '\0');
+  std::string in_digits = replace_line(text, "digits", std::string("digits 6\0", 9));
+  std::string at_end = text + std::string(1, '\0');
+  std::string nul_line = before_end(text, std::string(1, '\0'));
+  for (const std::string& bad : {in_version, in_secret, in_digits, at_end, nul_line}) {
+    EXPECT_TRUE(has_errc(parse_enrollment(bad), Errc::kCorrupt));
+  }
+}
+
+TEST(EnrollmentFormat, UnknownOrMissingVersionIsCorrupt) {
+  std::string text = serialize_enrollment(full_enrollment());
+  for (const char* version : {"version 2", "version 0", "version -1", "version 1.0", "version",
+                              "version 99999999999999999999"}) {
+    EXPECT_TRUE(has_errc(parse_enrollment(replace_line(text, "version", version)), Errc::kCorrupt))
+        << version;
+  }
+  EXPECT_TRUE(has_errc(parse_enrollment(replace_line(text, "version", "")), Errc::kCorrupt));
+}
+
+TEST(EnrollmentFormat, DuplicatedKeysAreCorrupt) {
+  std::string text = serialize_enrollment(full_enrollment());
+  for (const char* key : {"version", "id", "secret", "algorithm", "digits", "period", "created",
+                          "recovery-salt", "recovery-kdf"}) {
+    EXPECT_TRUE(has_errc(parse_enrollment(duplicate_line(text, key)), Errc::kCorrupt)) << key;
+  }
+  // A second, different id or secret must not silently win either.
+  std::string two_ids =
+      replace_line(text, "id", line_with_key(text, "id") + "\nid fedcba9876543210fedcba9876543210");
+  EXPECT_TRUE(has_errc(parse_enrollment(two_ids), Errc::kCorrupt));
+  std::string two_secrets = replace_line(
+      text, "secret", line_with_key(text, "secret") + "\nsecret GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ");
+  EXPECT_TRUE(has_errc(parse_enrollment(two_secrets), Errc::kCorrupt));
+}
+
+TEST(EnrollmentFormat, HugeNumbersAreCorrupt) {
+  std::string text = serialize_enrollment(full_enrollment());
+  std::vector<std::string> bad = {
+      replace_line(text, "digits", "digits 99999999999999999999"),
+      replace_line(text, "digits", "digits 4294967302"),  // 6 after a 32-bit wrap
+      replace_line(text, "period", "period 18446744073709551646"),
+      replace_line(text, "period", "period 4294967326"),  // 30 after a 32-bit wrap
+      replace_line(text, "period", "period 100000"),
+      replace_line(text, "created", "created 99999999999999999999999"),
+      replace_line(text, "recovery-kdf", "recovery-kdf scrypt 18446744073709551616 8 1"),
+      replace_line(text, "recovery-kdf", "recovery-kdf scrypt 16384 4294967304 1"),
+  };
+  for (std::size_t i = 0; i < bad.size(); ++i) {
+    EXPECT_TRUE(has_errc(parse_enrollment(bad[i]), Errc::kCorrupt)) << "case " << i;
+  }
+}
+
+TEST(EnrollmentFormat, MoreRecoveryCodesThanTheCapAreCorrupt) {
+  Enrollment e = full_enrollment();
+  e.recovery.hashes.resize(1);
+  std::string text = serialize_enrollment(e);
+  std::string hash_line = line_with_key(text, "recovery");
+  std::string many;
+  for (int i = 0; i <= kMaxRecoveryCodes; ++i) many += hash_line + "\n";
+  EXPECT_TRUE(is_ok(parse_enrollment(
+      replace_line(text, "recovery", many.substr(0, many.size() - hash_line.size() - 2)))))
+      << "exactly the cap is fine";
+  many.pop_back();
+  EXPECT_TRUE(has_errc(parse_enrollment(replace_line(text, "recovery", many)), Errc::kCorrupt));
+}
+
+// ---------------------------------------------------------------------------------------------
+// UserState (the state file)
+
+UserState full_state() {
+  UserState s;
+  s.enrollment_id = std::string(kIdA);
+  s.last_step = 56666667;
+  s.failures = 3;
+  s.locked_until = 1700000400;
+  s.skew = -2;
+  s.last_success = 1700000010;
+  s.used_recovery = {0, 2, 4};
+  s.grace = {GraceEntry{"0123456789abcdef0123456789abcdef", 1700000010},
+             GraceEntry{"fedcba9876543210fedcba9876543210", 17}};
+  return s;
+}
+
+void expect_same_state(const UserState& a, const UserState& b) {
+  EXPECT_EQ(a.enrollment_id, b.enrollment_id);
+  EXPECT_EQ(a.last_step, b.last_step);
+  EXPECT_EQ(a.failures, b.failures);
+  EXPECT_EQ(a.locked_until, b.locked_until);
+  EXPECT_EQ(a.skew, b.skew);
+  EXPECT_EQ(a.last_success, b.last_success);
+  EXPECT_EQ(a.used_recovery, b.used_recovery);
+  ASSERT_EQ(a.grace.size(), b.grace.size());
+  for (std::size_t i = 0; i < a.grace.size(); ++i) {
+    EXPECT_EQ(a.grace[i].host, b.grace[i].host);
+    EXPECT_EQ(a.grace[i].at, b.grace[i].at);
+  }
+}
+
+TEST(StateFormat, RoundTripKeepsEveryField) {
+  UserState s = full_state();
+  auto parsed = parse_state(serialize_state(s));
+  ASSERT_TRUE(is_ok(parsed));
+  expect_same_state(s, parsed.value());
+}
+
+TEST(StateFormat, FreshStateRoundTrips) {
+  UserState s;
+  s.enrollment_id = std::string(kIdA);
+  auto parsed = parse_state(serialize_state(s));
+  ASSERT_TRUE(is_ok(parsed));
+  expect_same_state(s, parsed.value());
+  EXPECT_EQ(parsed->last_step, kNoStep);
+}
+
+TEST(StateFormat, ExtremeButValidValuesRoundTrip) {
+  UserState s = full_state();
+  s.last_step = 4102444800LL;  // far future, still a valid step
+  s.locked_until = 4102444800LL;
+  s.skew = 10;
+  s.failures = 1000000;
+  s.used_recovery.clear();
+  for (int i = 0; i < kMaxRecoveryCodes; ++i) s.used_recovery.push_back(i);
+  s.grace.clear();
+  for (int i = 0; i < kMaxGraceEntries; ++i) {
+    s.grace.push_back(
+        GraceEntry{"0011223344556677889900112233" + std::to_string(1000 + i), 1700000000 + i});
+  }
+  auto parsed = parse_state(serialize_state(s));
+  ASSERT_TRUE(is_ok(parsed));
+  expect_same_state(s, parsed.value());
+
+  s.skew = -10;
+  parsed = parse_state(serialize_state(s));
+  ASSERT_TRUE(is_ok(parsed));
+  EXPECT_EQ(parsed->skew, -10);
+}
+
+TEST(StateFormat, EveryTruncationIsCorrupt) {
+  // A shorter valid state could forget failures or a lockout: refused instead.
+  std::string text = serialize_state(full_state());
+  for (std::size_t n = 0; n + 1 < text.size(); ++n) {
+    EXPECT_TRUE(has_errc(parse_state(std::string_view(text).substr(0, n)), Errc::kCorrupt))
+        << "first " << n << " bytes";
+  }
+}
+
+TEST(StateFormat, MissingFieldsAreCorrupt) {
+  std::string text = serialize_state(full_state());
+  // Without these a damaged file would silently unlock the user or reopen used codes.
+  for (const char* key : {"version", "id", "failures", "locked-until", "last-step"}) {
+    EXPECT_TRUE(has_errc(parse_state(replace_line(text, key, "")), Errc::kCorrupt)) << key;
+  }
+  for (const char* line : {"failures", "last-step", "locked-until", "skew", "used-recovery"}) {
+    EXPECT_TRUE(has_errc(parse_state(replace_line(text, line, line)), Errc::kCorrupt)) << line;
+  }
+  EXPECT_TRUE(has_errc(parse_state(replace_line(text, "failures", "failures ")), Errc::kCorrupt));
+  EXPECT_TRUE(
+      has_errc(parse_state(replace_line(text, "grace", "grace 0123456789abcdef0123456789abcdef")),
+               Errc::kCorrupt));
+  EXPECT_TRUE(has_errc(parse_state(replace_line(text, "used-recovery", "used-recovery 1,")),
+                       Errc::kCorrupt));
+  EXPECT_TRUE(has_errc(parse_state(replace_line(text, "used-recovery", "used-recovery ,")),
+                       Errc::kCorrupt));
+}
+
+TEST(StateFormat, GarbageIsCorrupt) {
+  std::string text = serialize_state(full_state());
+  std::string binary;
+  for (int i = 0; i < 512; ++i) binary.push_back(static_cast<char>((i * 97 + 3) & 0xff));
+  std::vector<std::string> bad = {
+      "hello world\n",
+      binary,
+      replace_line(text, "failures", "failures three"),
+      replace_line(text, "failures", "failures 3 4"),
+      replace_line(text, "failures", "failures 0x10"),
+      replace_line(text, "failures", "failures -1"),
+      replace_line(text, "skew", "skew 1.5"),
+      replace_line(text, "last-step", "last-step now"),
+      replace_line(text, "locked-until", "locked-until 12abc"),
+      replace_line(text, "used-recovery", "used-recovery a,b"),
+      replace_line(text, "used-recovery", "used-recovery -1"),
+      replace_line(text, "grace", "grace 0123456789abcdef0123456789abcdef soon"),
+      replace_line(text, "grace", "grace example.org 1700000000"),
+      before_end(text, "colour blue"),
+      text + "failures 0\n",  // after the end line
+  };
+  for (std::size_t i = 0; i < bad.size(); ++i) {
+    EXPECT_TRUE(has_errc(parse_state(bad[i]), Errc::kCorrupt)) << "case " << i;
+  }
+}
+
+TEST(StateFormat, NulBytesAreCorrupt) {
+  std::string text = serialize_state(full_state());
+  std::string in_version = text;
+  in_version.insert(in_version.find("version 1") + 9, 1, '\0');
+  std::string in_failures = replace_line(text, "failures", std::string("failures 3\0", 11));
+  std::string at_end = text + std::string(1, '\0');
+  for (const std::string& bad : {in_version, in_failures, at_end}) {
+    EXPECT_TRUE(has_errc(parse_state(bad), Errc::kCorrupt));
+  }
+}
+
+TEST(StateFormat, UnknownOrMissingVersionIsCorrupt) {
+  std::string text = serialize_state(full_state());
+  for (const char* version : {"version 2", "version 0", "version 1.0", "version"}) {
+    EXPECT_TRUE(has_errc(parse_state(replace_line(text, "version", version)), Errc::kCorrupt))
+        << version;
+  }
+  EXPECT_TRUE(has_errc(parse_state(replace_line(text, "version", "")), Errc::kCorrupt));
+}
+
+TEST(StateFormat, DuplicatedKeysAreCorrupt) {
+  std::string text = serialize_state(full_state());
+  for (const char* key : {"version", "id", "last-step", "failures", "locked-until", "skew",
+                          "last-success", "used-recovery"}) {
+    EXPECT_TRUE(has_errc(parse_state(duplicate_line(text, key)), Errc::kCorrupt)) << key;
+  }
+  // A second failures line must not be able to reset the count.
+  std::string reset = replace_line(text, "failures", "failures 3\nfailures 0");
+  EXPECT_TRUE(has_errc(parse_state(reset), Errc::kCorrupt));
+}
+
+TEST(StateFormat, HugeNumbersAreCorrupt) {
+  std::string text = serialize_state(full_state());
+  std::vector<std::string> bad = {
+      replace_line(text, "failures", "failures 99999999999999999999"),
+      replace_line(text, "failures", "failures 4294967297"),  // 1 after a 32-bit wrap
+      replace_line(text, "last-step", "last-step 9223372036854775808"),
+      replace_line(text, "last-step", "last-step 99999999999999999999999999"),
+      replace_line(text, "locked-until", "locked-until 99999999999999999999999"),
+      replace_line(text, "skew", "skew 2147483648"),
+      replace_line(text, "skew", "skew -99999999999999999999"),
+      replace_line(text, "last-success", "last-success 18446744073709551616"),
+      replace_line(text, "used-recovery", "used-recovery 4294967296"),
+      replace_line(text, "used-recovery", "used-recovery 999999"),
+      replace_line(text, "grace", "grace 0123456789abcdef0123456789abcdef 99999999999999999999"),
+  };
+  for (std::size_t i = 0; i < bad.size(); ++i) {
+    EXPECT_TRUE(has_errc(parse_state(bad[i]), Errc::kCorrupt)) << "case " << i;
+  }
+}
+
+TEST(StateFormat, MoreGraceEntriesThanTheCapAreCorrupt) {
+  std::string text = serialize_state(full_state());
+  std::string many;
+  for (int i = 0; i <= kMaxGraceEntries + 100; ++i) {
+    many += "grace 0011223344556677889900112233" + std::to_string(1000 + i) + " 1700000000\n";
+  }
+  many.pop_back();
+  EXPECT_TRUE(has_errc(parse_state(replace_line(text, "grace", many)), Errc::kCorrupt));
+}
+
+}  // namespace
+}  // namespace pbx::totp
