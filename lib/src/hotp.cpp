@@ -37,21 +37,60 @@ std::size_t secret_size(Algorithm algorithm) noexcept {
   return 20;
 }
 
+namespace {
+// HMAC with its digest chosen, made once per process; every Hmac copies it, so a login does
+// not look up the implementation and the digest by name again.
+class HmacPrototype {
+ public:
+  explicit HmacPrototype(const char* digest_name) {
+    EVP_MAC* mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+    if (mac == nullptr) return;
+    EVP_MAC_CTX* ctx = EVP_MAC_CTX_new(mac);
+    EVP_MAC_free(mac);
+    if (ctx == nullptr) return;
+    char digest[8];
+    std::strncpy(digest, digest_name, sizeof digest - 1);
+    digest[sizeof digest - 1] = '\0';
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+                           OSSL_PARAM_construct_end()};
+    if (EVP_MAC_CTX_set_params(ctx, params) != 1) {
+      EVP_MAC_CTX_free(ctx);
+      return;
+    }
+    ctx_ = ctx;
+  }
+  ~HmacPrototype() { EVP_MAC_CTX_free(ctx_); }
+  HmacPrototype(const HmacPrototype&) = delete;
+  HmacPrototype& operator=(const HmacPrototype&) = delete;
+  EVP_MAC_CTX* copy() const { return ctx_ != nullptr ? EVP_MAC_CTX_dup(ctx_) : nullptr; }
+
+ private:
+  EVP_MAC_CTX* ctx_ = nullptr;
+};
+
+const HmacPrototype& prototype(Algorithm algorithm) {
+  switch (algorithm) {
+    case Algorithm::kSha256: {
+      static const HmacPrototype p("SHA256");
+      return p;
+    }
+    case Algorithm::kSha512: {
+      static const HmacPrototype p("SHA512");
+      return p;
+    }
+    case Algorithm::kSha1: break;
+  }
+  static const HmacPrototype p("SHA1");
+  return p;
+}
+}  // namespace
+
 Hmac::Hmac(Algorithm algorithm, const SecretBytes& key) {
-  EVP_MAC* mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
-  if (mac == nullptr) return;
-  EVP_MAC_CTX* ctx = EVP_MAC_CTX_new(mac);
-  EVP_MAC_free(mac);  // the context keeps its own reference
+  EVP_MAC_CTX* ctx = prototype(algorithm).copy();
   if (ctx == nullptr) return;
-  char digest[8];
-  std::strncpy(digest, algorithm_name(algorithm), sizeof digest - 1);
-  digest[sizeof digest - 1] = '\0';
-  OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
-                         OSSL_PARAM_construct_end()};
-  // An empty key is legal HMAC but never a valid secret; OpenSSL wants a non-null pointer.
   static const std::uint8_t kEmpty = 0;
   const std::uint8_t* k = key.empty() ? &kEmpty : key.data();
-  if (EVP_MAC_init(ctx, k, key.size(), params) != 1) {
+  if (EVP_MAC_init(ctx, k, key.size(), nullptr) != 1) {
     EVP_MAC_CTX_free(ctx);
     return;
   }
