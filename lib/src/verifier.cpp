@@ -92,6 +92,7 @@ const char* verdict_name(Verdict v) noexcept {
 std::int64_t lockout_seconds(const Config& config, int failures) {
   if (failures < config.max_failures) return 0;
   std::int64_t secs = config.lockout;
+  if (secs <= 0) return 0;  // a hand-built Config; the parser allows 1 to 3600
   for (int i = config.max_failures; i < failures && secs < kMaxLockoutSeconds; ++i) secs *= 2;
   return std::min<std::int64_t>(secs, kMaxLockoutSeconds);
 }

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <fstream>
@@ -63,6 +64,35 @@ inline std::string code_for(const std::string& uri, std::int64_t t, int offset =
                          params->digits);
   if (!code) throw std::runtime_error("hotp failed");
   return totp::format_code(*code, params->digits);
+}
+
+// "kxmr-tpqz-wbnf": three groups of four lower-case letters.
+inline bool is_recovery_code(std::string_view s) {
+  if (s.size() != 14) return false;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    bool dash = i == 4 || i == 9;
+    if (dash ? s[i] != '-' : (s[i] < 'a' || s[i] > 'z')) return false;
+  }
+  return true;
+}
+
+// The recovery codes in a text listing: lines of two spaces and a code.
+inline std::vector<std::string> listed_codes(std::string_view text) {
+  std::vector<std::string> codes;
+  for (const auto& line : pbx::test::split_lines(text)) {
+    if (line.size() == 16 && line.starts_with("  ") && is_recovery_code(line.substr(2))) {
+      codes.push_back(line.substr(2));
+    }
+  }
+  return codes;
+}
+
+// The "Secret: " line's text (as printed, with its spaces), or "".
+inline std::string secret_line(std::string_view text) {
+  std::size_t at = text.find("Secret: ");
+  if (at == std::string_view::npos) return {};
+  at += 8;
+  return std::string(text.substr(at, text.find('\n', at) - at));
 }
 
 class CliTest : public ::testing::Test {

@@ -71,6 +71,9 @@ log_user 0
 log_file -a -noappend $env(WORK)/transcript
 spawn setpriv --reuid=$env(USER_UID) --regid=$env(USER_GID) --init-groups \
     env -i PATH=/usr/bin:/bin $env(WORK)/pbx-mfa enroll --config $env(CONF)
+expect_after {
+  eof { puts "FAIL: pbx-mfa enroll ended early"; exit 1 }
+}
 expect {
   -re {\x1b\[30;47m} {}
   timeout { puts "FAIL: no ANSI QR code on the terminal"; exit 1 }
