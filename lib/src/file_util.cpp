@@ -132,33 +132,44 @@ Result<std::optional<SecretString>> read_checked_file(const std::string& path, u
 
   SecretString content;
   content.mut().reserve(static_cast<std::size_t>(st.st_size) + 1);
-  char buf[4096];
-  for (;;) {
-    ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      int err = errno;
-      wipe(buf, sizeof buf);
-      return io_error(what, path, "cannot read", err);
-    }
-    if (n == 0) break;
-    if (content.str().size() + static_cast<std::size_t>(n) > max_size) {
-      wipe(buf, sizeof buf);
-      // It grew after fstat: treat like an oversize file.
+  if (int err = read_all_capped(fd.get(), max_size, content); err != 0) {
+    // -1: it grew after fstat; treat like an oversize file.
+    if (err < 0) {
       return make_error(Errc::kUnsafe, std::string(what) + " " + path + ": larger than " +
                                            std::to_string(max_size) + " bytes");
     }
-    if (content.str().size() + static_cast<std::size_t>(n) > content.str().capacity()) {
+    return io_error(what, path, "cannot read", err);
+  }
+  return std::optional<SecretString>(std::move(content));
+}
+
+int read_all_capped(int fd, std::size_t max_size, SecretString& out) {
+  char buf[4096];
+  int result = 0;
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      result = errno;
+      break;
+    }
+    if (n == 0) break;
+    std::size_t size = out.str().size() + static_cast<std::size_t>(n);
+    if (size > max_size) {
+      result = -1;
+      break;
+    }
+    if (size > out.str().capacity()) {
       // Grow by hand so a reallocation never frees an unwiped copy.
       SecretString bigger;
-      bigger.mut().reserve((content.str().size() + static_cast<std::size_t>(n)) * 2);
-      bigger.mut().append(content.str());
-      content = std::move(bigger);
+      bigger.mut().reserve(size * 2);
+      bigger.mut().append(out.str());
+      out = std::move(bigger);
     }
-    content.mut().append(buf, static_cast<std::size_t>(n));
+    out.mut().append(buf, static_cast<std::size_t>(n));
   }
   wipe(buf, sizeof buf);
-  return std::optional<SecretString>(std::move(content));
+  return result;
 }
 
 Status write_file_atomic(const std::string& path, std::string_view data, const WriteOptions& opts,

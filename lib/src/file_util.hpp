@@ -62,6 +62,10 @@ Result<std::optional<SecretString>> read_checked_file(const std::string& path, u
                                                       mode_t forbidden, std::size_t max_size,
                                                       const char* what);
 
+// Reads an open file to its end into `out` (wiped when it goes away, never reallocated with
+// an unwiped copy left behind). 0, an errno, or -1 when it holds more than `max_size` bytes.
+int read_all_capped(int fd, std::size_t max_size, SecretString& out);
+
 struct WriteOptions {
   mode_t mode = 0600;
   bool sync_dir = false;    // fsync the directory after the rename (durable, costs a flush)

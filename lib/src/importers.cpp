@@ -370,30 +370,10 @@ Result<SecretString> read_import_file(const std::string& path, const User& user)
   }
   SecretString content;
   content.mut().reserve(static_cast<std::size_t>(st.st_size) + 1);
-  char buf[4096];
-  for (;;) {
-    ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      int err = errno;
-      wipe(buf, sizeof buf);
-      return make_error(Errc::kIo, prefix + "cannot read: " + detail::errno_text(err));
-    }
-    if (n == 0) break;
-    if (content.str().size() + static_cast<std::size_t>(n) > kMaxImportSize) {
-      wipe(buf, sizeof buf);
-      return invalid(prefix + "larger than 1 MiB; not a secret file");
-    }
-    if (content.str().size() + static_cast<std::size_t>(n) > content.str().capacity()) {
-      // Grow by hand so a reallocation never frees an unwiped copy.
-      SecretString bigger;
-      bigger.mut().reserve((content.str().size() + static_cast<std::size_t>(n)) * 2);
-      bigger.mut().append(content.str());
-      content = std::move(bigger);
-    }
-    content.mut().append(buf, static_cast<std::size_t>(n));
+  if (int err = detail::read_all_capped(fd.get(), kMaxImportSize, content); err != 0) {
+    if (err < 0) return invalid(prefix + "larger than 1 MiB; not a secret file");
+    return make_error(Errc::kIo, prefix + "cannot read: " + detail::errno_text(err));
   }
-  wipe(buf, sizeof buf);
   return content;
 }
 
