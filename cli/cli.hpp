@@ -51,6 +51,9 @@ struct Env {
   // Runs argv (argv[0] an absolute path, no shell, stdin empty, a few seconds at most);
   // nullopt when it is missing, cannot start or takes too long. Unset: nothing is run.
   std::function<std::optional<ProgramResult>(const std::vector<std::string>& argv)> run_program;
+  // One authpriv syslog line for an administrative act (enroll, reset, unlock, ...); never a
+  // secret or a code. Unset: nothing is logged.
+  std::function<void(std::string_view line)> audit;
 };
 
 int run(const std::vector<std::string>& args, Env& env);

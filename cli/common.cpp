@@ -72,6 +72,16 @@ void print_secret_json(Session& s, nlohmann::json& j) {
   wipe_strings(j);
 }
 
+void audit(Session& s, const std::string& what) {
+  if (!s.env.audit) return;
+  std::string line = "by=" + s.env.invoking_user + " " + what;
+  for (char& c : line) {
+    auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7F) c = '?';  // one line, whatever a name holds
+  }
+  s.env.audit(line);
+}
+
 nlohmann::json iso8601(std::int64_t unix_time) {
   if (unix_time <= 0) return nullptr;
   std::time_t t = static_cast<std::time_t>(unix_time);

@@ -58,6 +58,9 @@ void print_json(Session& s, const nlohmann::json& j);
 // every string in `j` are wiped afterwards.
 void print_secret_json(Session& s, nlohmann::json& j);
 
+// Logs one audit line (Env::audit) naming who did it: "by=CALLER " + `what`.
+void audit(Session& s, const std::string& what);
+
 // ISO 8601 UTC ("2026-11-22T15:04:05Z"), or JSON null for 0.
 nlohmann::json iso8601(std::int64_t unix_time);
 

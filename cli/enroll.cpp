@@ -6,6 +6,7 @@
 #include "commands.hpp"
 #include "pbx/totp/base32.hpp"
 #include "pbx/totp/hotp.hpp"
+#include "pbx/totp/new_enrollment.hpp"
 #include "pbx/totp/otpauth_uri.hpp"
 #include "pbx/totp/qr.hpp"
 #include "pbx/totp/recovery.hpp"
@@ -165,56 +166,22 @@ totp::Result<Plan> make_plan(Session& s, const EnrollOptions& o, const std::stri
   return p;
 }
 
-// Compares without an early exit; the code is the caller's own, but there is no reason to leak.
-bool same_code(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  unsigned diff = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    diff |=
-        static_cast<unsigned>(static_cast<unsigned char>(a[i]) ^ static_cast<unsigned char>(b[i]));
-  }
-  return diff == 0;
-}
-
-// The time step whose code `typed` is (within the config window around now), or nullopt.
-// Nothing is saved yet, so this checks the fresh secret directly rather than through the
-// Verifier; spaces are ignored ("123 456" as apps show it).
-std::optional<std::int64_t> match_code(const totp::SecretBytes& key, const Plan& p, int window,
-                                       std::int64_t now, std::string_view typed) {
-  totp::SecretString code;
-  for (char c : typed) {
-    if (c != ' ' && c != '\t') code.mut().push_back(c);
-  }
-  totp::Hmac hmac(p.algorithm, key);
-  if (!hmac.ok()) return std::nullopt;
-  const std::int64_t centre = totp::time_step(now, p.period);
-  std::optional<std::int64_t> found;
-  for (int d = -window; d <= window; ++d) {
-    std::int64_t step = centre + d;
-    if (step < 0) continue;
-    auto value = totp::hotp(hmac, static_cast<std::uint64_t>(step), p.digits);
-    if (!value) return std::nullopt;
-    totp::SecretString expected(totp::format_code(*value, p.digits));
-    if (same_code(expected.view(), code.view()) && !found) found = step;
-  }
-  return found;
-}
-
 enum class Check { kPassed, kWrong, kNoAnswer };
 
 // Asks for the current code up to kTries times. `step` receives the matched time step.
-Check confirm_code(Session& s, const totp::SecretBytes& key, const Plan& p, std::int64_t& step) {
+Check confirm_code(Session& s, const totp::NewEnrollment& pending, std::int64_t& step) {
   for (int attempt = 1; attempt <= kTries; ++attempt) {
     s.out().flush();
     if (!s.env.read_secret) return Check::kNoAnswer;
     auto typed = s.env.read_secret("Current code: ");
     if (!typed) return Check::kNoAnswer;
-    if (auto m = match_code(key, p, s.config.window, s.env.clock->now(), typed->view())) {
+    if (auto m = pending.match(typed->view(), s.config.window, s.env.clock->now())) {
       step = *m;
       return Check::kPassed;
     }
     if (attempt < kTries) {
-      s.err() << "Wrong code: it does not match the new secret. Type the " << p.digits
+      s.err() << "Wrong code: it does not match the new secret. Type the "
+              << pending.plan().digits
               << " digits the app shows now (" << (kTries - attempt) << " tries left).\n";
     }
   }
@@ -274,19 +241,19 @@ int enroll(Session& s, const EnrollOptions& o) {
     if (auto st = (*store)->peek_state(u); !st) return fail(s, st.error());
   }
 
-  auto secret = totp::generate_secret(p.algorithm);
-  if (!secret) return fail(s, secret.error());
-  const totp::SecretBytes& key = *secret;
-  totp::SecretString b32(totp::base32_encode(key, false));
-  totp::SecretString grouped(totp::group_by_four(b32.view()));
-  totp::OtpParams params;
-  params.issuer = p.issuer;
-  params.account = p.label;
-  params.secret = key;
-  params.algorithm = p.algorithm;
-  params.digits = p.digits;
-  params.period = p.period;
-  totp::SecretString uri(totp::build_otpauth_uri(params));
+  totp::EnrollmentPlan ep;
+  ep.algorithm = p.algorithm;
+  ep.digits = p.digits;
+  ep.period = p.period;
+  ep.recovery_codes = p.recovery_codes;
+  ep.issuer = p.issuer;
+  ep.account = p.label;
+  auto created = totp::NewEnrollment::create(ep);
+  if (!created) return fail(s, created.error());
+  totp::NewEnrollment& pending = *created;
+  totp::SecretString b32 = pending.secret_base32();
+  totp::SecretString grouped = pending.secret_grouped();
+  totp::SecretString uri = pending.uri();
 
   if (!o.json) {
     s.out() << "Enrolling " << u.name << " (" << p.issuer << ": " << p.label << ", "
@@ -308,7 +275,7 @@ int enroll(Session& s, const EnrollOptions& o) {
 
   std::int64_t confirmed_step = totp::kNoStep;
   if (!o.no_confirm) {
-    switch (confirm_code(s, key, p, confirmed_step)) {
+    switch (confirm_code(s, pending, confirmed_step)) {
       case Check::kPassed:
         break;
       case Check::kWrong:
@@ -334,46 +301,29 @@ int enroll(Session& s, const EnrollOptions& o) {
     }
   }
 
-  auto codes = totp::generate_recovery_codes(p.recovery_codes);
+  auto codes = pending.make_recovery_codes();
   if (!codes) return fail(s, codes.error());
-  auto hashed = totp::hash_recovery_codes(*codes);
-  if (!hashed) return fail(s, hashed.error());
-  auto id = totp::new_enrollment_id();
-  if (!id) return fail(s, id.error());
-  totp::Enrollment e;
-  e.id = *id;
-  e.secret = key;
-  e.algorithm = p.algorithm;
-  e.digits = p.digits;
-  e.period = p.period;
-  e.created = s.env.clock->now();
-  e.recovery = std::move(hashed.value());
-
-  // Root can write the state: take the user's lock around the save so a login sees the old
-  // enrollment or the new one with its state, and mark the confirmation code as used so it
+  // Root can write the state: the save then holds the user's lock so a login sees the old
+  // enrollment or the new one with its state, and marks the confirmation code as used so it
   // cannot also log in. A user enrolling themselves cannot touch the root-owned state; the new
   // id makes the old state stale, which the verifier then ignores.
-  std::unique_ptr<totp::StateTxn> txn;
-  if (s.is_root()) {
-    auto locked = (*store)->lock_state(u);
-    if (!locked) return fail(s, locked.error());
-    txn = std::move(locked.value());
-  }
-  if (auto st = (*store)->save(u, e, o.force); !st) {
+  totp::SaveOptions save_options;
+  save_options.overwrite = o.force;
+  save_options.reset_state = s.is_root();
+  std::optional<totp::Error> state_error;
+  if (auto st = pending.save(**store, u, s.env.clock->now(), confirmed_step, save_options,
+                             &state_error);
+      !st) {
     if (st.error().code == totp::Errc::kExists) {
       return fail(s, kExitStore, u.name + " was enrolled meanwhile; that enrollment is kept");
     }
     return fail(s, st.error());
   }
-  if (txn) {
-    totp::UserState fresh;
-    fresh.enrollment_id = e.id;
-    fresh.last_step = confirmed_step;
-    if (auto st = txn->commit(fresh); !st) {
-      s.err() << "pbx-mfa: warning: enrolled, but the state could not be reset: "
-              << st.error().message << "\n";
-    }
+  if (state_error) {
+    s.err() << "pbx-mfa: warning: enrolled, but the state could not be reset: "
+            << state_error->message << "\n";
   }
+  audit(s, "enrolled user=" + u.name + (o.force ? " (replacing an earlier enrollment)" : ""));
 
   if (o.json) {
     nlohmann::json list = nlohmann::json::array();

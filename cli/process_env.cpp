@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
+#include <syslog.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -67,7 +68,15 @@ bool check_password_pam(const std::string& user, const totp::SecretString& passw
   PasswordConv data{&password};
   pam_conv conv{answer_password, &data};
   pam_handle_t* pamh = nullptr;
-  if (pam_start("pbx-mfa", user.c_str(), &conv, &pamh) != PAM_SUCCESS) return false;
+  // PBX_MFA_PAM_CONFDIR: another directory of PAM service files (scripts/demo's sandbox, a
+  // tree that is built but not installed). It grants nothing: pbx-mfa refuses to run set-uid,
+  // so whoever sets it could run libpam with that directory anyway. secure_getenv ignores it
+  // in a set-uid or set-capability process all the same.
+  const char* confdir = secure_getenv("PBX_MFA_PAM_CONFDIR");
+  int started = confdir != nullptr && confdir[0] != '\0'
+                    ? pam_start_confdir("pbx-mfa", user.c_str(), &conv, confdir, &pamh)
+                    : pam_start("pbx-mfa", user.c_str(), &conv, &pamh);
+  if (started != PAM_SUCCESS) return false;
   int rc = pam_authenticate(pamh, PAM_SILENT);
   if (rc == PAM_SUCCESS) rc = pam_acct_mgmt(pamh, PAM_SILENT);
   pam_end(pamh, rc);
@@ -163,6 +172,12 @@ Env process_env() {
   env.read_secret = read_line_no_echo;
   env.check_password = check_password_pam;
   env.run_program = run_program_real;
+  env.audit = [](std::string_view line) {
+    // The same facility as the module's lines, so one grep of the auth log tells the story.
+    openlog("pbx-mfa", LOG_PID, LOG_AUTHPRIV);
+    syslog(LOG_AUTHPRIV | LOG_NOTICE, "%.*s", static_cast<int>(line.size()), line.data());
+    closelog();
+  };
   char host[256] = "";
   if (gethostname(host, sizeof host - 1) == 0) env.host_name = host;
   return env;

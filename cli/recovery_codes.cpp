@@ -46,6 +46,9 @@ int replace_codes(Session& s, const std::string& requested, bool json) {
     }
   }
 
+  audit(s, "recovery-codes user=" + u.name + " (" + std::to_string(codes->size()) +
+               " new codes; the old ones no longer work)");
+
   if (json) {
     nlohmann::json list = nlohmann::json::array();
     for (const auto& c : *codes) list.push_back(c.str());

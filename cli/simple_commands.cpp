@@ -90,6 +90,12 @@ Command add_verify(CLI::App& app) {
             if (!store) return fail(s, store.error());
             totp::Verifier verifier(s.config, **store, *s.env.clock);
             auto outcome = verifier.verify(*u, typed.view());
+            std::string line = "verify user=" + u->name + " outcome=" + totp::verdict_name(outcome.verdict);
+            if (outcome.locked_until > s.env.clock->now()) {
+              line += " (failures " + std::to_string(outcome.failures) + ", locked out until " +
+                      iso8601(outcome.locked_until).get<std::string>() + ")";
+            }
+            audit(s, line);
             switch (outcome.verdict) {
               case totp::Verdict::kAccepted:
                 s.out() << "code accepted\n";
@@ -121,35 +127,43 @@ Command add_verify(CLI::App& app) {
           }};
 }
 
-Command add_reset(CLI::App& app) {
-  auto* sub = app.add_subcommand("reset", "remove a user's secret and state (root)");
+// A root-only subcommand acting on --user U through the store: reset and unlock.
+Command add_admin_command(
+    CLI::App& app, const char* name, const char* description,
+    std::function<int(Session&, totp::Store&, const totp::User&)> act) {
+  auto* sub = app.add_subcommand(name, description);
   auto user = std::make_shared<std::string>();
   sub->add_option("--user", *user, "the user")->required();
-  return {sub, [user](Session& s) -> int {
+  return {sub, [user, act = std::move(act)](Session& s) -> int {
             auto u = target_user(s, *user, true);
             if (!u) return fail(s, u.error());
             auto store = open_store(s);
             if (!store) return fail(s, store.error());
-            if (auto st = (*store)->remove(*u); !st) return fail(s, st.error());
-            s.out() << u->name << ": secret and state removed; the next enrollment starts afresh\n";
-            return kExitOk;
+            return act(s, **store, *u);
           }};
 }
 
+Command add_reset(CLI::App& app) {
+  return add_admin_command(
+      app, "reset", "remove a user's secret and state (root)",
+      [](Session& s, totp::Store& store, const totp::User& u) -> int {
+        if (auto st = store.remove(u); !st) return fail(s, st.error());
+        audit(s, "reset user=" + u.name + " (secret and state removed)");
+        s.out() << u.name << ": secret and state removed; the next enrollment starts afresh\n";
+        return kExitOk;
+      });
+}
+
 Command add_unlock(CLI::App& app) {
-  auto* sub = app.add_subcommand("unlock", "clear a user's failures and lockout (root)");
-  auto user = std::make_shared<std::string>();
-  sub->add_option("--user", *user, "the user")->required();
-  return {sub, [user](Session& s) -> int {
-            auto u = target_user(s, *user, true);
-            if (!u) return fail(s, u.error());
-            auto store = open_store(s);
-            if (!store) return fail(s, store.error());
-            totp::Verifier verifier(s.config, **store, *s.env.clock);
-            if (auto st = verifier.unlock(*u); !st) return fail(s, st.error());
-            s.out() << u->name << ": failures and lockout cleared\n";
-            return kExitOk;
-          }};
+  return add_admin_command(
+      app, "unlock", "clear a user's failures and lockout (root)",
+      [](Session& s, totp::Store& store, const totp::User& u) -> int {
+        totp::Verifier verifier(s.config, store, *s.env.clock);
+        if (auto st = verifier.unlock(u); !st) return fail(s, st.error());
+        audit(s, "unlock user=" + u.name + " (failures and lockout cleared)");
+        s.out() << u.name << ": failures and lockout cleared\n";
+        return kExitOk;
+      });
 }
 
 }  // namespace pbx::cli

@@ -1,12 +1,15 @@
 #include "authenticate.hpp"
 
 #include <security/_pam_types.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <new>
 
 #include "module_args.hpp"
+#include "pbx/totp/new_enrollment.hpp"
+#include "pbx/totp/qr.hpp"
 #include "pbx/totp/recovery.hpp"
 #include "pbx/totp/store.hpp"
 #include "pbx/totp/user.hpp"
@@ -19,6 +22,7 @@ using totp::SecretString;
 
 constexpr unsigned kFailDelayUs = 2'000'000;  // as pam_unix
 constexpr std::size_t kMaxCodeInput = 512;
+constexpr int kEnrollTries = 3;
 
 // Keeps log lines on one line and printable, whatever a user name or host name holds.
 // `field`: a name=value field, where a space would let a name forge the next field.
@@ -101,6 +105,8 @@ class Flow {
           " locked=" + (status->locked ? "yes" : "no"));
     if (!status->enrolled) {
       if (!required) return fail(AuthResult::kNotRequired, "not enrolled, not required");
+      // PAM_SILENT: the QR code and the key could not be shown, so there is nothing to confirm.
+      if (args_.config.enroll_at_login && !opts_.silent) return enroll_now(*user, **store);
       return ask_then(AuthResult::kNotEnrolled, "required but not enrolled");
     }
     if (status->locked) {
@@ -167,6 +173,7 @@ class Flow {
     LogLevel level = LogLevel::kNotice;
     switch (r) {
       case AuthResult::kAccepted:
+      case AuthResult::kEnrolled:
       case AuthResult::kGrace:
       case AuthResult::kExempt:
       case AuthResult::kNotRequired:
@@ -177,6 +184,7 @@ class Flow {
       case AuthResult::kReplayed:
       case AuthResult::kLockedOut:
       case AuthResult::kNotEnrolled:
+      case AuthResult::kEnrollFailed:
       case AuthResult::kUnknownUser:
         level = LogLevel::kNotice;
         break;
@@ -205,6 +213,116 @@ class Flow {
       if (!ignored) return fail(AuthResult::kConvError, "conversation failed");
     }
     return fail(r, std::move(detail));
+  }
+
+  // enroll_at_login: shows a fresh secret (QR code as UTF-8 half blocks — OpenSSH strips escape
+  // sequences from keyboard-interactive text — the key in groups of four and the URI), asks for
+  // a current code (kEnrollTries), shows the recovery codes and only then saves: a failure or a
+  // dropped connection before that leaves nothing behind, and the next login starts afresh.
+  AuthResult enroll_now(const totp::User& user, totp::Store& store) {
+    const totp::Config& c = args_.config;
+    // An unusable state_dir would refuse the save: find out before a key is shown that would
+    // then sit in the user's app as a dead entry.
+    if (auto st = store.peek_state(user); !st) {
+      return fail(AuthResult::kUnavailable, st.error().message);
+    }
+    totp::EnrollmentPlan plan;
+    plan.algorithm = c.algorithm;
+    plan.digits = c.digits;
+    plan.period = c.period;
+    plan.recovery_codes = c.recovery_codes;
+    plan.issuer = c.issuer.empty() ? host_name() : c.issuer;
+    plan.account = user.name;
+    auto created = totp::NewEnrollment::create(plan);
+    if (!created) return fail(AuthResult::kInternal, created.error().message);
+    totp::NewEnrollment& pending = *created;
+    {
+      totp::SecretString uri = pending.uri();
+      auto drawing = totp::render_qr(uri.view(), totp::QrStyle::kUtf8);
+      if (!drawing) return fail(AuthResult::kInternal, drawing.error().message);
+      totp::SecretString picture(std::move(drawing.value()));
+      totp::SecretString grouped = pending.secret_grouped();
+      totp::SecretString text(
+          "Two-factor authentication is required for " + user.name +
+          ", and no authenticator app is set up yet. Set it up now: scan this QR code with an "
+          "authenticator app (or type the key into it), then type the code it shows.\n\n" +
+          picture.str() + "\nKey: " + grouped.str() + "\nURI: " + uri.str() + "\n");
+      if (!ctx_.message(text.view(), false)) {
+        return fail(AuthResult::kConvError, "conversation failed during enrollment");
+      }
+    }
+    std::int64_t step = totp::kNoStep;
+    for (int attempt = 1;; ++attempt) {
+      auto typed = read_enroll_code(plan.digits);
+      if (!typed) return fail(AuthResult::kConvError, "conversation failed during enrollment");
+      if (typed->view().size() <= kMaxCodeInput) {
+        if (auto m = pending.match(typed->view(), c.window, clock_.now())) {
+          step = *m;
+          break;
+        }
+      }
+      if (attempt == kEnrollTries) {
+        tell("Wrong code " + std::to_string(kEnrollTries) +
+                 " times; nothing was saved. Check the phone's clock, then log in again to "
+                 "start over.",
+             true);
+        return fail(AuthResult::kEnrollFailed, "wrong code " + std::to_string(kEnrollTries) +
+                                                   " times, nothing saved");
+      }
+      int left = kEnrollTries - attempt;
+      tell("Wrong code: it does not match the new key. Type the " + std::to_string(plan.digits) +
+               " digits the app shows now (" + std::to_string(left) + (left == 1 ? " try" : " tries") +
+               " left).",
+           true);
+    }
+    auto codes = pending.make_recovery_codes(opts_.recovery_kdf);
+    if (!codes) return fail(AuthResult::kInternal, codes.error().message);
+    if (!codes->empty()) {
+      std::string text =
+          "Code accepted. Recovery codes, for when the phone is lost: each works once instead of "
+          "a code, and they are shown only now, so store them somewhere safe:\n";
+      for (const auto& rc : *codes) text += "  " + rc.str() + "\n";
+      totp::SecretString shown(std::move(text));
+      if (!ctx_.message(shown.view(), false)) {
+        return fail(AuthResult::kConvError, "conversation failed during enrollment");
+      }
+      // An answer proves the codes reached the screen (sshd shows messages with the next
+      // prompt); without one nothing is saved.
+      if (!ctx_.prompt("Press Enter once you have stored them: ", true)) {
+        return fail(AuthResult::kConvError, "conversation failed during enrollment");
+      }
+    }
+    totp::SaveOptions save;
+    save.reset_state = true;  // the confirmation code is used up, like any accepted code
+    std::optional<totp::Error> state_error;
+    if (auto st = pending.save(store, user, clock_.now(), step, save, &state_error); !st) {
+      if (st.error().code == totp::Errc::kExists) {
+        tell("Another login set up two-factor authentication for " + user.name +
+                 " meanwhile; this setup was not saved. Log in with the code of that setup.",
+             true);
+        return fail(AuthResult::kEnrollFailed, "enrolled meanwhile by another login");
+      }
+      tell("The new key could not be saved; nothing changed. Ask an administrator.", true);
+      return fail(AuthResult::kUnavailable, "enrollment not saved: " + st.error().message);
+    }
+    // Saved, but when the state could not be written the confirmation code could be used once
+    // more (the old state is stale under the new id): say so in the log.
+    std::string detail = state_error ? "state not reset: " + state_error->message : "";
+    tell("Two-factor authentication is set up for " + user.name + ".", false);
+    return fail(AuthResult::kEnrolled, detail);
+  }
+
+  // The confirmation code of an enrollment. It never comes from PAM_AUTHTOK (that holds the
+  // password); with forward_pass the password is typed with it and passed on as usual.
+  std::optional<SecretString> read_enroll_code(int digits) {
+    if (args_.forward_pass) return read_forwarded(digits, "Password and code from the app: ");
+    return ctx_.prompt("Code from the app: ", args_.echo_code);
+  }
+
+  static std::string host_name() {
+    char host[256] = "";
+    if (::gethostname(host, sizeof host - 1) != 0 || host[0] == '\0') return "pbx-mfa";
+    return host;
   }
 
   // Extra syslog lines with the `debug` argument: decisions, never codes or secrets.
@@ -236,15 +354,16 @@ class Flow {
       }
       if (args_.use_first_pass) return SecretString(std::string());
     }
-    if (args_.forward_pass) return read_forwarded(digits);
+    if (args_.forward_pass) {
+      return read_forwarded(digits, args_.prompt == "Security code: " ? "Password and security code: "
+                                                                      : args_.prompt);
+    }
     return ctx_.prompt(args_.prompt, args_.echo_code);
   }
 
   // "password" + "code" in one answer: the code is the trailing `digits` digits, or a trailing
   // recovery code; the password goes on to the next module as PAM_AUTHTOK.
-  std::optional<SecretString> read_forwarded(int digits) {
-    std::string prompt = args_.prompt == "Security code: " ? "Password and security code: "
-                                                            : args_.prompt;
+  std::optional<SecretString> read_forwarded(int digits, const std::string& prompt) {
     auto both = ctx_.prompt(prompt, false);
     if (!both) return both;
     std::string_view all = both->view();
@@ -284,6 +403,7 @@ int pam_code(AuthResult r) noexcept {
     case AuthResult::kAccepted:
     case AuthResult::kRecoveryAccepted:
     case AuthResult::kGrace:
+    case AuthResult::kEnrolled:
       return PAM_SUCCESS;
     case AuthResult::kExempt:
     case AuthResult::kNotRequired:
@@ -292,6 +412,7 @@ int pam_code(AuthResult r) noexcept {
     case AuthResult::kReplayed:
     case AuthResult::kLockedOut:
     case AuthResult::kNotEnrolled:
+    case AuthResult::kEnrollFailed:
     case AuthResult::kUnknownUser:
       return PAM_AUTH_ERR;
     case AuthResult::kUnavailable:
@@ -312,12 +433,14 @@ const char* result_name(AuthResult r) noexcept {
     case AuthResult::kAccepted: return "accepted";
     case AuthResult::kRecoveryAccepted: return "recovery-code-accepted";
     case AuthResult::kGrace: return "grace-period";
+    case AuthResult::kEnrolled: return "enrolled-at-login";
     case AuthResult::kExempt: return "exempt";
     case AuthResult::kNotRequired: return "not-enrolled-not-required";
     case AuthResult::kRejected: return "wrong-code";
     case AuthResult::kReplayed: return "replayed-code";
     case AuthResult::kLockedOut: return "locked-out";
     case AuthResult::kNotEnrolled: return "not-enrolled";
+    case AuthResult::kEnrollFailed: return "enrollment-failed";
     case AuthResult::kUnknownUser: return "unknown-user";
     case AuthResult::kUnavailable: return "unavailable";
     case AuthResult::kBadConfig: return "bad-config";

@@ -8,6 +8,7 @@
 
 #include "pam_context.hpp"
 #include "pbx/totp/clock.hpp"
+#include "pbx/totp/recovery.hpp"
 
 namespace pbx::pam {
 
@@ -16,12 +17,14 @@ enum class AuthResult {
   kAccepted,          // PAM_SUCCESS
   kRecoveryAccepted,  // PAM_SUCCESS
   kGrace,             // PAM_SUCCESS: same user, same host, within grace_period
+  kEnrolled,          // PAM_SUCCESS: enrolled inside this login (enroll_at_login)
   kExempt,            // PAM_IGNORE
   kNotRequired,       // PAM_IGNORE: not enrolled and not required
   kRejected,          // PAM_AUTH_ERR
   kReplayed,          // PAM_AUTH_ERR
   kLockedOut,         // PAM_AUTH_ERR
   kNotEnrolled,       // PAM_AUTH_ERR: required, not enrolled (asked anyway)
+  kEnrollFailed,      // PAM_AUTH_ERR: enrollment at login not confirmed; nothing saved
   kUnknownUser,       // PAM_AUTH_ERR (asked anyway)
   kUnavailable,       // PAM_AUTHINFO_UNAVAIL: secret or state unreadable, unsafe or corrupt
   kBadConfig,         // PAM_SERVICE_ERR
@@ -36,6 +39,7 @@ const char* result_name(AuthResult r) noexcept;
 struct AuthOptions {
   bool silent = false;     // PAM_SILENT
   uid_t trusted_uid = 0;   // owner of a safe config file and state_dir
+  totp::KdfParams recovery_kdf;  // cost of recovery-code hashes made by enroll_at_login
 };
 
 // Never throws. Returns a PAM code.

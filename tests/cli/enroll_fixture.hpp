@@ -144,6 +144,7 @@ class CliTest : public ::testing::Test {
       }
       return std::nullopt;
     };
+    env_.audit = [this](std::string_view line) { audit_.emplace_back(line); };
     env_.check_password = [this](const std::string& user, const totp::SecretString& password) {
       password_users_.push_back(user);
       return password.str() == kRightPassword;
@@ -210,6 +211,7 @@ class CliTest : public ::testing::Test {
   std::deque<Answer> answers_;
   std::vector<std::string> prompts_;
   std::vector<std::string> password_users_;
+  std::vector<std::string> audit_;  // syslog lines of administrative acts
 };
 
 // ---- Terminal drawing → image → zbarimg ---------------------------------------------------

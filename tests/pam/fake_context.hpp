@@ -2,6 +2,7 @@
 #pragma once
 
 #include <deque>
+#include <functional>
 #include <new>
 #include <optional>
 #include <stdexcept>
@@ -38,6 +39,10 @@ class FakeContext final : public PamContext {
   // One entry per prompt, in order; nullopt (or running out) makes that prompt fail.
   std::deque<std::optional<std::string>> answers;
   std::optional<std::string> authtok_item;  // PAM_AUTHTOK as an earlier module left it
+  // When set, answers every prompt instead of `answers` (it sees what was shown so far):
+  // nullopt makes the prompt fail.
+  std::function<std::optional<std::string>(const FakeContext&, std::string_view prompt)>
+      responder;
   bool messages_fail = false;
   Fault prompt_fault = Fault::kNone;
 
@@ -70,6 +75,11 @@ class FakeContext final : public PamContext {
     prompts.push_back(Prompt{std::string(text), echo});
     if (prompt_fault == Fault::kBadAlloc) throw std::bad_alloc();
     if (prompt_fault == Fault::kRuntimeError) throw std::runtime_error("scripted failure");
+    if (responder) {
+      auto reply = responder(*this, text);
+      if (!reply) return std::nullopt;
+      return totp::SecretString(std::move(*reply));
+    }
     if (answers.empty()) return std::nullopt;
     std::optional<std::string> next = std::move(answers.front());
     answers.pop_front();

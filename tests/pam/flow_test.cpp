@@ -11,87 +11,10 @@
 #include <string_view>
 #include <vector>
 
-#include "authenticate.hpp"
-#include "fake_context.hpp"
-#include "pam_test_support.hpp"
-#include "pbx/totp/clock.hpp"
+#include "flow_fixture.hpp"
 
 namespace pbx::pam::testing {
 namespace {
-
-// Real accounts: the flow resolves users with getpwnam. kUser's primary group is kUserGroup.
-constexpr const char* kUser = "daemon";
-constexpr const char* kUserGroup = "daemon";
-constexpr const char* kOtherUser = "bin";
-constexpr const char* kNoSuchUser = "pbx-no-such-user";
-// The start of a 30-second step, so "+29 s" stays in the same step.
-constexpr std::int64_t kT0 = 56666667LL * 30;
-constexpr const char* kDefaultPrompt = "Security code: ";
-constexpr unsigned kFailDelayUs = 2'000'000;
-
-std::string outcome_of(const FakeContext& ctx) {
-  if (ctx.logs.size() != 1) return "<" + std::to_string(ctx.logs.size()) + " log lines>";
-  const std::string& line = ctx.logs[0].text;
-  std::size_t at = line.find(" outcome=");
-  if (at == std::string::npos) return "<no outcome in '" + line + "'>";
-  std::size_t start = at + 9;
-  std::size_t end = line.find(' ', start);
-  return line.substr(start, end == std::string::npos ? std::string::npos : end - start);
-}
-
-class FlowTest : public ::testing::Test {
- protected:
-  FlowTest() : files_(::geteuid()) {
-    files_.write_config();
-    opts_.trusted_uid = ::geteuid();
-  }
-
-  // Runs the flow with config=<test config> and `args`; remembers what was typed and logged.
-  int run(FakeContext& ctx, const std::vector<std::string>& args = {}) {
-    std::vector<std::string> all{"config=" + files_.config_path()};
-    all.insert(all.end(), args.begin(), args.end());
-    for (const auto& a : ctx.answers) {
-      if (a) never_log(*a);
-    }
-    if (ctx.authtok_item) never_log(*ctx.authtok_item);
-    int rc = authenticate(ctx, all, opts_, clock_);
-    for (const auto& l : ctx.logs) logs_ += l.text + "\n";
-    return rc;
-  }
-
-  // A context for kUser with these answers to the prompts.
-  static FakeContext with_answers(std::initializer_list<std::string> answers,
-                                  const char* user = kUser) {
-    FakeContext ctx;
-    ctx.user_name = user;
-    for (const auto& a : answers) ctx.answer(a);
-    return ctx;
-  }
-
-  Enrolled enroll(const std::string& user = kUser, int recovery_count = 2) {
-    Enrolled e = files_.enroll(user, recovery_count);
-    never_log(secret_base32(e.enrollment));
-    return e;
-  }
-
-  // Strings no log line may ever hold (codes, passwords, secrets). Short ones would match by
-  // accident, and no real code is shorter than six characters.
-  void never_log(const std::string& s) {
-    if (s.size() >= 6) secrets_.push_back(s);
-  }
-
-  void TearDown() override {
-    for (const auto& s : secrets_) {
-      EXPECT_EQ(logs_.find(s), std::string::npos) << "a log line holds '" << s << "':\n" << logs_;
-    }
-  }
-
-  TestFiles files_;
-  AuthOptions opts_;
-  totp::FixedClock clock_{kT0};
-  std::vector<std::string> secrets_;
-  std::string logs_;
-};
 
 // ---------------------------------------------------------------------------------------------
 // The outcome table (CONTRACT §3), one row at a time.
@@ -106,12 +29,14 @@ TEST(FlowOutcomeTableTest, EveryResultHasTheContractedPamCodeAndAName) {
       {AuthResult::kAccepted, PAM_SUCCESS, "accepted"},
       {AuthResult::kRecoveryAccepted, PAM_SUCCESS, "recovery-code-accepted"},
       {AuthResult::kGrace, PAM_SUCCESS, "grace-period"},
+      {AuthResult::kEnrolled, PAM_SUCCESS, "enrolled-at-login"},
       {AuthResult::kExempt, PAM_IGNORE, "exempt"},
       {AuthResult::kNotRequired, PAM_IGNORE, "not-enrolled-not-required"},
       {AuthResult::kRejected, PAM_AUTH_ERR, "wrong-code"},
       {AuthResult::kReplayed, PAM_AUTH_ERR, "replayed-code"},
       {AuthResult::kLockedOut, PAM_AUTH_ERR, "locked-out"},
       {AuthResult::kNotEnrolled, PAM_AUTH_ERR, "not-enrolled"},
+      {AuthResult::kEnrollFailed, PAM_AUTH_ERR, "enrollment-failed"},
       {AuthResult::kUnknownUser, PAM_AUTH_ERR, "unknown-user"},
       {AuthResult::kUnavailable, PAM_AUTHINFO_UNAVAIL, "unavailable"},
       {AuthResult::kBadConfig, PAM_SERVICE_ERR, "bad-config"},

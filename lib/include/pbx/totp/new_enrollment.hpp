@@ -1,0 +1,72 @@
+// NewEnrollment: a secret being set up — shown, confirmed with a code, then saved. Shared by
+// `pbx-mfa enroll` and enrollment inside a login (enroll_at_login).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "pbx/totp/enrollment.hpp"
+#include "pbx/totp/hotp.hpp"
+#include "pbx/totp/recovery.hpp"
+#include "pbx/totp/result.hpp"
+#include "pbx/totp/secret.hpp"
+#include "pbx/totp/store.hpp"
+#include "pbx/totp/user.hpp"
+
+namespace pbx::totp {
+
+struct EnrollmentPlan {
+  Algorithm algorithm = Algorithm::kSha1;
+  int digits = 6;
+  int period = 30;
+  int recovery_codes = 5;
+  std::string issuer;   // shown in the authenticator app
+  std::string account;  // the label's account name
+};
+
+// How save() treats what is already there.
+struct SaveOptions {
+  bool overwrite = false;  // replace an existing enrollment (else kExists and nothing changes)
+  // Write fresh state under the user's lock (needs write access to state_dir, i.e. root for
+  // the file store), with the confirmation code's step marked used so it cannot log in again.
+  bool reset_state = false;
+};
+
+class NewEnrollment {
+ public:
+  // A fresh secret from the CSPRNG for `plan`.
+  static Result<NewEnrollment> create(const EnrollmentPlan& plan);
+
+  const EnrollmentPlan& plan() const { return plan_; }
+  const SecretBytes& secret() const { return secret_; }
+  SecretString secret_base32() const;   // unpadded
+  SecretString secret_grouped() const;  // in groups of four, as apps show a key to type
+  SecretString uri() const;             // otpauth://totp/ISSUER:ACCOUNT?…
+
+  // The time step whose code `typed` is, within ±`window` steps of `now`; spaces are ignored
+  // ("123 456" as apps show it). Every step is computed and compared (no early exit).
+  std::optional<std::int64_t> match(std::string_view typed, int window, std::int64_t now) const;
+
+  // Makes plan().recovery_codes codes and keeps their hashes for save(); returns them in clear,
+  // to be shown once. Calling it again replaces them.
+  Result<std::vector<SecretString>> make_recovery_codes(const KdfParams& kdf = {});
+
+  // Saves the secret (with the recovery codes made so far, if any) atomically; without
+  // overwrite an enrollment made meanwhile wins (kExists) and nothing changes. With
+  // reset_state the user's lock is held across the save, so a concurrent login sees the old
+  // enrollment or the new one with its state, never a mix. `state_error` (when not null)
+  // receives a failure to write that state after the secret was saved.
+  Status save(Store& store, const User& user, std::int64_t now, std::int64_t confirmed_step,
+              const SaveOptions& options, std::optional<Error>* state_error = nullptr) const;
+
+ private:
+  NewEnrollment() = default;
+  EnrollmentPlan plan_;
+  SecretBytes secret_;
+  RecoverySet recovery_;
+};
+
+}  // namespace pbx::totp

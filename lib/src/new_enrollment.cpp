@@ -1,0 +1,109 @@
+#include "pbx/totp/new_enrollment.hpp"
+
+#include <openssl/crypto.h>
+
+#include "pbx/totp/base32.hpp"
+#include "pbx/totp/otpauth_uri.hpp"
+#include "pbx/totp/state.hpp"
+
+namespace pbx::totp {
+
+Result<NewEnrollment> NewEnrollment::create(const EnrollmentPlan& plan) {
+  if (plan.digits < kMinDigits || plan.digits > kMaxDigits) {
+    return make_error(Errc::kInvalid, "digits must be " + std::to_string(kMinDigits) + " to " +
+                                          std::to_string(kMaxDigits));
+  }
+  if (plan.period < 1 || plan.recovery_codes < 0 || plan.recovery_codes > kMaxRecoveryCodes) {
+    return make_error(Errc::kInvalid, "bad period or number of recovery codes");
+  }
+  auto secret = generate_secret(plan.algorithm);
+  if (!secret) return secret.error();
+  NewEnrollment e;
+  e.plan_ = plan;
+  e.secret_ = std::move(secret.value());
+  return e;
+}
+
+SecretString NewEnrollment::secret_base32() const {
+  return SecretString(base32_encode(secret_, false));
+}
+
+SecretString NewEnrollment::secret_grouped() const {
+  SecretString plain = secret_base32();
+  return SecretString(group_by_four(plain.view()));
+}
+
+SecretString NewEnrollment::uri() const {
+  OtpParams params;
+  params.issuer = plan_.issuer;
+  params.account = plan_.account;
+  params.secret = secret_;
+  params.algorithm = plan_.algorithm;
+  params.digits = plan_.digits;
+  params.period = plan_.period;
+  return SecretString(build_otpauth_uri(params));
+}
+
+std::optional<std::int64_t> NewEnrollment::match(std::string_view typed, int window,
+                                                 std::int64_t now) const {
+  SecretString code;
+  for (char c : typed) {
+    if (c != ' ' && c != '\t') code.mut().push_back(c);
+  }
+  if (code.view().size() != static_cast<std::size_t>(plan_.digits)) return std::nullopt;
+  Hmac hmac(plan_.algorithm, secret_);
+  if (!hmac.ok()) return std::nullopt;
+  const std::int64_t centre = time_step(now, plan_.period);
+  std::optional<std::int64_t> found;
+  for (int d = -window; d <= window; ++d) {
+    std::int64_t step = centre + d;
+    if (step < 0) continue;
+    auto value = hotp(hmac, static_cast<std::uint64_t>(step), plan_.digits);
+    if (!value) return std::nullopt;
+    SecretString expected(format_code(*value, plan_.digits));
+    bool same = CRYPTO_memcmp(expected.view().data(), code.view().data(), code.view().size()) == 0;
+    if (same && !found) found = step;
+  }
+  return found;
+}
+
+Result<std::vector<SecretString>> NewEnrollment::make_recovery_codes(const KdfParams& kdf) {
+  auto codes = generate_recovery_codes(plan_.recovery_codes);
+  if (!codes) return codes.error();
+  auto hashed = hash_recovery_codes(*codes, kdf);
+  if (!hashed) return hashed.error();
+  recovery_ = std::move(hashed.value());
+  return codes;
+}
+
+Status NewEnrollment::save(Store& store, const User& user, std::int64_t now,
+                           std::int64_t confirmed_step, const SaveOptions& options,
+                           std::optional<Error>* state_error) const {
+  auto id = new_enrollment_id();
+  if (!id) return id.error();
+  Enrollment e;
+  e.id = *id;
+  e.secret = secret_;
+  e.algorithm = plan_.algorithm;
+  e.digits = plan_.digits;
+  e.period = plan_.period;
+  e.created = now;
+  e.recovery = recovery_;
+
+  std::unique_ptr<StateTxn> txn;
+  if (options.reset_state) {
+    auto locked = store.lock_state(user);
+    if (!locked) return locked.error();
+    txn = std::move(locked.value());
+  }
+  if (auto st = store.save(user, e, options.overwrite); !st) return st;
+  if (txn) {
+    UserState fresh;
+    fresh.enrollment_id = e.id;
+    fresh.last_step = confirmed_step;
+    if (auto st = txn->commit(fresh); !st && state_error != nullptr) *state_error = st.error();
+  }
+  return Ok{};
+}
+
+}  // namespace pbx::totp
