@@ -77,13 +77,30 @@ Error io_error(const char* what, const std::string& path, const char* action, in
   return make_error(code, msg);
 }
 
+// Whether a file of `actual` may stand where `expected` is required. Exact match, plus one
+// widening: where root is required (config, state_dir, state and lock files, a secret outside
+// a home) a process that is not root also trusts files of its own effective uid. Such a
+// process gains nothing by distrusting its own files (it could rewrite them anyway), and
+// set-uid programs run with euid 0, so a root process still trusts only root.
+bool owner_trusted(uid_t actual, uid_t expected) {
+  if (actual == expected) return true;
+  const uid_t euid = ::geteuid();
+  return expected == 0 && euid != 0 && actual == euid;
+}
+
+std::string owner_problem(uid_t actual, uid_t expected) {
+  std::string msg = "owned by uid " + std::to_string(actual) + ", expected uid " +
+                    std::to_string(expected);
+  if (expected == 0 && ::geteuid() != 0) msg += " or " + std::to_string(::geteuid());
+  return msg;
+}
+
 Status check_stat(const struct stat& st, const std::string& path, uid_t owner, mode_t forbidden,
                   std::size_t max_size, const char* what) {
   std::string prefix = std::string(what) + " " + path + ": ";
   if (!S_ISREG(st.st_mode)) return make_error(Errc::kUnsafe, prefix + "not a regular file");
-  if (st.st_uid != owner) {
-    return make_error(Errc::kUnsafe, prefix + "owned by uid " + std::to_string(st.st_uid) +
-                                         ", expected uid " + std::to_string(owner));
+  if (!owner_trusted(st.st_uid, owner)) {
+    return make_error(Errc::kUnsafe, prefix + owner_problem(st.st_uid, owner));
   }
   if ((st.st_mode & forbidden) != 0) {
     char mode[8];
@@ -243,9 +260,8 @@ Status check_private_dir(const std::string& path, uid_t owner, bool create, cons
   std::string prefix = std::string(what) + " " + path + ": ";
   if (S_ISLNK(st.st_mode)) return make_error(Errc::kUnsafe, prefix + "is a symbolic link (refused)");
   if (!S_ISDIR(st.st_mode)) return make_error(Errc::kUnsafe, prefix + "not a directory");
-  if (st.st_uid != owner) {
-    return make_error(Errc::kUnsafe, prefix + "owned by uid " + std::to_string(st.st_uid) +
-                                         ", expected uid " + std::to_string(owner));
+  if (!owner_trusted(st.st_uid, owner)) {
+    return make_error(Errc::kUnsafe, prefix + owner_problem(st.st_uid, owner));
   }
   if ((st.st_mode & 077) != 0) {
     char mode[8];

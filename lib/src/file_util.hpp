@@ -51,6 +51,9 @@ class FsIds {
   gid_t old_gid_ = 0;
 };
 
+// Owner checks below: a file must belong to `owner`; where `owner` is root, a process whose
+// effective uid is not root also accepts files of that euid (see owner_trusted in the .cpp).
+
 // Opens without following a symlink or blocking on a FIFO, then checks: regular file, owned by
 // `owner`, no group/other permission bits, at most `max_size` bytes. nullopt when missing.
 // `what` names the file in messages ("secret file", "state file").

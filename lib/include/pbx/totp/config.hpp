@@ -54,7 +54,8 @@ Status apply_setting(Config& config, std::string_view key, std::string_view valu
 Status parse_config_text(Config& config, std::string_view text, std::string_view source);
 
 // Loads `path`. A missing file is all defaults unless `explicit_path` (then an error). The file
-// must be a regular file owned by config.trusted_uid, not group/other-writable, not a symlink.
+// must be a regular file owned by config.trusted_uid (or, in a process that is not root, by its
+// effective uid), not group/other-writable, not a symlink.
 Result<Config> load_config(const std::string& path, bool explicit_path, uid_t trusted_uid = 0);
 
 Result<Cidr> parse_cidr(std::string_view text);
