@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
 # End-to-end: the real ssh client logs in to a copy of the system sshd (test-only name, so a
 # test-only PAM service), password through pam_unix, then a code through our module.
-#   ssh_login.sh MODULE_SO TEST_ENROLL_TOOL
+#   ssh_login.sh MODULE_SO TEST_ENROLL_TOOL PBX_MFA QR_DECODE_TOOL
 # Checks: right code runs a remote command; wrong code refused; replayed code refused;
-# with exempt_networks = 127.0.0.0/8 no code is asked. Cleans up server, user, PAM file.
+# with exempt_networks = 127.0.0.0/8 no code is asked. Then enroll_at_login for a second user:
+# not required (not in the require group) → password only; added to the group → the next login
+# shows the QR code, which is decoded from the client's screen (zbarimg), its code typed
+# (oathtool) and the remote command runs; the next login asks for a code (a shown recovery code
+# is used); after `pbx-mfa reset` the next login enrolls again, and a dropped connection saves
+# nothing. Cleans up server, users, group, PAM file.
 set -euo pipefail
 module=$(readlink -f "$1")
 enroll=$(readlink -f "$2")
+pbx_mfa=$(readlink -f "$3")
+qr_decode=$(readlink -f "$4")
 [ "$(id -u)" = 0 ] || { echo "FAIL: must run as root (creates a test user and a PAM service)"; exit 1; }
 for tool in /usr/sbin/sshd ssh expect oathtool useradd chpasswd python3; do
   command -v "$tool" >/dev/null || { echo "FAIL: $tool missing (scripts/test installs it)"; exit 1; }
@@ -16,6 +23,8 @@ tmp=$(mktemp -d /tmp/pbx-e2e-ssh.XXXXXX)
 chmod 755 "$tmp"
 user="pbxtest$$"
 user=${user:0:31}
+user2="pbxtest$$e"
+group="pbxtestg$$"
 service="pbxtest-sshd-$$"
 password="Pw-$RANDOM-$RANDOM-x"
 sshd_pid=""
@@ -24,6 +33,8 @@ cleanup() {
   if [ -n "$sshd_pid" ]; then kill "$sshd_pid" 2>/dev/null || true; wait "$sshd_pid" 2>/dev/null || true; fi
   rm -f "/etc/pam.d/$service"
   if id "$user" >/dev/null 2>&1; then userdel -r "$user" >/dev/null 2>&1 || true; fi
+  if id "$user2" >/dev/null 2>&1; then userdel -r "$user2" >/dev/null 2>&1 || true; fi
+  if getent group "$group" >/dev/null; then groupdel "$group" >/dev/null 2>&1 || true; fi
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -31,6 +42,10 @@ trap cleanup EXIT
 useradd -m -s /bin/sh "$user"
 echo "$user:$password" | chpasswd
 home=$(getent passwd "$user" | cut -d: -f6)
+groupadd "$group"
+useradd -m -s /bin/sh "$user2"
+echo "$user2:$password" | chpasswd
+home2=$(getent passwd "$user2" | cut -d: -f6)
 
 mkdir -p /run/sshd && chmod 755 /run/sshd
 mkdir -m 700 "$tmp/state"
@@ -65,7 +80,7 @@ KbdInteractiveAuthentication yes
 PasswordAuthentication no
 PubkeyAuthentication no
 AuthenticationMethods keyboard-interactive
-AllowUsers $user
+AllowUsers $user $user2
 PermitRootLogin no
 LogLevel VERBOSE
 CONF
@@ -144,8 +159,123 @@ out=$(login - exempt 2>&1 || true)
 check "exempt network: password only, no code asked" "exempt-42" "$out"
 stop_sshd
 
+# ---- enroll_at_login over ssh ------------------------------------------------------------
+# login2 MARK MODE SCREEN, as $user2. MODE: "none" expects no code prompt; "code:X" expects the
+# usual prompt and answers X; "enroll" decodes the QR code the client shows (saved to SCREEN),
+# types oathtool's code for it and presses Enter at the recovery codes; "drop" closes the
+# connection at the enrollment's code prompt.
+login2() {
+  PBX_PW="$password" PBX_MARK="$1" PBX_MODE="$2" PBX_SCREEN="$3" PBX_PORT="$port" \
+    PBX_USER="$user2" PBX_DECODE="$qr_decode" LC_ALL=C.UTF-8 expect -f - <<'EXP'
+set timeout 30
+match_max 200000
+log_user 1
+spawn ssh -F /dev/null -p $env(PBX_PORT) -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+  -o PreferredAuthentications=keyboard-interactive -o PubkeyAuthentication=no \
+  -o NumberOfPasswordPrompts=1 -o LogLevel=ERROR $env(PBX_USER)@127.0.0.1 "echo $env(PBX_MARK)-\$((6*7))"
+expect {
+  -re "assword: ?$" { send "$env(PBX_PW)\r" }
+  timeout { puts "\nE2E: no password prompt"; exit 3 }
+}
+set mode $env(PBX_MODE)
+if {$mode eq "none"} {
+  expect {
+    "Security code:" { puts "\nE2E: unexpected code prompt"; exit 4 }
+    "Code from the app:" { puts "\nE2E: unexpected enrollment"; exit 4 }
+    eof { exit 0 }
+  }
+}
+if {[string match "code:*" $mode]} {
+  expect {
+    "Security code: " { send "[string range $mode 5 end]\r" }
+    "Code from the app: " { puts "\nE2E: enrollment instead of a code prompt"; exit 4 }
+    eof { puts "\nE2E: closed before the code prompt"; exit 5 }
+    timeout { puts "\nE2E: no code prompt"; exit 3 }
+  }
+  expect eof
+  exit 0
+}
+expect {
+  "Code from the app: " {}
+  eof { puts "\nE2E: closed before the enrollment prompt"; exit 5 }
+  timeout { puts "\nE2E: no enrollment prompt"; exit 3 }
+}
+set f [open $env(PBX_SCREEN) w]
+puts -nonewline $f $expect_out(buffer)
+close $f
+if {$mode eq "drop"} { close; wait; exit 0 }
+if {[catch {exec $env(PBX_DECODE) $env(PBX_SCREEN)} uri]} { puts "\nE2E: QR code not decoded: $uri"; exit 6 }
+if {![regexp {secret=([A-Z2-7]+)} $uri -> secret]} { puts "\nE2E: no secret in the QR code"; exit 6 }
+send "[exec oathtool --totp -b $secret]\r"
+expect {
+  "Press Enter once you have stored them: " {
+    set f [open $env(PBX_SCREEN) a]
+    puts -nonewline $f $expect_out(buffer)
+    close $f
+    send "\r"
+  }
+  eof { puts "\nE2E: closed after the code"; exit 5 }
+  timeout { puts "\nE2E: no recovery codes"; exit 3 }
+}
+expect eof
+EXP
+}
+
+write_config "enroll_at_login = yes
+require = group:$group
+recovery_codes = 2"
+start_sshd
+screen="$tmp/screen"
+out=$(login2 notreq none "$screen" 2>&1 || true)
+check "enroll_at_login: a user outside the require group logs in with the password only" "notreq-42" "$out"
+
+usermod -aG "$group" "$user2"
+out=$(login2 enroll enroll "$screen" 2>&1 || true)
+check "added to the require group: the next login enrolls and runs the remote command" "enroll-42" "$out"
+if stat -c '%U %a' "$home2/.pbx-mfa" 2>/dev/null | grep -qx "$user2 600"; then
+  echo "PASS: the enrolled secret is in the home, owned by the user, mode 600"
+else
+  echo "FAIL: enrolled secret file: $(stat -c '%U %a' "$home2/.pbx-mfa" 2>&1)"; fails=$((fails+1))
+fi
+shown_uri=$(grep -a -o 'URI: otpauth://[^[:space:]]*' "$screen" | head -n 1 | cut -c 6- || true)
+decoded_uri=$("$qr_decode" "$screen" 2>&1 || true)
+if [ -n "$shown_uri" ] && [ "$shown_uri" = "$decoded_uri" ]; then
+  echo "PASS: the QR code on the ssh client's screen decodes (zbarimg) to the URI shown"
+else
+  echo "FAIL: QR code vs URI: decoded '$decoded_uri', shown '$shown_uri'"; fails=$((fails+1))
+fi
+if LC_ALL=C grep -q $'\x1b' "$screen"; then
+  echo "FAIL: escape sequences reached the ssh client's screen"; fails=$((fails+1))
+else
+  echo "PASS: no escape sequences in the enrollment text"
+fi
+echo "--- the ssh client's screen during enrollment (key, URI secret and QR rows redacted) ---"
+LC_ALL=C.UTF-8 sed -E -e 's/secret=[A-Z2-7]+/secret=REDACTED/' -e 's/^Key: .*/Key: XXXX XXXX XXXX XXXX XXXX XXXX XXXX XXXX/' \
+  -e 's/[a-z]{4}-[a-z]{4}-[a-z]{4}/xxxx-xxxx-xxxx/g' "$screen" |
+  LC_ALL=C.UTF-8 awk '/^[ ▀▄█]+\r?$/ { n++; next } n { print "[" n " lines of QR half blocks]"; n = 0 } { print }'
+echo "--- end of screen ---"
+
+recovery=$(grep -a -o -E '[a-z]{4}-[a-z]{4}-[a-z]{4}' "$screen" | head -n 1 || true)
+out=$(login2 second "code:$recovery" "$screen.2" 2>&1 || true)
+check "the next login asks for a code (a shown recovery code works)" "second-42" "$out"
+
+if "$pbx_mfa" --config "$tmp/pbx-mfa.conf" reset --user "$user2" >/dev/null; then
+  echo "PASS: pbx-mfa reset --user"
+else
+  echo "FAIL: pbx-mfa reset --user"; fails=$((fails+1))
+fi
+out=$(login2 dropped drop "$screen.3" 2>&1 || true)
+check "after a reset the next login enrolls again" "Code from the app" "$(cat "$screen.3" 2>/dev/null)"
+check "a dropped connection during enrollment runs nothing" "!dropped-42" "$out"
+if [ -e "$home2/.pbx-mfa" ]; then
+  echo "FAIL: a dropped enrollment saved a secret"; fails=$((fails+1))
+else
+  echo "PASS: a dropped enrollment saved nothing"
+fi
+stop_sshd
+
 if [ $fails -ne 0 ]; then
   echo "--- sshd log ---"; tail -50 "$tmp/sshd.log"
-  echo "ssh e2e: 5 checks, $fails failed"; exit 1
+  echo "ssh e2e: $fails checks failed"; exit 1
 fi
 echo "ssh e2e: all checks passed"
