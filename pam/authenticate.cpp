@@ -42,10 +42,20 @@ std::string printable(std::string_view s, std::size_t max = 128, bool field = tr
   return out.empty() ? "-" : out;
 }
 
+// try_first_pass: is PAM_AUTHTOK (usually the password an earlier module read) one of our
+// codes? Only the exact shapes we hand out count: `digits` digits, or a recovery code as printed
+// ("abcd-efgh-jkmn"). Anything else is asked for rather than checked, so a password is never
+// counted as a failed code (which could also lock the user out before the prompt).
 bool looks_like_code(std::string_view s, int digits) {
-  bool all_digits = std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
-  if (all_digits && s.size() == static_cast<std::size_t>(digits)) return true;
-  return totp::looks_like_recovery_code(s, digits);
+  auto is_digit = [](char c) { return c >= '0' && c <= '9'; };
+  if (s.size() == static_cast<std::size_t>(digits) && std::all_of(s.begin(), s.end(), is_digit)) {
+    return true;
+  }
+  if (s.size() != 14 || s[4] != '-' || s[9] != '-') return false;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (i != 4 && i != 9 && !(s[i] >= 'a' && s[i] <= 'z')) return false;
+  }
+  return true;
 }
 
 std::string when_text(std::int64_t seconds) {

@@ -694,6 +694,25 @@ TEST_F(FlowTest, TryFirstPassPromptsWhenAuthtokIsNotAValidCode) {
   EXPECT_EQ(ctx.prompts.size(), 1u);
 }
 
+// A password of letters and digits could pass for an imported scratch code; checking it would
+// count a failure (and with max_failures = 1 lock the user out before the prompt).
+TEST_F(FlowTest, TryFirstPassNeverChecksAPasswordAsACode) {
+  files_.write_config("max_failures = 1\n");
+  Enrolled e = enroll();
+  for (const char* password : {"hunter22", "12345678", "abcdefghij", "Abcd-efgh-jkmn"}) {
+    FakeContext ctx = with_answers({e.code_at(clock_.now())});
+    ctx.authtok_item = password;
+    EXPECT_EQ(run(ctx, {"try_first_pass"}), PAM_SUCCESS) << password << "\n" << ctx.all_logs();
+    EXPECT_EQ(ctx.prompts.size(), 1u) << password;
+    clock_.advance(30);
+  }
+  // A recovery code as printed is still taken from PAM_AUTHTOK.
+  FakeContext rc = with_answers({});
+  rc.authtok_item = e.recovery_codes[0];
+  EXPECT_EQ(run(rc, {"try_first_pass"}), PAM_SUCCESS);
+  EXPECT_EQ(rc.prompts.size(), 0u);
+}
+
 TEST_F(FlowTest, ForwardPassSplitsPasswordAndCode) {
   Enrolled e = enroll();
   std::string code = e.code_at(kT0);
