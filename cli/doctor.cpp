@@ -255,7 +255,7 @@ Check check_module(const Session& s, const DoctorOptions& o) {
                                      "directories (" +
                                      candidates.front() + ", ...)"
                                : o.module + " not found";
-  c.fix = "install the pbx-mfa package, or run cmake --install with the Debian multiarch layout";
+  c.fix = "install the libpam-pbx-totp package, or run cmake --install with the Debian multiarch layout";
   return c;
 }
 

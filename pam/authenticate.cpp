@@ -306,14 +306,21 @@ class Flow {
     save.reset_state = true;  // the confirmation code is used up, like any accepted code
     std::optional<totp::Error> state_error;
     if (auto st = pending.save(store, user, clock_.now(), step, save, &state_error); !st) {
+      std::string why = st.error().message;
       if (st.error().code == totp::Errc::kExists) {
-        tell("Another login set up two-factor authentication for " + user.name +
-                 " meanwhile; this setup was not saved. Log in with the code of that setup.",
-             true);
-        return fail(AuthResult::kEnrollFailed, "enrolled meanwhile by another login");
+        // Something took the secret's place meanwhile: a parallel first login (a readable
+        // enrollment), or something else (a symlink, garbage) that must not be passed off as one.
+        auto there = store.load(user);
+        if (there) {
+          tell("Another login set up two-factor authentication for " + user.name +
+                   " meanwhile; this setup was not saved. Log in with the code of that setup.",
+               true);
+          return fail(AuthResult::kEnrollFailed, "enrolled meanwhile by another login");
+        }
+        why = there.error().message;
       }
       tell("The new key could not be saved; nothing changed. Ask an administrator.", true);
-      return fail(AuthResult::kUnavailable, "enrollment not saved: " + st.error().message);
+      return fail(AuthResult::kUnavailable, "enrollment not saved: " + why);
     }
     // Saved, but when the state could not be written the confirmation code could be used once
     // more (the old state is stale under the new id): say so in the log.

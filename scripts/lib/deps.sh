@@ -10,6 +10,7 @@ PBX_DEPS=(
   googletest libgtest-dev libbenchmark-dev
   oathtool pamtester expect zbar-tools groff
   libpam-google-authenticator libpam-oath openssh-server
+  debhelper lintian  # tests/e2e/package.sh: dpkg-buildpackage (dpkg-dev is in build-essential)
 )
 
 # Prints, one per line, the packages among "$@" that are not installed.

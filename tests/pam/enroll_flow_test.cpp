@@ -235,6 +235,21 @@ TEST_F(EnrollFlowTest, AnEnrollmentMadeMeanwhileWinsAndThisOneIsDenied) {
   EXPECT_NE(ctx.all_messages().find("meanwhile"), std::string::npos) << ctx.all_messages();
 }
 
+// Something that is not an enrollment took the secret's place (here: garbage; a symlink in a
+// home the same): the user is not told another login enrolled them, and it is logged.
+TEST_F(EnrollFlowTest, AnythingElseAtTheSecretPathMeanwhileIsAFailureToSave) {
+  FakeContext ctx = user_answering({[&](const totp::SecretBytes& key) {
+    must(write_file(files_.secret_file(kUser), "not a secret file\n", 0600), "garbage");
+    return code_for(key, clock_.now());
+  }});
+  EXPECT_EQ(run(ctx), PAM_AUTHINFO_UNAVAIL);
+  EXPECT_EQ(outcome_of(ctx), "unavailable");
+  EXPECT_NE(ctx.all_messages().find("could not be saved"), std::string::npos);
+  EXPECT_EQ(ctx.all_messages().find("meanwhile"), std::string::npos);
+  EXPECT_NE(logs_.find("enrollment not saved"), std::string::npos) << logs_;
+  EXPECT_EQ(read_all(files_.secret_file(kUser)), "not a secret file\n");
+}
+
 TEST_F(EnrollFlowTest, NoRecoveryCodesMeansNoAcknowledgementPrompt) {
   files_.write_config("enroll_at_login = yes\nrecovery_codes = 0\n");
   FakeContext ctx = user_answering({right()});

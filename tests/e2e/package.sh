@@ -1,0 +1,429 @@
+#!/usr/bin/env bash
+# End-to-end: the Debian packages.
+#   package.sh build SOURCE_DIR OUT_DIR   copy the source tree, dpkg-buildpackage, lintian;
+#                                         the .debs land in OUT_DIR (emptied first)
+#   package.sh install OUT_DIR            install both .debs, check every file is where
+#                                         CONTRACT §1/§2 says, that the pam-auth-update profile
+#                                         is not enabled and /etc/pam.d/common-* are untouched,
+#                                         log in through the INSTALLED module by name
+#                                         (pamtester, a test-only PAM service, a pbxtest user
+#                                         enrolled with the installed pbx-mfa), remove, purge,
+#                                         check nothing is left
+#   package.sh SOURCE_DIR                 both, in a temporary directory
+# ctest runs the halves as e2e_package_build (beside other tests) and e2e_package (RUN_SERIAL:
+# while the packages are installed /etc/security/pbx-mfa.conf exists, and tests that expect it
+# absent must not run then).
+# Needs root, debhelper, dpkg-dev, lintian, pamtester, oathtool, expect (scripts/lib/deps.sh).
+# If /etc/pam.d/common-* or /var/lib/pam/* ever differ from the copies taken at the start, it
+# says FAIL and restores them. Removes its user, PAM service file and temp dir in a trap.
+set -euo pipefail
+started=$SECONDS
+usage="usage: package.sh build SOURCE_DIR OUT_DIR | install OUT_DIR | SOURCE_DIR"
+case ${1:-} in
+  build) mode=build src=$(readlink -f "${2:?$usage}") out=$(readlink -m "${3:?$usage}") ;;
+  install) mode=install out=$(readlink -f "${2:?$usage}") ;;
+  '' | -*) echo "$usage" >&2; exit 2 ;;
+  *) mode=all src=$(readlink -f "$1") out="" ;;
+esac
+
+[ "$(id -u)" = 0 ] || { echo "FAIL: must run as root (builds and installs packages, adds a user)"; exit 1; }
+need=()
+[ $mode = install ] || need+=(dpkg-buildpackage dh lintian)
+[ $mode = build ] || need+=(apt-get pamtester oathtool expect useradd chpasswd)
+for tool in "${need[@]}"; do
+  command -v "$tool" >/dev/null || { echo "FAIL: $tool missing (scripts/test installs it)"; exit 1; }
+done
+
+packages=(libpam-pbx-totp pbx-mfa)
+tmp=$(mktemp -d /tmp/build-pkg-XXXXXX)
+chmod 755 "$tmp"
+[ -n "$out" ] || out="$tmp/out"
+user="pbxtestpkg$$"
+user=${user:0:31}
+service="pbxtest-pkg-$$"
+password="Pw-$RANDOM-$RANDOM-x"
+fails=0
+
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+pass() { echo "PASS: $*"; }
+step() { echo "==> $* ($((SECONDS - started)) s)"; }
+oneline() { paste -sd' ' -; }
+
+installed() {  # true if package $1 is installed, half-installed or has config files left
+  local st
+  st=$(dpkg-query -W -f='${db:Status-Abbrev}' "$1" 2>/dev/null || true)
+  [[ -n $st && $st != un* && $st != pn* ]]
+}
+purge_packages() { DEBIAN_FRONTEND=noninteractive apt-get purge -y "${packages[@]}" </dev/null; }
+
+# The system PAM configuration the install half must leave as it found it.
+saved="$tmp/saved"
+watched_files() { ls -1d /etc/pam.d/common-* /var/lib/pam/* 2>/dev/null || true; }
+watched_sums() { (cd / && watched_files | sed 's|^/|./|' | sort | while read -r f; do sha256sum "$f"; done); }
+save_watched() {
+  mkdir -p "$saved"
+  watched_files | while read -r f; do (cd / && cp -a --parents "${f#/}" "$saved"); done
+  watched_sums >"$tmp/watched.sha256"
+}
+restore_watched() {
+  [ -s "$tmp/watched.sha256" ] || return 0
+  watched_files | while read -r f; do
+    [ -e "$saved$f" ] || { echo "  removing $f (not there at the start)"; rm -f "$f"; }
+  done
+  (cd "$saved" && find . -type f) | while read -r f; do
+    cmp -s "$saved/${f#./}" "/${f#./}" || { echo "  restoring /${f#./}"; cp -a "$saved/${f#./}" "/${f#./}"; }
+  done
+}
+check_watched() {  # WHEN: FAIL and restore if a watched file changed
+  if [ "$(watched_sums)" = "$(cat "$tmp/watched.sha256")" ]; then
+    pass "$1: /etc/pam.d/common-* and /var/lib/pam/* are byte-identical to the start"
+  else
+    fail "$1: /etc/pam.d/common-* or /var/lib/pam/* CHANGED — restoring the copies from the start"
+    diff "$tmp/watched.sha256" <(watched_sums) || true
+    restore_watched
+  fi
+}
+
+cleanup() {
+  set +e
+  rm -f "/etc/pam.d/$service"
+  if id "$user" >/dev/null 2>&1; then userdel -r "$user" >/dev/null 2>&1; fi
+  if [ $mode != build ]; then
+    for p in "${packages[@]}"; do
+      if installed "$p"; then
+        echo "cleanup: purging ${packages[*]}, left installed by a failed run"
+        purge_packages >/dev/null 2>&1
+        break
+      fi
+    done
+    if [ -s "$tmp/watched.sha256" ] && [ "$(watched_sums)" != "$(cat "$tmp/watched.sha256")" ]; then
+      echo "FAIL: cleanup: /etc/pam.d/common-* or /var/lib/pam/* changed — restoring them"
+      restore_watched
+    fi
+  fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# ---------------------------------------------------------------------------------------------
+build() {
+  step "copying $src (tracked and untracked files, no build trees) to $out/src"
+  if [ -e "$out" ] && [ ! -e "$out/.pbx-package-out" ] && [ -n "$(ls -A "$out")" ]; then
+    echo "FAIL: $out is not empty and not an earlier output of package.sh: not emptying it"
+    exit 1
+  fi
+  rm -rf "$out"
+  mkdir -p "$out/src"
+  touch "$out/.pbx-package-out"
+  chmod 755 "$out"   # apt's _apt user reads the .debs from here
+  if git -C "$src" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+    (cd "$src" && git ls-files -co --exclude-standard -z) |
+      grep -zvE '^(build[^/]*|obj-[^/]*|\.cache)/|^debian/(tmp|\.debhelper|libpam-pbx-totp|pbx-mfa)/' |
+      (cd "$src" && while IFS= read -r -d '' f; do if [ -e "$f" ]; then printf '%s\0' "$f"; fi; done) |
+      (cd "$src" && xargs -0 -r cp -a --parents -t "$out/src")
+  else
+    (cd "$src" && tar --exclude='./build*' --exclude='./obj-*' --exclude=./.git -cf - .) |
+      tar -C "$out/src" -xf -
+  fi
+
+  step "dpkg-buildpackage -us -uc -b -j2"
+  if ! (cd "$out/src" && dpkg-buildpackage -us -uc -b -j2) >"$out/build.log" 2>&1; then
+    tail -60 "$out/build.log"
+    echo "FAIL: dpkg-buildpackage failed (the end of its log is above; all of it: $out/build.log)"
+    exit 1
+  fi
+  pass "dpkg-buildpackage -us -uc -b built $(cd "$out" && echo *.deb)"
+
+  step "lintian --pedantic -I on the .changes"
+  lintian --pedantic -I "$out"/*.changes >"$out/lintian.log" 2>&1 || true
+  grep -v '^running with root privileges' "$out/lintian.log" || true
+  # No error, and no warning that is not overridden with its reason (debian/*.lintian-overrides).
+  if grep -qE '^[EW]: ' "$out/lintian.log"; then
+    fail "lintian reports errors or warnings: fix them, or override a warning with a comment saying why"
+  else
+    pass "lintian: no errors, no warnings"
+  fi
+}
+
+# ---------------------------------------------------------------------------------------------
+install_and_check() {
+  local version arch multiarch debs=() p deb
+  version=$(dpkg-parsechangelog -l "$out/src/debian/changelog" -S Version)
+  arch=$(dpkg --print-architecture)
+  multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch)
+  for p in "${packages[@]}"; do
+    deb="$out/${p}_${version}_${arch}.deb"
+    [ -f "$deb" ] || { echo "FAIL: $deb not built (run package.sh build first)"; exit 1; }
+    debs+=("$deb")
+  done
+
+  # A leftover install (an earlier run, a developer's) would hide what this one installs.
+  for p in "${packages[@]}"; do
+    if installed "$p"; then
+      step "purging a leftover installation of ${packages[*]}"
+      purge_packages >"$tmp/leftover.log" 2>&1 ||
+        { cat "$tmp/leftover.log"; echo "FAIL: could not purge the leftover packages"; exit 1; }
+      break
+    fi
+  done
+  save_watched
+
+  step "apt-get install ${debs[*]##*/}"
+  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${debs[@]}" \
+    </dev/null >"$tmp/install.log" 2>&1; then
+    cat "$tmp/install.log"
+    echo "FAIL: apt-get install failed"
+    exit 1
+  fi
+  pass "both packages installed"
+
+  local -A owner=(
+    ["/usr/lib/$multiarch/security/pam_pbx_totp.so"]=libpam-pbx-totp
+    [/etc/security/pbx-mfa.conf]=libpam-pbx-totp
+    [/usr/share/pam-configs/pbx-totp]=libpam-pbx-totp
+    [/usr/share/man/man5/pbx-mfa.conf.5.gz]=libpam-pbx-totp
+    [/usr/share/man/man8/pam_pbx_totp.8.gz]=libpam-pbx-totp
+    [/usr/bin/pbx-mfa]=pbx-mfa
+    [/etc/pam.d/pbx-mfa]=pbx-mfa
+    [/usr/share/man/man1/pbx-mfa.1.gz]=pbx-mfa
+    [/usr/share/bash-completion/completions/pbx-mfa]=pbx-mfa
+  )
+  local f
+  for f in $(printf '%s\n' "${!owner[@]}" | sort); do
+    if [ -f "$f" ] && dpkg-query -L "${owner[$f]}" | grep -xF "$f" >/dev/null; then
+      pass "${owner[$f]} ships $f"
+    else
+      fail "${owner[$f]} does not ship $f"
+    fi
+  done
+  for f in /etc/security/pbx-mfa.conf:libpam-pbx-totp /etc/pam.d/pbx-mfa:pbx-mfa; do
+    if dpkg-query -W -f='${Conffiles}\n' "${f#*:}" | awk '{print $1}' | grep -xF "${f%%:*}" >/dev/null; then
+      pass "${f%%:*} is a conffile of ${f#*:}"
+    else
+      fail "${f%%:*} is not a conffile of ${f#*:}"
+    fi
+  done
+  if [ "$(stat -c '%U:%G %a %F' /var/lib/pbx-mfa 2>&1)" = "root:root 700 directory" ]; then
+    pass "state_dir /var/lib/pbx-mfa is a root:root 0700 directory"
+  else
+    fail "state_dir /var/lib/pbx-mfa: $(stat -c '%U:%G %a %F' /var/lib/pbx-mfa 2>&1)"
+  fi
+  if [ "$(pbx-mfa --version 2>&1)" = "pbx-mfa ${version%%-*}" ]; then
+    pass "/usr/bin/pbx-mfa --version says ${version%%-*}"
+  else
+    fail "pbx-mfa --version: $(pbx-mfa --version 2>&1)"
+  fi
+  # The installed CLI finds the installed config, state dir and module (other checks of doctor
+  # depend on this machine's sshd and PAM stacks, so doctor's exit status is not looked at).
+  local doctor check entry
+  doctor=$(pbx-mfa doctor --json 2>&1 || true)
+  for check in config state-dir module; do
+    entry=$(grep -oE "\{[^{}]*\"name\":\"$check\"[^{}]*\}" <<<"$doctor" || true)
+    if [[ $entry == *'"status":"PASS"'* ]]; then
+      pass "pbx-mfa doctor: $check PASS"
+    else
+      fail "pbx-mfa doctor: $check: ${entry:-$doctor}"
+    fi
+  done
+  local profile=/usr/share/pam-configs/pbx-totp
+  if grep -qx 'Default: no' $profile && grep -qx 'Auth-Type: Additional' $profile &&
+    grep -qE '^\s+required\s+pam_pbx_totp\.so\s*$' $profile; then
+    pass "profile pbx-totp: Auth-Type Additional, Default no, required pam_pbx_totp.so"
+  else
+    fail "profile pbx-totp: $(cat $profile)"
+  fi
+
+  # The profile is registered (pam-auth-update saw it) but not enabled.
+  if grep -qs pam_pbx_totp /etc/pam.d/common-*; then
+    fail "pam_pbx_totp is in /etc/pam.d/common-* after install: the profile must be off by default"
+  else
+    pass "pam_pbx_totp is not in /etc/pam.d/common-* (profile off by default)"
+  fi
+  if grep -qx pbx-totp /var/lib/pam/seen 2>/dev/null; then
+    pass "postinst registered the profile with pam-auth-update (/var/lib/pam/seen)"
+  else
+    fail "pbx-totp not in /var/lib/pam/seen: postinst did not run pam-auth-update --package"
+  fi
+  if debconf-show libpam-runtime 2>/dev/null | grep 'libpam-runtime/profiles:' | grep pbx-totp >/dev/null; then
+    fail "pbx-totp is among the enabled pam-auth-update profiles (libpam-runtime/profiles)"
+  else
+    pass "pbx-totp is not among the enabled pam-auth-update profiles"
+  fi
+  # /var/lib/pam/seen changes by design while installed (it lists every profile); common-* not.
+  if [ "$(watched_sums | grep '  \./etc/pam\.d/common-')" = "$(grep '  \./etc/pam\.d/common-' "$tmp/watched.sha256")" ]; then
+    pass "after install: /etc/pam.d/common-* are byte-identical to the start"
+  else
+    fail "after install: /etc/pam.d/common-* CHANGED — restoring the copies from the start"
+    restore_watched
+  fi
+
+  # Bash completion: the subcommands and flags of the installed CLI's --help, no more, no less.
+  completions() {  # WORDS...: what the completion offers for the last word, sorted
+    bash -c '
+      _init_completion() { words=("${COMP_WORDS[@]}"); cword=$COMP_CWORD
+                           cur=${words[cword]}; prev=${words[cword-1]}; }
+      _filedir() { :; }
+      source /usr/share/bash-completion/completions/pbx-mfa
+      COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _pbx_mfa
+      if [ ${#COMPREPLY[@]} -gt 0 ]; then printf "%s\n" "${COMPREPLY[@]}" | sort; fi
+    ' _ "$@"
+  }
+  help_flags() { pbx-mfa "$@" --help | { grep -oE '^  (-h,)?--[a-z-]+' || true; } | sed -E 's/^ *(-h,)?//'; }
+  local subs want got s
+  subs=$(pbx-mfa --help | sed -n '/^Subcommands:/,$p' | { grep -oE '^  [a-z-]+' || true; } | tr -d ' ' | sort)
+  if [ -n "$subs" ] && [ "$(completions pbx-mfa '')" = "$subs" ]; then
+    pass "bash completion offers the CLI's subcommands: $(oneline <<<"$subs")"
+  else
+    fail "bash completion subcommands '$(completions pbx-mfa '' | oneline)' != the CLI's '$(oneline <<<"$subs")'"
+  fi
+  local bad=0
+  for s in $subs; do
+    want=$( (help_flags "$s"; echo --config) | sort -u)
+    got=$(completions pbx-mfa "$s" -)
+    if [ "$got" != "$want" ]; then
+      fail "bash completion for '$s': '$(oneline <<<"$got")' != the CLI's '$(oneline <<<"$want")'"
+      bad=1
+    fi
+  done
+  [ $bad = 1 ] || pass "bash completion offers each subcommand's flags, as its --help lists them"
+
+  # -------------------------------------------------------------------------------------------
+  step "login through the installed module by name (pamtester, service $service, user $user)"
+  useradd -m -s /bin/sh "$user"
+  echo "$user:$password" | chpasswd
+  cat >"/etc/pam.d/$service" <<PAM
+# test-only service of tests/e2e/package.sh; removed when it ends
+auth     required  pam_unix.so
+auth     required  pam_pbx_totp.so nodelay
+account  required  pam_permit.so
+PAM
+  local json secret home code wrong out
+  json=$(pbx-mfa enroll --user "$user" --no-confirm --json </dev/null) ||
+    fail "pbx-mfa enroll --user $user --no-confirm --json failed: $json"
+  secret=$(sed -n 's/.*"secret" *: *"\([A-Z2-7]*\)".*/\1/p' <<<"$json")
+  [ -n "$secret" ] || { echo "$json"; echo "FAIL: no secret in the JSON of pbx-mfa enroll"; exit 1; }
+  home=$(getent passwd "$user" | cut -d: -f6)
+  if [ "$(stat -c '%U %a' "$home/.pbx-mfa" 2>&1)" = "$user 600" ]; then
+    pass "enrolled with the installed pbx-mfa: $home/.pbx-mfa owned by $user, 0600"
+  else
+    fail "secret file: $(stat -c '%U %a' "$home/.pbx-mfa" 2>&1)"
+  fi
+
+  pamlogin() {  # CODE: pamtester answering the password and CODE; its exit status
+    PBX_SERVICE="$service" PBX_USER="$user" PBX_PW="$password" PBX_CODE="$1" expect -f - <<'EXP'
+set timeout 20
+log_user 1
+spawn pamtester $env(PBX_SERVICE) $env(PBX_USER) authenticate
+expect {
+  -re "assword: ?$" { send "$env(PBX_PW)\r" }
+  timeout { puts "\nPKG: no password prompt"; exit 3 }
+}
+expect {
+  "Security code: " { send "$env(PBX_CODE)\r" }
+  eof { puts "\nPKG: closed before the code prompt"; exit 5 }
+  timeout { puts "\nPKG: no code prompt"; exit 3 }
+}
+expect eof
+lassign [wait] pid spawnid oserr status
+exit $status
+EXP
+  }
+  code=$(oathtool --totp -b "$secret")
+  if out=$(pamlogin "$code" 2>&1) && grep -q 'successfully authenticated' <<<"$out"; then
+    pass "password + right code: authenticated"
+  else
+    fail "password + right code refused: $out"
+  fi
+  if out=$(pamlogin "$code" 2>&1); then
+    fail "the same code again was accepted: $out"
+  else
+    pass "the same code again (replay) is refused"
+  fi
+  wrong=$(printf '%06d' $(((10#$code + 500000) % 1000000)))
+  if out=$(pamlogin "$wrong" 2>&1); then
+    fail "a wrong code was accepted: $out"
+  else
+    pass "a wrong code is refused"
+  fi
+  if [ -n "$(ls -A /var/lib/pbx-mfa)" ]; then
+    pass "the logins kept their state under /var/lib/pbx-mfa"
+  else
+    fail "no state under /var/lib/pbx-mfa after the logins"
+  fi
+  rm -f "/etc/pam.d/$service"
+
+  # -------------------------------------------------------------------------------------------
+  local listed="$tmp/listed"
+  for p in "${packages[@]}"; do dpkg-query -L "$p"; done | sort -u >"$listed"
+
+  step "apt-get remove ${packages[*]}"
+  if ! DEBIAN_FRONTEND=noninteractive apt-get remove -y "${packages[@]}" </dev/null >"$tmp/remove.log" 2>&1; then
+    cat "$tmp/remove.log"
+    fail "apt-get remove failed"
+  fi
+  if [ -n "$(ls -A /var/lib/pbx-mfa 2>/dev/null)" ]; then
+    pass "remove keeps the state in /var/lib/pbx-mfa"
+  else
+    fail "remove deleted /var/lib/pbx-mfa (only purge may)"
+  fi
+  if [ -f /etc/security/pbx-mfa.conf ]; then
+    pass "remove keeps the conffile /etc/security/pbx-mfa.conf"
+  else
+    fail "remove deleted /etc/security/pbx-mfa.conf"
+  fi
+  if grep -qx pbx-totp /var/lib/pam/seen 2>/dev/null; then
+    fail "pbx-totp still in /var/lib/pam/seen after remove (prerm did not run pam-auth-update --remove)"
+  else
+    pass "prerm took pbx-totp out of pam-auth-update's state"
+  fi
+
+  step "apt-get purge ${packages[*]}"
+  if ! purge_packages >"$tmp/purge.log" 2>&1; then
+    cat "$tmp/purge.log"
+    fail "apt-get purge failed"
+  fi
+  for p in "${packages[@]}"; do
+    if installed "$p"; then
+      fail "$p still known to dpkg after purge: $(dpkg-query -W -f='${db:Status-Abbrev}' "$p")"
+    fi
+  done
+  local left=0
+  while read -r f; do
+    if [ -L "$f" ] || { [ -e "$f" ] && [ ! -d "$f" ]; }; then
+      fail "left after purge: $f"
+      left=$((left + 1))
+    fi
+  done <"$listed"
+  for f in /usr/share/doc/libpam-pbx-totp /usr/share/doc/pbx-mfa /var/lib/pbx-mfa /etc/security/pbx-mfa.conf; do
+    if [ -e "$f" ]; then
+      fail "left after purge: $f"
+      left=$((left + 1))
+    fi
+  done
+  if [ $left = 0 ]; then
+    pass "purge: no file of the packages ($(wc -l <"$listed") paths listed), no state dir, no config left"
+  fi
+  if grep -rqs -e pbx-totp -e pam_pbx_totp /var/lib/pam /etc/pam.d/common-* ||
+    debconf-show libpam-runtime 2>/dev/null | grep pbx-totp >/dev/null; then
+    fail "pam-auth-update state still mentions pbx-totp"
+  else
+    pass "pam-auth-update state (/var/lib/pam, debconf, common-*) has no trace of pbx-totp"
+  fi
+  check_watched "after purge"
+}
+
+case $mode in
+  build) build ;;
+  install) install_and_check ;;
+  all)
+    build
+    install_and_check
+    ;;
+esac
+
+echo
+if [ $fails -ne 0 ]; then
+  echo "package e2e ($mode): $fails checks failed ($((SECONDS - started)) s)"
+  exit 1
+fi
+echo "package e2e ($mode): all checks passed ($((SECONDS - started)) s)"
