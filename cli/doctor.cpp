@@ -401,7 +401,34 @@ bool skipped_pam_file(const std::string& name) {
   return false;
 }
 
-Check check_one_stack(const std::string& service, const std::vector<PamEntry>& stack) {
+// enroll_at_login from the module's arguments, else the config's.
+bool enrolls_at_login(const PamEntry& e, bool config_default) {
+  bool on = config_default;
+  for (const auto& a : e.args) {
+    if (a.rfind("enroll_at_login=", 0) != 0) continue;
+    std::string v = a.substr(16);
+    on = v == "yes" || v == "true" || v == "on" || v == "1";
+  }
+  return on;
+}
+
+// Whether a failed password module at `password` ends the stack before `ours`: the module is
+// requisite (or dies by default), or a requisite pam_deny.so stands between them (Debian's
+// common-auth: "[success=1 default=ignore] pam_unix.so" then "requisite pam_deny.so").
+bool password_failure_stops(const std::vector<PamEntry>& stack, std::size_t password,
+                            std::size_t ours) {
+  auto stops = [](const std::string& control) {
+    return control == "requisite" || control.find("=die") != std::string::npos;
+  };
+  if (stops(stack[password].control)) return true;
+  for (std::size_t i = password + 1; i < ours; ++i) {
+    if (stack[i].module == "pam_deny.so" && stops(stack[i].control)) return true;
+  }
+  return false;
+}
+
+Check check_one_stack(const std::string& service, const std::vector<PamEntry>& stack,
+                      bool enroll_default) {
   Check c{"pam:" + service, Status::kPass, "", ""};
   std::size_t ours = stack.size();
   std::size_t password = stack.size();
@@ -411,6 +438,23 @@ Check check_one_stack(const std::string& service, const std::vector<PamEntry>& s
   }
   const PamEntry& e = stack[ours];
   std::string line = "auth " + e.control + " " + kModuleName + " (" + e.where + ")";
+  const bool forward = std::find(e.args.begin(), e.args.end(), "forward_pass") != e.args.end();
+  // enroll_at_login binds a new phone to the account inside the login: only safe when a wrong
+  // password has already ended the stack (forward_pass: the module never enrolls).
+  if (enrolls_at_login(e, enroll_default) && !forward &&
+      (password == stack.size() || ours < password || !password_failure_stops(stack, password, ours))) {
+    c.status = Status::kFail;
+    c.message = line + " with enroll_at_login: " +
+                (password == stack.size()
+                     ? std::string("no password module in this stack")
+                     : "a wrong password to " + stack[password].module + " (" +
+                           stack[password].where + ") does not end the stack before it") +
+                ", so anyone who knows the name of a user who is not enrolled yet can enroll "
+                "their own phone for that user";
+    c.fix = "check the password first and stop on failure: 'auth requisite pam_unix.so' above "
+            "this line, or this line after '@include common-auth'; or enroll_at_login = no";
+    return c;
+  }
   if (e.control == "optional" || e.control == "sufficient") {
     c.status = Status::kWarn;
     c.message = line + ": '" + e.control +
@@ -423,9 +467,8 @@ Check check_one_stack(const std::string& service, const std::vector<PamEntry>& s
     return c;
   }
   const PamEntry& p = stack[password];
-  bool forward_pass = std::find(e.args.begin(), e.args.end(), "forward_pass") != e.args.end();
   if (ours < password) {
-    if (forward_pass) {
+    if (forward) {
       c.message = line + " comes before " + p.module + " (" + p.where +
                   ") with forward_pass: password and code are typed together";
       return c;
@@ -443,7 +486,7 @@ Check check_one_stack(const std::string& service, const std::vector<PamEntry>& s
   return c;
 }
 
-void check_pam(const DoctorOptions& o, std::vector<Check>& checks) {
+void check_pam(const DoctorOptions& o, bool enroll_default, std::vector<Check>& checks) {
   Check summary{"pam-stacks", Status::kPass, "", ""};
   DIR* dir = ::opendir(o.pam_dir.c_str());
   if (dir == nullptr) {
@@ -491,7 +534,7 @@ void check_pam(const DoctorOptions& o, std::vector<Check>& checks) {
     if (summary.fix.empty()) summary.fix = "fix the include named above";
   }
   checks.push_back(summary);
-  for (const auto& u : users) checks.push_back(check_one_stack(u, stacks[u]));
+  for (const auto& u : users) checks.push_back(check_one_stack(u, stacks[u], enroll_default));
   if (stacks.count("sshd") > 0 && std::find(users.begin(), users.end(), "sshd") == users.end() &&
       reader.included().count("sshd") == 0) {
     checks.push_back(
@@ -838,7 +881,7 @@ int run_doctor(Session& s, const DoctorOptions& o) {
   checks.push_back(check_config(s));
   checks.push_back(check_state_dir(s));
   checks.push_back(check_module(s, o));
-  check_pam(o, checks);
+  check_pam(o, s.config.enroll_at_login, checks);
   check_sshd(o, checks);
   checks.push_back(check_clock(s));
 

@@ -183,13 +183,13 @@ class Flow {
     LogLevel level = LogLevel::kNotice;
     switch (r) {
       case AuthResult::kAccepted:
-      case AuthResult::kEnrolled:
       case AuthResult::kGrace:
       case AuthResult::kExempt:
       case AuthResult::kNotRequired:
         level = LogLevel::kInfo;
         break;
       case AuthResult::kRecoveryAccepted:
+      case AuthResult::kEnrolled:  // a new second factor bound to the account
       case AuthResult::kRejected:
       case AuthResult::kReplayed:
       case AuthResult::kLockedOut:
@@ -231,9 +231,31 @@ class Flow {
   // dropped connection before that leaves nothing behind, and the next login starts afresh.
   AuthResult enroll_now(const totp::User& user, totp::Store& store) {
     const totp::Config& c = args_.config;
-    // An unusable state_dir would refuse the save: find out before a key is shown that would
-    // then sit in the user's app as a dead entry.
-    if (auto st = store.peek_state(user); !st) {
+    // forward_pass puts this module before the password module: the password is not checked
+    // yet, and whoever knows a user name could bind their own phone to that account.
+    if (args_.forward_pass) {
+      return ask_then(AuthResult::kNotEnrolled,
+                      "required but not enrolled; enroll_at_login is not offered with "
+                      "forward_pass (the password is checked only after this module)");
+    }
+    // An unusable state_dir, or no directory for the secret (a home made only at session
+    // start), would refuse the save: find out before a key is shown that would then sit in the
+    // user's app as a dead entry.
+    auto state = store.peek_state(user);
+    if (!state) return fail(AuthResult::kUnavailable, state.error().message);
+    if (!state->enrollment_id.empty()) {
+      // The user was enrolled and logged in with it, and now the secret is gone: deleted
+      // through some other way into the home, or not visible yet. Re-enrolling with only the
+      // password would hand the account to whoever removed it.
+      tell("Two-factor authentication was set up for " + user.name +
+               ", but its key is missing. Ask an administrator (pbx-mfa reset).",
+           true);
+      return fail(AuthResult::kUnavailable, "secret missing, but state of enrollment " +
+                                                state->enrollment_id + " exists: not re-enrolled");
+    }
+    if (auto st = store.check_saveable(user); !st) {
+      tell("Two-factor authentication cannot be set up at this login; ask an administrator.",
+           true);
       return fail(AuthResult::kUnavailable, st.error().message);
     }
     totp::EnrollmentPlan plan;
@@ -246,24 +268,14 @@ class Flow {
     auto created = totp::NewEnrollment::create(plan);
     if (!created) return fail(AuthResult::kInternal, created.error().message);
     totp::NewEnrollment& pending = *created;
-    {
-      totp::SecretString uri = pending.uri();
-      auto drawing = totp::render_qr(uri.view(), totp::QrStyle::kUtf8);
-      if (!drawing) return fail(AuthResult::kInternal, drawing.error().message);
-      totp::SecretString picture(std::move(drawing.value()));
-      totp::SecretString grouped = pending.secret_grouped();
-      totp::SecretString text(
-          "Two-factor authentication is required for " + user.name +
-          ", and no authenticator app is set up yet. Set it up now: scan this QR code with an "
-          "authenticator app (or type the key into it), then type the code it shows.\n\n" +
-          picture.str() + "\nKey: " + grouped.str() + "\nURI: " + uri.str() + "\n");
-      if (!ctx_.message(text.view(), false)) {
-        return fail(AuthResult::kConvError, "conversation failed during enrollment");
-      }
+    if (!show_setup(pending, user)) {
+      return fail(AuthResult::kConvError, "conversation failed during enrollment");
     }
+    const std::string dead_entry =
+        " Delete the entry just added to the app, then log in again to start over.";
     std::int64_t step = totp::kNoStep;
     for (int attempt = 1;; ++attempt) {
-      auto typed = read_enroll_code(plan.digits);
+      auto typed = read_enroll_code();
       if (!typed) return fail(AuthResult::kConvError, "conversation failed during enrollment");
       if (typed->view().size() <= kMaxCodeInput) {
         if (auto m = pending.match(typed->view(), c.window, clock_.now())) {
@@ -273,27 +285,32 @@ class Flow {
       }
       if (attempt == kEnrollTries) {
         tell("Wrong code " + std::to_string(kEnrollTries) +
-                 " times; nothing was saved. Check the phone's clock, then log in again to "
-                 "start over.",
+                 " times; nothing was saved. Check the phone's clock." + dead_entry,
              true);
         return fail(AuthResult::kEnrollFailed, "wrong code " + std::to_string(kEnrollTries) +
                                                    " times, nothing saved");
       }
       int left = kEnrollTries - attempt;
       tell("Wrong code: it does not match the new key. Type the " + std::to_string(plan.digits) +
-               " digits the app shows now (" + std::to_string(left) + (left == 1 ? " try" : " tries") +
-               " left).",
+               " digits the app shows now (" + std::to_string(left) +
+               (left == 1 ? " try" : " tries") + " left).",
            true);
     }
     auto codes = pending.make_recovery_codes(opts_.recovery_kdf);
     if (!codes) return fail(AuthResult::kInternal, codes.error().message);
     if (!codes->empty()) {
-      std::string text =
+      static constexpr std::string_view kIntro =
           "Code accepted. Recovery codes, for when the phone is lost: each works once instead of "
           "a code, and they are shown only now, so store them somewhere safe:\n";
-      for (const auto& rc : *codes) text += "  " + rc.str() + "\n";
-      totp::SecretString shown(std::move(text));
-      if (!ctx_.message(shown.view(), false)) {
+      SecretString text;
+      text.mut().reserve(kIntro.size() + codes->size() * 20);  // never moves: no stray copy
+      text.mut() += kIntro;
+      for (const auto& rc : *codes) {
+        text.mut() += "  ";
+        text.mut() += rc.view();
+        text.mut() += '\n';
+      }
+      if (!ctx_.message(text.view(), false)) {
         return fail(AuthResult::kConvError, "conversation failed during enrollment");
       }
       // An answer proves the codes reached the screen (sshd shows messages with the next
@@ -308,18 +325,21 @@ class Flow {
     if (auto st = pending.save(store, user, clock_.now(), step, save, &state_error); !st) {
       std::string why = st.error().message;
       if (st.error().code == totp::Errc::kExists) {
-        // Something took the secret's place meanwhile: a parallel first login (a readable
-        // enrollment), or something else (a symlink, garbage) that must not be passed off as one.
+        // Something took the secret's place meanwhile: a parallel first login or an
+        // administrator (a readable enrollment), or something else (a symlink, garbage) that
+        // must not be passed off as one.
         auto there = store.load(user);
         if (there) {
-          tell("Another login set up two-factor authentication for " + user.name +
-                   " meanwhile; this setup was not saved. Log in with the code of that setup.",
+          tell("Two-factor authentication for " + user.name +
+                   " was set up meanwhile (by another login or an administrator); this setup "
+                   "was not saved." + dead_entry,
                true);
-          return fail(AuthResult::kEnrollFailed, "enrolled meanwhile by another login");
+          return fail(AuthResult::kEnrollFailed, "enrolled meanwhile by another login or root");
         }
         why = there.error().message;
       }
-      tell("The new key could not be saved; nothing changed. Ask an administrator.", true);
+      tell("The new key could not be saved; nothing changed. Ask an administrator." + dead_entry,
+           true);
       return fail(AuthResult::kUnavailable, "enrollment not saved: " + why);
     }
     // Saved, but when the state could not be written the confirmation code could be used once
@@ -329,10 +349,34 @@ class Flow {
     return fail(AuthResult::kEnrolled, detail);
   }
 
+  // One info message: what is happening, the QR code (UTF-8 half blocks), the key and the URI.
+  // Built in one wiped buffer reserved up front, so no reallocation leaves a copy behind.
+  bool show_setup(const totp::NewEnrollment& pending, const totp::User& user) {
+    SecretString uri = pending.uri();
+    auto drawing = totp::render_qr(uri.view(), totp::QrStyle::kUtf8);
+    if (!drawing) return false;
+    SecretString picture(std::move(drawing.value()));
+    SecretString grouped = pending.secret_grouped();
+    const std::string intro =
+        "Two-factor authentication is required for " + user.name +
+        ", and no authenticator app is set up yet. Set it up now: scan this QR code with an "
+        "authenticator app (or type the key into it), then type the code it shows.\n\n";
+    SecretString text;
+    text.mut().reserve(intro.size() + picture.view().size() + grouped.view().size() +
+                       uri.view().size() + 16);
+    text.mut() += intro;
+    text.mut() += picture.view();
+    text.mut() += "\nKey: ";
+    text.mut() += grouped.view();
+    text.mut() += "\nURI: ";
+    text.mut() += uri.view();
+    text.mut() += '\n';
+    return ctx_.message(text.view(), false);
+  }
+
   // The confirmation code of an enrollment. It never comes from PAM_AUTHTOK (that holds the
-  // password); with forward_pass the password is typed with it and passed on as usual.
-  std::optional<SecretString> read_enroll_code(int digits) {
-    if (args_.forward_pass) return read_forwarded(digits, "Password and code from the app: ");
+  // password).
+  std::optional<SecretString> read_enroll_code() {
     return ctx_.prompt("Code from the app: ", args_.echo_code);
   }
 

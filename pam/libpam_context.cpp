@@ -44,9 +44,11 @@ std::optional<totp::SecretString> LibpamContext::prompt(std::string_view text, b
 }
 
 bool LibpamContext::message(std::string_view text, bool error) {
-  std::string t(text);
+  // Enrollment messages hold the key and recovery codes: the copy is wiped too.
+  totp::SecretString t{std::string(text)};
   char* response = nullptr;
-  int rc = pam_prompt(pamh_, error ? PAM_ERROR_MSG : PAM_TEXT_INFO, &response, "%s", t.c_str());
+  int rc =
+      pam_prompt(pamh_, error ? PAM_ERROR_MSG : PAM_TEXT_INFO, &response, "%s", t.str().c_str());
   std::free(response);
   return rc == PAM_SUCCESS;
 }

@@ -66,6 +66,21 @@ class FileStore final : public Store {
     return write_file_atomic(where->path, text.view(), opts, "secret file");
   }
 
+  Status check_saveable(const User& user) override {
+    auto where = locate(user);
+    if (!where) return where.error();
+    FsIds ids(where->in_home ? user.uid : geteuid(), where->in_home ? user.gid : getegid());
+    if (!ids.ok()) return make_error(Errc::kIo, "cannot switch to the user's filesystem ids");
+    std::string dir = where->path.substr(0, where->path.rfind('/'));
+    if (dir.empty()) dir = "/";
+    struct stat st {};
+    if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+      return make_error(Errc::kIo, "secret file " + where->path + ": its directory " + dir +
+                                       " does not exist (a home made only at session start?)");
+    }
+    return Ok{};
+  }
+
   Status remove(const User& user) override {
     auto where = locate(user);
     if (!where) return where.error();

@@ -226,6 +226,22 @@ TEST_F(DoctorTest, PamModuleBeforeThePasswordModule) {
   EXPECT_TRUE(says("pam:sshd", "PASS", "with forward_pass"));
 }
 
+// enroll_at_login binds a phone to the account inside the login: a wrong password must end the
+// stack first, or anyone who knows a user name could enroll for a user not enrolled yet.
+TEST_F(DoctorTest, EnrollAtLoginNeedsAStackThatStopsOnAWrongPassword) {
+  EXPECT_EQ(doctor("good", "enroll-unsafe"), 1);
+  EXPECT_TRUE(says("pam:sshd", "FAIL", "does not end the stack before it"));
+  EXPECT_TRUE(says("pam:sshd", "FAIL", "Fix: check the password first"));
+  EXPECT_EQ(doctor("good", "enroll-safe"), 0) << out();
+  EXPECT_TRUE(says("pam:sshd", "PASS", "comes after pam_unix.so"));
+  EXPECT_TRUE(says("pam:login", "PASS", "comes after pam_unix.so"));
+  // From the config file too; the module line before the password is refused as well.
+  write_config("enroll_at_login = yes\n");
+  EXPECT_EQ(doctor("good", "before"), 1);
+  EXPECT_TRUE(says("pam:sshd", "FAIL", "with enroll_at_login"));
+  EXPECT_EQ(doctor("good", "good"), 0) << out();  // Debian's common-auth, then the module
+}
+
 TEST_F(DoctorTest, PamModuleInCommonAuthCoversEveryService) {
   EXPECT_EQ(doctor("good", "common"), 0);
   EXPECT_TRUE(says("pam-stacks", "PASS", "auth stack of: login, sshd"));

@@ -63,8 +63,10 @@ CONF
   chmod 644 "$tmp/pbx-mfa.conf"
 }
 
+# requisite: a wrong password ends the stack, as Debian's common-auth does; enroll_at_login
+# relies on it (pbx-mfa doctor fails a stack that goes on after a wrong password).
 cat > "/etc/pam.d/$service" <<PAM
-auth required pam_unix.so
+auth requisite pam_unix.so
 auth required $module config=$tmp/pbx-mfa.conf nodelay
 account required pam_unix.so
 session required pam_permit.so
@@ -173,12 +175,12 @@ log_user 1
 spawn ssh -F /dev/null -p $env(PBX_PORT) -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
   -o PreferredAuthentications=keyboard-interactive -o PubkeyAuthentication=no \
   -o NumberOfPasswordPrompts=1 -o LogLevel=ERROR $env(PBX_USER)@127.0.0.1 "echo $env(PBX_MARK)-\$((6*7))"
+set mode $env(PBX_MODE)
 expect {
-  -re "assword: ?$" { send "$env(PBX_PW)\r" }
+  -re "assword: ?$" { send "[expr {$mode eq "badpw" ? "wrong-$env(PBX_PW)" : $env(PBX_PW)}]\r" }
   timeout { puts "\nE2E: no password prompt"; exit 3 }
 }
-set mode $env(PBX_MODE)
-if {$mode eq "none"} {
+if {$mode eq "none" || $mode eq "badpw"} {
   expect {
     "Security code:" { puts "\nE2E: unexpected code prompt"; exit 4 }
     "Code from the app:" { puts "\nE2E: unexpected enrollment"; exit 4 }
@@ -230,6 +232,10 @@ out=$(login2 notreq none "$screen" 2>&1 || true)
 check "enroll_at_login: a user outside the require group logs in with the password only" "notreq-42" "$out"
 
 usermod -aG "$group" "$user2"
+out=$(login2 badpw badpw "$screen" 2>&1 || true)
+check "a wrong password never reaches the enrollment (no code prompt)" "!unexpected" "$out"
+check "a wrong password is refused" "!badpw-42" "$out"
+if [ -e "$home2/.pbx-mfa" ]; then echo "FAIL: a wrong password enrolled"; fails=$((fails+1)); fi
 out=$(login2 enroll enroll "$screen" 2>&1 || true)
 check "added to the require group: the next login enrolls and runs the remote command" "enroll-42" "$out"
 if stat -c '%U %a' "$home2/.pbx-mfa" 2>/dev/null | grep -qx "$user2 600"; then

@@ -116,6 +116,8 @@ TEST_F(EnrollFlowTest, ShowsQrKeyAndUriThenAsksForACodeAndSavesWhenItIsRight) {
   FakeContext ctx = user_answering({right()});
   EXPECT_EQ(run(ctx), PAM_SUCCESS);
   EXPECT_EQ(outcome_of(ctx), "enrolled-at-login");
+  ASSERT_EQ(ctx.logs.size(), 1u);
+  EXPECT_EQ(ctx.logs[0].level, LogLevel::kNotice);  // a new second factor is worth noticing
 
   // Sequence: the setup text, the code prompt, the recovery codes, their acknowledgement.
   ASSERT_EQ(ctx.prompts.size(), 2u);
@@ -279,18 +281,56 @@ TEST_F(EnrollFlowTest, ConfigSettingsShapeTheNewSecret) {
   EXPECT_NE(ctx.messages[0].text.find("algorithm=SHA256&digits=8&period=60"), std::string::npos);
 }
 
-TEST_F(EnrollFlowTest, ForwardPassSplitsPasswordAndCodeDuringEnrollmentToo) {
+// forward_pass runs this module before the password module: enrolling there would let anyone
+// who knows a user name bind their phone to the account. Asked like any unenrolled user.
+TEST_F(EnrollFlowTest, ForwardPassNeverEnrollsBecauseThePasswordIsNotCheckedYet) {
   FakeContext ctx;
   ctx.user_name = kUser;
-  ctx.responder = [this](const FakeContext& c, std::string_view p) -> std::optional<std::string> {
-    if (p == kStoredPrompt) return std::string();
-    return "hunter22" + code_for(shown_key(c), clock_.now());
-  };
-  EXPECT_EQ(run(ctx, {"forward_pass"}), PAM_SUCCESS);
-  ASSERT_GE(ctx.prompts.size(), 1u);
-  EXPECT_EQ(ctx.prompts[0].text, "Password and code from the app: ");
-  ASSERT_EQ(ctx.authtok_sets.size(), 1u);
-  EXPECT_EQ(ctx.authtok_sets[0], "hunter22");
+  ctx.answer("hunter22123456");
+  never_log("hunter22123456");
+  EXPECT_EQ(run(ctx, {"forward_pass"}), PAM_AUTH_ERR);
+  EXPECT_EQ(outcome_of(ctx), "not-enrolled");
+  EXPECT_TRUE(ctx.messages.empty());
+  ASSERT_EQ(ctx.prompts.size(), 1u);
+  EXPECT_EQ(ctx.prompts[0].text, "Password and security code: ");
+  EXPECT_EQ(ctx.authtok_sets, std::vector<std::string>{"hunter22"});
+  EXPECT_FALSE(secret_saved());
+}
+
+// Enrolled, logged in, then the secret file vanished (deleted through a file share, or a home
+// not mounted yet): a fresh enrollment with only the password would hand over the account.
+TEST_F(EnrollFlowTest, MissingSecretOfAnEnrollmentThatWasUsedIsNotReEnrolled) {
+  FakeContext first = user_answering({right()});
+  ASSERT_EQ(run(first), PAM_SUCCESS);
+  ASSERT_EQ(::unlink(files_.secret_file(kUser).c_str()), 0);
+  FakeContext again = user_answering({right()});
+  EXPECT_EQ(run(again), PAM_AUTHINFO_UNAVAIL);
+  EXPECT_TRUE(again.prompts.empty());
+  ASSERT_EQ(again.messages.size(), 1u);
+  EXPECT_NE(again.messages[0].text.find("key is missing"), std::string::npos);
+  EXPECT_FALSE(secret_saved());
+  // An administrator's reset removes the state too: the next login enrolls afresh.
+  auto store = totp::open_store(files_.store_config());
+  ASSERT_TRUE(store.ok());
+  auto account = totp::lookup_user(kUser);
+  ASSERT_TRUE(account.ok());
+  ASSERT_TRUE((*store)->remove(*account).ok());
+  FakeContext after_reset = user_answering({right()});
+  EXPECT_EQ(run(after_reset), PAM_SUCCESS);
+  EXPECT_EQ(outcome_of(after_reset), "enrolled-at-login");
+}
+
+// A home made only at session start (pam_mkhomedir) does not exist during auth: say so before
+// a key is shown, instead of after the user scanned and confirmed it.
+TEST_F(EnrollFlowTest, NoDirectoryForTheSecretIsRefusedBeforeAKeyIsShown) {
+  files_.write_config("enroll_at_login = yes\nsecret_path = " + files_.root() +
+                      "/no-such-dir/%u\n");
+  FakeContext ctx = user_answering({right()});
+  EXPECT_EQ(run(ctx), PAM_AUTHINFO_UNAVAIL);
+  EXPECT_TRUE(ctx.prompts.empty());
+  ASSERT_EQ(ctx.messages.size(), 1u);
+  EXPECT_EQ(ctx.messages[0].text.find("Key:"), std::string::npos);
+  EXPECT_NE(logs_.find("does not exist"), std::string::npos) << logs_;
 }
 
 TEST_F(EnrollFlowTest, PasswordInAuthtokIsNeverTakenForTheConfirmationCode) {

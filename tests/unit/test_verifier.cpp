@@ -554,6 +554,7 @@ class FakeStore final : public Store {
   Status save(const User&, const Enrollment&, bool) override {
     return make_error(Errc::kInternal, "not in this test");
   }
+  Status check_saveable(const User&) override { return Ok{}; }
   Status remove(const User&) override { return make_error(Errc::kInternal, "not in this test"); }
   Result<std::unique_ptr<StateTxn>> lock_state(const User&) override {
     if (lock_error) return *lock_error;

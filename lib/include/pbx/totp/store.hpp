@@ -28,6 +28,9 @@ class Store {
   virtual Result<Enrollment> load(const User& user) = 0;
   // Saves atomically; with !overwrite an existing enrollment wins and kExists is returned.
   virtual Status save(const User& user, const Enrollment& enrollment, bool overwrite) = 0;
+  // Whether save() has a place to write to (for files: the secret's directory exists), so an
+  // enrollment can be refused before a key is shown rather than after it was confirmed.
+  virtual Status check_saveable(const User& user) = 0;
   // Removes secret and state. kNotEnrolled when there was nothing to remove.
   virtual Status remove(const User& user) = 0;
   virtual Result<std::unique_ptr<StateTxn>> lock_state(const User& user) = 0;
