@@ -1,5 +1,6 @@
 #include "common.hpp"
 
+#include <cstdio>
 #include <ctime>
 #include <ostream>
 
@@ -72,12 +73,27 @@ void print_secret_json(Session& s, nlohmann::json& j) {
   wipe_strings(j);
 }
 
+std::string audit_field(std::string_view value) {
+  std::string out;
+  for (char c : value.substr(0, 128)) {
+    auto u = static_cast<unsigned char>(c);
+    if (u <= 0x20 || u >= 0x7F || c == '=' || c == '"' || c == '\\' || c == '(' || c == ')') {
+      char buf[5];
+      std::snprintf(buf, sizeof buf, "\\x%02x", u);
+      out += buf;
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out.empty() ? "-" : out;
+}
+
 void audit(Session& s, const std::string& what) {
   if (!s.env.audit) return;
-  std::string line = "by=" + s.env.invoking_user + " " + what;
+  std::string line = "by=" + audit_field(s.env.invoking_user) + " " + what;
   for (char& c : line) {
     auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u == 0x7F) c = '?';  // one line, whatever a name holds
+    if (u < 0x20 || u == 0x7F) c = '?';  // one line, whatever the caller put in `what`
   }
   s.env.audit(line);
 }

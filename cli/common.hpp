@@ -60,6 +60,9 @@ void print_secret_json(Session& s, nlohmann::json& j);
 
 // Logs one audit line (Env::audit) naming who did it: "by=CALLER " + `what`.
 void audit(Session& s, const std::string& what);
+// A name as one audit field: spaces, '=', quotes, brackets and non-ASCII escaped as \xHH, so a
+// name cannot forge another field.
+std::string audit_field(std::string_view value);
 
 // ISO 8601 UTC ("2026-11-22T15:04:05Z"), or JSON null for 0.
 nlohmann::json iso8601(std::int64_t unix_time);

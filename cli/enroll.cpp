@@ -323,7 +323,7 @@ int enroll(Session& s, const EnrollOptions& o) {
     s.err() << "pbx-mfa: warning: enrolled, but the state could not be reset: "
             << state_error->message << "\n";
   }
-  audit(s, "enrolled user=" + u.name + (o.force ? " (replacing an earlier enrollment)" : ""));
+  audit(s, "enrolled user=" + audit_field(u.name) + (o.force ? " (replacing an earlier enrollment)" : ""));
 
   if (o.json) {
     nlohmann::json list = nlohmann::json::array();

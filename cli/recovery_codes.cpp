@@ -46,7 +46,7 @@ int replace_codes(Session& s, const std::string& requested, bool json) {
     }
   }
 
-  audit(s, "recovery-codes user=" + u.name + " (" + std::to_string(codes->size()) +
+  audit(s, "recovery-codes user=" + audit_field(u.name) + " (" + std::to_string(codes->size()) +
                " new codes; the old ones no longer work)");
 
   if (json) {

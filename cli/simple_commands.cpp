@@ -90,7 +90,7 @@ Command add_verify(CLI::App& app) {
             if (!store) return fail(s, store.error());
             totp::Verifier verifier(s.config, **store, *s.env.clock);
             auto outcome = verifier.verify(*u, typed.view());
-            std::string line = "verify user=" + u->name + " outcome=" + totp::verdict_name(outcome.verdict);
+            std::string line = "verify user=" + audit_field(u->name) + " outcome=" + totp::verdict_name(outcome.verdict);
             if (outcome.locked_until > s.env.clock->now()) {
               line += " (failures " + std::to_string(outcome.failures) + ", locked out until " +
                       iso8601(outcome.locked_until).get<std::string>() + ")";
@@ -148,7 +148,7 @@ Command add_reset(CLI::App& app) {
       app, "reset", "remove a user's secret and state (root)",
       [](Session& s, totp::Store& store, const totp::User& u) -> int {
         if (auto st = store.remove(u); !st) return fail(s, st.error());
-        audit(s, "reset user=" + u.name + " (secret and state removed)");
+        audit(s, "reset user=" + audit_field(u.name) + " (secret and state removed)");
         s.out() << u.name << ": secret and state removed; the next enrollment starts afresh\n";
         return kExitOk;
       });
@@ -160,7 +160,7 @@ Command add_unlock(CLI::App& app) {
       [](Session& s, totp::Store& store, const totp::User& u) -> int {
         totp::Verifier verifier(s.config, store, *s.env.clock);
         if (auto st = verifier.unlock(u); !st) return fail(s, st.error());
-        audit(s, "unlock user=" + u.name + " (failures and lockout cleared)");
+        audit(s, "unlock user=" + audit_field(u.name) + " (failures and lockout cleared)");
         s.out() << u.name << ": failures and lockout cleared\n";
         return kExitOk;
       });

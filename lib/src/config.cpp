@@ -162,6 +162,8 @@ Status apply_setting(Config& c, std::string_view key, std::string_view value) {
     if (value.empty() || value.size() > 128 || !printable(value)) {
       return bad(key, "must be 1 to 128 printable characters");
     }
+    // In the otpauth:// label a colon separates issuer and account: apps would split it wrongly.
+    if (value.find(':') != std::string_view::npos) return bad(key, "must not contain ':'");
     c.issuer = value;
     return Ok{};
   }

@@ -95,11 +95,15 @@ TEST_F(AuditTest, NewRecoveryCodesAreLoggedWithoutThem) {
   EXPECT_EQ(audit_[1], "by=root recovery-codes user=daemon (2 new codes; the old ones no longer work)");
 }
 
-TEST_F(AuditTest, ControlCharactersCannotForgeASecondLine) {
+TEST_F(AuditTest, NamesCannotForgeALineOrAField) {
   env_.invoking_user = "root\nfake line";
   enroll_daemon();
   ASSERT_EQ(audit_.size(), 1u);
   EXPECT_EQ(audit_[0].find('\n'), std::string::npos) << audit_[0];
+  env_.invoking_user = "x user=root";  // a directory user name with a space
+  EXPECT_EQ(run_cli({"unlock", "--user", "daemon"}), 0) << err();
+  ASSERT_EQ(audit_.size(), 2u);
+  EXPECT_EQ(audit_[1], "by=x\\x20user\\x3droot unlock user=daemon (failures and lockout cleared)");
 }
 
 }  // namespace

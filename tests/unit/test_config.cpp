@@ -216,6 +216,7 @@ TEST(ConfigApply, EveryKeyRejectsBadValuesNamingTheKey) {
       {"state_dir", ""},
       {"state_dir", "var/lib/pbx-mfa"},  // relative
       {"issuer", "ACME\x01"},
+      {"issuer", "ACME:pbx"},  // the label separator
       {"algorithm", "MD5"},
       {"algorithm", "SHA384"},
       {"algorithm", ""},
