@@ -28,7 +28,9 @@
 #include "authenticate.hpp"
 #include "fake_context.hpp"
 #include "pam_stack.hpp"
+#include "pbx/totp/base32.hpp"
 #include "pbx/totp/clock.hpp"
+#include "pbx/totp/hotp.hpp"
 #include "pbx/totp/enrollment.hpp"
 #include "pbx/totp/new_enrollment.hpp"
 #include "pbx/totp/state.hpp"
@@ -251,6 +253,54 @@ TEST_F(StateDirFaultTest, ReadOnlyFilesystemBeforeTheFirstLoginFailsClosed) {
   expect_fails_closed(e, e.wrong_code_at(unix_now()), "Read-only file system", "");
   ASSERT_EQ(mount_->remount(/*read_only=*/false), 0);
   expect_recovers(e);
+}
+
+// enroll_at_login with a full state_dir: the secret lands (its directory has room), but the
+// confirmation code's use cannot be recorded, so that code must not open this login either:
+// otherwise one code logs in twice once the disk has room again.
+TEST_F(StateDirFaultTest, EnrollAtLoginOnAFullFilesystemAcceptsNoCodeItCannotRecord) {
+  files_->write_config("enroll_at_login = yes\nrecovery_codes = 1\nissuer = pbx-test\n");
+  fill_filesystem(files_->state_dir(), /*inodes=*/false);  // the lock file can still be made
+  away_from_step_edge();
+  Conversation conv;
+  std::string key;
+  std::string typed;
+  conv.responder = [&](const Conversation& c,
+                       const std::string& prompt) -> std::optional<std::string> {
+    if (prompt == "Press Enter once you have stored them: ") return std::string();
+    if (prompt != "Code from the app: ") return std::nullopt;
+    for (const auto& m : c.messages) {  // the key the setup shows: "\nKey: ABCD EFGH ...\n"
+      std::size_t at = m.text.find("\nKey: ");
+      if (at == std::string::npos) continue;
+      std::size_t end = m.text.find('\n', at + 6);
+      for (char ch : m.text.substr(at + 6, end - at - 6)) {
+        if (ch != ' ') key.push_back(ch);
+      }
+    }
+    auto bytes = totp::base32_decode(key);
+    if (!bytes) return std::nullopt;
+    auto code = totp::hotp(*bytes, totp::Algorithm::kSha1,
+                           static_cast<std::uint64_t>(totp::time_step(unix_now(), 30)), 6);
+    if (!code) return std::nullopt;
+    typed = totp::format_code(*code, 6);
+    return typed;
+  };
+  int rc = login(spec(), conv);
+  ASSERT_FALSE(typed.empty()) << "no setup was offered";
+  ASSERT_FALSE(conv.messages.empty());
+  std::cout << "[ message  ] " << conv.messages.back().text << "\n";
+  EXPECT_EQ(rc, PAM_AUTHINFO_UNAVAIL)
+      << "the confirmation code opened the login, but its use could not be recorded";
+  // The new secret is kept (the app holds it): after the disk has room the code that was never
+  // accepted may log in, once.
+  EXPECT_NE(read_all(files_->secret_file(kUser)).find("secret " + key), std::string::npos);
+  free_filesystem(files_->state_dir());
+  int first = login(spec({typed}));
+  int second = login(spec({typed}));
+  int successes = (rc == PAM_SUCCESS ? 1 : 0) + (first == PAM_SUCCESS ? 1 : 0) +
+                  (second == PAM_SUCCESS ? 1 : 0);
+  EXPECT_EQ(successes, 1) << "logins " << rc << " " << first << " " << second;
+  EXPECT_EQ(second, PAM_AUTH_ERR);
 }
 
 // ---------------------------------------------------------------------------------------------
