@@ -172,7 +172,8 @@ class StateDirFaultTest : public PamStackTest {
     return step - 1;
   }
 
-  // While the fault holds: the current code, a wrong code and the replayed one all end in the
+  // While the fault holds: the current code, a wrong code, the replayed one and a recovery
+  // code all end in the
   // same PAM_AUTHINFO_UNAVAIL (nothing to tell a guesser apart), nothing changes in state_dir
   // or in the secret, and the flow's log line names the file and the system error.
   void expect_fails_closed(const Enrolled& e, const std::string& used_code,
@@ -180,7 +181,8 @@ class StateDirFaultTest : public PamStackTest {
     std::string secret_before = read_all(files_->secret_file(kUser));
     auto dir_before = snapshot(files_->state_dir());
     std::string fresh = e.code_at(unix_now());
-    for (const std::string& code : {fresh, e.wrong_code_at(unix_now()), used_code, fresh}) {
+    for (const std::string& code :
+         {fresh, e.wrong_code_at(unix_now()), used_code, e.recovery_codes.at(0), fresh}) {
       Conversation conv;
       EXPECT_EQ(login(spec({code}), conv), PAM_AUTHINFO_UNAVAIL) << "code " << code;
       EXPECT_EQ(conv.prompts.size(), 1u);
@@ -202,9 +204,11 @@ class StateDirFaultTest : public PamStackTest {
     }
   }
 
-  // Once the fault is gone: the code refused during the fault is accepted once (it was never
-  // accepted), then refused as a replay (its use is recorded).
+  // Once the fault is gone: the codes refused during the fault (a TOTP code and a recovery
+  // code) are accepted once (they were never accepted), then refused (their use is recorded).
   void expect_recovers(const Enrolled& e) {
+    EXPECT_EQ(login(spec({e.recovery_codes.at(0)})), PAM_SUCCESS);
+    EXPECT_EQ(login(spec({e.recovery_codes.at(0)})), PAM_AUTH_ERR) << "recovery code used twice";
     away_from_step_edge(2);
     std::string fresh = e.code_at(unix_now());
     EXPECT_EQ(login(spec({fresh})), PAM_SUCCESS);
