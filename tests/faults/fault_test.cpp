@@ -359,13 +359,23 @@ TEST_F(KillTest, KilledLoginsAndEnrollmentsLoseNothingAndBlockNothing) {
   std::mt19937 rng(20261122);  // fixed seed: a failure can be replayed
   std::uniform_int_distribution<std::size_t> pick_user(0, users.size() - 1);
   std::uniform_int_distribution<int> pick_kind(0, 9);
-  std::uniform_int_distribution<int> delay_us(0, 20000);
+  // Each kill comes after a random part (0 to 1.5) of what an operation of that kind takes
+  // (fork to exit, measured on the first three of each kind, which are not killed), so kills
+  // land all over the operation whatever the machine's speed.
+  std::uniform_real_distribution<double> part(0.0, 1.5);
+  std::map<int, std::pair<double, int>> took_us;  // kind -> (sum, count) of finished ones
+  auto typical_us = [&](int kind) {
+    auto it = took_us.find(kind);
+    return it == took_us.end() || it->second.second == 0 ? 0.0
+                                                          : it->second.first / it->second.second;
+  };
   int killed = 0, finished = 0, enrollments = 0, enrollments_saved = 0, logins_ok = 0;
   auto started = std::chrono::steady_clock::now();
 
   for (int i = 0; i < kills; ++i) {
     const std::string& user = users[pick_user(rng)];
     int kind = pick_kind(rng);  // 0-3 valid login, 4-6 wrong login, 7-9 enrollment
+    int kind_class = kind >= 7 ? 2 : kind >= 4 ? 1 : 0;
     SCOPED_TRACE("operation " + std::to_string(i) + " user " + user + " kind " +
                  std::to_string(kind));
     auto current = totp::parse_enrollment(secret_bytes[user]);
@@ -388,6 +398,7 @@ TEST_F(KillTest, KilledLoginsAndEnrollmentsLoseNothingAndBlockNothing) {
 
     int report[2];
     ASSERT_EQ(::pipe(report), 0);
+    auto forked_at = std::chrono::steady_clock::now();
     pid_t pid = ::fork();
     ASSERT_GE(pid, 0);
     if (pid == 0) {
@@ -413,10 +424,21 @@ TEST_F(KillTest, KilledLoginsAndEnrollmentsLoseNothingAndBlockNothing) {
       ::_exit(0);
     }
     ::close(report[1]);
-    std::this_thread::sleep_for(std::chrono::microseconds(delay_us(rng)));
-    ::kill(pid, SIGKILL);
+    bool calibrating = took_us[kind_class].second < 3;
+    if (!calibrating) {
+      std::this_thread::sleep_for(std::chrono::microseconds(
+          static_cast<std::int64_t>(part(rng) * typical_us(kind_class))));
+      ::kill(pid, SIGKILL);
+    }
     int status = 0;
     ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    if (calibrating) {
+      took_us[kind_class].first += static_cast<double>(
+          std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() -
+                                                                forked_at)
+              .count());
+      ++took_us[kind_class].second;
+    }
     int rc = -1;
     bool reported = ::read(report[0], &rc, sizeof rc) == static_cast<ssize_t>(sizeof rc);
     ::close(report[0]);
@@ -479,7 +501,9 @@ TEST_F(KillTest, KilledLoginsAndEnrollmentsLoseNothingAndBlockNothing) {
   std::cout << "[ kills    ] " << kills << " operations in " << seconds << " s: " << killed
             << " killed before they reported, " << finished << " finished; " << enrollments
             << " enrollments (" << enrollments_saved << " on disk), " << logins_ok
-            << " logins accepted; " << leftovers << " temp files left behind\n";
+            << " logins accepted; " << leftovers << " temp files left behind; typical "
+            << typical_us(0) / 1000 << " / " << typical_us(1) / 1000 << " / " << typical_us(2) / 1000
+            << " ms (valid login / wrong login / enrollment)\n";
   EXPECT_GT(killed, kills / 4) << "the delays are too long to kill much";
 }
 
