@@ -310,6 +310,18 @@ TEST_F(StateDirFaultTest, EnrollAtLoginOnAFullFilesystemAcceptsNoCodeItCannotRec
 // ---------------------------------------------------------------------------------------------
 // SIGKILL at random instants of logins and enrollments
 
+inline constexpr const char* kCli = PBX_CLI_PATH;
+
+// The string value of "key" in a JSON object printed by pbx-mfa (no escapes in a base32 value).
+std::string json_string_field(const std::string& json, const std::string& key) {
+  std::size_t at = json.find("\"" + key + "\"");
+  if (at == std::string::npos) return {};
+  std::size_t open = json.find('"', json.find(':', at) + 1);
+  std::size_t close = json.find('"', open + 1);
+  if (open == std::string::npos || close == std::string::npos) return {};
+  return json.substr(open + 1, close - open - 1);
+}
+
 int fault_kills() {
   const char* env = std::getenv("PBX_FAULT_KILLS");
   if (env == nullptr || *env == '\0') return 100;
@@ -369,20 +381,25 @@ TEST_F(KillTest, KilledLoginsAndEnrollmentsLoseNothingAndBlockNothing) {
     return it == took_us.end() || it->second.second == 0 ? 0.0
                                                           : it->second.first / it->second.second;
   };
+  int cli_finished = 0;
   int killed = 0, finished = 0, enrollments = 0, enrollments_saved = 0, logins_ok = 0;
   auto started = std::chrono::steady_clock::now();
 
   for (int i = 0; i < kills; ++i) {
     const std::string& user = users[pick_user(rng)];
-    int kind = pick_kind(rng);  // 0-3 valid login, 4-6 wrong login, 7-9 enrollment
-    int kind_class = kind >= 7 ? 2 : kind >= 4 ? 1 : 0;
+    // 0-3 valid login, 4-6 wrong login, 7-8 enrollment through the library, 9 through the CLI
+    int kind = pick_kind(rng);
+    int kind_class = kind == 9 ? 3 : kind >= 7 ? 2 : kind >= 4 ? 1 : 0;
+    const bool cli = kind == 9;
     SCOPED_TRACE("operation " + std::to_string(i) + " user " + user + " kind " +
                  std::to_string(kind));
     auto current = totp::parse_enrollment(secret_bytes[user]);
     ASSERT_TRUE(current.ok());
     std::optional<totp::NewEnrollment> pending;
     std::string code;
-    if (kind >= 7) {
+    if (cli) {
+      ++enrollments;
+    } else if (kind >= 7) {
       ++enrollments;
       totp::EnrollmentPlan plan;
       plan.recovery_codes = 1;
@@ -398,12 +415,29 @@ TEST_F(KillTest, KilledLoginsAndEnrollmentsLoseNothingAndBlockNothing) {
 
     int report[2];
     ASSERT_EQ(::pipe(report), 0);
+    int cli_out[2];
+    ASSERT_EQ(::pipe(cli_out), 0);
     auto forked_at = std::chrono::steady_clock::now();
     pid_t pid = ::fork();
     ASSERT_GE(pid, 0);
     if (pid == 0) {
       ::close(report[0]);
+      ::close(cli_out[0]);
       int rc = -1;
+      if (cli) {
+        // The real binary, as root: replaces the enrollment and resets the state. Its JSON
+        // (with the new secret) goes to the parent; it reports nothing else.
+        ::close(report[1]);
+        int null = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+        if (null < 0 || ::dup2(cli_out[1], 1) < 0 || ::dup2(null, 2) < 0) ::_exit(1);
+        std::string config = files_->config_path();
+        const char* argv[] = {kCli,       "--config",         config.c_str(), "enroll",
+                              "--user",   user.c_str(),       "--no-confirm", "--force",
+                              "--json",   "--recovery-codes", "0",            nullptr};
+        ::execv(kCli, const_cast<char* const*>(argv));
+        ::_exit(127);
+      }
+      ::close(cli_out[1]);
       if (pending) {
         auto account = totp::lookup_user(user);
         auto child_store = totp::open_store(files_->store_config());
@@ -424,6 +458,7 @@ TEST_F(KillTest, KilledLoginsAndEnrollmentsLoseNothingAndBlockNothing) {
       ::_exit(0);
     }
     ::close(report[1]);
+    ::close(cli_out[1]);
     bool calibrating = took_us[kind_class].second < 3;
     if (!calibrating) {
       std::this_thread::sleep_for(std::chrono::microseconds(
@@ -442,6 +477,19 @@ TEST_F(KillTest, KilledLoginsAndEnrollmentsLoseNothingAndBlockNothing) {
     int rc = -1;
     bool reported = ::read(report[0], &rc, sizeof rc) == static_cast<ssize_t>(sizeof rc);
     ::close(report[0]);
+    std::string cli_json;
+    char buf[4096];
+    for (ssize_t n; (n = ::read(cli_out[0], buf, sizeof buf)) > 0;) {
+      cli_json.append(buf, static_cast<std::size_t>(n));
+    }
+    ::close(cli_out[0]);
+    if (cli) {
+      reported = WIFEXITED(status);
+      ASSERT_TRUE(!reported || WEXITSTATUS(status) == 0)
+          << "pbx-mfa enroll failed without a kill: exit " << WEXITSTATUS(status);
+      rc = reported ? PAM_SUCCESS : -1;
+      cli_finished += reported ? 1 : 0;
+    }
     if (reported) {
       ++finished;
     } else {
@@ -453,7 +501,19 @@ TEST_F(KillTest, KilledLoginsAndEnrollmentsLoseNothingAndBlockNothing) {
     std::string now_bytes = read_all(files_->secret_file(user));
     auto parsed = totp::parse_enrollment(now_bytes);
     ASSERT_TRUE(parsed.ok()) << "secret file does not parse: " << parsed.error().message;
-    if (pending) {
+    if (cli) {
+      // The new secret is known only from the JSON of a run that finished; a killed run left
+      // the old bytes or a whole new enrollment (a fresh id: never the old one altered).
+      if (reported) {
+        std::string shown = json_string_field(cli_json, "secret");
+        ASSERT_FALSE(shown.empty()) << cli_json;
+        ASSERT_EQ(totp::base32_encode(parsed->secret.data(), parsed->secret.size(), false), shown)
+            << "a saved enrollment is not on disk";
+      } else if (now_bytes != secret_bytes[user]) {
+        ASSERT_NE(parsed->id, current->id) << "the old secret was altered";
+      }
+      if (now_bytes != secret_bytes[user]) ++enrollments_saved;
+    } else if (pending) {
       bool is_new = parsed->secret.size() == pending->secret().size() &&
                     std::memcmp(parsed->secret.data(), pending->secret().data(),
                                 parsed->secret.size()) == 0;
@@ -500,10 +560,12 @@ TEST_F(KillTest, KilledLoginsAndEnrollmentsLoseNothingAndBlockNothing) {
   }
   std::cout << "[ kills    ] " << kills << " operations in " << seconds << " s: " << killed
             << " killed before they reported, " << finished << " finished; " << enrollments
-            << " enrollments (" << enrollments_saved << " on disk), " << logins_ok
+            << " enrollments (" << enrollments_saved << " on disk, " << cli_finished
+            << " CLI runs finished), " << logins_ok
             << " logins accepted; " << leftovers << " temp files left behind; typical "
-            << typical_us(0) / 1000 << " / " << typical_us(1) / 1000 << " / " << typical_us(2) / 1000
-            << " ms (valid login / wrong login / enrollment)\n";
+            << typical_us(0) / 1000 << " / " << typical_us(1) / 1000 << " / " << typical_us(2) / 1000 << " / "
+            << typical_us(3) / 1000
+            << " ms (valid login / wrong login / library enrollment / CLI enrollment)\n";
   EXPECT_GT(killed, kills / 4) << "the delays are too long to kill much";
 }
 
