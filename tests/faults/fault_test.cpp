@@ -30,8 +30,8 @@
 #include "pam_stack.hpp"
 #include "pbx/totp/base32.hpp"
 #include "pbx/totp/clock.hpp"
-#include "pbx/totp/hotp.hpp"
 #include "pbx/totp/enrollment.hpp"
+#include "pbx/totp/hotp.hpp"
 #include "pbx/totp/new_enrollment.hpp"
 #include "pbx/totp/state.hpp"
 #include "pbx/totp/store.hpp"
@@ -134,8 +134,7 @@ struct FlowAttempt {
 };
 
 FlowAttempt flow_login(const std::string& config_path, const std::string& user,
-                       const std::string& answer, const totp::Clock& clock,
-                       uid_t trusted_uid = 0) {
+                       const std::string& answer, const totp::Clock& clock, uid_t trusted_uid = 0) {
   FakeContext ctx;
   ctx.user_name = user;
   ctx.answer(answer);
@@ -379,7 +378,7 @@ TEST_F(KillTest, KilledLoginsAndEnrollmentsLoseNothingAndBlockNothing) {
   auto typical_us = [&](int kind) {
     auto it = took_us.find(kind);
     return it == took_us.end() || it->second.second == 0 ? 0.0
-                                                          : it->second.first / it->second.second;
+                                                         : it->second.first / it->second.second;
   };
   int cli_finished = 0;
   int killed = 0, finished = 0, enrollments = 0, enrollments_saved = 0, logins_ok = 0;
@@ -431,9 +430,9 @@ TEST_F(KillTest, KilledLoginsAndEnrollmentsLoseNothingAndBlockNothing) {
         int null = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
         if (null < 0 || ::dup2(cli_out[1], 1) < 0 || ::dup2(null, 2) < 0) ::_exit(1);
         std::string config = files_->config_path();
-        const char* argv[] = {kCli,       "--config",         config.c_str(), "enroll",
-                              "--user",   user.c_str(),       "--no-confirm", "--force",
-                              "--json",   "--recovery-codes", "0",            nullptr};
+        const char* argv[] = {
+            kCli,           "--config", config.c_str(), "enroll",           "--user", user.c_str(),
+            "--no-confirm", "--force",  "--json",       "--recovery-codes", "0",      nullptr};
         ::execv(kCli, const_cast<char* const*>(argv));
         ::_exit(127);
       }
@@ -461,17 +460,17 @@ TEST_F(KillTest, KilledLoginsAndEnrollmentsLoseNothingAndBlockNothing) {
     ::close(cli_out[1]);
     bool calibrating = took_us[kind_class].second < 3;
     if (!calibrating) {
-      std::this_thread::sleep_for(std::chrono::microseconds(
-          static_cast<std::int64_t>(part(rng) * typical_us(kind_class))));
+      std::this_thread::sleep_for(
+          std::chrono::microseconds(static_cast<std::int64_t>(part(rng) * typical_us(kind_class))));
       ::kill(pid, SIGKILL);
     }
     int status = 0;
     ASSERT_EQ(::waitpid(pid, &status, 0), pid);
     if (calibrating) {
-      took_us[kind_class].first += static_cast<double>(
-          std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() -
-                                                                forked_at)
-              .count());
+      took_us[kind_class].first +=
+          static_cast<double>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                  std::chrono::steady_clock::now() - forked_at)
+                                  .count());
       ++took_us[kind_class].second;
     }
     int rc = -1;
@@ -514,9 +513,9 @@ TEST_F(KillTest, KilledLoginsAndEnrollmentsLoseNothingAndBlockNothing) {
       }
       if (now_bytes != secret_bytes[user]) ++enrollments_saved;
     } else if (pending) {
-      bool is_new = parsed->secret.size() == pending->secret().size() &&
-                    std::memcmp(parsed->secret.data(), pending->secret().data(),
-                                parsed->secret.size()) == 0;
+      bool is_new =
+          parsed->secret.size() == pending->secret().size() &&
+          std::memcmp(parsed->secret.data(), pending->secret().data(), parsed->secret.size()) == 0;
       if (reported) {
         ASSERT_EQ(rc, PAM_SUCCESS) << "enrollment failed without a kill";
         ASSERT_TRUE(is_new) << "a saved enrollment is not on disk";
@@ -539,7 +538,8 @@ TEST_F(KillTest, KilledLoginsAndEnrollmentsLoseNothingAndBlockNothing) {
       ASSERT_NO_THROW(parsed_state(files_->state_file(user)));
     }
   }
-  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
 
   // Whatever the kills left behind (temp files, lock files), every user logs in with a fresh
   // valid code, and that code is then used up.
@@ -561,9 +561,9 @@ TEST_F(KillTest, KilledLoginsAndEnrollmentsLoseNothingAndBlockNothing) {
   std::cout << "[ kills    ] " << kills << " operations in " << seconds << " s: " << killed
             << " killed before they reported, " << finished << " finished; " << enrollments
             << " enrollments (" << enrollments_saved << " on disk, " << cli_finished
-            << " CLI runs finished), " << logins_ok
-            << " logins accepted; " << leftovers << " temp files left behind; typical "
-            << typical_us(0) / 1000 << " / " << typical_us(1) / 1000 << " / " << typical_us(2) / 1000 << " / "
+            << " CLI runs finished), " << logins_ok << " logins accepted; " << leftovers
+            << " temp files left behind; typical " << typical_us(0) / 1000 << " / "
+            << typical_us(1) / 1000 << " / " << typical_us(2) / 1000 << " / "
             << typical_us(3) / 1000
             << " ms (valid login / wrong login / library enrollment / CLI enrollment)\n";
   EXPECT_GE(killed, kills / 10) << "the delays are too long to kill much";
