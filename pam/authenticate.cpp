@@ -342,11 +342,20 @@ class Flow {
            true);
       return fail(AuthResult::kUnavailable, "enrollment not saved: " + why);
     }
-    // Saved, but when the state could not be written the confirmation code could be used once
-    // more (the old state is stale under the new id): say so in the log.
-    std::string detail = state_error ? "state not reset: " + state_error->message : "";
+    // Saved, but when the state could not be written the confirmation code's use is not
+    // recorded (the old state is stale under the new id): that code must not open this login,
+    // or it opens a second one later (fail closed, like any login whose outcome cannot be
+    // recorded). The key is kept: the app holds it, and the next login asks for a code.
+    if (state_error) {
+      tell("Two-factor authentication is set up for " + user.name +
+               ", but this login could not be recorded. Ask an administrator; the app's codes "
+               "will work once the problem is fixed.",
+           true);
+      return fail(AuthResult::kUnavailable,
+                  "enrolled, but the login could not be recorded: " + state_error->message);
+    }
     tell("Two-factor authentication is set up for " + user.name + ".", false);
-    return fail(AuthResult::kEnrolled, detail);
+    return fail(AuthResult::kEnrolled, "");
   }
 
   // One info message: what is happening, the QR code (UTF-8 half blocks), the key and the URI.
