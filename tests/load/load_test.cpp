@@ -54,7 +54,7 @@ struct Task {
 
 // What a worker saw, in memory shared with the parent (plain data only).
 struct Seen {
-  int rc;              // PAM code; -1: not run, or the worker died
+  int rc;  // PAM code; -1: not run, or the worker died
   int prompts;
   int try_again;       // messages announcing a lockout ("Try again in ...")
   int recovery_left;   // N from "Recovery code accepted. N recovery codes left"; -1 if none
@@ -82,10 +82,10 @@ class LoadTest : public ::testing::Test {
     files_ = std::make_unique<TestFiles>(0);
     confdir_ = files_->root() + "/pam.d";
     ASSERT_EQ(::mkdir(confdir_.c_str(), 0755), 0);
-    ASSERT_TRUE(write_file(confdir_ + "/" + kService,
-                           std::string("auth required ") + kModule +
-                               " config=" + files_->config_path() + " nodelay\n",
-                           0644, 0, 0));
+    ASSERT_TRUE(write_file(
+        confdir_ + "/" + kService,
+        std::string("auth required ") + kModule + " config=" + files_->config_path() + " nodelay\n",
+        0644, 0, 0));
     add_accounts();
   }
 
@@ -100,7 +100,8 @@ class LoadTest : public ::testing::Test {
     for (int u = 0; u < kUsers; ++u) {
       ASSERT_EQ(::getpwnam(user_name(u).c_str()), nullptr) << user_name(u) << " exists already";
       while (::getpwuid(uid) != nullptr) ++uid;
-      passwd += user_name(u) + ":x:" + std::to_string(uid++) + ":65534::/nonexistent:/usr/sbin/nologin\n";
+      passwd +=
+          user_name(u) + ":x:" + std::to_string(uid++) + ":65534::/nonexistent:/usr/sbin/nologin\n";
     }
     passwd_copy_ = files_->root() + "/passwd";
     ASSERT_TRUE(write_file(passwd_copy_, passwd, 0644, 0, 0));
@@ -145,10 +146,13 @@ void run_phase(const std::vector<Task>& tasks, std::size_t begin, std::size_t en
         Conversation conv;
         auto start = steady_clock::now();
         int rc = pam_login(s, conv);
-        Seen seen{rc, static_cast<int>(conv.prompts.size()), 0, -1, 0,
-                  std::chrono::duration_cast<std::chrono::microseconds>(steady_clock::now() -
-                                                                        start)
-                      .count()};
+        Seen seen{
+            rc,
+            static_cast<int>(conv.prompts.size()),
+            0,
+            -1,
+            0,
+            std::chrono::duration_cast<std::chrono::microseconds>(steady_clock::now() - start).count()};
         for (const auto& m : conv.messages) {
           const std::string kRecovery = "Recovery code accepted. ";
           if (m.text.find("Try again in") != std::string::npos) {
@@ -197,8 +201,7 @@ TEST_F(LoadTest, TwoThousandLoginsFromEightWorkersHaveTheOutcomesThePolicySays) 
 
   // The plan: per phase, per user, a list of tasks.
   std::mt19937 rng(20261122);
-  std::vector<std::vector<std::vector<Task>>> plan(
-      kPhases, std::vector<std::vector<Task>>(kUsers));
+  std::vector<std::vector<std::vector<Task>>> plan(kPhases, std::vector<std::vector<Task>>(kUsers));
   int groups = 0;
   std::vector<int> group_user;
   for (int u = 0; u < kUsers; ++u) {
@@ -213,7 +216,8 @@ TEST_F(LoadTest, TwoThousandLoginsFromEightWorkersHaveTheOutcomesThePolicySays) 
     };
     // Wrong for every step the module could look at: centre S-1..S+2 (skew), window 1.
     auto wrong = [&](int phase, int times) {
-      for (int i = 0; i < times; ++i) add(phase, wrong_code(e, S - 3, S + 4, rng, taken), Kind::kWrong, 1);
+      for (int i = 0; i < times; ++i)
+        add(phase, wrong_code(e, S - 3, S + 4, rng, taken), Kind::kWrong, 1);
     };
     const std::string now_code = e.code_for_step(S);
     const std::string next_code = e.code_for_step(S + 1);
@@ -273,7 +277,8 @@ TEST_F(LoadTest, TwoThousandLoginsFromEightWorkersHaveTheOutcomesThePolicySays) 
     for (bool more = true; more;) {
       more = false;
       for (int u = 0; u < kUsers; ++u) {
-        for (int k = 0; k < 4 && at[u] < plan[p][u].size(); ++k) tasks.push_back(plan[p][u][at[u]++]);
+        for (int k = 0; k < 4 && at[u] < plan[p][u].size(); ++k)
+          tasks.push_back(plan[p][u][at[u]++]);
         more = more || at[u] < plan[p][u].size();
       }
     }
@@ -284,8 +289,8 @@ TEST_F(LoadTest, TwoThousandLoginsFromEightWorkersHaveTheOutcomesThePolicySays) 
                                           [](const Task& t) { return t.kind == Kind::kValid; });
   ASSERT_EQ(valid_count, 1000u);
 
-  void* mem = ::mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-                     -1, 0);
+  void* mem =
+      ::mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   ASSERT_NE(mem, MAP_FAILED);
   auto* shared = new (mem) Shared;
   for (auto& s : shared->seen) s = Seen{-1, 0, 0, -1, 0, 0};
@@ -332,8 +337,8 @@ TEST_F(LoadTest, TwoThousandLoginsFromEightWorkersHaveTheOutcomesThePolicySays) 
     if (s.rc == PAM_SUCCESS) {
       counts[s.recovery_left >= 0 ? "PAM_SUCCESS (recovery code)" : "PAM_SUCCESS (TOTP code)"]++;
     } else if (refused && s.try_again > 0) {
-      counts[s.prompts > 0 ? "PAM_AUTH_ERR, lockout message" :
-                             "PAM_AUTH_ERR, lockout message, not prompted"]++;
+      counts[s.prompts > 0 ? "PAM_AUTH_ERR, lockout message"
+                           : "PAM_AUTH_ERR, lockout message, not prompted"]++;
     } else if (refused) {
       counts["PAM_AUTH_ERR, no message"]++;
     } else {
@@ -361,9 +366,12 @@ TEST_F(LoadTest, TwoThousandLoginsFromEightWorkersHaveTheOutcomesThePolicySays) 
       if (s.rc != PAM_SUCCESS || s.prompts != 1 || s.try_again != 0) bad(i, "first code refused");
       if (s.rc == PAM_SUCCESS) ++group_wins[static_cast<std::size_t>(t.group)];
     } else if (t.phase <= 2) {
-      if (!refused || s.try_again > 1) bad(i, "failure not refused");
-      else if (s.try_again == 0 && s.prompts != 1) bad(i, "refused without prompt, no lockout");
-      else (s.try_again == 0 ? quiet_refusals : lockout_refusals)[{t.user, t.phase}]++;
+      if (!refused || s.try_again > 1)
+        bad(i, "failure not refused");
+      else if (s.try_again == 0 && s.prompts != 1)
+        bad(i, "refused without prompt, no lockout");
+      else
+        (s.try_again == 0 ? quiet_refusals : lockout_refusals)[{t.user, t.phase}]++;
     } else {
       // Locked since phase 3: refused before the prompt, with the lockout message.
       if (!refused || s.prompts != 0 || s.try_again != 1) bad(i, "valid code of a locked user");

@@ -1,8 +1,8 @@
 // The built pam_pbx_totp.so: what it exports, and real logins through libpam's
 // pam_start_confdir() with a private PAM configuration directory.
 #include <dlfcn.h>
-#include <malloc.h>
 #include <gtest/gtest.h>
+#include <malloc.h>
 #include <poll.h>
 #include <security/pam_appl.h>
 #include <signal.h>
@@ -284,8 +284,8 @@ TEST_F(PamStackTest, RepeatedLoginsInOneProcessDoNotGrowTheHeap) {
   std::size_t after = in_use();
   std::size_t grown = after > before ? after - before : 0;
   EXPECT_LT(grown, std::size_t{256 * 1024})
-      << kLogins << " logins left " << grown << " bytes more in use ("
-      << grown / kLogins << " a login)";
+      << kLogins << " logins left " << grown << " bytes more in use (" << grown / kLogins
+      << " a login)";
 }
 
 class PamStackBadArgumentTest : public PamStackTest,
