@@ -8,7 +8,7 @@ PBX_DEPS=(
   build-essential cmake pkg-config clang
   libssl-dev libpam0g-dev libqrencode-dev libcli11-dev nlohmann-json3-dev
   googletest libgtest-dev libbenchmark-dev
-  oathtool pamtester expect zbar-tools groff
+  oathtool pamtester expect zbar-tools groff valgrind
   libpam-google-authenticator libpam-oath openssh-server
   debhelper lintian  # tests/e2e/package.sh: dpkg-buildpackage (dpkg-dev is in build-essential)
 )

@@ -2,6 +2,7 @@
 // pam_start_confdir() with a private PAM configuration directory.
 #include <dlfcn.h>
 #include <gtest/gtest.h>
+#include <malloc.h>
 #include <poll.h>
 #include <security/pam_appl.h>
 #include <signal.h>
@@ -266,6 +267,25 @@ TEST_F(PamStackTest, SetcredSucceeds) {
   ASSERT_EQ(::pam_start_confdir(kService, kUser, &pc, confdir_.c_str(), &pamh), PAM_SUCCESS);
   EXPECT_EQ(::pam_setcred(pamh, PAM_ESTABLISH_CRED), PAM_SUCCESS);
   ::pam_end(pamh, PAM_SUCCESS);
+}
+
+// A long-running host (a RADIUS or web server, a login manager, a screen locker) starts and
+// ends a PAM transaction per login, and libpam unloads the module at every pam_end. Loading it
+// again must leave nothing behind: with libstdc++ linked in statically, every load allocated
+// libstdc++'s exception emergency pool (71 KiB) and every unload lost it (found by valgrind).
+// glibc's count of bytes in use; a sanitizer build has its own allocator and links libstdc++
+// dynamically, and sees no growth either way.
+TEST_F(PamStackTest, RepeatedLoginsInOneProcessDoNotGrowTheHeap) {
+  constexpr int kLogins = 100;
+  auto in_use = [] { return ::mallinfo2().uordblks; };
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(login(spec({"123456"})), PAM_AUTH_ERR);  // warm up
+  std::size_t before = in_use();
+  for (int i = 0; i < kLogins; ++i) EXPECT_EQ(login(spec({"123456"})), PAM_AUTH_ERR);
+  std::size_t after = in_use();
+  std::size_t grown = after > before ? after - before : 0;
+  EXPECT_LT(grown, std::size_t{256 * 1024})
+      << kLogins << " logins left " << grown << " bytes more in use (" << grown / kLogins
+      << " a login)";
 }
 
 class PamStackBadArgumentTest : public PamStackTest,
