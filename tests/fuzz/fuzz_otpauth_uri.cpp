@@ -15,6 +15,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (parsed) {
     std::string uri = build_otpauth_uri(*parsed);
     auto again = parse_otpauth_uri(uri);
+    // The parser caps a URI at 4 KiB and the builder escapes more than an input must (every
+    // non-ASCII byte becomes %XX), so a long label can build past the cap: then it is refused
+    // (as the unit test OtpAuthUriHostile.OverLongInput expects), not misread.
+    if (uri.size() > 4096) {
+      FUZZ_CHECK(!again.ok());
+      return 0;
+    }
     FUZZ_CHECK(again.ok());
     FUZZ_CHECK(again->issuer == parsed->issuer);
     FUZZ_CHECK(again->account == parsed->account);
