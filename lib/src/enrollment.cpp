@@ -123,6 +123,8 @@ Result<Enrollment> parse_enrollment(std::string_view text) {
   if (!e.recovery.hashes.empty() && (e.recovery.salt.empty() || !have_kdf)) {
     return corrupt("recovery hashes without salt or kdf");
   }
+  // A salt or kdf without codes means nothing (and is not written back): no recovery set.
+  if (e.recovery.hashes.empty()) e.recovery = RecoverySet{};
   return e;
 }
 

@@ -92,7 +92,13 @@ Result<std::string> percent_decode(std::string_view text) { return decode(text, 
 std::string build_otpauth_uri(const OtpParams& params) {
   std::string secret = base32_encode(params.secret, false);
   std::string uri = "otpauth://totp/";
-  if (!params.issuer.empty()) uri += percent_encode(params.issuer) + ":";
+  if (!params.issuer.empty()) {
+    uri += percent_encode(params.issuer) + ":";
+  } else if (params.account.find(':') != std::string::npos) {
+    // Without a literal ':' the parser takes an escaped %3A as the separator, so an account
+    // holding ':' would come back split into issuer and account: an empty issuer keeps it whole.
+    uri += ":";
+  }
   uri += percent_encode(params.account);
   uri += "?secret=" + secret;
   if (!params.issuer.empty()) uri += "&issuer=" + percent_encode(params.issuer);

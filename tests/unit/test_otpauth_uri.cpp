@@ -189,7 +189,7 @@ TEST(OtpAuthUriRoundTrip, AlgorithmsDigitsPeriodsAndNames) {
                                             "x.y_z~w-v",
                                             ""};
   const std::vector<std::string> accounts = {"alice", "alice@example.com", "bob smith",
-                                             "o'brien/ops"};
+                                             "o'brien/ops", "ops:alice"};
   int n = 0;
   for (Algorithm a : {Algorithm::kSha1, Algorithm::kSha256, Algorithm::kSha512}) {
     for (int digits : {6, 7, 8}) {
