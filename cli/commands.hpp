@@ -13,5 +13,7 @@ Command add_recovery_codes(CLI::App& app);
 Command add_reset(CLI::App& app);
 Command add_unlock(CLI::App& app);
 Command add_doctor(CLI::App& app);
+Command add_db(CLI::App& app);
+Command add_break_glass(CLI::App& app);
 
 }  // namespace pbx::cli

@@ -23,6 +23,7 @@ int exit_for(const totp::Error& e) {
     case totp::Errc::kCorrupt:
     case totp::Errc::kIo:
     case totp::Errc::kExists:
+    case totp::Errc::kUnavailable:
       return kExitStore;
     case totp::Errc::kInternal:
       return kExitInternal;

@@ -12,6 +12,9 @@
 #include <set>
 
 #include "commands.hpp"
+#include "pbx/totp/break_glass.hpp"
+#include "pbx/totp/db_admin.hpp"
+#include "pbx/totp/seal.hpp"
 
 #ifndef PBX_MODULE_INSTALL_DIR
 #define PBX_MODULE_INSTALL_DIR ""
@@ -876,10 +879,95 @@ Check check_clock(const Session& s) {
   return c;
 }
 
+// ---- store = postgresql: plugin, fleet key, connection, TLS, schema, break-glass ----
+
+void check_database(const Session& s, std::vector<Check>& checks) {
+  const totp::Config& c = s.config;
+  auto key = totp::load_fleet_key(c.fleet_key, c.trusted_uid);
+  if (key) {
+    checks.push_back({"fleet-key", Status::kPass, c.fleet_key + ": 32 bytes, root-only", ""});
+  } else {
+    checks.push_back({"fleet-key", Status::kFail, key.error().message,
+                      "copy the fleet key from a server of the fleet (install -m 0400 -o root), "
+                      "or run 'pbx-mfa db init' on the first server"});
+  }
+  auto report = totp::db_probe(c);
+  if (!report) {
+    checks.push_back({"db-connect", Status::kFail, report.error().message,
+                      report.error().code == totp::Errc::kUnavailable
+                          ? "check pg_conninfo, that the server runs and that this host may "
+                            "connect (pg_hba.conf); logins fail closed until then"
+                          : "check pg_plugin and pg_conninfo in " + s.config_path});
+  } else {
+    const totp::DbReport& r = *report;
+    std::string where = r.unix_socket ? "socket " + r.host : r.host + ":" + r.port;
+    Check conn{"db-connect", Status::kPass,
+               "connected to " + where + " database " + r.dbname + " as " + r.user + " (server " +
+                   r.server_version + ") in " + std::to_string(r.connect_ms) + " ms",
+               ""};
+    if (r.connect_ms * 2 > c.pg_timeout_ms) {
+      conn.status = Status::kWarn;
+      conn.message += ", more than half of pg_timeout_ms (" + std::to_string(c.pg_timeout_ms) + ")";
+      conn.fix = "a slower answer fails logins closed: raise pg_timeout_ms or use a nearer server";
+    }
+    checks.push_back(conn);
+    if (r.unix_socket) {
+      checks.push_back({"db-tls", Status::kPass, "Unix socket: nothing crosses the network", ""});
+    } else if (r.ssl && (r.sslmode == "verify-full" || r.sslmode == "verify-ca")) {
+      checks.push_back({"db-tls", Status::kPass,
+                        r.ssl_protocol + " " + r.ssl_cipher + ", sslmode=" + r.sslmode, ""});
+    } else {
+      checks.push_back(
+          {"db-tls", Status::kWarn,
+           r.ssl ? "TLS (" + r.ssl_protocol + ") without verifying the server: sslmode=" +
+                       r.sslmode
+                 : "TCP without TLS: login state crosses the network in clear",
+           "add sslmode=verify-full sslrootcert=/etc/ssl/certs/YOUR-CA.pem to pg_conninfo "
+           "(and sslcert/sslkey for client certificates)"});
+    }
+    if (r.schema_version == 0) {
+      checks.push_back({"db-schema", Status::kFail, "the database has no pbx-mfa schema",
+                        "run 'pbx-mfa db init'"});
+    } else if (r.schema_version != totp::kDbSchemaVersion) {
+      checks.push_back({"db-schema", Status::kFail,
+                        "schema version " + std::to_string(r.schema_version) + ", this pbx-mfa "
+                        "uses " + std::to_string(totp::kDbSchemaVersion),
+                        "run 'pbx-mfa db init' with the newer pbx-mfa"});
+    } else {
+      checks.push_back({"db-schema", Status::kPass,
+                        "version " + std::to_string(r.schema_version) + ", " +
+                            std::to_string(r.enrollments) + " enrollments",
+                        ""});
+      if (r.key == totp::KeyCheck::kMatches) {
+        checks.push_back({"db-key", Status::kPass, "the fleet key opens this database's rows", ""});
+      } else if (r.key == totp::KeyCheck::kDiffers) {
+        checks.push_back({"db-key", Status::kFail,
+                          "the fleet key is not the one this database was set up with: every "
+                          "login would be refused",
+                          "copy the fleet key from a server of the fleet"});
+      }
+    }
+  }
+  auto left = totp::break_glass_left(c);
+  if (!left) {
+    checks.push_back({"break-glass", Status::kFail, left.error().message,
+                      "run 'pbx-mfa break-glass' to write a fresh set"});
+  } else if (*left <= 0) {
+    checks.push_back({"break-glass", Status::kWarn,
+                      "no unused break-glass codes on this host: while the database cannot be "
+                      "reached nobody can log in with a second factor",
+                      "run 'pbx-mfa break-glass' and keep the codes offline"});
+  } else {
+    checks.push_back({"break-glass", Status::kPass,
+                      std::to_string(*left) + " unused break-glass codes on this host", ""});
+  }
+}
+
 int run_doctor(Session& s, const DoctorOptions& o) {
   std::vector<Check> checks;
   checks.push_back(check_config(s));
   checks.push_back(check_state_dir(s));
+  if (s.config.store == "postgresql" && !s.config_error) check_database(s, checks);
   checks.push_back(check_module(s, o));
   check_pam(o, s.config.enroll_at_login, checks);
   check_sshd(o, checks);

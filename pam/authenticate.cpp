@@ -8,6 +8,7 @@
 #include <new>
 
 #include "module_args.hpp"
+#include "pbx/totp/break_glass.hpp"
 #include "pbx/totp/new_enrollment.hpp"
 #include "pbx/totp/qr.hpp"
 #include "pbx/totp/recovery.hpp"
@@ -109,7 +110,10 @@ class Flow {
     totp::Verifier verifier(args_.config, **store, clock_);
 
     auto status = verifier.status(*user);
-    if (!status) return fail(AuthResult::kUnavailable, status.error().message);
+    if (!status) {
+      if (status.error().code == totp::Errc::kUnavailable) return unreachable(status.error(), nullptr);
+      return fail(AuthResult::kUnavailable, status.error().message);
+    }
     debug(std::string("required=") + (required ? "yes" : "no") +
           " enrolled=" + (status->enrolled ? "yes" : "no") +
           " locked=" + (status->locked ? "yes" : "no"));
@@ -125,7 +129,10 @@ class Flow {
     }
     if (args_.config.grace_period > 0 && !rhost_.empty()) {
       auto grace = verifier.in_grace(*user, rhost_);
-      if (!grace) return fail(AuthResult::kUnavailable, grace.error().message);
+      if (!grace) {
+        if (grace.error().code == totp::Errc::kUnavailable) return unreachable(grace.error(), nullptr);
+        return fail(AuthResult::kUnavailable, grace.error().message);
+      }
       if (*grace) return fail(AuthResult::kGrace, "within grace period");
     }
 
@@ -170,6 +177,9 @@ class Flow {
       case totp::Verdict::kNotEnrolled:
         return fail(AuthResult::kNotEnrolled, "enrollment removed during login");
       case totp::Verdict::kError:
+        if (outcome.error && outcome.error->code == totp::Errc::kUnavailable) {
+          return unreachable(*outcome.error, &*code);
+        }
         return fail(AuthResult::kUnavailable,
                     outcome.error ? outcome.error->message : std::string("store error"));
     }
@@ -187,6 +197,9 @@ class Flow {
       case AuthResult::kExempt:
       case AuthResult::kNotRequired:
         level = LogLevel::kInfo;
+        break;
+      case AuthResult::kBreakGlass:  // a way in that bypasses the user's own second factor
+        level = LogLevel::kWarning;
         break;
       case AuthResult::kRecoveryAccepted:
       case AuthResult::kEnrolled:  // a new second factor bound to the account
@@ -210,6 +223,33 @@ class Flow {
   AuthResult fail(AuthResult r, std::string detail) {
     detail_ = std::move(detail);
     return r;
+  }
+
+  // The database cannot be reached: fail closed, unless this host has break-glass codes and
+  // the user types one (`typed`: the code already read, when the database went away between
+  // the first look and the check).
+  AuthResult unreachable(const totp::Error& e, const SecretString* typed) {
+    auto left = totp::break_glass_left(args_.config);
+    if (!left) return fail(AuthResult::kStoreUnreachable, e.message + "; " + left.error().message);
+    if (*left <= 0) {
+      return fail(AuthResult::kStoreUnreachable, e.message + "; no break-glass codes on this host");
+    }
+    std::optional<SecretString> code;
+    if (typed == nullptr) {
+      tell("The two-factor database cannot be reached: a break-glass code of this server is "
+           "needed.",
+           false);
+      bool from_authtok = false;
+      code = read_code(args_.config.digits, from_authtok);
+      if (!code) return fail(AuthResult::kConvError, "conversation failed");
+      if (code->view().size() > kMaxCodeInput) code = SecretString(std::string());
+      typed = &*code;
+    }
+    auto used = totp::use_break_glass_code(args_.config, typed->view());
+    if (!used) return fail(AuthResult::kStoreUnreachable, e.message + "; " + used.error().message);
+    if (!*used) return fail(AuthResult::kStoreUnreachable, e.message + "; no break-glass code given");
+    return fail(AuthResult::kBreakGlass,
+                e.message + "; break-glass code used, " + std::to_string(*left - 1) + " left");
   }
 
   // Reads an answer exactly as for an enrolled user, then refuses: the prompts must not tell
@@ -474,6 +514,7 @@ int pam_code(AuthResult r) noexcept {
     case AuthResult::kRecoveryAccepted:
     case AuthResult::kGrace:
     case AuthResult::kEnrolled:
+    case AuthResult::kBreakGlass:
       return PAM_SUCCESS;
     case AuthResult::kExempt:
     case AuthResult::kNotRequired:
@@ -486,6 +527,7 @@ int pam_code(AuthResult r) noexcept {
     case AuthResult::kUnknownUser:
       return PAM_AUTH_ERR;
     case AuthResult::kUnavailable:
+    case AuthResult::kStoreUnreachable:
       return PAM_AUTHINFO_UNAVAIL;
     case AuthResult::kConvError:
       return PAM_CONV_ERR;
@@ -503,6 +545,7 @@ const char* result_name(AuthResult r) noexcept {
     case AuthResult::kAccepted: return "accepted";
     case AuthResult::kRecoveryAccepted: return "recovery-code-accepted";
     case AuthResult::kGrace: return "grace-period";
+    case AuthResult::kBreakGlass: return "break-glass-accepted";
     case AuthResult::kEnrolled: return "enrolled-at-login";
     case AuthResult::kExempt: return "exempt";
     case AuthResult::kNotRequired: return "not-enrolled-not-required";
@@ -513,6 +556,7 @@ const char* result_name(AuthResult r) noexcept {
     case AuthResult::kEnrollFailed: return "enrollment-failed";
     case AuthResult::kUnknownUser: return "unknown-user";
     case AuthResult::kUnavailable: return "unavailable";
+    case AuthResult::kStoreUnreachable: return "store-unavailable";
     case AuthResult::kBadConfig: return "bad-config";
     case AuthResult::kConvError: return "conversation-error";
     case AuthResult::kNoMemory: return "out-of-memory";

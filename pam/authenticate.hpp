@@ -17,6 +17,7 @@ enum class AuthResult {
   kAccepted,          // PAM_SUCCESS
   kRecoveryAccepted,  // PAM_SUCCESS
   kGrace,             // PAM_SUCCESS: same user, same host, within grace_period
+  kBreakGlass,        // PAM_SUCCESS: database unreachable, a break-glass code of this host
   kEnrolled,          // PAM_SUCCESS: enrolled inside this login (enroll_at_login)
   kExempt,            // PAM_IGNORE
   kNotRequired,       // PAM_IGNORE: not enrolled and not required
@@ -27,6 +28,7 @@ enum class AuthResult {
   kEnrollFailed,      // PAM_AUTH_ERR: enrollment at login not confirmed; nothing saved
   kUnknownUser,       // PAM_AUTH_ERR (asked anyway)
   kUnavailable,       // PAM_AUTHINFO_UNAVAIL: secret or state unreadable, unsafe or corrupt
+  kStoreUnreachable,  // PAM_AUTHINFO_UNAVAIL: the database cannot be reached
   kBadConfig,         // PAM_SERVICE_ERR
   kConvError,         // PAM_CONV_ERR
   kNoMemory,          // PAM_BUF_ERR

@@ -198,6 +198,7 @@ Status apply_setting(Config& c, std::string_view key, std::string_view value) {
   }
   if (key == "pg_timeout_ms") return set_int(c.pg_timeout_ms, key, value, 100, 60000);
   if (key == "fleet_key") return set_path(c.fleet_key, key, value);
+  if (key == "pg_plugin") return set_path(c.pg_plugin, key, value);
   return make_error(Errc::kConfig, "unknown key '" + std::string(key) + "'");
 }
 

@@ -13,24 +13,6 @@ constexpr std::size_t kIdBytes = 16;
 
 Error corrupt(const std::string& why) { return make_error(Errc::kCorrupt, std::string(kWhat) + ": " + why); }
 
-// "scrypt N r p"
-bool parse_kdf(std::string_view v, KdfParams& kdf) {
-  if (v.rfind("scrypt ", 0) != 0) return false;
-  v.remove_prefix(7);
-  std::int64_t parts[3];
-  for (int i = 0; i < 3; ++i) {
-    std::size_t sp = v.find(' ');
-    if ((i < 2) != (sp != std::string_view::npos)) return false;
-    if (!detail::parse_i64(v.substr(0, sp), 1, 1 << 22, parts[i])) return false;
-    v = sp == std::string_view::npos ? std::string_view{} : v.substr(sp + 1);
-  }
-  // N must be a power of two above 1 for scrypt.
-  if (parts[0] < 2 || (parts[0] & (parts[0] - 1)) != 0 || parts[1] > 64 || parts[2] > 16) return false;
-  kdf.n = static_cast<std::uint64_t>(parts[0]);
-  kdf.r = static_cast<std::uint32_t>(parts[1]);
-  kdf.p = static_cast<std::uint32_t>(parts[2]);
-  return true;
-}
 
 }  // namespace
 
@@ -54,8 +36,7 @@ std::string serialize_enrollment(const Enrollment& e) {
   s += "created " + std::to_string(e.created) + "\n";
   if (!e.recovery.hashes.empty()) {
     s += "recovery-salt " + e.recovery.salt + "\n";
-    s += "recovery-kdf scrypt " + std::to_string(e.recovery.kdf.n) + " " +
-         std::to_string(e.recovery.kdf.r) + " " + std::to_string(e.recovery.kdf.p) + "\n";
+    s += "recovery-kdf " + kdf_text(e.recovery.kdf) + "\n";
     for (const auto& h : e.recovery.hashes) s += "recovery " + h + "\n";
   }
   s += "end\n";
@@ -105,7 +86,7 @@ Result<Enrollment> parse_enrollment(std::string_view text) {
       if (!detail::is_hex(kv.value, 32)) return corrupt("bad recovery-salt");
       e.recovery.salt = kv.value;
     } else if (kv.key == "recovery-kdf") {
-      if (!parse_kdf(kv.value, e.recovery.kdf)) return corrupt("bad recovery-kdf");
+      if (!parse_kdf_text(kv.value, e.recovery.kdf)) return corrupt("bad recovery-kdf");
       have_kdf = true;
     } else if (kv.key == "recovery") {
       if (!detail::is_hex(kv.value, 64)) return corrupt("bad recovery hash");

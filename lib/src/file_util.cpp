@@ -134,18 +134,29 @@ Result<std::optional<SecretString>> read_private_file(const std::string& path, u
   return read_checked_file(path, owner, 077, max_size, what);
 }
 
-Result<std::optional<SecretString>> read_checked_file(const std::string& path, uid_t owner,
-                                                      mode_t forbidden, std::size_t max_size,
-                                                      const char* what) {
+Result<Fd> open_checked_file(const std::string& path, uid_t owner, mode_t forbidden,
+                             std::size_t max_size, const char* what) {
   Fd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
   if (!fd.valid()) {
     int err = errno;
-    if (err == ENOENT) return std::optional<SecretString>{};
+    if (err == ENOENT) return Fd();
     return io_error(what, path, "cannot open", err);
   }
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) return io_error(what, path, "cannot stat", errno);
   if (auto ok = check_stat(st, path, owner, forbidden, max_size, what); !ok) return ok.error();
+  return fd;
+}
+
+Result<std::optional<SecretString>> read_checked_file(const std::string& path, uid_t owner,
+                                                      mode_t forbidden, std::size_t max_size,
+                                                      const char* what) {
+  auto opened = open_checked_file(path, owner, forbidden, max_size, what);
+  if (!opened) return opened.error();
+  if (!opened->valid()) return std::optional<SecretString>{};
+  Fd fd = std::move(opened.value());
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return io_error(what, path, "cannot stat", errno);
 
   SecretString content;
   content.mut().reserve(static_cast<std::size_t>(st.st_size) + 1);

@@ -65,6 +65,11 @@ Result<std::optional<SecretString>> read_checked_file(const std::string& path, u
                                                       mode_t forbidden, std::size_t max_size,
                                                       const char* what);
 
+// The open file after those checks (an invalid Fd when missing), for a caller that reads it
+// another way (the database plugin is loaded through /proc/self/fd).
+Result<Fd> open_checked_file(const std::string& path, uid_t owner, mode_t forbidden,
+                             std::size_t max_size, const char* what);
+
 // Reads an open file to its end into `out` (wiped when it goes away, never reallocated with
 // an unwiped copy left behind). 0, an errno, or -1 when it holds more than `max_size` bytes.
 int read_all_capped(int fd, std::size_t max_size, SecretString& out);

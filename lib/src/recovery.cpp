@@ -7,12 +7,12 @@
 
 #include "pbx/totp/hotp.hpp"
 #include "hex.hpp"
+#include "text_format.hpp"
 
 namespace pbx::totp {
 namespace {
 
 constexpr char kLetters[] = "abcdefghjkmnpqrstuvwxyz";  // 23 letters: no i, l, o
-constexpr int kGroups = 3;
 constexpr int kGroupSize = 4;
 constexpr std::size_t kHashSize = 32;
 constexpr std::size_t kSaltSize = 16;
@@ -34,20 +34,45 @@ Result<std::string> hash_code(std::string_view normalized, const std::vector<std
 
 }  // namespace
 
-Result<std::vector<SecretString>> generate_recovery_codes(int count) {
+std::string kdf_text(const KdfParams& kdf) {
+  return "scrypt " + std::to_string(kdf.n) + " " + std::to_string(kdf.r) + " " +
+         std::to_string(kdf.p);
+}
+
+// "scrypt N r p"
+bool parse_kdf_text(std::string_view v, KdfParams& kdf) {
+  if (v.rfind("scrypt ", 0) != 0) return false;
+  v.remove_prefix(7);
+  std::int64_t parts[3];
+  for (int i = 0; i < 3; ++i) {
+    std::size_t sp = v.find(' ');
+    if ((i < 2) != (sp != std::string_view::npos)) return false;
+    if (!detail::parse_i64(v.substr(0, sp), 1, 1 << 22, parts[i])) return false;
+    v = sp == std::string_view::npos ? std::string_view{} : v.substr(sp + 1);
+  }
+  // N must be a power of two above 1 for scrypt.
+  if (parts[0] < 2 || (parts[0] & (parts[0] - 1)) != 0 || parts[1] > 64 || parts[2] > 16) return false;
+  kdf.n = static_cast<std::uint64_t>(parts[0]);
+  kdf.r = static_cast<std::uint32_t>(parts[1]);
+  kdf.p = static_cast<std::uint32_t>(parts[2]);
+  return true;
+}
+
+Result<std::vector<SecretString>> generate_recovery_codes(int count, int groups) {
   if (count < 0 || count > kMaxRecoveryCodes) {
     return make_error(Errc::kInvalid, "recovery code count must be 0 to 20");
   }
+  if (groups < 1 || groups > 8) return make_error(Errc::kInvalid, "code groups must be 1 to 8");
   std::vector<SecretString> codes;
   for (int i = 0; i < count; ++i) {
     SecretString code;
     int letters = 0;
-    while (letters < kGroups * kGroupSize) {
+    while (letters < groups * kGroupSize) {
       std::uint8_t b[32];
       if (auto st = random_bytes(b, sizeof b); !st) return st.error();
       for (std::uint8_t v : b) {
         // 230 = 10 * 23: rejecting bytes at or above it keeps every letter equally likely.
-        if (v >= 230 || letters == kGroups * kGroupSize) continue;
+        if (v >= 230 || letters == groups * kGroupSize) continue;
         if (letters > 0 && letters % kGroupSize == 0) code.mut().push_back('-');
         code.mut().push_back(kLetters[v % 23]);
         ++letters;

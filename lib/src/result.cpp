@@ -13,6 +13,7 @@ const char* errc_name(Errc errc) noexcept {
     case Errc::kNoUser: return "no-user";
     case Errc::kExists: return "exists";
     case Errc::kInternal: return "internal";
+    case Errc::kUnavailable: return "unavailable";
   }
   return "unknown";
 }

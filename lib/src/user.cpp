@@ -32,6 +32,16 @@ Result<User> lookup_user(std::string_view name) {
   return u;
 }
 
+std::vector<std::string> all_user_names() {
+  std::vector<std::string> names;
+  setpwent();
+  while (passwd* pw = getpwent()) {
+    if (pw->pw_name != nullptr) names.emplace_back(pw->pw_name);
+  }
+  endpwent();
+  return names;
+}
+
 std::vector<std::string> user_groups(const User& user) {
   std::vector<std::string> names;
   int count = 64;

@@ -14,6 +14,9 @@ namespace pbx::totp {
 
 inline constexpr const char* kDefaultConfigPath = "/etc/security/pbx-mfa.conf";
 inline constexpr std::size_t kMaxConfigSize = 64 * 1024;
+#ifndef PBX_DEFAULT_PG_PLUGIN
+#define PBX_DEFAULT_PG_PLUGIN "/usr/lib/x86_64-linux-gnu/pbx-mfa/pbx_store_postgresql.so"
+#endif
 
 struct Cidr {
   bool v6 = false;
@@ -42,6 +45,9 @@ struct Config {
   std::string pg_conninfo;
   int pg_timeout_ms = 2500;
   std::string fleet_key = "/etc/security/pbx-mfa.key";
+  // The PostgreSQL plugin, loaded only with store = postgresql (root-owned, not writable by
+  // others). A config key, never an environment variable: a PAM module runs inside su and sudo.
+  std::string pg_plugin = PBX_DEFAULT_PG_PLUGIN;
 
   // Who owns a safe config file and the state directory; a parameter so tests can vary it.
   uid_t trusted_uid = 0;

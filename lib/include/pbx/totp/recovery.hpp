@@ -19,6 +19,10 @@ struct KdfParams {
   std::uint32_t p = 1;
 };
 
+// "scrypt N r p", as written in the secret file; parse_kdf_text refuses values scrypt cannot use.
+std::string kdf_text(const KdfParams& kdf);
+bool parse_kdf_text(std::string_view text, KdfParams& kdf);
+
 struct RecoverySet {
   std::string salt;                 // hex, one per user: an attempt costs one hash
   KdfParams kdf;
@@ -29,7 +33,8 @@ constexpr int kMaxRecoveryCodes = 20;
 
 // Codes look like "kxmr-tpqz-wbnf": lower-case letters and dashes, never digits only, so a
 // mistyped TOTP code never costs a slow hash. 12 letters from 23 (no i, l, o): 54 bits.
-Result<std::vector<SecretString>> generate_recovery_codes(int count);
+// Break-glass codes use the same alphabet in 4 groups.
+Result<std::vector<SecretString>> generate_recovery_codes(int count, int groups = 3);
 
 // Lower case, without spaces and dashes: the form that is hashed.
 SecretString normalize_recovery_code(std::string_view input);

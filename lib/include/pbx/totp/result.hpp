@@ -17,6 +17,7 @@ enum class Errc {
   kNoUser,       // the account does not exist
   kExists,       // an enrollment exists and overwrite was not asked for
   kInternal,     // a library call failed unexpectedly
+  kUnavailable,  // the database cannot be reached (no connection, or no answer in time)
 };
 
 const char* errc_name(Errc errc) noexcept;

@@ -1,4 +1,4 @@
-// Store: where enrollments and per-user state live. Files now; a database later.
+// Store: where enrollments and per-user state live: per-user files, or a shared database.
 #pragma once
 
 #include <memory>
@@ -17,7 +17,8 @@ class StateTxn {
   virtual ~StateTxn() = default;
   // The stored state as read under the lock (empty when there is none).
   virtual const UserState& state() const = 0;
-  // Replaces the stored state atomically; on error the old state is still there.
+  // Replaces the stored state atomically; on error the old state is still there. Call it at
+  // most once: with the database store it ends the transaction (and the row lock with it).
   virtual Status commit(const UserState& next) = 0;
 };
 
@@ -39,7 +40,9 @@ class Store {
   virtual Result<UserState> peek_state(const User& user) = 0;
 };
 
-// The backend named by config.store ("files"; others are not built yet: kConfig).
+// The backend named by config.store: "files", or "postgresql" (loads the plugin named by
+// pg_plugin; connects at the first call). Store calls made while a StateTxn of the same store is
+// open belong to its transaction.
 Result<std::unique_ptr<Store>> open_store(const Config& config);
 
 }  // namespace pbx::totp

@@ -18,6 +18,8 @@ struct User {
 };
 
 Result<User> lookup_user(std::string_view name);
+// Every account name of the password database, in its order (for `db migrate`).
+std::vector<std::string> all_user_names();
 // Names of the groups the user is in (primary and supplementary).
 std::vector<std::string> user_groups(const User& user);
 

@@ -1,0 +1,142 @@
+// db init, db migrate --from files, break-glass: the subcommands of store = postgresql.
+#include "commands.hpp"
+#include "pbx/totp/break_glass.hpp"
+#include "pbx/totp/db_admin.hpp"
+
+namespace pbx::cli {
+namespace {
+
+totp::Status need_database(Session& s) {
+  if (!s.is_root()) return totp::make_error(totp::Errc::kIo, "this subcommand needs root");
+  if (s.config.store != "postgresql") {
+    return totp::make_error(totp::Errc::kConfig, "store is '" + s.config.store +
+                                                     "' in " + s.config_path +
+                                                     "; set store = postgresql and pg_conninfo first");
+  }
+  return totp::Ok{};
+}
+
+int db_init(Session& s) {
+  if (auto st = need_database(s); !st) return fail(s, st.error());
+  auto r = totp::db_init(s.config);
+  if (!r) return fail(s, r.error());
+  if (r->key_created) {
+    s.out() << "created the fleet key " << s.config.fleet_key
+            << " (root, 0400): copy it to every server of the fleet, the same way\n";
+  }
+  if (r->from_version == r->to_version) {
+    s.out() << "database schema is at version " << r->to_version << "; nothing to do\n";
+  } else if (r->from_version == 0) {
+    s.out() << "database schema created (version " << r->to_version << ")\n";
+  } else {
+    s.out() << "database schema upgraded from version " << r->from_version << " to "
+            << r->to_version << "\n";
+  }
+  audit(s, "db-init schema=" + std::to_string(r->to_version) +
+               (r->key_created ? " (fleet key created)" : ""));
+  return kExitOk;
+}
+
+// Copies each enrollment of this host's files, with its state, into the database in one
+// transaction per user: a user already in the database is kept as it is.
+int db_migrate(Session& s) {
+  if (auto st = need_database(s); !st) return fail(s, st.error());
+  totp::Config files = s.config;
+  files.store = "files";
+  auto src = totp::open_store(files);
+  if (!src) return fail(s, src.error());
+  auto dst = open_store(s);
+  if (!dst) return fail(s, dst.error());
+  int copied = 0;
+  int kept = 0;
+  int failed = 0;
+  for (const auto& name : totp::all_user_names()) {
+    auto user = totp::lookup_user(name);
+    if (!user) continue;
+    auto e = (*src)->load(*user);
+    if (!e) {
+      if (e.error().code == totp::Errc::kNotEnrolled) continue;
+      s.err() << "pbx-mfa: " << name << ": not copied: " << e.error().message << "\n";
+      ++failed;
+      continue;
+    }
+    auto state = (*src)->peek_state(*user);
+    if (!state) {
+      s.err() << "pbx-mfa: " << name << ": not copied: " << state.error().message << "\n";
+      ++failed;
+      continue;
+    }
+    totp::UserState next = *state;
+    if (next.enrollment_id != e->id) {  // state of an earlier enrollment: starts afresh
+      next = totp::UserState{};
+      next.enrollment_id = e->id;
+    }
+    auto txn = (*dst)->lock_state(*user);
+    if (!txn) return fail(s, txn.error());
+    auto saved = (*dst)->save(*user, *e, /*overwrite=*/false);
+    if (!saved && saved.error().code == totp::Errc::kExists) {
+      s.out() << name << ": already in the database, kept\n";
+      ++kept;
+      continue;  // the transaction rolls back when txn goes away
+    }
+    if (!saved) return fail(s, saved.error());
+    if (auto st = (*txn)->commit(next); !st) return fail(s, st.error());
+    int left = static_cast<int>(e->recovery.hashes.size()) -
+               static_cast<int>(next.used_recovery.size());
+    s.out() << name << ": copied (" << left << " recovery code" << (left == 1 ? "" : "s")
+            << " left, replay mark and failures kept)\n";
+    audit(s, "db-migrate user=" + audit_field(name));
+    ++copied;
+  }
+  s.out() << copied << " copied, " << kept << " already in the database, " << failed
+          << " failed\n";
+  return failed == 0 ? kExitOk : kExitStore;
+}
+
+}  // namespace
+
+Command add_db(CLI::App& app) {
+  auto* sub = app.add_subcommand("db", "set up the shared database of store = postgresql (root)");
+  sub->require_subcommand(1, 1);
+  auto* init = sub->add_subcommand("init", "create or upgrade the database schema");
+  auto* migrate =
+      sub->add_subcommand("migrate", "copy this host's enrollments and state into the database");
+  auto from = std::make_shared<std::string>();
+  migrate->add_option("--from", *from, "where the enrollments are now")
+      ->required()
+      ->check(CLI::IsMember({"files"}));
+  return {sub, [init, migrate](Session& s) -> int {
+            if (init->parsed()) return db_init(s);
+            if (migrate->parsed()) return db_migrate(s);
+            return fail(s, kExitUsage, "db: init or migrate");
+          }};
+}
+
+Command add_break_glass(CLI::App& app) {
+  auto* sub = app.add_subcommand(
+      "break-glass", "make this host's one-time codes for when the database is down (root)");
+  auto count = std::make_shared<int>(5);
+  auto json = std::make_shared<bool>(false);
+  sub->add_option("--count", *count, "how many codes (1 to 20, default 5)")
+      ->check(CLI::Range(1, totp::kMaxBreakGlassCodes));
+  sub->add_flag("--json", *json, "print one JSON object");
+  return {sub, [count, json](Session& s) -> int {
+            if (auto st = need_database(s); !st) return fail(s, st.error());
+            auto codes = totp::make_break_glass_codes(s.config, *count);
+            if (!codes) return fail(s, codes.error());
+            audit(s, "break-glass codes=" + std::to_string(*count) + " (earlier codes replaced)");
+            if (*json) {
+              nlohmann::json j = {{"codes", nlohmann::json::array()}};
+              for (const auto& c : *codes) j["codes"].push_back(c.str());
+              print_secret_json(s, j);
+              return kExitOk;
+            }
+            s.out() << "Break-glass codes for this server. Each works once, for any user, and "
+                       "only while the database cannot be reached; earlier codes no longer "
+                       "work. Keep them offline:\n";
+            for (const auto& c : *codes) s.out() << "  " << c.str() << "\n";
+            return kExitOk;
+          }};
+}
+
+}  // namespace pbx::cli

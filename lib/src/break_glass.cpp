@@ -1,0 +1,159 @@
+#include "pbx/totp/break_glass.hpp"
+
+#include <algorithm>
+#include <optional>
+#include <string>
+
+#include "file_util.hpp"
+#include "text_format.hpp"
+
+namespace pbx::totp {
+namespace {
+
+constexpr const char* kWhat = "break-glass file";
+constexpr int kLockTimeoutMs = 5000;
+
+struct BreakGlassSet {
+  RecoverySet codes;
+  std::vector<int> used;
+};
+
+Error corrupt(const std::string& why) {
+  return make_error(Errc::kCorrupt, std::string(kWhat) + ": " + why);
+}
+
+std::string serialize(const BreakGlassSet& set) {
+  std::string s = "# pbx-mfa break-glass codes: accepted only while the database is unreachable\n";
+  s += "version 1\n";
+  s += "salt " + set.codes.salt + "\n";
+  s += "kdf " + kdf_text(set.codes.kdf) + "\n";
+  for (const auto& h : set.codes.hashes) s += "code " + h + "\n";
+  if (!set.used.empty()) {
+    s += "used ";
+    for (std::size_t i = 0; i < set.used.size(); ++i) {
+      s += (i > 0 ? "," : "") + std::to_string(set.used[i]);
+    }
+    s += "\n";
+  }
+  return s + "end\n";
+}
+
+Result<BreakGlassSet> parse(std::string_view text) {
+  auto lines = detail::parse_key_values(text, kWhat);
+  if (!lines) return lines.error();
+  BreakGlassSet set;
+  bool have_kdf = false;
+  for (const auto& kv : *lines) {
+    std::int64_t n = 0;
+    if (kv.key == "salt" && set.codes.salt.empty()) {
+      if (kv.value.size() != 32 || kv.value.find_first_not_of("0123456789abcdef") != std::string::npos) {
+        return corrupt("bad salt");
+      }
+      set.codes.salt = kv.value;
+    } else if (kv.key == "kdf" && !have_kdf) {
+      if (!parse_kdf_text(kv.value, set.codes.kdf)) return corrupt("bad kdf");
+      have_kdf = true;
+    } else if (kv.key == "code") {
+      if (kv.value.size() != 64 || kv.value.find_first_not_of("0123456789abcdef") != std::string::npos ||
+          set.codes.hashes.size() >= static_cast<std::size_t>(kMaxBreakGlassCodes)) {
+        return corrupt("bad code hash");
+      }
+      set.codes.hashes.push_back(kv.value);
+    } else if (kv.key == "used" && set.used.empty()) {
+      std::string_view v = kv.value;
+      while (true) {
+        std::size_t comma = v.find(',');
+        if (!detail::parse_i64(v.substr(0, comma), 0, kMaxBreakGlassCodes - 1, n) ||
+            set.used.size() >= static_cast<std::size_t>(kMaxBreakGlassCodes)) {
+          return corrupt("bad used list");
+        }
+        set.used.push_back(static_cast<int>(n));
+        if (comma == std::string_view::npos) break;
+        v = v.substr(comma + 1);
+      }
+    } else {
+      return corrupt("unexpected line '" + kv.key + "'");
+    }
+  }
+  if (set.codes.salt.empty() || !have_kdf) return corrupt("no salt or kdf");
+  return set;
+}
+
+// A leading dot: user names become file names with a leading dot escaped, so never this one.
+std::string lock_path(const Config& config) { return config.state_dir + "/.break-glass.lock"; }
+
+Result<std::optional<BreakGlassSet>> read_set(const Config& config) {
+  auto text = detail::read_private_file(break_glass_path(config), config.trusted_uid, 16 * 1024, kWhat);
+  if (!text) return text.error();
+  if (!text->has_value()) return std::optional<BreakGlassSet>{};
+  auto set = parse((*text)->view());
+  if (!set) return set.error();
+  return std::optional<BreakGlassSet>(std::move(set.value()));
+}
+
+Status write_set(const Config& config, const BreakGlassSet& set) {
+  detail::WriteOptions opts;
+  opts.mode = 0600;
+  opts.sync_dir = true;  // a used code must stay used after a power cut
+  return detail::write_file_atomic(break_glass_path(config), serialize(set), opts, kWhat);
+}
+
+}  // namespace
+
+std::string break_glass_path(const Config& config) { return config.state_dir + "/break-glass"; }
+
+Result<std::vector<SecretString>> make_break_glass_codes(const Config& config, int count,
+                                                         const KdfParams& kdf) {
+  if (count < 1 || count > kMaxBreakGlassCodes) {
+    return make_error(Errc::kInvalid, "break-glass code count must be 1 to 20");
+  }
+  if (auto st = detail::check_private_dir(config.state_dir, config.trusted_uid, true, "state_dir");
+      !st) {
+    return st.error();
+  }
+  auto lock = detail::lock_file(lock_path(config), config.trusted_uid, kLockTimeoutMs);
+  if (!lock) return lock.error();
+  auto codes = generate_recovery_codes(count, kBreakGlassGroups);
+  if (!codes) return codes.error();
+  auto hashed = hash_recovery_codes(*codes, kdf);
+  if (!hashed) return hashed.error();
+  BreakGlassSet set;
+  set.codes = std::move(hashed.value());
+  if (auto st = write_set(config, set); !st) return st.error();
+  return codes;
+}
+
+Result<int> break_glass_left(const Config& config) {
+  auto set = read_set(config);
+  if (!set) return set.error();
+  if (!set->has_value()) return 0;
+  return static_cast<int>((*set)->codes.hashes.size()) - static_cast<int>((*set)->used.size());
+}
+
+Result<bool> use_break_glass_code(const Config& config, std::string_view input) {
+  // Only the shape of a break-glass code costs a slow hash.
+  SecretString normalized = normalize_recovery_code(input);
+  if (normalized.view().size() != static_cast<std::size_t>(kBreakGlassGroups) * 4 ||
+      !std::all_of(normalized.view().begin(), normalized.view().end(),
+                   [](char c) { return c >= 'a' && c <= 'z'; })) {
+    return false;
+  }
+  if (auto st = detail::check_private_dir(config.state_dir, config.trusted_uid, false, "state_dir");
+      !st) {
+    return st.error();
+  }
+  auto lock = detail::lock_file(lock_path(config), config.trusted_uid, kLockTimeoutMs);
+  if (!lock) return lock.error();
+  auto set = read_set(config);
+  if (!set) return set.error();
+  if (!set->has_value()) return false;
+  auto idx = match_recovery_code((*set)->codes, input, (*set)->used);
+  if (!idx) return idx.error();
+  if (!idx->has_value()) return false;
+  (*set)->used.push_back(**idx);
+  // Recorded before it is accepted: a code that cannot be marked used is not accepted.
+  if (auto st = write_set(config, **set); !st) return st.error();
+  return true;
+}
+
+}  // namespace pbx::totp
