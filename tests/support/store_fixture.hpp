@@ -30,6 +30,7 @@
 
 #include "pbx/totp/clock.hpp"
 #include "pbx/totp/config.hpp"
+#include "pbx/totp/db_admin.hpp"
 #include "pbx/totp/enrollment.hpp"
 #include "pbx/totp/hotp.hpp"
 #include "pbx/totp/recovery.hpp"
@@ -39,6 +40,7 @@
 #include "pbx/totp/store.hpp"
 #include "pbx/totp/user.hpp"
 #include "pbx/totp/verifier.hpp"
+#include "pg_test_db.hpp"
 
 namespace pbx::totp {
 
@@ -297,10 +299,24 @@ int errc_or_ok(const Result<T>& r) {
 }
 
 // A file store on a private temp dir: secrets in <tmp>/secrets/%u (root-owned, outside any
-// home), state in <tmp>/state, and one enrolled test key for `alice`.
+// home), state in <tmp>/state, and one enrolled test key for `alice`. With
+// PBX_TEST_STORE=postgresql (ctest's pg.* runs) the same tests run against the database store
+// instead, in a schema of their own on the throwaway cluster.
 class StoreFixture : public ::testing::Test {
  protected:
+  bool on_database() const { return pg_ != nullptr; }
+
   void SetUp() override {
+    SetUpFiles();
+    if (pg_store_wanted()) {
+      pg_ = std::make_unique<PgSchema>();
+      use_pg_store(config_, *pg_, tmp_ / "fleet.key");
+      auto init = db_init(config_);
+      ASSERT_TRUE(init.ok()) << init.error().message;
+    }
+  }
+
+  void SetUpFiles() {
     secrets_dir_ = tmp_ / "secrets";
     state_dir_ = tmp_ / "state";
     ASSERT_EQ(::mkdir(secrets_dir_.c_str(), 0700), 0);
@@ -360,6 +376,22 @@ class StoreFixture : public ::testing::Test {
     return e;
   }
 
+  // What the store keeps for the user, byte for byte: the secret file or the sealed row, the
+  // state file or the state column ("" when there is none).
+  std::string stored_secret(const User& user) const {
+    if (on_database()) {
+      return pg_->exec("SELECT enrollment_id || ' ' || encode(sealed, 'hex') FROM "
+                       "pbx_mfa_enrollment WHERE user_name = '" + user.name + "'");
+    }
+    return read_file(secret_file(user)).value_or("");
+  }
+  std::string stored_state(const User& user) const {
+    if (on_database()) {
+      return pg_->exec("SELECT state FROM pbx_mfa_state WHERE user_name = '" + user.name + "'");
+    }
+    return read_file(state_file(user)).value_or("");
+  }
+
   std::string secret_file(const User& user) const { return secrets_dir_ + "/" + user.name; }
   std::string state_file(const User& user) const { return state_dir_ + "/" + user.name + ".state"; }
   std::string lock_file(const User& user) const { return state_dir_ + "/" + user.name + ".lock"; }
@@ -375,6 +407,7 @@ class StoreFixture : public ::testing::Test {
   }
 
   TempDir tmp_;
+  std::unique_ptr<PgSchema> pg_;
   std::string secrets_dir_;
   std::string state_dir_;
   Config config_;

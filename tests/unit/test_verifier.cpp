@@ -288,6 +288,8 @@ TEST_F(VerifierTest, LockedOutChecksNothingAndChangesNothing) {
   clock_.set(kT0 + 59);
   std::string right = code();
   testing::Snapshot before = snapshot(state_dir_);
+  std::string stored = stored_state(alice_);
+  ASSERT_NE(stored, "");
   for (const std::string& input :
        {right, wrong_code(), std::string(codes_[0].str()), std::string("")}) {
     Outcome out = verify(input);
@@ -295,6 +297,7 @@ TEST_F(VerifierTest, LockedOutChecksNothingAndChangesNothing) {
     EXPECT_EQ(out.locked_until, kT0 + 60);
   }
   EXPECT_EQ(snapshot_diff(before, snapshot(state_dir_)), "");
+  EXPECT_EQ(stored_state(alice_), stored);
   // Once the lockout is over, neither the TOTP code nor the recovery code was used up.
   clock_.set(kT0 + 60);
   ASSERT_EQ(now_step(), step_of(e_, kT0 + 59) + 1);
@@ -510,7 +513,8 @@ TEST_F(VerifierTest, GraceStoresNoHostNameAndStaysBounded) {
     ASSERT_EQ(verify(alice_, code(), host).verdict, Verdict::kAccepted) << i;
     EXPECT_EQ(in_grace(alice_, host), true) << i;
   }
-  std::string text = read_file(state_file(alice_)).value_or("");
+  std::string text = stored_state(alice_);
+  ASSERT_NE(text, "");
   EXPECT_EQ(text.find("example.org"), std::string::npos) << "host name stored in the state";
   UserState state = read_state(alice_);
   EXPECT_LE(state.grace.size(), static_cast<std::size_t>(kMaxGraceEntries));

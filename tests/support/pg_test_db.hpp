@@ -1,0 +1,116 @@
+// Tests against the throwaway PostgreSQL cluster (tests/db/cluster.sh): one private schema per
+// test, raw SQL for tampering with rows, and a Config that points the store at it.
+#pragma once
+
+#include <libpq-fe.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <optional>
+#include <random>
+#include <stdexcept>
+#include <string>
+
+#include "pbx/totp/config.hpp"
+#include "pbx/totp/seal.hpp"
+
+namespace pbx::totp::testing {
+
+// Set by ctest for the runs against the database (PBX_TEST_STORE=postgresql); unset otherwise.
+inline bool pg_store_wanted() {
+  const char* s = std::getenv("PBX_TEST_STORE");
+  return s != nullptr && std::string(s) == "postgresql";
+}
+
+// The cluster's socket conninfo; throws when the run asked for the database and it is not there
+// (a test against the database must fail, never pass by skipping it).
+inline std::string pg_cluster_conninfo(const char* file = "conninfo") {
+  const char* dir = std::getenv("PBX_TEST_PG_DIR");
+#ifdef PBX_TEST_PG_DIR_DEFAULT
+  if (dir == nullptr) dir = PBX_TEST_PG_DIR_DEFAULT;
+#endif
+  if (dir == nullptr) throw std::runtime_error("PBX_TEST_PG_DIR is not set");
+  std::string path = std::string(dir) + "/" + file;
+  FILE* f = std::fopen(path.c_str(), "r");
+  if (f == nullptr) throw std::runtime_error("no " + path + ": is the test cluster running?");
+  char buf[1024] = {};
+  std::size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+  std::fclose(f);
+  std::string s(buf, n);
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+inline std::string pg_plugin_path() {
+  const char* p = std::getenv("PBX_TEST_PG_PLUGIN");
+#ifdef PBX_TEST_PG_PLUGIN_DEFAULT
+  if (p == nullptr) p = PBX_TEST_PG_PLUGIN_DEFAULT;
+#endif
+  if (p == nullptr) throw std::runtime_error("PBX_TEST_PG_PLUGIN is not set");
+  return p;
+}
+
+// A schema of its own for one test (so tests can run in parallel against one cluster), dropped
+// at the end. conninfo() makes it the only schema on the search path.
+class PgSchema {
+ public:
+  explicit PgSchema(std::string base = pg_cluster_conninfo()) : base_(std::move(base)) {
+    std::random_device rd;
+    name_ = "pbx_t" + std::to_string(::getpid()) + "_" + std::to_string(rd() % 1000000000U);
+    exec("CREATE SCHEMA " + name_);
+  }
+  ~PgSchema() {
+    try {
+      exec("DROP SCHEMA " + name_ + " CASCADE");
+    } catch (...) {
+    }
+  }
+  PgSchema(const PgSchema&) = delete;
+  PgSchema& operator=(const PgSchema&) = delete;
+
+  const std::string& name() const { return name_; }
+  std::string conninfo() const { return base_ + " options='-csearch_path=" + name_ + "'"; }
+
+  // Runs SQL on the schema; returns the first column of the first row ("" when none).
+  std::string exec(const std::string& sql) const {
+    PGconn* c = PQconnectdb((base_ + " options='-csearch_path=" + name_ + "'").c_str());
+    if (PQstatus(c) != CONNECTION_OK) {
+      std::string m = PQerrorMessage(c);
+      PQfinish(c);
+      // The schema may not exist yet (the constructor): connect without the search path.
+      c = PQconnectdb(base_.c_str());
+      if (PQstatus(c) != CONNECTION_OK) {
+        PQfinish(c);
+        throw std::runtime_error("cannot connect to the test cluster: " + m);
+      }
+    }
+    PGresult* r = PQexec(c, sql.c_str());
+    auto st = PQresultStatus(r);
+    std::string out;
+    if (st == PGRES_TUPLES_OK && PQntuples(r) > 0 && PQnfields(r) > 0 && !PQgetisnull(r, 0, 0)) {
+      out = PQgetvalue(r, 0, 0);
+    }
+    std::string err = PQresultErrorMessage(r);
+    PQclear(r);
+    PQfinish(c);
+    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+      throw std::runtime_error("SQL failed: " + sql + ": " + err);
+    }
+    return out;
+  }
+
+ private:
+  std::string base_;
+  std::string name_;
+};
+
+// Points `config` at `schema` with a fresh fleet key in `key_path`.
+inline void use_pg_store(Config& config, const PgSchema& schema, const std::string& key_path) {
+  config.store = "postgresql";
+  config.pg_conninfo = schema.conninfo();
+  config.pg_plugin = pg_plugin_path();
+  config.fleet_key = key_path;
+  if (!create_fleet_key(key_path).ok()) throw std::runtime_error("cannot create the fleet key");
+}
+
+}  // namespace pbx::totp::testing

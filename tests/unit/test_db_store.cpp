@@ -1,0 +1,268 @@
+// The database store's own promises: sealed rows bound to their user and key, a schema made
+// once, and a database that cannot be reached failing closed within the deadline. Runs only in
+// ctest's pg.* runs (the throwaway cluster of tests/db).
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <string>
+
+#include "pbx/totp/base32.hpp"
+#include "pbx/totp/db_admin.hpp"
+#include "pbx/totp/seal.hpp"
+#include "pbx/totp/store.hpp"
+#include "pbx/totp/verifier.hpp"
+#include "store_fixture.hpp"
+
+namespace pbx::totp {
+namespace {
+
+using testing::code_for_step;
+using testing::has_errc;
+using testing::is_ok;
+using testing::kIdA;
+using testing::kIdB;
+using testing::kT0;
+using testing::step_of;
+using testing::write_file;
+
+class DbStoreTest : public testing::StoreFixture {
+ protected:
+  void SetUp() override {
+    StoreFixture::SetUp();
+    ASSERT_TRUE(on_database()) << "DbStoreTest runs with PBX_TEST_STORE=postgresql only";
+  }
+  Verdict verify_at(const User& user, const std::string& code, Store& s, std::int64_t t = kT0) {
+    FixedClock clock(t);
+    Verifier verifier(config_, s, clock);
+    return verifier.verify(user, code).verdict;
+  }
+  std::string code_now(const Enrollment& e, std::int64_t t = kT0) {
+    return code_for_step(e, step_of(e, t));
+  }
+};
+
+// A loopback port that accepts connections (the kernel completes the handshake into the
+// backlog) and never answers: a hung server.
+class HungPort {
+ public:
+  HungPort() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+        ::listen(fd_, 64) != 0 || ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+      throw std::runtime_error("cannot listen on loopback");
+    }
+    port_ = ntohs(a.sin_port);
+  }
+  ~HungPort() { ::close(fd_); }
+  int port() const { return port_; }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+};
+
+// A loopback port where nothing listens: a stopped server.
+int refused_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+TEST_F(DbStoreTest, TheRowHoldsNoSecretInClear) {
+  Enrollment e = enroll(alice_);
+  ASSERT_EQ(verify_at(alice_, code_now(e), store()), Verdict::kAccepted);
+  std::string row = pg_->exec(
+      "SELECT user_name || enrollment_id || created || encode(sealed, 'escape') || "
+      "coalesce((SELECT state FROM pbx_mfa_state WHERE user_name = 'alice'), '') "
+      "FROM pbx_mfa_enrollment WHERE user_name = 'alice'");
+  ASSERT_NE(row, "");
+  EXPECT_EQ(row.find(base32_encode(e.secret, false)), std::string::npos);
+  EXPECT_EQ(row.find(std::string(testing::kRfcKey)), std::string::npos);
+  for (const auto& h : e.recovery.hashes) EXPECT_EQ(row.find(h), std::string::npos);
+}
+
+TEST_F(DbStoreTest, ARowCopiedToAnotherUserIsRefused) {
+  Enrollment a = enroll(alice_, kIdA);
+  enroll(bob_, kIdB);
+  // Bob's row replaced by alice's (both columns): he would log in with her phone.
+  pg_->exec("UPDATE pbx_mfa_enrollment SET (enrollment_id, sealed) = (SELECT enrollment_id, sealed"
+            " FROM pbx_mfa_enrollment WHERE user_name = 'alice') WHERE user_name = 'bob'");
+  auto loaded = store().load(bob_);
+  ASSERT_TRUE(has_errc(loaded, Errc::kCorrupt));
+  EXPECT_NE(loaded.error().message.find("bob"), std::string::npos);
+  EXPECT_EQ(verify_at(bob_, code_now(a), store()), Verdict::kError);
+  EXPECT_EQ(verify_at(alice_, code_now(a), store()), Verdict::kAccepted);  // hers still works
+}
+
+TEST_F(DbStoreTest, ATamperedRowIsRefused) {
+  Enrollment a = enroll(alice_, kIdA);
+  std::string good = pg_->exec("SELECT encode(sealed, 'hex') FROM pbx_mfa_enrollment");
+  int n = static_cast<int>(good.size() / 2);
+  for (int at : {0, 1, 12, 13, n / 2, n - 1}) {
+    SCOPED_TRACE("byte " + std::to_string(at));
+    pg_->exec("UPDATE pbx_mfa_enrollment SET sealed = set_byte(sealed, " + std::to_string(at) +
+              ", get_byte(sealed, " + std::to_string(at) + ") # 1)");
+    EXPECT_TRUE(has_errc(store().load(alice_), Errc::kCorrupt));
+    EXPECT_EQ(verify_at(alice_, code_now(a), store()), Verdict::kError);
+    pg_->exec("UPDATE pbx_mfa_enrollment SET sealed = decode('" + good + "', 'hex')");
+  }
+  // The id column must match the sealed id (state belongs to one enrollment).
+  pg_->exec("UPDATE pbx_mfa_enrollment SET enrollment_id = '" + std::string(kIdB) + "'");
+  EXPECT_TRUE(has_errc(store().load(alice_), Errc::kCorrupt));
+  pg_->exec("UPDATE pbx_mfa_enrollment SET enrollment_id = '" + std::string(kIdA) + "'");
+  pg_->exec("UPDATE pbx_mfa_enrollment SET sealed = substring(sealed from 1 for 20)");
+  EXPECT_TRUE(has_errc(store().load(alice_), Errc::kCorrupt));
+}
+
+TEST_F(DbStoreTest, AnotherFleetKeyIsRefused) {
+  Enrollment a = enroll(alice_);
+  ASSERT_TRUE(write_file(config_.fleet_key, std::string(32, 'z'), 0400));
+  reopen();
+  EXPECT_TRUE(has_errc(store().load(alice_), Errc::kCorrupt));
+  EXPECT_EQ(verify_at(alice_, code_now(a), store()), Verdict::kError);
+  auto init = db_init(config_);
+  ASSERT_TRUE(has_errc(init, Errc::kConfig));
+  EXPECT_NE(init.error().message.find("not the key"), std::string::npos);
+  auto probe = db_probe(config_);
+  ASSERT_TRUE(is_ok(probe));
+  EXPECT_EQ(probe->key, KeyCheck::kDiffers);
+}
+
+TEST_F(DbStoreTest, InitIsIdempotentAndRefusesANewerSchema) {
+  auto again = db_init(config_);
+  ASSERT_TRUE(is_ok(again));
+  EXPECT_EQ(again->from_version, kDbSchemaVersion);
+  EXPECT_EQ(again->to_version, kDbSchemaVersion);
+  EXPECT_FALSE(again->key_created);
+  Enrollment a = enroll(alice_);
+  ASSERT_TRUE(is_ok(db_init(config_)));
+  EXPECT_EQ(store().load(alice_)->id, a.id);  // data kept
+  pg_->exec("UPDATE pbx_mfa_schema SET version = 99");
+  EXPECT_TRUE(has_errc(db_init(config_), Errc::kConfig));
+}
+
+TEST_F(DbStoreTest, InitCreatesTheKeyOnlyForANewDatabase) {
+  testing::PgSchema fresh;
+  Config c = config_;
+  c.pg_conninfo = fresh.conninfo();
+  c.fleet_key = tmp_ / "new.key";
+  auto init = db_init(c);
+  ASSERT_TRUE(is_ok(init));
+  EXPECT_TRUE(init->key_created);
+  EXPECT_EQ(init->from_version, 0);
+  EXPECT_EQ(load_fleet_key(c.fleet_key, 0)->size(), 32U);
+  // A second server without its copy of the key: no new key, a clear error.
+  c.fleet_key = tmp_ / "missing.key";
+  auto second = db_init(c);
+  ASSERT_FALSE(second.ok());
+  EXPECT_FALSE(testing::exists_nofollow(c.fleet_key));
+}
+
+TEST_F(DbStoreTest, WithoutSchemaTheErrorSaysWhatToRun) {
+  testing::PgSchema empty;
+  Config c = config_;
+  c.pg_conninfo = empty.conninfo();
+  auto s = open_store(c);
+  ASSERT_TRUE(is_ok(s));
+  auto loaded = (*s)->load(alice_);
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_NE(loaded.error().message.find("pbx-mfa db init"), std::string::npos);
+}
+
+// Failure modes: each measured, none ever accepted.
+struct Timed {
+  Outcome outcome;
+  std::int64_t ms;
+};
+
+Timed timed_verify(const Config& c, const User& u, const std::string& code) {
+  auto began = std::chrono::steady_clock::now();
+  Outcome out;
+  auto s = open_store(c);
+  if (s.ok()) {
+    FixedClock clock(kT0);
+    Verifier verifier(c, **s, clock);
+    out = verifier.verify(u, code);
+  }
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                std::chrono::steady_clock::now() - began)
+                .count();
+  return {out, ms};
+}
+
+TEST_F(DbStoreTest, AStoppedDatabaseFailsClosedAtOnce) {
+  Enrollment a = enroll(alice_);
+  Config c = config_;
+  c.pg_conninfo = "host=127.0.0.1 port=" + std::to_string(refused_port()) + " user=postgres";
+  c.pg_timeout_ms = 2500;
+  Timed t = timed_verify(c, alice_, code_now(a));
+  EXPECT_EQ(t.outcome.verdict, Verdict::kError);
+  ASSERT_TRUE(t.outcome.error.has_value());
+  EXPECT_EQ(t.outcome.error->code, Errc::kUnavailable);
+  EXPECT_LT(t.ms, 1000);
+  std::printf("[ figures  ] stopped database: failed closed in %lld ms\n",
+              static_cast<long long>(t.ms));
+}
+
+TEST_F(DbStoreTest, AHungDatabaseFailsClosedWithinTheDeadline) {
+  Enrollment a = enroll(alice_);
+  HungPort hung;
+  Config c = config_;
+  c.pg_conninfo = "host=127.0.0.1 port=" + std::to_string(hung.port()) + " user=postgres";
+  c.pg_timeout_ms = 600;
+  Timed t = timed_verify(c, alice_, code_now(a));
+  EXPECT_EQ(t.outcome.verdict, Verdict::kError);
+  ASSERT_TRUE(t.outcome.error.has_value());
+  EXPECT_EQ(t.outcome.error->code, Errc::kUnavailable);
+  EXPECT_GE(t.ms, 600);
+  EXPECT_LT(t.ms, 600 + 400);  // one deadline, not one per statement
+  std::printf("[ figures  ] hung database (pg_timeout_ms 600): failed closed in %lld ms\n",
+              static_cast<long long>(t.ms));
+  // Status (what the module asks first) is bounded the same way.
+  auto began = std::chrono::steady_clock::now();
+  auto s = open_store(c);
+  ASSERT_TRUE(is_ok(s));
+  FixedClock clock(kT0);
+  Verifier verifier(c, **s, clock);
+  EXPECT_TRUE(has_errc(verifier.status(alice_), Errc::kUnavailable));
+  EXPECT_TRUE(has_errc(verifier.status(alice_), Errc::kUnavailable));  // down stays down, fast
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                std::chrono::steady_clock::now() - began)
+                .count();
+  EXPECT_LT(ms, 600 + 400);
+}
+
+TEST_F(DbStoreTest, AServerThatDiesMidLoginFailsClosed) {
+  Enrollment a = enroll(alice_);
+  Config c = config_;
+  std::string tag = "pbx_victim_" + pg_->name();
+  c.pg_conninfo += " application_name=" + tag;
+  auto s = open_store(c);
+  ASSERT_TRUE(is_ok(s));
+  ASSERT_TRUE(is_ok((*s)->peek_state(alice_)));  // connected
+  ASSERT_EQ(pg_->exec("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE "
+                      "application_name = '" + tag + "'"),
+            "1");
+  // Its backend gone, the next call cannot be answered: an error, never a success.
+  Verdict v = verify_at(alice_, code_now(a), **s);
+  EXPECT_EQ(v, Verdict::kError);
+  // A fresh store (the next login) works and the code was not used up.
+  EXPECT_EQ(verify_at(alice_, code_now(a), store()), Verdict::kAccepted);
+}
+
+}  // namespace
+}  // namespace pbx::totp
