@@ -1,0 +1,168 @@
+// The module flow with store = postgresql: a database that cannot be reached fails closed, and
+// only then do this host's break-glass codes open a login (logged at warning level). The Live
+// tests run against the throwaway cluster (ctest pg.*).
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "flow_fixture.hpp"
+#include "pbx/totp/break_glass.hpp"
+#include "pbx/totp/db_admin.hpp"
+#include "pg_test_db.hpp"
+
+namespace pbx::pam::testing {
+namespace {
+
+// A loopback port where nothing listens: a stopped database server.
+int refused_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+std::string db_lines(const std::string& conninfo, const std::string& key) {
+  return "store = postgresql\npg_conninfo = " + conninfo + "\npg_timeout_ms = 800\n" +
+         "pg_plugin = " + totp::testing::pg_plugin_path() + "\nfleet_key = " + key + "\n";
+}
+
+class DbDownFlowTest : public FlowTest {
+ protected:
+  DbDownFlowTest() {
+    files_.write_config(db_lines(
+        "host=127.0.0.1 port=" + std::to_string(refused_port()) + " user=postgres",
+        files_.root() + "/fleet.key"));
+  }
+  std::vector<std::string> make_codes(int n) {
+    auto codes = totp::make_break_glass_codes(files_.store_config(), n, kCheapKdf);
+    if (!codes) throw std::runtime_error(codes.error().message);
+    std::vector<std::string> out;
+    for (const auto& c : *codes) {
+      out.emplace_back(c.view());
+      never_log(out.back());
+    }
+    return out;
+  }
+};
+
+TEST_F(DbDownFlowTest, WithoutBreakGlassCodesItFailsClosedWithoutAPrompt) {
+  FakeContext ctx = with_answers({"123456"});
+  EXPECT_EQ(run(ctx), PAM_AUTHINFO_UNAVAIL);
+  EXPECT_TRUE(ctx.prompts.empty());
+  EXPECT_EQ(outcome_of(ctx), "store-unavailable");
+  EXPECT_NE(logs_.find("database unreachable"), std::string::npos) << logs_;
+  EXPECT_NE(logs_.find("no break-glass codes"), std::string::npos) << logs_;
+  EXPECT_EQ(ctx.logs.at(0).level, LogLevel::kError);
+}
+
+TEST_F(DbDownFlowTest, ABreakGlassCodeLetsInOnceAndIsLoggedAtWarning) {
+  auto codes = make_codes(2);
+  FakeContext ctx = with_answers({codes[1]});
+  EXPECT_EQ(run(ctx), PAM_SUCCESS);
+  ASSERT_EQ(ctx.prompts.size(), 1u);
+  EXPECT_EQ(ctx.prompts[0].text, kDefaultPrompt);
+  EXPECT_NE(ctx.all_messages().find("break-glass"), std::string::npos);
+  EXPECT_EQ(outcome_of(ctx), "break-glass-accepted");
+  EXPECT_EQ(ctx.logs.at(0).level, LogLevel::kWarning);
+  EXPECT_NE(logs_.find("1 left"), std::string::npos) << logs_;
+
+  FakeContext again = with_answers({codes[1]});
+  EXPECT_EQ(run(again), PAM_AUTHINFO_UNAVAIL);
+  EXPECT_EQ(outcome_of(again), "store-unavailable");
+  auto left = totp::break_glass_left(files_.store_config());
+  ASSERT_TRUE(left.ok());
+  EXPECT_EQ(*left, 1);
+}
+
+TEST_F(DbDownFlowTest, NothingElseOpensTheDoor) {
+  auto codes = make_codes(1);
+  for (const std::string& typed : {std::string("123456"), std::string("abcd-efgh-jkmn"),
+                                   std::string("abcd-efgh-jkmn-pqrs"), std::string("")}) {
+    FakeContext ctx = with_answers({typed});
+    EXPECT_EQ(run(ctx), PAM_AUTHINFO_UNAVAIL) << typed;
+    EXPECT_EQ(outcome_of(ctx), "store-unavailable") << typed;
+  }
+  EXPECT_EQ(*totp::break_glass_left(files_.store_config()), 1);
+}
+
+TEST_F(DbDownFlowTest, ExemptionsAreDecidedWithoutTheDatabase) {
+  files_.write_config(db_lines("host=127.0.0.1 port=" + std::to_string(refused_port()) +
+                                   " user=postgres",
+                               files_.root() + "/fleet.key") +
+                      "exempt_groups = " + kUserGroup + "\n");
+  FakeContext ctx = with_answers({});
+  EXPECT_EQ(run(ctx), PAM_IGNORE);
+  EXPECT_EQ(outcome_of(ctx), "exempt");
+}
+
+// Against the live test cluster.
+class DbLiveFlowTest : public FlowTest {
+ protected:
+  void SetUp() override {
+    schema_ = std::make_unique<totp::testing::PgSchema>();
+    std::string key = files_.root() + "/fleet.key";
+    files_.write_config(db_lines(schema_->conninfo(), key));
+    config_ = files_.store_config();
+    totp::testing::use_pg_store(config_, *schema_, key);
+    auto init = totp::db_init(config_);
+    ASSERT_TRUE(init.ok()) << init.error().message;
+  }
+  // Saves a fresh secret for `user` in the database (TestFiles::enroll writes files).
+  Enrolled enroll_in_db(const char* user = kUser) {
+    auto account = totp::lookup_user(user);
+    Enrolled out;
+    auto id = totp::new_enrollment_id();
+    auto secret = totp::generate_secret(totp::Algorithm::kSha1);
+    out.enrollment.id = *id;
+    out.enrollment.secret = std::move(secret.value());
+    out.enrollment.created = 1700000000;
+    auto store = totp::open_store(config_);
+    if (!store || !(*store)->save(*account, out.enrollment, true)) {
+      throw std::runtime_error("cannot enroll in the database");
+    }
+    never_log(secret_base32(out.enrollment));
+    return out;
+  }
+  std::unique_ptr<totp::testing::PgSchema> schema_;
+  totp::Config config_;
+};
+
+TEST_F(DbLiveFlowTest, ACodeIsAcceptedOnceAndABreakGlassCodeIsNoCodeWhileTheDatabaseIsUp) {
+  Enrolled e = enroll_in_db();
+  auto codes = totp::make_break_glass_codes(files_.store_config(), 1, kCheapKdf);
+  ASSERT_TRUE(codes.ok());
+  never_log(std::string((*codes)[0].view()));
+  FakeContext bg = with_answers({std::string((*codes)[0].view())});
+  EXPECT_EQ(run(bg), PAM_AUTH_ERR);
+  EXPECT_EQ(outcome_of(bg), "wrong-code");
+  EXPECT_EQ(*totp::break_glass_left(files_.store_config()), 1);  // not spent either
+
+  FakeContext ok = with_answers({e.code_at(kT0)});
+  EXPECT_EQ(run(ok), PAM_SUCCESS);
+  EXPECT_EQ(outcome_of(ok), "accepted");
+  FakeContext replay = with_answers({e.code_at(kT0)});
+  EXPECT_EQ(run(replay), PAM_AUTH_ERR);
+  EXPECT_EQ(outcome_of(replay), "replayed-code");
+}
+
+TEST_F(DbLiveFlowTest, ARowOfAnotherUserIsRefusedAndLogged) {
+  enroll_in_db(kUser);
+  Enrolled other = enroll_in_db(kOtherUser);
+  // The other user's row copied over this user's: the other user's phone would let them in.
+  schema_->exec(std::string("UPDATE pbx_mfa_enrollment SET (enrollment_id, sealed) = (SELECT "
+                            "enrollment_id, sealed FROM pbx_mfa_enrollment WHERE user_name = '") +
+                kOtherUser + "') WHERE user_name = '" + kUser + "'");
+  FakeContext ctx = with_answers({other.code_at(kT0)});
+  EXPECT_EQ(run(ctx), PAM_AUTHINFO_UNAVAIL);
+  EXPECT_EQ(outcome_of(ctx), "unavailable");
+  EXPECT_NE(logs_.find("refused"), std::string::npos) << logs_;
+  EXPECT_TRUE(ctx.prompts.empty());
+}
+
+}  // namespace
+}  // namespace pbx::pam::testing
