@@ -108,15 +108,16 @@ static PGconn* connect_one(const char* const* keys, const char* const* values, i
    * skipping") on stderr, which is the login's terminal or sshd's log: drop them. */
   PQsetNoticeProcessor(pg, ignore_notice, NULL);
   /* Per the libpq manual: start as if PQconnectPoll had answered PGRES_POLLING_WRITING. */
-  PostgresPollingStatusType st = PQstatus(pg) == CONNECTION_BAD ? PGRES_POLLING_FAILED
-                                                                  : PGRES_POLLING_WRITING;
+  PostgresPollingStatusType st =
+      PQstatus(pg) == CONNECTION_BAD ? PGRES_POLLING_FAILED : PGRES_POLLING_WRITING;
   while (st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
     enum wait_result w =
         wait_socket(PQsocket(pg), st == PGRES_POLLING_READING ? POLLIN : POLLOUT, deadline_ms);
     if (w == WAIT_TIMEOUT) {
       const char* host = PQhost(pg);
-      snprintf(why, why_len, "timeout connecting to server%s%s", host != NULL ? " at " : "",
-               host != NULL ? host : "");
+      const char* port = PQport(pg);
+      snprintf(why, why_len, "timeout connecting to server at \"%s\", port %s",
+               host != NULL ? host : "?", port != NULL ? port : "?");
       PQfinish(pg);
       return NULL;
     }
@@ -197,8 +198,9 @@ static PGconn* connect_hosts(PQconninfoOption* opts, int64_t deadline_ms, pbx_db
   for (int h = 0; h < nhosts && pg == NULL; ++h) {
     int64_t now = now_ms();
     if (now >= deadline_ms) {
-      snprintf(why, sizeof why, h == 0 ? "deadline passed before connecting"
-                                       : "deadline passed before the remaining hosts");
+      snprintf(why, sizeof why,
+               h == 0 ? "deadline passed before connecting"
+                      : "deadline passed before the remaining hosts");
     } else {
       int64_t host_deadline = now + (deadline_ms - now) / (nhosts - h);
       if (split && i_host >= 0) {
@@ -214,8 +216,8 @@ static PGconn* connect_hosts(PQconninfoOption* opts, int64_t deadline_ms, pbx_db
         values[i_port] = port;
       }
       why[0] = '\0';
-      pg = connect_one(keys, values, h + 1 == nhosts ? deadline_ms : host_deadline, why,
-                       sizeof why);
+      pg =
+          connect_one(keys, values, h + 1 == nhosts ? deadline_ms : host_deadline, why, sizeof why);
     }
     if (pg == NULL) {
       /* Keep every host's reason: "a: refused; b: timeout". */
@@ -308,10 +310,11 @@ static int is_connection_error(const char* sqlstate) {
 }
 
 static int pg_exec(pbx_db_conn* conn, const char* sql, int nparams, const char* const* values,
-                   const int* lengths, const int* formats, int64_t deadline_ms,
-                   pbx_db_result** out, pbx_db_error* err) {
+                   const int* lengths, const int* formats, int64_t deadline_ms, pbx_db_result** out,
+                   pbx_db_error* err) {
   if (out != NULL) *out = NULL;
-  if (conn == NULL || sql == NULL || out == NULL || nparams < 0 || (nparams > 0 && values == NULL)) {
+  if (conn == NULL || sql == NULL || out == NULL || nparams < 0 ||
+      (nparams > 0 && values == NULL)) {
     set_error(err, PBX_DB_INTERNAL, NULL, "bad arguments to exec");
     return PBX_DB_INTERNAL;
   }
@@ -328,9 +331,9 @@ static int pg_exec(pbx_db_conn* conn, const char* sql, int nparams, const char* 
   }
   if (now_ms() >= deadline_ms) return unreachable(conn, err, "deadline passed before sending", 0);
 
-  int sent = nparams == 0 ? PQsendQuery(conn->pg, sql)
-                          : PQsendQueryParams(conn->pg, sql, nparams, NULL, values, lengths,
-                                              formats, 0);
+  int sent = nparams == 0
+                 ? PQsendQuery(conn->pg, sql)
+                 : PQsendQueryParams(conn->pg, sql, nparams, NULL, values, lengths, formats, 0);
   if (!sent) return unreachable(conn, err, "could not send the statement", 1);
 
   /* Non-blocking mode: the statement may still sit in libpq's buffer. While writing, the server
@@ -382,9 +385,9 @@ static int pg_exec(pbx_db_conn* conn, const char* sql, int nparams, const char* 
     PQclear(last);
     last = res;
   }
-  PQclear(last);
 
   if (failed != NULL) {
+    PQclear(last);
     const char* sqlstate = PQresultErrorField(failed, PG_DIAG_SQLSTATE);
     /* libpq's own reports of a lost connection carry no SQLSTATE. */
     if (PQstatus(conn->pg) != CONNECTION_OK || sqlstate == NULL || is_connection_error(sqlstate)) {
