@@ -144,15 +144,14 @@ static int list_count(const char* s) {
   return n;
 }
 
-/* Element i of a comma-separated list, into out (truncated to out_len; names are short). */
-static void list_item(const char* s, int i, char* out, size_t out_len) {
+/* Element i of a comma-separated list into out, which has room for the whole list. */
+static void list_item(const char* s, int i, char* out) {
   for (; i > 0 && s != NULL; --i) {
     s = strchr(s, ',');
     if (s != NULL) ++s;
   }
   size_t n = 0;
-  for (; s != NULL && *s != '\0' && *s != ','; ++s)
-    if (n + 1 < out_len) out[n++] = *s;
+  for (; s != NULL && *s != '\0' && *s != ','; ++s) out[n++] = *s;
   out[n] = '\0';
 }
 
@@ -161,16 +160,22 @@ static void list_item(const char* s, int i, char* out, size_t out_len) {
  * behind it would never be tried. So a host list is split here into one attempt per host (with
  * its hostaddr and port), each given an equal share of the time left. */
 static PGconn* connect_hosts(PQconninfoOption* opts, int64_t deadline_ms, pbx_db_error* err) {
-  size_t nopts = 0;
-  while (opts[nopts].keyword != NULL) ++nopts;
+  size_t nopts = 0, text = 0;
+  for (; opts[nopts].keyword != NULL; ++nopts)
+    text += opts[nopts].val ? strlen(opts[nopts].val) : 0;
   const char** keys = calloc(nopts + 1, sizeof *keys);
   const char** values = calloc(nopts + 1, sizeof *values);
-  if (keys == NULL || values == NULL) {
+  char* item = malloc(3 * (text + 1)); /* one host, hostaddr and port of the lists at a time */
+  if (keys == NULL || values == NULL || item == NULL) {
     free(keys);
     free(values);
+    free(item);
     set_error(err, PBX_DB_INTERNAL, NULL, "out of memory");
     return NULL;
   }
+  char* host = item;
+  char* addr = item + text + 1;
+  char* port = item + 2 * (text + 1);
   int i_host = -1, i_addr = -1, i_port = -1;
   size_t n = 0;
   for (size_t i = 0; i < nopts; ++i) {
@@ -192,7 +197,7 @@ static PGconn* connect_hosts(PQconninfoOption* opts, int64_t deadline_ms, pbx_db
               (list_count(ports) <= 1 || list_count(ports) == nhosts);
   if (!split) nhosts = 1;
 
-  char host[256], addr[256], port[32], why[512];
+  char why[512];
   char all_why[sizeof err->message] = "";
   PGconn* pg = NULL;
   for (int h = 0; h < nhosts && pg == NULL; ++h) {
@@ -204,15 +209,15 @@ static PGconn* connect_hosts(PQconninfoOption* opts, int64_t deadline_ms, pbx_db
     } else {
       int64_t host_deadline = now + (deadline_ms - now) / (nhosts - h);
       if (split && i_host >= 0) {
-        list_item(hosts, h, host, sizeof host);
+        list_item(hosts, h, host);
         values[i_host] = host;
       }
       if (split && i_addr >= 0) {
-        list_item(addrs, h, addr, sizeof addr);
+        list_item(addrs, h, addr);
         values[i_addr] = addr;
       }
       if (split && list_count(ports) > 1) {
-        list_item(ports, h, port, sizeof port);
+        list_item(ports, h, port);
         values[i_port] = port;
       }
       why[0] = '\0';
@@ -228,6 +233,7 @@ static PGconn* connect_hosts(PQconninfoOption* opts, int64_t deadline_ms, pbx_db
   }
   free(keys);
   free(values);
+  free(item);
   if (pg == NULL) {
     set_error(err, PBX_DB_UNREACHABLE, NULL, all_why);
     return NULL;
@@ -243,9 +249,15 @@ static pbx_db_conn* pg_connect(const char* conninfo, int64_t deadline_ms, pbx_db
   char* parse_error = NULL;
   PQconninfoOption* opts = PQconninfoParse(conninfo, &parse_error);
   if (opts == NULL) {
-    /* libpq's message names the bad keyword or syntax, never echoes the string itself. */
-    set_error(err, PBX_DB_INTERNAL, NULL,
-              parse_error != NULL ? parse_error : "out of memory parsing the conninfo");
+    /* Most of libpq's parse errors quote a piece of the string ("missing "=" after "..."", a
+     * whole URI), which may be the password: only the unknown-keyword one is passed on. */
+    const char* why = "cannot parse the conninfo (its text is not shown: it may hold a password)";
+    if (parse_error == NULL) {
+      why = "out of memory parsing the conninfo";
+    } else if (strncmp(parse_error, "invalid connection option \"", 27) == 0) {
+      why = parse_error;
+    }
+    set_error(err, PBX_DB_INTERNAL, NULL, why);
     PQfreemem(parse_error);
     return NULL;
   }

@@ -294,6 +294,15 @@ TEST_F(PgPluginTest, BadConninfoIsInternalAndNotEchoed) {
   EXPECT_EQ(err.status, PBX_DB_INTERNAL);
   EXPECT_NE(std::string(err.message).find("nonsense_key"), std::string::npos) << err.message;
   EXPECT_EQ(std::string(err.message).find("hunter2"), std::string::npos) << err.message;
+  // Syntax errors: libpq's own messages would quote the text at the mistake (a password with
+  // an unquoted space, a bad %-escape in a URI's password).
+  for (const char* bad : {"host=x password=hunter2 secret-part", "password='hunter2-secret",
+                          "postgresql://u:hunter2-secret%zz@h/db"}) {
+    err = pbx_db_error{};
+    EXPECT_EQ(db_->connect(bad, monotonic_ms() + 1000, &err), nullptr) << bad;
+    EXPECT_EQ(err.status, PBX_DB_INTERNAL) << bad;
+    EXPECT_EQ(std::string(err.message).find("secret"), std::string::npos) << err.message;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
