@@ -11,6 +11,9 @@ PBX_DEPS=(
   oathtool pamtester expect zbar-tools groff valgrind
   libpam-google-authenticator libpam-oath openssh-server
   debhelper lintian  # tests/e2e/package.sh: dpkg-buildpackage (dpkg-dev is in build-essential)
+  # store = postgresql: libpq for lib/pg (the plugin), and the server and client tools that
+  # tests/db/cluster.sh runs a throwaway test cluster with (/usr/lib/postgresql/15/bin)
+  libpq-dev postgresql-15 postgresql-client-15
 )
 
 # Prints, one per line, the packages among "$@" that are not installed.

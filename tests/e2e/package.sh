@@ -179,6 +179,7 @@ install_and_check() {
 
   local -A owner=(
     ["/usr/lib/$multiarch/security/pam_pbx_totp.so"]=libpam-pbx-totp
+    ["/usr/lib/$multiarch/pbx-mfa/pbx_store_postgresql.so"]=libpam-pbx-totp
     [/etc/security/pbx-mfa.conf]=libpam-pbx-totp
     [/usr/share/pam-configs/pbx-totp]=libpam-pbx-totp
     [/usr/share/man/man5/pbx-mfa.conf.5.gz]=libpam-pbx-totp

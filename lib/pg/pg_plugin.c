@@ -1,0 +1,515 @@
+/* pg_plugin.c: pbx_store_postgresql.so, the libpq side of db_plugin.h.
+ *
+ * Every call is bounded by the caller's absolute CLOCK_MONOTONIC deadline: libpq is used only
+ * through its asynchronous calls (PQconnectStartParams/PQconnectPoll, PQsendQuery*,
+ * PQconsumeInput/PQisBusy) and this file does the waiting itself, with poll() on PQsocket().
+ * Once a deadline passes or the connection breaks, the connection is marked dead: the
+ * half-finished exchange cannot be resumed, so later calls fail at once instead of waiting again.
+ *
+ * Known limit: libpq resolves host names with a blocking getaddrinfo() inside
+ * PQconnectStartParams/PQconnectPoll, so a slow resolver can overrun the deadline. Use IP
+ * addresses (or hostaddr=) or a Unix socket where that matters.
+ *
+ * No global mutable state, no output, no exit: the host is a PAM module inside sshd or login. */
+#define _POSIX_C_SOURCE 200809L
+
+#include <errno.h>
+#include <libpq-fe.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "pbx/totp/db_plugin.h"
+
+#define PBX_EXPORT __attribute__((visibility("default")))
+
+struct pbx_db_conn {
+  PGconn* pg;
+  int dead; /* a deadline passed or the connection broke: every later exec is UNREACHABLE */
+};
+
+/* A pbx_db_result is a PGresult: the opaque pointer is converted back and forth, no wrapper. */
+static const PGresult* as_pg(const pbx_db_result* res) { return (const PGresult*)(const void*)res; }
+
+/* ---------------------------------------------------------------------------------------------
+ * Errors */
+
+static void set_error(pbx_db_error* err, int status, const char* sqlstate, const char* message) {
+  if (err == NULL) return;
+  err->status = status;
+  err->sqlstate[0] = '\0';
+  if (sqlstate != NULL && strlen(sqlstate) == 5) memcpy(err->sqlstate, sqlstate, 6);
+  /* One line: libpq and the server write several (DETAIL, HINT, "\tIs the server running"), and
+   * the caller puts this in a syslog line. Runs of whitespace become one space. */
+  size_t n = 0;
+  int space = 0;
+  for (const char* p = message != NULL ? message : ""; *p != '\0'; ++p) {
+    char c = *p;
+    if (c == '\n' || c == '\r' || c == '\t' || c == ' ') {
+      space = n > 0;
+      continue;
+    }
+    if ((unsigned char)c < 0x20 || c == 0x7f) c = '?';
+    if (space && n + 1 < sizeof err->message) err->message[n++] = ' ';
+    space = 0;
+    if (n + 1 < sizeof err->message) err->message[n++] = c;
+  }
+  err->message[n] = '\0';
+}
+
+static void set_ok(pbx_db_error* err) { set_error(err, PBX_DB_OK, NULL, ""); }
+
+/* ---------------------------------------------------------------------------------------------
+ * Time and waiting */
+
+static int64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+enum wait_result { WAIT_READY, WAIT_TIMEOUT, WAIT_ERROR };
+
+/* Waits until fd is ready for `events` or deadline_ms passes. The socket is looked up by the
+ * caller before every wait: libpq opens a new one for each address it tries. */
+static enum wait_result wait_socket(int fd, short events, int64_t deadline_ms) {
+  if (fd < 0) return WAIT_ERROR;
+  for (;;) {
+    int64_t left = deadline_ms - now_ms();
+    if (left <= 0) return WAIT_TIMEOUT;
+    struct pollfd pfd = {.fd = fd, .events = events, .revents = 0};
+    /* now_ms() rounds down, so a wait of `left` never ends before the deadline. */
+    int rc = poll(&pfd, 1, left > 60000 ? 60000 : (int)left);
+    if (rc > 0) return WAIT_READY; /* POLLERR/POLLHUP too: libpq's next call reports them */
+    if (rc < 0 && errno != EINTR) return WAIT_ERROR;
+  }
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Connecting */
+
+static void ignore_notice(void* arg, const char* message) {
+  (void)arg;
+  (void)message;
+}
+
+/* Drives one PQconnectStartParams attempt to the end or to deadline_ms. NULL on failure, with a
+ * one-line reason in why. */
+static PGconn* connect_one(const char* const* keys, const char* const* values, int64_t deadline_ms,
+                           char* why, size_t why_len) {
+  PGconn* pg = PQconnectStartParams(keys, values, 0);
+  if (pg == NULL) {
+    snprintf(why, why_len, "out of memory");
+    return NULL;
+  }
+  /* libpq's default notice processor prints server notices ("relation already exists,
+   * skipping") on stderr, which is the login's terminal or sshd's log: drop them. */
+  PQsetNoticeProcessor(pg, ignore_notice, NULL);
+  /* Per the libpq manual: start as if PQconnectPoll had answered PGRES_POLLING_WRITING. */
+  PostgresPollingStatusType st =
+      PQstatus(pg) == CONNECTION_BAD ? PGRES_POLLING_FAILED : PGRES_POLLING_WRITING;
+  while (st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
+    enum wait_result w =
+        wait_socket(PQsocket(pg), st == PGRES_POLLING_READING ? POLLIN : POLLOUT, deadline_ms);
+    if (w == WAIT_TIMEOUT) {
+      const char* host = PQhost(pg);
+      const char* port = PQport(pg);
+      snprintf(why, why_len, "timeout connecting to server at \"%s\", port %s",
+               host != NULL ? host : "?", port != NULL ? port : "?");
+      PQfinish(pg);
+      return NULL;
+    }
+    if (w == WAIT_ERROR) {
+      snprintf(why, why_len, "poll failed on the connection socket");
+      PQfinish(pg);
+      return NULL;
+    }
+    st = PQconnectPoll(pg);
+  }
+  if (st == PGRES_POLLING_FAILED) {
+    snprintf(why, why_len, "%s", PQerrorMessage(pg));
+    PQfinish(pg);
+    return NULL;
+  }
+  return pg;
+}
+
+/* The number of comma-separated elements of a libpq host/hostaddr/port list (0 for NULL/""). */
+static int list_count(const char* s) {
+  if (s == NULL || *s == '\0') return 0;
+  int n = 1;
+  for (; *s != '\0'; ++s) n += *s == ',';
+  return n;
+}
+
+/* Element i of a comma-separated list into out, which has room for the whole list. */
+static void list_item(const char* s, int i, char* out) {
+  for (; i > 0 && s != NULL; --i) {
+    s = strchr(s, ',');
+    if (s != NULL) ++s;
+  }
+  size_t n = 0;
+  for (; s != NULL && *s != '\0' && *s != ','; ++s) out[n++] = *s;
+  out[n] = '\0';
+}
+
+/* libpq walks a host list itself, but without a per-host timeout in its asynchronous API: a
+ * first host that accepts and never answers would use up the whole deadline, and the standby
+ * behind it would never be tried. So a host list is split here into one attempt per host (with
+ * its hostaddr and port), each given an equal share of the time left. */
+static PGconn* connect_hosts(PQconninfoOption* opts, int64_t deadline_ms, pbx_db_error* err) {
+  size_t nopts = 0, text = 0;
+  for (; opts[nopts].keyword != NULL; ++nopts)
+    text += opts[nopts].val ? strlen(opts[nopts].val) : 0;
+  const char** keys = calloc(nopts + 1, sizeof *keys);
+  const char** values = calloc(nopts + 1, sizeof *values);
+  char* item = malloc(3 * (text + 1)); /* one host, hostaddr and port of the lists at a time */
+  if (keys == NULL || values == NULL || item == NULL) {
+    free(keys);
+    free(values);
+    free(item);
+    set_error(err, PBX_DB_INTERNAL, NULL, "out of memory");
+    return NULL;
+  }
+  char* host = item;
+  char* addr = item + text + 1;
+  char* port = item + 2 * (text + 1);
+  int i_host = -1, i_addr = -1, i_port = -1;
+  size_t n = 0;
+  for (size_t i = 0; i < nopts; ++i) {
+    if (opts[i].val == NULL) continue; /* libpq fills in its defaults and PG* variables */
+    if (strcmp(opts[i].keyword, "host") == 0) i_host = (int)n;
+    if (strcmp(opts[i].keyword, "hostaddr") == 0) i_addr = (int)n;
+    if (strcmp(opts[i].keyword, "port") == 0) i_port = (int)n;
+    keys[n] = opts[i].keyword;
+    values[n] = opts[i].val;
+    ++n;
+  }
+  const char* hosts = i_host >= 0 ? values[i_host] : NULL;
+  const char* addrs = i_addr >= 0 ? values[i_addr] : NULL;
+  const char* ports = i_port >= 0 ? values[i_port] : NULL;
+  int nhosts = list_count(hosts) > list_count(addrs) ? list_count(hosts) : list_count(addrs);
+  /* Lists whose lengths do not match are left whole, for libpq to reject with its own message. */
+  int split = nhosts > 1 && (list_count(hosts) == 0 || list_count(hosts) == nhosts) &&
+              (list_count(addrs) == 0 || list_count(addrs) == nhosts) &&
+              (list_count(ports) <= 1 || list_count(ports) == nhosts);
+  if (!split) nhosts = 1;
+
+  char why[512];
+  char all_why[sizeof err->message] = "";
+  PGconn* pg = NULL;
+  for (int h = 0; h < nhosts && pg == NULL; ++h) {
+    int64_t now = now_ms();
+    if (now >= deadline_ms) {
+      snprintf(why, sizeof why,
+               h == 0 ? "deadline passed before connecting"
+                      : "deadline passed before the remaining hosts");
+    } else {
+      int64_t host_deadline = now + (deadline_ms - now) / (nhosts - h);
+      if (split && i_host >= 0) {
+        list_item(hosts, h, host);
+        values[i_host] = host;
+      }
+      if (split && i_addr >= 0) {
+        list_item(addrs, h, addr);
+        values[i_addr] = addr;
+      }
+      if (split && list_count(ports) > 1) {
+        list_item(ports, h, port);
+        values[i_port] = port;
+      }
+      why[0] = '\0';
+      pg =
+          connect_one(keys, values, h + 1 == nhosts ? deadline_ms : host_deadline, why, sizeof why);
+    }
+    if (pg == NULL) {
+      /* Keep every host's reason: "a: refused; b: timeout". */
+      size_t used = strlen(all_why);
+      snprintf(all_why + used, sizeof all_why - used, "%s%s", used > 0 ? "; " : "", why);
+      if (now >= deadline_ms) break;
+    }
+  }
+  free(keys);
+  free(values);
+  free(item);
+  if (pg == NULL) {
+    set_error(err, PBX_DB_UNREACHABLE, NULL, all_why);
+    return NULL;
+  }
+  return pg;
+}
+
+static pbx_db_conn* pg_connect(const char* conninfo, int64_t deadline_ms, pbx_db_error* err) {
+  if (conninfo == NULL) {
+    set_error(err, PBX_DB_INTERNAL, NULL, "no conninfo");
+    return NULL;
+  }
+  char* parse_error = NULL;
+  PQconninfoOption* opts = PQconninfoParse(conninfo, &parse_error);
+  if (opts == NULL) {
+    /* Most of libpq's parse errors quote a piece of the string ("missing "=" after "..."", a
+     * whole URI), which may be the password: only the unknown-keyword one is passed on. */
+    const char* why = "cannot parse the conninfo (its text is not shown: it may hold a password)";
+    if (parse_error == NULL) {
+      why = "out of memory parsing the conninfo";
+    } else if (strncmp(parse_error, "invalid connection option \"", 27) == 0) {
+      why = parse_error;
+    }
+    set_error(err, PBX_DB_INTERNAL, NULL, why);
+    PQfreemem(parse_error);
+    return NULL;
+  }
+  PGconn* pg = connect_hosts(opts, deadline_ms, err);
+  PQconninfoFree(opts);
+  if (pg == NULL) return NULL;
+
+  pbx_db_conn* conn = calloc(1, sizeof *conn);
+  if (conn == NULL || PQsetnonblocking(pg, 1) != 0) {
+    free(conn);
+    PQfinish(pg);
+    set_error(err, PBX_DB_INTERNAL, NULL, "out of memory");
+    return NULL;
+  }
+  conn->pg = pg;
+  set_ok(err);
+  return conn;
+}
+
+static void pg_finish(pbx_db_conn* conn) {
+  if (conn == NULL) return;
+  PQfinish(conn->pg);
+  free(conn);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Statements */
+
+/* Marks the connection dead and says why, with libpq's reason when it has one; every later exec
+ * returns UNREACHABLE at once. */
+static int unreachable(pbx_db_conn* conn, pbx_db_error* err, const char* why, int with_libpq) {
+  conn->dead = 1;
+  char message[sizeof err->message];
+  const char* libpq = PQerrorMessage(conn->pg);
+  if (with_libpq && libpq != NULL && *libpq != '\0') {
+    snprintf(message, sizeof message, "%s: %s", why, libpq);
+  } else {
+    snprintf(message, sizeof message, "%s", why);
+  }
+  set_error(err, PBX_DB_UNREACHABLE, NULL, message);
+  return PBX_DB_UNREACHABLE;
+}
+
+/* A server error for err. Data exceptions (SQLSTATE class 22: "invalid input syntax for type
+ * integer: "..."", bad encoding) quote the offending value in their primary message, and that
+ * value may be a parameter: their text is replaced. Other primary messages name objects, not
+ * values; DETAIL (which shows key values, e.g. for a unique violation) is never used. */
+static void server_error(const PGresult* res, pbx_db_error* err) {
+  const char* sqlstate = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+  const char* primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+  if (sqlstate != NULL && strncmp(sqlstate, "22", 2) == 0) {
+    primary = "data exception (message not shown: it may quote a parameter value)";
+  }
+  set_error(err, PBX_DB_FAILED, sqlstate, primary != NULL ? primary : PQresultErrorMessage(res));
+}
+
+/* Errors that mean the server went away or will not serve: the connection is finished. */
+static int is_connection_error(const char* sqlstate) {
+  if (sqlstate == NULL) return 0;
+  return strncmp(sqlstate, "08", 2) == 0 || strcmp(sqlstate, "57P01") == 0 ||
+         strcmp(sqlstate, "57P02") == 0 || strcmp(sqlstate, "57P03") == 0;
+}
+
+static int pg_exec(pbx_db_conn* conn, const char* sql, int nparams, const char* const* values,
+                   const int* lengths, const int* formats, int64_t deadline_ms, pbx_db_result** out,
+                   pbx_db_error* err) {
+  if (out != NULL) *out = NULL;
+  if (conn == NULL || sql == NULL || out == NULL || nparams < 0 ||
+      (nparams > 0 && values == NULL)) {
+    set_error(err, PBX_DB_INTERNAL, NULL, "bad arguments to exec");
+    return PBX_DB_INTERNAL;
+  }
+  for (int i = 0; formats != NULL && i < nparams; ++i) {
+    if (formats[i] == 1 && values[i] != NULL && lengths == NULL) {
+      set_error(err, PBX_DB_INTERNAL, NULL, "binary parameter without a length");
+      return PBX_DB_INTERNAL;
+    }
+  }
+  if (conn->dead || PQstatus(conn->pg) != CONNECTION_OK) {
+    conn->dead = 1;
+    set_error(err, PBX_DB_UNREACHABLE, NULL, "connection lost earlier");
+    return PBX_DB_UNREACHABLE;
+  }
+  if (now_ms() >= deadline_ms) return unreachable(conn, err, "deadline passed before sending", 0);
+
+  int sent = nparams == 0
+                 ? PQsendQuery(conn->pg, sql)
+                 : PQsendQueryParams(conn->pg, sql, nparams, NULL, values, lengths, formats, 0);
+  if (!sent) return unreachable(conn, err, "could not send the statement", 1);
+
+  /* Non-blocking mode: the statement may still sit in libpq's buffer. While writing, the server
+   * may be writing too; reading meanwhile keeps both sides from blocking on full buffers. */
+  int flush;
+  while ((flush = PQflush(conn->pg)) == 1) {
+    enum wait_result w = wait_socket(PQsocket(conn->pg), POLLIN | POLLOUT, deadline_ms);
+    if (w == WAIT_TIMEOUT) return unreachable(conn, err, "timeout waiting for the server", 0);
+    if (w == WAIT_ERROR || !PQconsumeInput(conn->pg)) {
+      return unreachable(conn, err, "connection broken while sending", 1);
+    }
+  }
+  if (flush < 0) return unreachable(conn, err, "connection broken while sending", 1);
+
+  /* Every result up to the terminating NULL must be read before the connection is idle again;
+   * the last one is the answer, the first error (the server stops there) the failure. */
+  PGresult* last = NULL;
+  PGresult* failed = NULL;
+  for (;;) {
+    while (PQisBusy(conn->pg)) {
+      enum wait_result w = wait_socket(PQsocket(conn->pg), POLLIN, deadline_ms);
+      if (w != WAIT_READY || !PQconsumeInput(conn->pg)) {
+        PQclear(last);
+        PQclear(failed);
+        if (w == WAIT_TIMEOUT) return unreachable(conn, err, "timeout waiting for the server", 0);
+        return unreachable(conn, err, "connection broken while waiting", 1);
+      }
+    }
+    PGresult* res = PQgetResult(conn->pg);
+    if (res == NULL) break;
+    ExecStatusType st = PQresultStatus(res);
+    if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH) {
+      /* Nothing here speaks COPY; the connection cannot go back to idle without it. */
+      PQclear(res);
+      PQclear(last);
+      PQclear(failed);
+      conn->dead = 1;
+      set_error(err, PBX_DB_INTERNAL, NULL, "COPY is not supported");
+      return PBX_DB_INTERNAL;
+    }
+    if (st == PGRES_FATAL_ERROR || st == PGRES_BAD_RESPONSE || st == PGRES_NONFATAL_ERROR) {
+      if (failed == NULL) {
+        failed = res;
+      } else {
+        PQclear(res);
+      }
+      continue;
+    }
+    PQclear(last);
+    last = res;
+  }
+
+  if (failed != NULL) {
+    PQclear(last);
+    const char* sqlstate = PQresultErrorField(failed, PG_DIAG_SQLSTATE);
+    /* libpq's own reports of a lost connection carry no SQLSTATE. */
+    if (PQstatus(conn->pg) != CONNECTION_OK || sqlstate == NULL || is_connection_error(sqlstate)) {
+      conn->dead = 1;
+      set_error(err, PBX_DB_UNREACHABLE, sqlstate, PQresultErrorMessage(failed));
+      PQclear(failed);
+      return PBX_DB_UNREACHABLE;
+    }
+    server_error(failed, err);
+    PQclear(failed);
+    return PBX_DB_FAILED;
+  }
+  if (PQstatus(conn->pg) != CONNECTION_OK) {
+    PQclear(last);
+    return unreachable(conn, err, "connection broken", 1);
+  }
+  if (last == NULL) { /* a statement text that is only whitespace or comments */
+    last = PQmakeEmptyPGresult(conn->pg, PGRES_EMPTY_QUERY);
+    if (last == NULL) {
+      set_error(err, PBX_DB_INTERNAL, NULL, "out of memory");
+      return PBX_DB_INTERNAL;
+    }
+  }
+  *out = (pbx_db_result*)(void*)last;
+  set_ok(err);
+  return PBX_DB_OK;
+}
+
+static int pg_ntuples(const pbx_db_result* res) { return res == NULL ? 0 : PQntuples(as_pg(res)); }
+
+static int pg_nfields(const pbx_db_result* res) { return res == NULL ? 0 : PQnfields(as_pg(res)); }
+
+static const char* pg_value(const pbx_db_result* res, int row, int col) {
+  if (res == NULL || row < 0 || col < 0 || row >= PQntuples(as_pg(res)) ||
+      col >= PQnfields(as_pg(res)) || PQgetisnull(as_pg(res), row, col)) {
+    return NULL;
+  }
+  return PQgetvalue(as_pg(res), row, col);
+}
+
+static void pg_clear(pbx_db_result* res) { PQclear((PGresult*)(void*)res); }
+
+/* ---------------------------------------------------------------------------------------------
+ * Facts for doctor */
+
+static int put(char* out, size_t out_len, const char* value) {
+  /* A value that does not fit is not reported rather than reported cut short. */
+  if (value == NULL || strlen(value) >= out_len) return 0;
+  memcpy(out, value, strlen(value) + 1);
+  return 1;
+}
+
+static int pg_info(const pbx_db_conn* conn, const char* key, char* out, size_t out_len) {
+  if (conn == NULL || key == NULL || out == NULL || out_len == 0) return 0;
+  out[0] = '\0';
+  PGconn* pg = conn->pg;
+  if (strcmp(key, "host") == 0) return put(out, out_len, PQhost(pg));
+  if (strcmp(key, "port") == 0) return put(out, out_len, PQport(pg));
+  if (strcmp(key, "dbname") == 0) return put(out, out_len, PQdb(pg));
+  if (strcmp(key, "user") == 0) return put(out, out_len, PQuser(pg));
+  if (strcmp(key, "ssl") == 0) return put(out, out_len, PQsslInUse(pg) ? "on" : "off");
+  if (strcmp(key, "gssenc") == 0) return put(out, out_len, PQgssEncInUse(pg) ? "on" : "off");
+  if (strcmp(key, "ssl_protocol") == 0) {
+    return put(out, out_len, PQsslAttribute(pg, "protocol"));
+  }
+  if (strcmp(key, "ssl_cipher") == 0) {
+    return put(out, out_len, PQsslAttribute(pg, "cipher"));
+  }
+  if (strcmp(key, "server_version") == 0) {
+    int v = PQserverVersion(pg); /* 150018 for 15.18; 0 when unknown */
+    if (v <= 0) return 0;
+    char text[32];
+    if (v >= 100000) {
+      snprintf(text, sizeof text, "%d.%d", v / 10000, v % 10000);
+    } else { /* before 10: 90624 is 9.6.24 */
+      snprintf(text, sizeof text, "%d.%d.%d", v / 10000, v / 100 % 100, v % 100);
+    }
+    return put(out, out_len, text);
+  }
+  if (strcmp(key, "sslmode") == 0) {
+    PQconninfoOption* opts = PQconninfo(pg);
+    int found = 0;
+    for (PQconninfoOption* o = opts; o != NULL && o->keyword != NULL; ++o) {
+      if (strcmp(o->keyword, "sslmode") == 0) {
+        found = put(out, out_len, o->val);
+        break;
+      }
+    }
+    PQconninfoFree(opts);
+    return found;
+  }
+  return 0;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * The one exported symbol */
+
+PBX_EXPORT const pbx_db_plugin* pbx_db_plugin_v1(void);
+
+const pbx_db_plugin* pbx_db_plugin_v1(void) {
+  static const pbx_db_plugin kPlugin = {
+      .abi = PBX_DB_PLUGIN_ABI,
+      .connect = pg_connect,
+      .finish = pg_finish,
+      .exec = pg_exec,
+      .ntuples = pg_ntuples,
+      .nfields = pg_nfields,
+      .value = pg_value,
+      .clear = pg_clear,
+      .info = pg_info,
+  };
+  return &kPlugin;
+}
