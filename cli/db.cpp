@@ -105,7 +105,8 @@ Command add_db(CLI::App& app) {
   migrate->add_option("--from", *from, "where the enrollments are now")
       ->required()
       ->check(CLI::IsMember({"files"}));
-  return {sub, [init, migrate](Session& s) -> int {
+  // `from` is captured to keep --from's target alive while CLI11 parses into it.
+  return {sub, [init, migrate, from](Session& s) -> int {
             if (init->parsed()) return db_init(s);
             if (migrate->parsed()) return db_migrate(s);
             return fail(s, kExitUsage, "db: init or migrate");

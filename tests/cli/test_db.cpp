@@ -1,0 +1,213 @@
+// db init, db migrate --from files, break-glass, doctor's database checks, and every other
+// subcommand on the database store. DbCliTest runs against the throwaway cluster (ctest pg.*).
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <nlohmann/json.hpp>
+
+#include "enroll_fixture.hpp"
+#include "pbx/totp/break_glass.hpp"
+#include "pg_test_db.hpp"
+
+namespace pbx::cli::testing {
+namespace {
+
+using totp::testing::PgSchema;
+
+std::map<std::string, std::string> doctor_checks(const std::string& json_text) {
+  std::map<std::string, std::string> by_name;
+  auto j = nlohmann::json::parse(json_text);
+  for (const auto& c : j.at("checks")) {
+    by_name[c.at("name").get<std::string>()] =
+        c.at("status").get<std::string>() + " " + c.at("message").get<std::string>();
+  }
+  return by_name;
+}
+
+class DbCliTest : public CliTest {
+ protected:
+  void SetUp() override {
+    CliTest::SetUp();
+    schema_ = std::make_unique<PgSchema>();
+    use_database(schema_->conninfo());
+  }
+  void use_database(const std::string& conninfo) {
+    write_config("recovery_codes = 2\nstore = postgresql\npg_conninfo = " + conninfo +
+                 "\npg_plugin = " + totp::testing::pg_plugin_path() +
+                 "\nfleet_key = " + key_path() + "\n");
+  }
+  void use_files() { write_config("recovery_codes = 2\n"); }
+  std::string key_path() const { return tmp_ / "fleet.key"; }
+  // Enrolls `name` without confirmation and returns the JSON the CLI printed.
+  nlohmann::json enroll(const std::string& name) {
+    clear();
+    EXPECT_EQ(run_cli({"enroll", "--user", name, "--no-confirm", "--json", "--qr", "none"}), 0)
+        << err();
+    return nlohmann::json::parse(out());
+  }
+  nlohmann::json status(const std::string& name) {
+    clear();
+    EXPECT_EQ(run_cli({"status", "--user", name, "--json"}), 0) << err();
+    return nlohmann::json::parse(out());
+  }
+  int verify(const std::string& name, const std::string& code) {
+    clear();
+    return run_cli({"verify", "--user", name, code});
+  }
+  std::unique_ptr<PgSchema> schema_;
+};
+
+TEST_F(DbCliTest, InitMakesTheKeyAndSchemaOnceAndIsIdempotent) {
+  ASSERT_EQ(run_cli({"db", "init"}), 0) << err();
+  EXPECT_NE(out().find("created the fleet key"), std::string::npos) << out();
+  EXPECT_NE(out().find("schema created (version 1)"), std::string::npos) << out();
+  struct stat st {};
+  ASSERT_EQ(::lstat(key_path().c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0400U);
+  EXPECT_EQ(st.st_size, 32);
+  clear();
+  ASSERT_EQ(run_cli({"db", "init"}), 0) << err();
+  EXPECT_NE(out().find("nothing to do"), std::string::npos) << out();
+  EXPECT_EQ(out().find("created the fleet key"), std::string::npos) << out();
+  EXPECT_EQ(schema_->exec("SELECT count(*) FROM pbx_mfa_schema"), "1");
+  ASSERT_FALSE(audit_.empty());
+  EXPECT_NE(audit_.front().find("db-init"), std::string::npos);
+}
+
+TEST_F(DbCliTest, EverySubcommandWorksOnTheDatabase) {
+  ASSERT_EQ(run_cli({"db", "init"}), 0) << err();
+  auto j = enroll("daemon");
+  std::string uri = j.at("otpauth_uri");
+  auto st = status("daemon");
+  EXPECT_EQ(st.at("enrolled"), true);
+  EXPECT_EQ(st.at("recovery_codes_left"), 2);
+  EXPECT_EQ(verify("daemon", code_for(uri, kNow)), 0) << err();
+  EXPECT_EQ(verify("daemon", code_for(uri, kNow)), 1) << "replayed";
+  EXPECT_EQ(verify("daemon", j.at("recovery_codes")[0].get<std::string>()), 0) << err();
+  EXPECT_EQ(status("daemon").at("recovery_codes_left"), 1);
+  clear();
+  ASSERT_EQ(run_cli({"recovery-codes", "--user", "daemon", "--json"}), 0) << err();
+  EXPECT_EQ(status("daemon").at("recovery_codes_left"), 2);
+  for (int i = 0; i < 5; ++i) verify("daemon", "000000");
+  EXPECT_NE(status("daemon").at("locked_until"), nullptr);
+  clear();
+  ASSERT_EQ(run_cli({"unlock", "--user", "daemon"}), 0) << err();
+  EXPECT_EQ(status("daemon").at("locked_until"), nullptr);
+  clear();
+  ASSERT_EQ(run_cli({"reset", "--user", "daemon"}), 0) << err();
+  clear();
+  EXPECT_EQ(run_cli({"status", "--user", "daemon"}), 3) << out() << err();  // not enrolled
+  EXPECT_EQ(schema_->exec("SELECT count(*) FROM pbx_mfa_enrollment"), "0");
+}
+
+TEST_F(DbCliTest, MigrateKeepsRecoveryCodesAndTheReplayMark) {
+  // On files first: enrolled, logged in once, one recovery code used, one failure.
+  use_files();
+  auto j = enroll("daemon");
+  std::string uri = j.at("otpauth_uri");
+  ASSERT_EQ(verify("daemon", code_for(uri, kNow)), 0) << err();
+  ASSERT_EQ(verify("daemon", j.at("recovery_codes")[0].get<std::string>()), 0) << err();
+  ASSERT_EQ(verify("daemon", "000000"), 1);
+  auto on_files = status("daemon");
+
+  use_database(schema_->conninfo());
+  ASSERT_EQ(run_cli({"db", "init"}), 0) << err();
+  clear();
+  ASSERT_EQ(run_cli({"db", "migrate", "--from", "files"}), 0) << err();
+  EXPECT_NE(out().find("daemon: copied (1 recovery code left"), std::string::npos) << out();
+  EXPECT_NE(out().find("1 copied, 0 already in the database, 0 failed"), std::string::npos)
+      << out();
+  auto on_db = status("daemon");
+  EXPECT_EQ(on_db.at("recovery_codes_left"), 1);
+  EXPECT_EQ(on_db.at("failures"), on_files.at("failures"));
+  EXPECT_EQ(on_db.at("last_success"), on_files.at("last_success"));
+  // The code used on files stays used; so does the recovery code; the other one works.
+  EXPECT_EQ(verify("daemon", code_for(uri, kNow)), 1) << "a code used before the move";
+  EXPECT_EQ(verify("daemon", j.at("recovery_codes")[0].get<std::string>()), 1);
+  EXPECT_EQ(verify("daemon", j.at("recovery_codes")[1].get<std::string>()), 0) << err();
+  clock_.set(kNow + 30);
+  EXPECT_EQ(verify("daemon", code_for(uri, kNow + 30)), 0) << err();
+  // Again: already there, kept as it is (not overwritten with the older file state).
+  clear();
+  ASSERT_EQ(run_cli({"db", "migrate", "--from", "files"}), 0) << err();
+  EXPECT_NE(out().find("daemon: already in the database, kept"), std::string::npos) << out();
+  EXPECT_EQ(status("daemon").at("recovery_codes_left"), 0);
+}
+
+TEST_F(DbCliTest, DoctorChecksTheDatabase) {
+  std::vector<std::string> args = {"doctor", "--json", "--pam-dir", tmp_.path(), "--sshd-config",
+                                   tmp_ / "none"};
+  clear();
+  run_cli(args);
+  auto checks = doctor_checks(out());
+  EXPECT_EQ(checks["fleet-key"].rfind("FAIL", 0), 0U) << checks["fleet-key"];
+  EXPECT_EQ(checks["db-connect"].rfind("PASS", 0), 0U) << checks["db-connect"];
+  EXPECT_EQ(checks["db-tls"].rfind("PASS", 0), 0U) << checks["db-tls"];  // Unix socket
+  EXPECT_EQ(checks["db-schema"].rfind("FAIL", 0), 0U) << checks["db-schema"];
+  EXPECT_EQ(checks["break-glass"].rfind("WARN", 0), 0U) << checks["break-glass"];
+
+  ASSERT_EQ(run_cli({"db", "init"}), 0) << err();
+  ASSERT_EQ(run_cli({"break-glass", "--json"}), 0) << err();
+  clear();
+  run_cli(args);
+  checks = doctor_checks(out());
+  EXPECT_EQ(checks["fleet-key"].rfind("PASS", 0), 0U) << checks["fleet-key"];
+  EXPECT_EQ(checks["db-schema"].rfind("PASS", 0), 0U) << checks["db-schema"];
+  EXPECT_EQ(checks["db-key"].rfind("PASS", 0), 0U) << checks["db-key"];
+  EXPECT_EQ(checks["break-glass"].rfind("PASS 5 unused", 0), 0U) << checks["break-glass"];
+
+  // TLS without verifying the server: a warning.
+  use_database(totp::testing::pg_cluster_conninfo("conninfo_tls") +
+               " options='-csearch_path=" + schema_->name() + "'");
+  clear();
+  run_cli(args);
+  checks = doctor_checks(out());
+  EXPECT_EQ(checks["db-tls"].rfind("WARN", 0), 0U) << checks["db-tls"];
+  EXPECT_NE(checks["db-tls"].find("TLSv1."), std::string::npos) << checks["db-tls"];
+
+  // Another key: every row would be refused.
+  ASSERT_TRUE(totp::testing::write_file(key_path(), std::string(32, 'q'), 0400));
+  clear();
+  EXPECT_EQ(run_cli(args), 1);
+  checks = doctor_checks(out());
+  EXPECT_EQ(checks["db-key"].rfind("FAIL", 0), 0U) << checks["db-key"];
+
+  // Nothing listening.
+  use_database("host=127.0.0.1 port=1 user=postgres");
+  clear();
+  EXPECT_EQ(run_cli(args), 1);
+  checks = doctor_checks(out());
+  EXPECT_EQ(checks["db-connect"].rfind("FAIL", 0), 0U) << checks["db-connect"];
+}
+
+class BreakGlassCliTest : public CliTest {};
+
+TEST_F(BreakGlassCliTest, MakesHashedCodesOnlyForTheDatabaseStoreAndOnlyForRoot) {
+  EXPECT_EQ(run_cli({"break-glass"}), 2) << "store = files has no use for them";
+  EXPECT_NE(err().find("store = postgresql"), std::string::npos) << err();
+  write_config("store = postgresql\npg_conninfo = host=/nonexistent\n");
+  clear();
+  ASSERT_EQ(run_cli({"break-glass", "--count", "3", "--json"}), 0) << err();
+  auto j = nlohmann::json::parse(out());
+  ASSERT_EQ(j.at("codes").size(), 3U);
+  std::string file = totp::testing::read_file(state_dir_ + "/break-glass").value_or("");
+  ASSERT_NE(file, "");
+  for (const auto& c : j.at("codes")) {
+    std::string code = c.get<std::string>();
+    EXPECT_EQ(code.size(), 19U) << code;
+    EXPECT_EQ(file.find(code), std::string::npos) << "stored in clear";
+  }
+  ASSERT_FALSE(audit_.empty());
+  EXPECT_NE(audit_.back().find("break-glass codes=3"), std::string::npos) << audit_.back();
+  for (const auto& line : audit_) {
+    for (const auto& c : j.at("codes")) EXPECT_EQ(line.find(c.get<std::string>()), std::string::npos);
+  }
+  clear();
+  EXPECT_EQ(run_cli({"break-glass", "--count", "21"}), 2);
+  become("daemon");
+  clear();
+  EXPECT_EQ(run_cli({"break-glass"}), 4);
+}
+
+}  // namespace
+}  // namespace pbx::cli::testing
