@@ -44,7 +44,10 @@ typedef struct pbx_db_plugin {
   unsigned abi; /* PBX_DB_PLUGIN_ABI */
 
   /* Connects (libpq conninfo string or URI; host lists allowed, tried in order) before
-   * deadline_ms. NULL on failure, with err filled in (status UNREACHABLE or INTERNAL). */
+   * deadline_ms. NULL on failure, with err filled in (status UNREACHABLE, FAILED or INTERNAL).
+   * Parameters the conninfo leaves out are libpq's compiled defaults, never the PG* variables
+   * of the caller's environment: while one that would matter is set, connect refuses (FAILED,
+   * the message names it). */
   pbx_db_conn* (*connect)(const char* conninfo, int64_t deadline_ms, pbx_db_error* err);
   /* Closes the connection without waiting for the server. NULL is fine. */
   void (*finish)(pbx_db_conn* conn);
