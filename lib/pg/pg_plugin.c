@@ -97,18 +97,109 @@ static void ignore_notice(void* arg, const char* message) {
   (void)message;
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * Why a connection attempt failed
+ *
+ * UNREACHABLE lets break-glass codes in, so it is kept for "could not get there" and "cannot
+ * serve now"; a server (or the TLS check) that says no is FAILED. libpq gives no SQLSTATE for a
+ * failed connection, so the plugin goes by how far the attempt got, which it sees between
+ * PQconnectPoll calls:
+ *   - a transport connection was made (libpq always stops at CONNECTION_MADE after connect()
+ *     succeeds, before it sends anything): whatever failed after that was an answer, so FAILED
+ *     (authentication, unknown role or database, pg_hba.conf, TLS verification, requirepeer),
+ *     unless the message contains one of kCannotServeNow;
+ *   - a connect() was under way (CONNECTION_STARTED) and never completed: refused, no route,
+ *     reset: UNREACHABLE;
+ *   - nothing got that far (a Unix socket connect() fails at once, as do host name lookups and
+ *     libpq's checks of the parameter values): UNREACHABLE when the message names the attempt
+ *     (a socket path ".s.PGSQL." in any language; "connection to server at" or "could not
+ *     translate host name" in English) and is not about an option value, else FAILED (a bad
+ *     conninfo).
+ * The texts are the server's (English in the project's clusters) and libpq's; PGLOCALEDIR is
+ * refused, so the catalogs are the system's. A server or a libpq translated into another
+ * language may be misclassified: then "cannot serve now" or a lost connection becomes FAILED,
+ * and the login fails closed either way (FAILED refuses the login, UNREACHABLE too unless a
+ * break-glass code is typed). A timeout of the plugin's own deadline is always UNREACHABLE. */
+
+/* Server messages (SQLSTATE 57P03 cannot_connect_now, 53300 too_many_connections, a postmaster
+ * that could not fork), libpq's for target_session_attrs (the server is up but not the kind
+ * asked for) and for a connection lost before an answer (a TCP proxy whose database is down
+ * accepts and closes), and PgBouncer's for a database behind it that is down. */
+static const char* const kCannotServeNow[] = {
+    "the database system is starting up",
+    "the database system is shutting down",
+    "the database system is in recovery mode",
+    "the database system is not yet accepting connections",
+    "the database system is not accepting connections",
+    "sorry, too many clients already",
+    "remaining connection slots are reserved",
+    "too many connections for role",
+    "too many connections for database",
+    "could not fork new process for connection",
+    "server is in hot standby mode",
+    "server is not in hot standby mode",
+    "session is read-only",
+    "session is not read-only",
+    "server closed the connection unexpectedly",
+    "could not receive data from server",
+    "SSL SYSCALL error: EOF detected",
+    "pgbouncer cannot connect to server",
+};
+
+enum reached { REACHED_NOTHING, REACHED_CONNECTING, REACHED_CONNECTED };
+
+static enum reached reached_by(ConnStatusType st) {
+  switch (st) {
+    case CONNECTION_STARTED:
+      return REACHED_CONNECTING;
+    case CONNECTION_MADE:
+    case CONNECTION_AWAITING_RESPONSE:
+    case CONNECTION_AUTH_OK:
+    case CONNECTION_SETENV:
+    case CONNECTION_SSL_STARTUP:
+    case CONNECTION_GSS_STARTUP:
+    case CONNECTION_CHECK_WRITABLE:
+    case CONNECTION_CONSUME:
+    case CONNECTION_CHECK_TARGET:
+    case CONNECTION_CHECK_STANDBY:
+      return REACHED_CONNECTED;
+    default:
+      return REACHED_NOTHING;
+  }
+}
+
+static int classify_failure(enum reached reached, const char* message) {
+  if (message == NULL) message = "";
+  if (reached == REACHED_CONNECTED) {
+    for (size_t i = 0; i < sizeof kCannotServeNow / sizeof kCannotServeNow[0]; ++i) {
+      if (strstr(message, kCannotServeNow[i]) != NULL) return PBX_DB_UNREACHABLE;
+    }
+    return PBX_DB_FAILED;
+  }
+  if (reached == REACHED_CONNECTING) return PBX_DB_UNREACHABLE;
+  int names_attempt = strstr(message, "/.s.PGSQL.") != NULL ||
+                      strstr(message, "connection to server at \"") != NULL ||
+                      strstr(message, "could not translate host name") != NULL;
+  /* "connection to server at ... failed: invalid integer value "x" for connection option
+   * "keepalives"": libpq checks some values only when it sets up the socket. */
+  int about_option = strstr(message, "for connection option") != NULL;
+  return names_attempt && !about_option ? PBX_DB_UNREACHABLE : PBX_DB_FAILED;
+}
+
 /* Drives one PQconnectStartParams attempt to the end or to deadline_ms. NULL on failure, with a
- * one-line reason in why. */
+ * one-line reason in why and UNREACHABLE, FAILED or INTERNAL in *status. */
 static PGconn* connect_one(const char* const* keys, const char* const* values, int64_t deadline_ms,
-                           char* why, size_t why_len) {
+                           char* why, size_t why_len, int* status) {
   PGconn* pg = PQconnectStartParams(keys, values, 0);
   if (pg == NULL) {
     snprintf(why, why_len, "out of memory");
+    *status = PBX_DB_INTERNAL;
     return NULL;
   }
   /* libpq's default notice processor prints server notices ("relation already exists,
    * skipping") on stderr, which is the login's terminal or sshd's log: drop them. */
   PQsetNoticeProcessor(pg, ignore_notice, NULL);
+  enum reached reached = reached_by(PQstatus(pg));
   /* Per the libpq manual: start as if PQconnectPoll had answered PGRES_POLLING_WRITING. */
   PostgresPollingStatusType st =
       PQstatus(pg) == CONNECTION_BAD ? PGRES_POLLING_FAILED : PGRES_POLLING_WRITING;
@@ -121,17 +212,22 @@ static PGconn* connect_one(const char* const* keys, const char* const* values, i
       snprintf(why, why_len, "timeout connecting to server at \"%s\", port %s",
                host != NULL ? host : "?", port != NULL ? port : "?");
       PQfinish(pg);
+      *status = PBX_DB_UNREACHABLE;
       return NULL;
     }
     if (w == WAIT_ERROR) {
       snprintf(why, why_len, "poll failed on the connection socket");
       PQfinish(pg);
+      *status = PBX_DB_UNREACHABLE;
       return NULL;
     }
     st = PQconnectPoll(pg);
+    enum reached now = reached_by(PQstatus(pg));
+    if (now > reached) reached = now;
   }
   if (st == PGRES_POLLING_FAILED) {
     snprintf(why, why_len, "%s", PQerrorMessage(pg));
+    *status = classify_failure(reached, PQerrorMessage(pg));
     PQfinish(pg);
     return NULL;
   }
@@ -430,6 +526,8 @@ static PGconn* connect_hosts(const PQconninfoOption* opts, struct params* p, int
   char why[512];
   char all_why[sizeof err->message] = "";
   PGconn* pg = NULL;
+  /* FAILED when some server said no, even if others could not be reached. */
+  int status = PBX_DB_UNREACHABLE;
   for (int h = 0; h < nhosts && pg == NULL; ++h) {
     int64_t now = now_ms();
     if (now >= deadline_ms) {
@@ -452,8 +550,13 @@ static PGconn* connect_hosts(const PQconninfoOption* opts, struct params* p, int
         p->values[i_port] = port[0] != '\0' ? port : port_default;
       }
       why[0] = '\0';
+      int host_status = PBX_DB_UNREACHABLE;
       pg = connect_one(p->keys, p->values, h + 1 == nhosts ? deadline_ms : host_deadline, why,
-                       sizeof why);
+                       sizeof why, &host_status);
+      if (pg == NULL && (host_status == PBX_DB_FAILED || host_status == PBX_DB_INTERNAL) &&
+          status != PBX_DB_FAILED) {
+        status = host_status;
+      }
     }
     if (pg == NULL) {
       /* Keep every host's reason: "a: refused; b: timeout". */
@@ -464,7 +567,7 @@ static PGconn* connect_hosts(const PQconninfoOption* opts, struct params* p, int
   }
   free(item);
   if (pg == NULL) {
-    set_error(err, PBX_DB_UNREACHABLE, NULL, all_why);
+    set_error(err, status, NULL, all_why);
     return NULL;
   }
   return pg;

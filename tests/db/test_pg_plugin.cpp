@@ -933,7 +933,7 @@ TEST_F(PgPluginTest, HomeOfTheCallerDoesNotChooseTheTrustedCertificates) {
       "host=127.0.0.1 port=" + port_ + " user=postgres dbname=postgres sslmode=verify-ca";
   ScopedEnv env_home("HOME", home.path());
   pbx_db_error err = connect_fails(conninfo);
-  EXPECT_NE(err.status, PBX_DB_OK) << err.message;
+  EXPECT_EQ(err.status, PBX_DB_FAILED) << err.message;  // a certificate check that failed
   EXPECT_EQ(std::string(err.message).find(home.path()), std::string::npos) << err.message;
   // The same file named in the conninfo is trusted.
   pbx_db_conn* c = connect(conninfo + " sslrootcert=" + home.path() + "/.postgresql/root.crt");
@@ -983,6 +983,162 @@ TEST_F(PgPluginTest, NoEnvironmentConnectsAsBefore) {
     ASSERT_NE(c, nullptr) << conninfo;
     EXPECT_EQ(scalar(c, "SELECT current_user"), "postgres");
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A server that answers "no" is not an unreachable server: UNREACHABLE lets break-glass codes
+// in, so only "could not get there" (no connection, a timeout, a connection lost before an
+// answer) and "cannot serve now" (starting up, shutting down, in recovery, too many clients,
+// not the kind of server asked for) are UNREACHABLE; a refusal is FAILED.
+
+TEST_F(PgPluginTest, UnknownRoleIsFailed) {
+  for (const std::string& base : {"host=" + socketdir_ + " port=" + port_,
+                                  "host=127.0.0.1 port=" + port_ + " sslmode=require"}) {
+    pbx_db_error err = connect_fails(base + " user=pbx_no_such_role dbname=postgres");
+    EXPECT_EQ(err.status, PBX_DB_FAILED) << err.message;
+    EXPECT_NE(std::string(err.message).find("pbx_no_such_role"), std::string::npos) << err.message;
+  }
+}
+
+TEST_F(PgPluginTest, UnknownDatabaseIsFailed) {
+  pbx_db_error err = connect_fails(socket_conninfo_without("dbname") + " dbname=pbx_no_such_db");
+  EXPECT_EQ(err.status, PBX_DB_FAILED) << err.message;
+  EXPECT_NE(std::string(err.message).find("pbx_no_such_db"), std::string::npos) << err.message;
+}
+
+TEST_F(PgPluginTest, PgHbaRejectionIsFailed) {
+  // The cluster's pg_hba.conf has no line for replication connections.
+  pbx_db_error err = connect_fails(conninfo_ + " replication=true");
+  EXPECT_EQ(err.status, PBX_DB_FAILED) << err.message;
+  EXPECT_NE(std::string(err.message).find("pg_hba.conf"), std::string::npos) << err.message;
+}
+
+TEST_F(PgPluginTest, TlsVerificationFailureIsFailed) {
+  std::string tcp = "host=127.0.0.1 port=" + port_ + " user=postgres dbname=postgres";
+  std::string server_crt = datadir_ + "/server.crt";  // self-signed, CN=127.0.0.1
+  // The certificate verifies when it is the trusted root and the name matches.
+  pbx_db_conn* c = connect(tcp + " sslmode=verify-full sslrootcert=" + server_crt);
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(info(c, "ssl"), "on");
+
+  std::vector<std::string> failing = {
+      // The name does not match.
+      "host=localhost port=" + port_ +
+          " user=postgres dbname=postgres sslmode=verify-full sslrootcert=" + server_crt,
+  };
+  // No trusted root at all (the effective user's ~/.postgresql/root.crt).
+  std::error_code ec;
+  if (!std::filesystem::exists(euid_home() + "/.postgresql/root.crt", ec)) {
+    failing.push_back(tcp + " sslmode=verify-full");
+  }
+  // A trusted root that did not sign it.
+  if (std::filesystem::exists("/etc/ssl/certs/ca-certificates.crt", ec)) {
+    failing.push_back(tcp + " sslmode=verify-ca sslrootcert=/etc/ssl/certs/ca-certificates.crt");
+  }
+  for (const std::string& conninfo : failing) {
+    pbx_db_error err = connect_fails(conninfo);
+    EXPECT_EQ(err.status, PBX_DB_FAILED) << conninfo << ": " << err.message;
+  }
+}
+
+TEST_F(PgPluginTest, InvalidParameterValuesAreFailed) {
+  for (const std::string& bad :
+       {conninfo_ + " sslmode=bogus", conninfo_ + " target_session_attrs=bogus",
+        conninfo_tls_ + " ssl_min_protocol_version=TLSv9",
+        "host=127.0.0.1 port=" + port_ + " keepalives=x user=postgres dbname=postgres",
+        "host=a,b hostaddr=127.0.0.1 port=" + port_, "hostaddr=300.1.2.3 port=" + port_}) {
+    pbx_db_error err = connect_fails(bad);
+    EXPECT_EQ(err.status, PBX_DB_FAILED) << bad << ": " << err.message;
+  }
+}
+
+TEST_F(PgPluginTest, ServerThatCannotServeNowIsUnreachable) {
+  const std::vector<std::pair<std::string, std::string>> answers = {
+      {"57P03", "the database system is starting up"},
+      {"57P03", "the database system is shutting down"},
+      {"57P03", "the database system is in recovery mode"},
+      {"57P03", "the database system is not yet accepting connections"},
+      {"53300", "sorry, too many clients already"},
+      {"53300",
+       "remaining connection slots are reserved for non-replication superuser connections"},
+  };
+  for (const auto& [sqlstate, message] : answers) {
+    FakeServer server(sqlstate, message);
+    ASSERT_NE(server.port(), 0);
+    pbx_db_error err = connect_fails("host=127.0.0.1 port=" + std::to_string(server.port()) +
+                                     " user=postgres dbname=postgres");
+    EXPECT_EQ(err.status, PBX_DB_UNREACHABLE) << err.message;
+    EXPECT_NE(std::string(err.message).find(message), std::string::npos) << err.message;
+  }
+}
+
+TEST_F(PgPluginTest, ServerThatSaysNoIsFailed) {
+  const std::vector<std::pair<std::string, std::string>> answers = {
+      {"28P01", "password authentication failed for user \"postgres\""},
+      {"28000",
+       "no pg_hba.conf entry for host \"127.0.0.1\", user \"postgres\", database "
+       "\"postgres\", no encryption"},
+      {"28000", "role \"postgres\" is not permitted to log in"},
+      {"42501", "permission denied for database \"postgres\""},
+      {"XX000", "something nobody expected"},
+  };
+  for (const auto& [sqlstate, message] : answers) {
+    FakeServer server(sqlstate, message);
+    ASSERT_NE(server.port(), 0);
+    pbx_db_error err = connect_fails("host=127.0.0.1 port=" + std::to_string(server.port()) +
+                                     " user=postgres dbname=postgres");
+    EXPECT_EQ(err.status, PBX_DB_FAILED) << err.message;
+    EXPECT_NE(std::string(err.message).find(message), std::string::npos) << err.message;
+  }
+}
+
+// A TCP proxy in front of a database that is down accepts and closes.
+TEST_F(PgPluginTest, ConnectionClosedBeforeAnAnswerIsUnreachable) {
+  FakeServer server("", "");
+  ASSERT_NE(server.port(), 0);
+  pbx_db_error err = connect_fails("host=127.0.0.1 port=" + std::to_string(server.port()) +
+                                   " user=postgres dbname=postgres");
+  EXPECT_EQ(err.status, PBX_DB_UNREACHABLE) << err.message;
+}
+
+TEST_F(PgPluginTest, RoleConnectionLimitIsUnreachable) {
+  pbx_db_conn* admin = connect(conninfo_);
+  ASSERT_NE(admin, nullptr);
+  std::string role = "pbx_limited_" + std::to_string(::getpid());
+  ASSERT_EQ(exec(admin, "CREATE ROLE " + role + " LOGIN CONNECTION LIMIT 1").status, PBX_DB_OK);
+  std::string conninfo = socket_conninfo_without("user") + " user=" + role;
+  pbx_db_conn* first = connect(conninfo);
+  EXPECT_NE(first, nullptr);
+  pbx_db_error err = connect_fails(conninfo);
+  EXPECT_EQ(err.status, PBX_DB_UNREACHABLE) << err.message;
+  EXPECT_NE(std::string(err.message).find("too many connections for role"), std::string::npos)
+      << err.message;
+  EXPECT_EQ(exec(admin, "DROP ROLE " + role).status, PBX_DB_OK);
+}
+
+TEST_F(PgPluginTest, WrongKindOfServerIsUnreachable) {
+  // The cluster is a primary; a conninfo that asks for a standby finds none.
+  pbx_db_error err = connect_fails(conninfo_ + " target_session_attrs=standby");
+  EXPECT_EQ(err.status, PBX_DB_UNREACHABLE) << err.message;
+}
+
+TEST_F(PgPluginTest, MissingSocketIsUnreachable) {
+  pbx_db_error err =
+      connect_fails("host=/nonexistent-pbx-dir port=" + port_ + " user=postgres dbname=postgres");
+  EXPECT_EQ(err.status, PBX_DB_UNREACHABLE) << err.message;
+}
+
+// One server of a list that says no makes the whole connect FAILED.
+TEST_F(PgPluginTest, HostListWithARefusalIsFailed) {
+  RefusingPort refused;
+  ASSERT_NE(refused.port(), 0);
+  pbx_db_error err =
+      connect_fails("host=127.0.0.1," + socketdir_ + " port=" + std::to_string(refused.port()) +
+                    "," + port_ + " user=pbx_no_such_role dbname=postgres");
+  EXPECT_EQ(err.status, PBX_DB_FAILED) << err.message;
+  std::string message = err.message;
+  EXPECT_NE(message.find("refused"), std::string::npos) << message;
+  EXPECT_NE(message.find("pbx_no_such_role"), std::string::npos) << message;
 }
 
 }  // namespace
