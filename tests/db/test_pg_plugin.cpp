@@ -7,18 +7,24 @@
 #include <dlfcn.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <pwd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <filesystem>
 #include <fstream>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "pbx/totp/db_plugin.h"
@@ -88,6 +94,164 @@ class HungPort : public RefusingPort {
   }
 };
 
+// Sets (or with nullopt unsets) an environment variable for one scope, then puts back what was
+// there: the plugin reads the environment of the process it runs in (a PAM module inside su).
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, std::optional<std::string> value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    if (value) {
+      ::setenv(name, value->c_str(), 1);
+    } else {
+      ::unsetenv(name);
+    }
+  }
+  ~ScopedEnv() {
+    if (old_) {
+      ::setenv(name_.c_str(), old_->c_str(), 1);
+    } else {
+      ::unsetenv(name_.c_str());
+    }
+  }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  std::string name_;
+  std::optional<std::string> old_;
+};
+
+// A private directory under /tmp, removed with everything in it at the end of the scope.
+class TempDir {
+ public:
+  TempDir() {
+    char templ[] = "/tmp/pbx-pgtest-XXXXXX";
+    if (::mkdtemp(templ) == nullptr) {
+      ADD_FAILURE() << "mkdtemp: " << std::strerror(errno);
+      return;
+    }
+    path_ = templ;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// A loopback "server" that speaks just enough of the PostgreSQL protocol to turn a client away:
+// it answers SSL/GSS encryption requests with 'N', reads the startup packet, then either sends
+// one ErrorResponse (severity FATAL, the given SQLSTATE and message) or closes the connection
+// without a word. Serves every client until destroyed.
+class FakeServer {
+ public:
+  // sqlstate empty: close without answering.
+  FakeServer(std::string sqlstate, std::string message)
+      : sqlstate_(std::move(sqlstate)), message_(std::move(message)) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0 ||
+        ::listen(fd_, 8) != 0) {
+      ADD_FAILURE() << "cannot listen on loopback: " << std::strerror(errno);
+      return;
+    }
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~FakeServer() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+    if (fd_ >= 0) ::close(fd_);
+  }
+  FakeServer(const FakeServer&) = delete;
+  FakeServer& operator=(const FakeServer&) = delete;
+  int port() const { return port_; }
+
+ private:
+  // Reads exactly n bytes within 5 s.
+  static bool read_all(int fd, unsigned char* buf, size_t n) {
+    while (n > 0) {
+      pollfd pfd{fd, POLLIN, 0};
+      if (::poll(&pfd, 1, 5000) <= 0) return false;
+      ssize_t got = ::recv(fd, buf, n, 0);
+      if (got <= 0) return false;
+      buf += got;
+      n -= static_cast<size_t>(got);
+    }
+    return true;
+  }
+  static uint32_t be32(const unsigned char* p) {
+    return static_cast<uint32_t>(p[0]) << 24 | static_cast<uint32_t>(p[1]) << 16 |
+           static_cast<uint32_t>(p[2]) << 8 | p[3];
+  }
+
+  void handle(int fd) {
+    for (;;) {  // SSLRequest / GSSENCRequest, then the startup packet
+      unsigned char head[8];
+      if (!read_all(fd, head, sizeof head)) return;
+      uint32_t len = be32(head);
+      uint32_t code = be32(head + 4);
+      if (len < 8 || len > 10000) return;
+      std::vector<unsigned char> rest(len - 8);
+      if (!rest.empty() && !read_all(fd, rest.data(), rest.size())) return;
+      if (code == 80877103 || code == 80877104) {
+        char no = 'N';
+        if (::send(fd, &no, 1, MSG_NOSIGNAL) != 1) return;
+        continue;
+      }
+      break;
+    }
+    if (sqlstate_.empty()) return;  // close without answering
+    std::string fields;
+    for (auto [type, value] : {std::pair<char, std::string>{'S', "FATAL"},
+                               {'V', "FATAL"},
+                               {'C', sqlstate_},
+                               {'M', message_}}) {
+      fields += type;
+      fields += value;
+      fields += '\0';
+    }
+    fields += '\0';
+    uint32_t len = static_cast<uint32_t>(fields.size() + 4);
+    std::string msg = "E";
+    for (int shift = 24; shift >= 0; shift -= 8) msg += static_cast<char>(len >> shift & 0xff);
+    msg += fields;
+    (void)::send(fd, msg.data(), msg.size(), MSG_NOSIGNAL);
+  }
+
+  void serve() {
+    while (!stop_) {
+      pollfd pfd{fd_, POLLIN, 0};
+      if (::poll(&pfd, 1, 50) <= 0) continue;
+      int client = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (client < 0) continue;
+      handle(client);
+      ::close(client);
+    }
+  }
+
+  std::string sqlstate_, message_;
+  int fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+// The home directory of the effective user, as the passwd database has it.
+std::string euid_home() {
+  const passwd* pw = ::getpwuid(::geteuid());
+  return pw != nullptr && pw->pw_dir != nullptr ? pw->pw_dir : "";
+}
+
 class PgPluginTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -108,6 +272,7 @@ class PgPluginTest : public ::testing::Test {
     conninfo_tls_ = read_line(d + "/conninfo_tls");
     socketdir_ = read_line(d + "/socketdir");
     port_ = read_line(d + "/port");
+    datadir_ = read_line(d + "/datadir");
     ASSERT_FALSE(conninfo_.empty() || conninfo_tls_.empty() || socketdir_.empty() || port_.empty())
         << "no running cluster recorded in " << d << " (did pg_cluster_start pass?)";
   }
@@ -164,7 +329,29 @@ class PgPluginTest : public ::testing::Test {
 
   void* handle_ = nullptr;
   const pbx_db_plugin* db_ = nullptr;
-  std::string conninfo_, conninfo_tls_, socketdir_, port_;
+  // Connecting must fail: the error (the test fails if a connection was made).
+  pbx_db_error connect_fails(const std::string& conninfo, int64_t timeout_ms = 10000) {
+    pbx_db_error err{};
+    pbx_db_conn* c = db_->connect(conninfo.c_str(), monotonic_ms() + timeout_ms, &err);
+    EXPECT_EQ(c, nullptr) << "connected with " << conninfo;
+    if (c != nullptr) conns_.push_back(c);
+    EXPECT_EQ(std::string(err.message).find('\n'), std::string::npos) << err.message;
+    return err;
+  }
+
+  // The socket conninfo without its user= or dbname= or port= (for the environment tests).
+  std::string socket_conninfo_without(const std::string& key) const {
+    std::string out;
+    for (auto [k, v] : {std::pair<std::string, std::string>{"host", socketdir_},
+                        {"port", port_},
+                        {"user", "postgres"},
+                        {"dbname", "postgres"}}) {
+      if (k != key) out += (out.empty() ? "" : " ") + k + "=" + v;
+    }
+    return out;
+  }
+
+  std::string conninfo_, conninfo_tls_, socketdir_, port_, datadir_;
   std::vector<pbx_db_conn*> conns_;
   std::vector<std::unique_ptr<pbx_db_result, void (*)(pbx_db_result*)>> results_;
 };
@@ -598,6 +785,360 @@ TEST_F(PgPluginTest, TerminatedBackendIsUnreachable) {
   EXPECT_LT(elapsed_ms(start), 50);
   // The other connection is unaffected.
   EXPECT_EQ(scalar(admin, "SELECT 1"), "1");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The caller's environment. The PAM module runs inside su, which keeps the invoking user's
+// environment, and libpq fills every parameter the conninfo leaves out from PG* variables: the
+// plugin passes libpq's compiled defaults itself and refuses to connect when a variable without
+// one is set.
+
+TEST_F(PgPluginTest, EnvHostaddrCannotRedirectTheConnection) {
+  // A host name, as a TCP conninfo usually has: libpq would connect to PGHOSTADDR instead.
+  std::string conninfo = "host=localhost port=" + port_ + " user=postgres dbname=postgres";
+  {
+    ScopedEnv unset("PGHOSTADDR", std::nullopt);
+    ASSERT_NE(connect(conninfo), nullptr);  // reachable without the variable
+  }
+  ScopedEnv hostaddr("PGHOSTADDR", "127.0.0.2");  // nothing listens there: refused
+  pbx_db_error err = connect_fails(conninfo);
+  EXPECT_EQ(err.status, PBX_DB_FAILED) << err.message;  // not UNREACHABLE: no break-glass
+  EXPECT_NE(std::string(err.message).find("PGHOSTADDR is set in the environment"),
+            std::string::npos)
+      << err.message;
+  // A hostaddr of the conninfo's own is used as written.
+  pbx_db_conn* c = connect(conninfo + " hostaddr=127.0.0.1");
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(scalar(c, "SELECT 1"), "1");
+}
+
+TEST_F(PgPluginTest, EnvSslmodeCannotTurnTlsOff) {
+  ScopedEnv sslmode("PGSSLMODE", "disable");
+  ScopedEnv requiressl("PGREQUIRESSL", "0");
+  // conninfo_tls without its sslmode, and with an empty one (libpq reads "" as "not given").
+  for (std::string tail : {"", " sslmode=''"}) {
+    std::string conninfo = "host=127.0.0.1 port=" + port_ + " user=postgres dbname=postgres" + tail;
+    pbx_db_conn* c = connect(conninfo);
+    ASSERT_NE(c, nullptr) << conninfo;
+    EXPECT_EQ(info(c, "ssl"), "on") << conninfo;  // libpq's compiled default, prefer
+    EXPECT_EQ(info(c, "sslmode"), "prefer") << conninfo;
+    EXPECT_EQ(scalar(c, "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"), "t");
+  }
+  // sslmode=disable written in the conninfo is the conninfo's choice.
+  pbx_db_conn* c =
+      connect("host=127.0.0.1 port=" + port_ + " user=postgres dbname=postgres sslmode=disable");
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(info(c, "ssl"), "off");
+}
+
+TEST_F(PgPluginTest, EnvOptionsAreIgnored) {
+  ScopedEnv options("PGOPTIONS", "-c search_path=pbx_from_env");
+  pbx_db_conn* c = connect(conninfo_);
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(scalar(c, "SHOW search_path"), "\"$user\", public");
+  // options= in the conninfo still work.
+  pbx_db_conn* own = connect(conninfo_ + " options='-c search_path=pbx_from_conninfo'");
+  ASSERT_NE(own, nullptr);
+  EXPECT_EQ(scalar(own, "SHOW search_path"), "pbx_from_conninfo");
+}
+
+TEST_F(PgPluginTest, EnvPortIsIgnored) {
+  ScopedEnv port("PGPORT", port_);  // the live cluster's port
+  // Without a port in the conninfo the port is libpq's compiled default, 5432: nothing listens
+  // there in the cluster's private socket directory.
+  pbx_db_error err = connect_fails(socket_conninfo_without("port"));
+  EXPECT_EQ(err.status, PBX_DB_UNREACHABLE) << err.message;
+  EXPECT_NE(std::string(err.message).find(".s.PGSQL.5432"), std::string::npos) << err.message;
+  // A port in the conninfo is used, whatever PGPORT says.
+  ScopedEnv other("PGPORT", "1");
+  ASSERT_NE(connect(conninfo_), nullptr);
+}
+
+TEST_F(PgPluginTest, EnvTargetSessionAttrsIsIgnored) {
+  // The cluster is a primary: "standby" from the environment would turn it away.
+  ScopedEnv attrs("PGTARGETSESSIONATTRS", "standby");
+  ASSERT_NE(connect(conninfo_), nullptr);
+}
+
+// Variables without a compiled default: libpq would take them as given, so the plugin does not
+// connect at all while one is set (even to an empty value) and the conninfo leaves it out.
+TEST_F(PgPluginTest, EnvWithoutACompiledDefaultIsRefused) {
+  struct Case {
+    const char* var;
+    const char* value;
+    std::string conninfo;
+  };
+  const std::vector<Case> cases = {
+      {"PGHOST", socketdir_.c_str(), socket_conninfo_without("host")},
+      {"PGUSER", "postgres", socket_conninfo_without("user")},
+      {"PGDATABASE", "postgres", socket_conninfo_without("dbname")},
+      {"PGPASSWORD", "hunter2", conninfo_},
+      {"PGPASSFILE", "/dev/null", conninfo_},
+      {"PGSERVICE", "", conninfo_},
+      {"PGSERVICE", "pbx", conninfo_},
+      {"PGSERVICEFILE", "/dev/null", conninfo_},
+      {"PGSYSCONFDIR", "/tmp", conninfo_},
+      {"PGAPPNAME", "pbx-from-env", conninfo_},
+      {"PGCLIENTENCODING", "LATIN1", conninfo_},
+      {"PGCONNECT_TIMEOUT", "1", conninfo_},
+      {"PGSSLROOTCERT", "/dev/null", conninfo_tls_},
+      {"PGSSLCERT", "/dev/null", conninfo_tls_},
+      {"PGREQUIREPEER", "postgres", conninfo_},
+      {"PGTZ", "Asia/Tokyo", conninfo_},
+      {"PGDATESTYLE", "German", conninfo_},
+      {"PGGEQO", "off", conninfo_},
+      {"PGLOCALEDIR", "/tmp", conninfo_},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(std::string(c.var) + "=" + c.value + " with " + c.conninfo);
+    ScopedEnv var(c.var, c.value);
+    pbx_db_error err = connect_fails(c.conninfo);
+    EXPECT_EQ(err.status, PBX_DB_FAILED) << err.message;
+    EXPECT_EQ(std::string(err.message),
+              std::string(c.var) +
+                  " is set in the environment; pbx-mfa does not let the environment choose its "
+                  "database connection");
+  }
+  // Given in the conninfo, the parameter is the conninfo's and the variable does not matter.
+  ScopedEnv user("PGUSER", "pbx_no_such_role");
+  ScopedEnv host("PGHOST", "/nonexistent-pbx-dir");
+  ScopedEnv db("PGDATABASE", "pbx_no_such_db");
+  pbx_db_conn* c = connect(conninfo_);
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(info(c, "user"), "postgres");
+  EXPECT_EQ(info(c, "dbname"), "postgres");
+}
+
+TEST_F(PgPluginTest, ServiceIsRefused) {
+  // A service is looked up in the caller's ~/.pg_service.conf first ($HOME is the caller's).
+  pbx_db_error err = connect_fails("service=pbx " + conninfo_);
+  EXPECT_EQ(err.status, PBX_DB_FAILED) << err.message;
+  EXPECT_NE(std::string(err.message).find("service"), std::string::npos) << err.message;
+}
+
+// libpq looks for ~/.postgresql/root.crt (and the client certificate, key, CRL and ~/.pgpass)
+// under $HOME, which su leaves to the invoking user: the plugin names the files of the effective
+// user's home directory (passwd) itself.
+TEST_F(PgPluginTest, HomeOfTheCallerDoesNotChooseTheTrustedCertificates) {
+  std::error_code ec;
+  if (std::filesystem::exists(euid_home() + "/.postgresql/root.crt", ec)) {
+    GTEST_SKIP() << euid_home() << "/.postgresql/root.crt exists";
+  }
+  TempDir home;
+  ASSERT_FALSE(home.path().empty());
+  std::filesystem::create_directory(home.path() + "/.postgresql");
+  // The server's own self-signed certificate as "my" trusted root: verify-ca would pass.
+  std::filesystem::copy_file(datadir_ + "/server.crt", home.path() + "/.postgresql/root.crt");
+  std::string conninfo =
+      "host=127.0.0.1 port=" + port_ + " user=postgres dbname=postgres sslmode=verify-ca";
+  ScopedEnv env_home("HOME", home.path());
+  pbx_db_error err = connect_fails(conninfo);
+  EXPECT_EQ(err.status, PBX_DB_FAILED) << err.message;  // a certificate check that failed
+  EXPECT_EQ(std::string(err.message).find(home.path()), std::string::npos) << err.message;
+  // The same file named in the conninfo is trusted.
+  pbx_db_conn* c = connect(conninfo + " sslrootcert=" + home.path() + "/.postgresql/root.crt");
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(info(c, "ssl"), "on");
+}
+
+// The plugin splits a host list into one attempt per host; an empty element means libpq's
+// default there (the default socket directory, port 5432), never a PG* variable.
+TEST_F(PgPluginTest, EnvDoesNotFillEmptyHostListElements) {
+  {
+    ScopedEnv host("PGHOST", socketdir_);
+    pbx_db_error err = connect_fails("host=/nonexistent-pbx-dir, port=" + port_ +
+                                     " user=postgres dbname=postgres");
+    EXPECT_EQ(err.status, PBX_DB_FAILED) << err.message;
+    EXPECT_NE(std::string(err.message).find("PGHOST is set"), std::string::npos) << err.message;
+  }
+  ScopedEnv port("PGPORT", port_);
+  pbx_db_error err = connect_fails("host=" + socketdir_ + "," + socketdir_ +
+                                   " port=1, user=postgres dbname=postgres");
+  EXPECT_EQ(err.status, PBX_DB_UNREACHABLE) << err.message;
+  EXPECT_NE(std::string(err.message).find(".s.PGSQL.5432"), std::string::npos) << err.message;
+}
+
+TEST_F(PgPluginTest, UriConninfoWithTheEnvironmentSet) {
+  ScopedEnv sslmode("PGSSLMODE", "disable");
+  ScopedEnv options("PGOPTIONS", "-c search_path=pbx_from_env");
+  pbx_db_conn* c = connect("postgresql://postgres@127.0.0.1:" + port_ + "/postgres");
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(info(c, "ssl"), "on");
+  EXPECT_EQ(info(c, "dbname"), "postgres");
+  EXPECT_EQ(scalar(c, "SHOW search_path"), "\"$user\", public");
+  pbx_db_conn* tls =
+      connect("postgresql://postgres@127.0.0.1:" + port_ + "/postgres?sslmode=require");
+  ASSERT_NE(tls, nullptr);
+  EXPECT_EQ(info(tls, "sslmode"), "require");
+}
+
+TEST_F(PgPluginTest, NoEnvironmentConnectsAsBefore) {
+  std::vector<std::unique_ptr<ScopedEnv>> unset;
+  for (const char* var : {"PGHOST", "PGHOSTADDR", "PGPORT", "PGUSER", "PGDATABASE", "PGOPTIONS",
+                          "PGSSLMODE", "PGSERVICE", "PGSERVICEFILE", "PGSYSCONFDIR"}) {
+    unset.push_back(std::make_unique<ScopedEnv>(var, std::nullopt));
+  }
+  for (const std::string& conninfo : {conninfo_, conninfo_tls_}) {
+    pbx_db_conn* c = connect(conninfo);
+    ASSERT_NE(c, nullptr) << conninfo;
+    EXPECT_EQ(scalar(c, "SELECT current_user"), "postgres");
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A server that answers "no" is not an unreachable server: UNREACHABLE lets break-glass codes
+// in, so only "could not get there" (no connection, a timeout, a connection lost before an
+// answer) and "cannot serve now" (starting up, shutting down, in recovery, too many clients,
+// not the kind of server asked for) are UNREACHABLE; a refusal is FAILED.
+
+TEST_F(PgPluginTest, UnknownRoleIsFailed) {
+  for (const std::string& base : {"host=" + socketdir_ + " port=" + port_,
+                                  "host=127.0.0.1 port=" + port_ + " sslmode=require"}) {
+    pbx_db_error err = connect_fails(base + " user=pbx_no_such_role dbname=postgres");
+    EXPECT_EQ(err.status, PBX_DB_FAILED) << err.message;
+    EXPECT_NE(std::string(err.message).find("pbx_no_such_role"), std::string::npos) << err.message;
+  }
+}
+
+TEST_F(PgPluginTest, UnknownDatabaseIsFailed) {
+  pbx_db_error err = connect_fails(socket_conninfo_without("dbname") + " dbname=pbx_no_such_db");
+  EXPECT_EQ(err.status, PBX_DB_FAILED) << err.message;
+  EXPECT_NE(std::string(err.message).find("pbx_no_such_db"), std::string::npos) << err.message;
+}
+
+TEST_F(PgPluginTest, PgHbaRejectionIsFailed) {
+  // The cluster's pg_hba.conf has no line for replication connections.
+  pbx_db_error err = connect_fails(conninfo_ + " replication=true");
+  EXPECT_EQ(err.status, PBX_DB_FAILED) << err.message;
+  EXPECT_NE(std::string(err.message).find("pg_hba.conf"), std::string::npos) << err.message;
+}
+
+TEST_F(PgPluginTest, TlsVerificationFailureIsFailed) {
+  std::string tcp = "host=127.0.0.1 port=" + port_ + " user=postgres dbname=postgres";
+  std::string server_crt = datadir_ + "/server.crt";  // self-signed, CN=127.0.0.1
+  // The certificate verifies when it is the trusted root and the name matches.
+  pbx_db_conn* c = connect(tcp + " sslmode=verify-full sslrootcert=" + server_crt);
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(info(c, "ssl"), "on");
+
+  std::vector<std::string> failing = {
+      // The name does not match.
+      "host=localhost port=" + port_ +
+          " user=postgres dbname=postgres sslmode=verify-full sslrootcert=" + server_crt,
+  };
+  // No trusted root at all (the effective user's ~/.postgresql/root.crt).
+  std::error_code ec;
+  if (!std::filesystem::exists(euid_home() + "/.postgresql/root.crt", ec)) {
+    failing.push_back(tcp + " sslmode=verify-full");
+  }
+  // A trusted root that did not sign it.
+  if (std::filesystem::exists("/etc/ssl/certs/ca-certificates.crt", ec)) {
+    failing.push_back(tcp + " sslmode=verify-ca sslrootcert=/etc/ssl/certs/ca-certificates.crt");
+  }
+  for (const std::string& conninfo : failing) {
+    pbx_db_error err = connect_fails(conninfo);
+    EXPECT_EQ(err.status, PBX_DB_FAILED) << conninfo << ": " << err.message;
+  }
+}
+
+TEST_F(PgPluginTest, InvalidParameterValuesAreFailed) {
+  for (const std::string& bad :
+       {conninfo_ + " sslmode=bogus", conninfo_ + " target_session_attrs=bogus",
+        conninfo_tls_ + " ssl_min_protocol_version=TLSv9",
+        "host=127.0.0.1 port=" + port_ + " keepalives=x user=postgres dbname=postgres",
+        "host=a,b hostaddr=127.0.0.1 port=" + port_, "hostaddr=300.1.2.3 port=" + port_}) {
+    pbx_db_error err = connect_fails(bad);
+    EXPECT_EQ(err.status, PBX_DB_FAILED) << bad << ": " << err.message;
+  }
+}
+
+TEST_F(PgPluginTest, ServerThatCannotServeNowIsUnreachable) {
+  const std::vector<std::pair<std::string, std::string>> answers = {
+      {"57P03", "the database system is starting up"},
+      {"57P03", "the database system is shutting down"},
+      {"57P03", "the database system is in recovery mode"},
+      {"57P03", "the database system is not yet accepting connections"},
+      {"53300", "sorry, too many clients already"},
+      {"53300",
+       "remaining connection slots are reserved for non-replication superuser connections"},
+  };
+  for (const auto& [sqlstate, message] : answers) {
+    FakeServer server(sqlstate, message);
+    ASSERT_NE(server.port(), 0);
+    pbx_db_error err = connect_fails("host=127.0.0.1 port=" + std::to_string(server.port()) +
+                                     " user=postgres dbname=postgres");
+    EXPECT_EQ(err.status, PBX_DB_UNREACHABLE) << err.message;
+    EXPECT_NE(std::string(err.message).find(message), std::string::npos) << err.message;
+  }
+}
+
+TEST_F(PgPluginTest, ServerThatSaysNoIsFailed) {
+  const std::vector<std::pair<std::string, std::string>> answers = {
+      {"28P01", "password authentication failed for user \"postgres\""},
+      {"28000",
+       "no pg_hba.conf entry for host \"127.0.0.1\", user \"postgres\", database "
+       "\"postgres\", no encryption"},
+      {"28000", "role \"postgres\" is not permitted to log in"},
+      {"42501", "permission denied for database \"postgres\""},
+      {"XX000", "something nobody expected"},
+  };
+  for (const auto& [sqlstate, message] : answers) {
+    FakeServer server(sqlstate, message);
+    ASSERT_NE(server.port(), 0);
+    pbx_db_error err = connect_fails("host=127.0.0.1 port=" + std::to_string(server.port()) +
+                                     " user=postgres dbname=postgres");
+    EXPECT_EQ(err.status, PBX_DB_FAILED) << err.message;
+    EXPECT_NE(std::string(err.message).find(message), std::string::npos) << err.message;
+  }
+}
+
+// A TCP proxy in front of a database that is down accepts and closes.
+TEST_F(PgPluginTest, ConnectionClosedBeforeAnAnswerIsUnreachable) {
+  FakeServer server("", "");
+  ASSERT_NE(server.port(), 0);
+  pbx_db_error err = connect_fails("host=127.0.0.1 port=" + std::to_string(server.port()) +
+                                   " user=postgres dbname=postgres");
+  EXPECT_EQ(err.status, PBX_DB_UNREACHABLE) << err.message;
+}
+
+TEST_F(PgPluginTest, RoleConnectionLimitIsUnreachable) {
+  pbx_db_conn* admin = connect(conninfo_);
+  ASSERT_NE(admin, nullptr);
+  std::string role = "pbx_limited_" + std::to_string(::getpid());
+  ASSERT_EQ(exec(admin, "CREATE ROLE " + role + " LOGIN CONNECTION LIMIT 1").status, PBX_DB_OK);
+  std::string conninfo = socket_conninfo_without("user") + " user=" + role;
+  pbx_db_conn* first = connect(conninfo);
+  EXPECT_NE(first, nullptr);
+  pbx_db_error err = connect_fails(conninfo);
+  EXPECT_EQ(err.status, PBX_DB_UNREACHABLE) << err.message;
+  EXPECT_NE(std::string(err.message).find("too many connections for role"), std::string::npos)
+      << err.message;
+  EXPECT_EQ(exec(admin, "DROP ROLE " + role).status, PBX_DB_OK);
+}
+
+TEST_F(PgPluginTest, WrongKindOfServerIsUnreachable) {
+  // The cluster is a primary; a conninfo that asks for a standby finds none.
+  pbx_db_error err = connect_fails(conninfo_ + " target_session_attrs=standby");
+  EXPECT_EQ(err.status, PBX_DB_UNREACHABLE) << err.message;
+}
+
+TEST_F(PgPluginTest, MissingSocketIsUnreachable) {
+  pbx_db_error err =
+      connect_fails("host=/nonexistent-pbx-dir port=" + port_ + " user=postgres dbname=postgres");
+  EXPECT_EQ(err.status, PBX_DB_UNREACHABLE) << err.message;
+}
+
+// One server of a list that says no makes the whole connect FAILED.
+TEST_F(PgPluginTest, HostListWithARefusalIsFailed) {
+  RefusingPort refused;
+  ASSERT_NE(refused.port(), 0);
+  pbx_db_error err =
+      connect_fails("host=127.0.0.1," + socketdir_ + " port=" + std::to_string(refused.port()) +
+                    "," + port_ + " user=pbx_no_such_role dbname=postgres");
+  EXPECT_EQ(err.status, PBX_DB_FAILED) << err.message;
+  std::string message = err.message;
+  EXPECT_NE(message.find("refused"), std::string::npos) << message;
+  EXPECT_NE(message.find("pbx_no_such_role"), std::string::npos) << message;
 }
 
 }  // namespace

@@ -25,7 +25,8 @@ enum pbx_db_status {
   /* No connection could be made, or the deadline passed before the server answered, or the
    * connection broke: the database cannot be reached. The connection is unusable afterwards. */
   PBX_DB_UNREACHABLE = 1,
-  /* The server answered with an error (SQL error, constraint, lock timeout, ...). */
+  /* The server answered with an error (SQL error, constraint, lock timeout, ...), or refused
+   * the connection (see connect). */
   PBX_DB_FAILED = 2,
   /* Bad arguments or out of memory. */
   PBX_DB_INTERNAL = 3
@@ -44,7 +45,16 @@ typedef struct pbx_db_plugin {
   unsigned abi; /* PBX_DB_PLUGIN_ABI */
 
   /* Connects (libpq conninfo string or URI; host lists allowed, tried in order) before
-   * deadline_ms. NULL on failure, with err filled in (status UNREACHABLE or INTERNAL). */
+   * deadline_ms. NULL on failure, with err filled in: UNREACHABLE when no server could be
+   * reached in time or the one reached cannot serve now (starting up, shutting down, in
+   * recovery, too many clients, not the primary/standby asked for, connection lost before an
+   * answer); FAILED when a server or the TLS check said no (authentication, unknown role or
+   * database, pg_hba.conf, certificate verification), a parameter value is invalid, or the
+   * environment tried to choose the connection (with a host list: FAILED if any host said
+   * no); INTERNAL for an unparsable conninfo or out of memory.
+   * Parameters the conninfo leaves out are libpq's compiled defaults, never the PG* variables
+   * of the caller's environment: while one that would matter is set, connect refuses (FAILED,
+   * the message names it). */
   pbx_db_conn* (*connect)(const char* conninfo, int64_t deadline_ms, pbx_db_error* err);
   /* Closes the connection without waiting for the server. NULL is fine. */
   void (*finish)(pbx_db_conn* conn);
