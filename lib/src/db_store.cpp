@@ -113,7 +113,14 @@ Status PgLink::connect() {
   if (conn_ != nullptr) return Ok{};
   pbx_db_error err{};
   conn_ = api_->connect(conninfo_.c_str(), deadline_ms_, &err);
-  if (conn_ == nullptr) return error_from(err);
+  if (conn_ == nullptr) {
+    // A refusal (wrong role, failed certificate check) is no reason to ask again within this
+    // store either: one attempt per login.
+    Error e = error_from(err);
+    dead_ = true;
+    if (!unreachable_) unreachable_ = e;
+    return e;
+  }
   return Ok{};
 }
 

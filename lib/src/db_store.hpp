@@ -58,7 +58,7 @@ class PgLink {
   int timeout_ms_;
   std::int64_t deadline_ms_ = 0;
   bool dead_ = false;
-  std::optional<Error> unreachable_;
+  std::optional<Error> unreachable_;  // the error every call returns once dead_
 };
 
 Result<std::unique_ptr<Store>> make_db_store(const Config& config);

@@ -1,0 +1,46 @@
+#!/bin/bash
+# Hosts on files never load libpq: neither the module nor the CLI links it, and the CLI maps it
+# only when the config says store = postgresql (LD_DEBUG=files lists every object loaded).
+# Usage: no_libpq.sh MODULE CLI PLUGIN
+set -u
+module=$1 cli=$2 plugin=$3
+failures=0
+pass() { echo "PASS: $*"; }
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+
+for f in "$module" "$cli"; do
+  if readelf -d "$f" | grep -q 'NEEDED.*libpq'; then
+    fail "$f links libpq"
+  else
+    pass "$(basename "$f") does not link libpq"
+  fi
+done
+if readelf -d "$plugin" | grep -q 'NEEDED.*libpq'; then
+  pass "the plugin links libpq"
+else
+  fail "the plugin does not link libpq: this test would prove nothing"
+fi
+
+tmp=$(mktemp -d /tmp/pbx-nolibpq-XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+chmod 0755 "$tmp"
+mkdir -m 0700 "$tmp/state" "$tmp/secrets"
+printf 'secret_path = %s/secrets/%%u\nstate_dir = %s/state\n' "$tmp" "$tmp" >"$tmp/files.conf"
+cp "$tmp/files.conf" "$tmp/db.conf"
+printf 'store = postgresql\npg_conninfo = host=127.0.0.1 port=1 user=postgres\npg_plugin = %s\n' \
+  "$plugin" >>"$tmp/db.conf"
+chmod 0644 "$tmp/files.conf" "$tmp/db.conf"
+
+LD_DEBUG=files "$cli" --config "$tmp/files.conf" status --user root >/dev/null 2>"$tmp/files.log"
+if grep -q 'libpq' "$tmp/files.log"; then
+  fail "store = files: libpq was loaded"
+else
+  pass "store = files: libpq never loaded ($(grep -c 'file=' "$tmp/files.log") objects loaded)"
+fi
+LD_DEBUG=files "$cli" --config "$tmp/db.conf" status --user root >/dev/null 2>"$tmp/db.log"
+if grep -q 'file=libpq' "$tmp/db.log"; then
+  pass "store = postgresql: libpq loaded (through the plugin)"
+else
+  fail "store = postgresql: libpq not loaded; the check above proves nothing"
+fi
+exit $((failures > 0))
