@@ -1,5 +1,7 @@
 /* A PAM client shaped like sshd: OpenSSL loaded and initialised before pam_start, then one
- * login whose prompts are answered from stdin.  usage: sshd_like_host SERVICE USER */
+ * login whose prompts are answered from stdin.  usage: sshd_like_host SERVICE USER
+ * Exit status: 0 when pam_authenticate succeeds, otherwise 64 + its PAM code (so a benchmark can
+ * tell PAM_AUTH_ERR from PAM_AUTHINFO_UNAVAIL); 2 usage, 3 pam_start failed. */
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <security/pam_appl.h>
@@ -33,5 +35,5 @@ int main(int argc, char** argv) {
   if (pam_start(argv[1], argv[2], &c, &pamh) != PAM_SUCCESS) return 3;
   int rc = pam_authenticate(pamh, 0);
   pam_end(pamh, rc);
-  return rc == PAM_SUCCESS ? 0 : 1;
+  return rc == PAM_SUCCESS ? 0 : 64 + rc;
 }
