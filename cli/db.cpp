@@ -9,9 +9,9 @@ namespace {
 totp::Status need_database(Session& s) {
   if (!s.is_root()) return totp::make_error(totp::Errc::kIo, "this subcommand needs root");
   if (s.config.store != "postgresql") {
-    return totp::make_error(totp::Errc::kConfig, "store is '" + s.config.store +
-                                                     "' in " + s.config_path +
-                                                     "; set store = postgresql and pg_conninfo first");
+    return totp::make_error(totp::Errc::kConfig,
+                            "store is '" + s.config.store + "' in " + s.config_path +
+                                "; set store = postgresql and pg_conninfo first");
   }
   return totp::Ok{};
 }
@@ -81,15 +81,14 @@ int db_migrate(Session& s) {
     }
     if (!saved) return fail(s, saved.error());
     if (auto st = (*txn)->commit(next); !st) return fail(s, st.error());
-    int left = static_cast<int>(e->recovery.hashes.size()) -
-               static_cast<int>(next.used_recovery.size());
+    int left =
+        static_cast<int>(e->recovery.hashes.size()) - static_cast<int>(next.used_recovery.size());
     s.out() << name << ": copied (" << left << " recovery code" << (left == 1 ? "" : "s")
             << " left, replay mark and failures kept)\n";
     audit(s, "db-migrate user=" + audit_field(name));
     ++copied;
   }
-  s.out() << copied << " copied, " << kept << " already in the database, " << failed
-          << " failed\n";
+  s.out() << copied << " copied, " << kept << " already in the database, " << failed << " failed\n";
   return failed == 0 ? kExitOk : kExitStore;
 }
 

@@ -46,7 +46,8 @@ Result<BreakGlassSet> parse(std::string_view text) {
   for (const auto& kv : *lines) {
     std::int64_t n = 0;
     if (kv.key == "salt" && set.codes.salt.empty()) {
-      if (kv.value.size() != 32 || kv.value.find_first_not_of("0123456789abcdef") != std::string::npos) {
+      if (kv.value.size() != 32 ||
+          kv.value.find_first_not_of("0123456789abcdef") != std::string::npos) {
         return corrupt("bad salt");
       }
       set.codes.salt = kv.value;
@@ -54,7 +55,8 @@ Result<BreakGlassSet> parse(std::string_view text) {
       if (!parse_kdf_text(kv.value, set.codes.kdf)) return corrupt("bad kdf");
       have_kdf = true;
     } else if (kv.key == "code") {
-      if (kv.value.size() != 64 || kv.value.find_first_not_of("0123456789abcdef") != std::string::npos ||
+      if (kv.value.size() != 64 ||
+          kv.value.find_first_not_of("0123456789abcdef") != std::string::npos ||
           set.codes.hashes.size() >= static_cast<std::size_t>(kMaxBreakGlassCodes)) {
         return corrupt("bad code hash");
       }
@@ -83,7 +85,8 @@ Result<BreakGlassSet> parse(std::string_view text) {
 std::string lock_path(const Config& config) { return config.state_dir + "/.break-glass.lock"; }
 
 Result<std::optional<BreakGlassSet>> read_set(const Config& config) {
-  auto text = detail::read_private_file(break_glass_path(config), config.trusted_uid, 16 * 1024, kWhat);
+  auto text =
+      detail::read_private_file(break_glass_path(config), config.trusted_uid, 16 * 1024, kWhat);
   if (!text) return text.error();
   if (!text->has_value()) return std::optional<BreakGlassSet>{};
   auto set = parse((*text)->view());

@@ -9,7 +9,6 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-
 #include <initializer_list>
 #include <optional>
 #include <vector>
@@ -55,9 +54,9 @@ Result<const pbx_db_plugin*> load_plugin(const Config& config) {
   auto entry = reinterpret_cast<pbx_db_plugin_entry_fn>(::dlsym(handle, PBX_DB_PLUGIN_ENTRY));
   const pbx_db_plugin* api = entry != nullptr ? entry() : nullptr;
   if (api == nullptr || api->abi != PBX_DB_PLUGIN_ABI) {
-    return make_error(Errc::kConfig,
-                      "database plugin " + config.pg_plugin + " is not a pbx-mfa plugin of ABI " +
-                          std::to_string(PBX_DB_PLUGIN_ABI));
+    return make_error(Errc::kConfig, "database plugin " + config.pg_plugin +
+                                         " is not a pbx-mfa plugin of ABI " +
+                                         std::to_string(PBX_DB_PLUGIN_ABI));
   }
   return api;
 }
@@ -100,10 +99,11 @@ Error PgLink::error_from(const pbx_db_error& e) {
   if (e.status == PBX_DB_FAILED) {
     std::string state(e.sqlstate, strnlen(e.sqlstate, sizeof e.sqlstate));
     if (state == "42P01") {
-      return make_error(Errc::kIo, "the database has no pbx-mfa tables (run 'pbx-mfa db init'): " +
-                                       msg);
+      return make_error(Errc::kIo,
+                        "the database has no pbx-mfa tables (run 'pbx-mfa db init'): " + msg);
     }
-    return make_error(Errc::kIo, "database error" + (state.empty() ? "" : " " + state) + ": " + msg);
+    return make_error(Errc::kIo,
+                      "database error" + (state.empty() ? "" : " " + state) + ": " + msg);
   }
   return make_error(Errc::kInternal, "database plugin: " + msg);
 }
@@ -207,10 +207,10 @@ class DbStore final : public Store {
   Result<Enrollment> load(const User& user) override {
     begin_call();
     auto rows = link_->exec(
-        "SELECT enrollment_id, sealed FROM pbx_mfa_enrollment WHERE user_name = $1",
-        {{user.name}});
+        "SELECT enrollment_id, sealed FROM pbx_mfa_enrollment WHERE user_name = $1", {{user.name}});
     if (!rows) return rows.error();
-    if (rows->empty()) return make_error(Errc::kNotEnrolled, "user '" + user.name + "' is not enrolled");
+    if (rows->empty())
+      return make_error(Errc::kNotEnrolled, "user '" + user.name + "' is not enrolled");
     const auto& row = rows->front();
     auto box = bytea_of(row.at(1));
     if (!box) return refused(user, box.error().message);
@@ -233,12 +233,13 @@ class DbStore final : public Store {
     if (!box) return box.error();
     std::string created = std::to_string(enrollment.created);
     const char* sql =
-        overwrite ? "INSERT INTO pbx_mfa_enrollment (user_name, enrollment_id, sealed, created) "
-                    "VALUES ($1, $2, $3, $4) ON CONFLICT (user_name) DO UPDATE SET "
-                    "enrollment_id = EXCLUDED.enrollment_id, sealed = EXCLUDED.sealed, "
-                    "created = EXCLUDED.created, updated = now() RETURNING user_name"
-                  : "INSERT INTO pbx_mfa_enrollment (user_name, enrollment_id, sealed, created) "
-                    "VALUES ($1, $2, $3, $4) ON CONFLICT (user_name) DO NOTHING RETURNING user_name";
+        overwrite
+            ? "INSERT INTO pbx_mfa_enrollment (user_name, enrollment_id, sealed, created) "
+              "VALUES ($1, $2, $3, $4) ON CONFLICT (user_name) DO UPDATE SET "
+              "enrollment_id = EXCLUDED.enrollment_id, sealed = EXCLUDED.sealed, "
+              "created = EXCLUDED.created, updated = now() RETURNING user_name"
+            : "INSERT INTO pbx_mfa_enrollment (user_name, enrollment_id, sealed, created) "
+              "VALUES ($1, $2, $3, $4) ON CONFLICT (user_name) DO NOTHING RETURNING user_name";
     auto rows = link_->exec(sql, {{user.name}, {enrollment.id}, {*box, false, true}, {created}});
     if (!rows) return rows.error();
     if (rows->empty()) {
@@ -276,8 +277,8 @@ class DbStore final : public Store {
     link_->start_exchange();
     // lock_timeout below the deadline: a lock held too long is an error of this login, not a
     // database that cannot be reached (which would open the door to break-glass codes).
-    std::string begin = "BEGIN; SET LOCAL lock_timeout = " +
-                        std::to_string(config_.pg_timeout_ms * 3 / 4) + ";";
+    std::string begin =
+        "BEGIN; SET LOCAL lock_timeout = " + std::to_string(config_.pg_timeout_ms * 3 / 4) + ";";
     if (auto r = link_->exec(begin.c_str()); !r) return r.error();
     in_txn_ = true;
     auto fail = [&](Error e) -> Result<std::unique_ptr<StateTxn>> {
@@ -306,8 +307,8 @@ class DbStore final : public Store {
 
   Status commit(const std::string& user, const UserState& next) {
     std::string text = serialize_state(next);
-    auto r = link_->exec("UPDATE pbx_mfa_state SET state = $2 WHERE user_name = $1",
-                         {{user}, {text}});
+    auto r =
+        link_->exec("UPDATE pbx_mfa_state SET state = $2 WHERE user_name = $1", {{user}, {text}});
     if (!r) {
       rollback();
       return r.error();
@@ -441,7 +442,8 @@ Result<DbInitResult> db_init(const Config& config) {
   result.from_version = *version;
   if (*version > kDbSchemaVersion) {
     return fail(make_error(Errc::kConfig, "the database schema is version " +
-                                              std::to_string(*version) + ", newer than this "
+                                              std::to_string(*version) +
+                                              ", newer than this "
                                               "pbx-mfa understands (" +
                                               std::to_string(kDbSchemaVersion) + ")"));
   }
@@ -511,7 +513,8 @@ Result<DbReport> db_probe(const Config& config) {
   db.start_exchange();
   auto count = db.exec("SELECT count(*) FROM pbx_mfa_enrollment");
   if (!count) return count.error();
-  if (!count->empty() && count->front().at(0)) report.enrollments = std::atol(count->front().at(0)->c_str());
+  if (!count->empty() && count->front().at(0))
+    report.enrollments = std::atol(count->front().at(0)->c_str());
   auto key = load_fleet_key(config.fleet_key, config.trusted_uid);
   if (!key) {
     report.key = KeyCheck::kKeyUnusable;

@@ -23,7 +23,9 @@ const unsigned char* bytes(std::string_view s) {
   return reinterpret_cast<const unsigned char*>(s.data());
 }
 
-Error gcm_error(const char* what) { return make_error(Errc::kInternal, std::string("AES-GCM: ") + what); }
+Error gcm_error(const char* what) {
+  return make_error(Errc::kInternal, std::string("AES-GCM: ") + what);
+}
 
 }  // namespace
 
@@ -31,8 +33,9 @@ Result<SecretBytes> load_fleet_key(const std::string& path, uid_t owner) {
   auto text = detail::read_private_file(path, owner, 4096, "fleet key");
   if (!text) return text.error();
   if (!text->has_value()) {
-    return make_error(Errc::kIo, "fleet key " + path + " does not exist (copy it from a server "
-                                 "of the fleet, or run 'pbx-mfa db init' on the first one)");
+    return make_error(Errc::kIo, "fleet key " + path +
+                                     " does not exist (copy it from a server "
+                                     "of the fleet, or run 'pbx-mfa db init' on the first one)");
   }
   std::string_view v = (*text)->view();
   if (v.size() != kFleetKeySize) {
@@ -92,14 +95,16 @@ Result<SecretString> open_sealed(const SecretBytes& key, std::string_view aad,
   std::copy(in + 1 + kNonceSize + ct_size, in + box.size(), tag);
   if (!ctx || EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key.data(), in + 1) != 1 ||
       EVP_DecryptUpdate(ctx.get(), nullptr, &len, bytes(aad), static_cast<int>(aad.size())) != 1 ||
-      EVP_DecryptUpdate(ctx.get(), out, &len, in + 1 + kNonceSize, static_cast<int>(ct_size)) != 1 ||
+      EVP_DecryptUpdate(ctx.get(), out, &len, in + 1 + kNonceSize, static_cast<int>(ct_size)) !=
+          1 ||
       EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, static_cast<int>(kTagSize), tag) != 1) {
     return gcm_error("opening failed");
   }
   // The tag check: a changed byte, another user's name as aad, or another key all end here.
   if (EVP_DecryptFinal_ex(ctx.get(), out + len, &len) != 1) {
-    return make_error(Errc::kCorrupt, "sealed data does not open with the fleet key: tampered "
-                                      "with, copied from another user, or sealed under another key");
+    return make_error(Errc::kCorrupt,
+                      "sealed data does not open with the fleet key: tampered "
+                      "with, copied from another user, or sealed under another key");
   }
   return plain;
 }

@@ -135,8 +135,8 @@ TEST_F(DbCliTest, MigrateKeepsRecoveryCodesAndTheReplayMark) {
 }
 
 TEST_F(DbCliTest, DoctorChecksTheDatabase) {
-  std::vector<std::string> args = {"doctor", "--json", "--pam-dir", tmp_.path(), "--sshd-config",
-                                   tmp_ / "none"};
+  std::vector<std::string> args = {"doctor",    "--json",        "--pam-dir",
+                                   tmp_.path(), "--sshd-config", tmp_ / "none"};
   clear();
   run_cli(args);
   auto checks = doctor_checks(out());
@@ -200,7 +200,8 @@ TEST_F(BreakGlassCliTest, MakesHashedCodesOnlyForTheDatabaseStoreAndOnlyForRoot)
   ASSERT_FALSE(audit_.empty());
   EXPECT_NE(audit_.back().find("break-glass codes=3"), std::string::npos) << audit_.back();
   for (const auto& line : audit_) {
-    for (const auto& c : j.at("codes")) EXPECT_EQ(line.find(c.get<std::string>()), std::string::npos);
+    for (const auto& c : j.at("codes"))
+      EXPECT_EQ(line.find(c.get<std::string>()), std::string::npos);
   }
   clear();
   EXPECT_EQ(run_cli({"break-glass", "--count", "21"}), 2);

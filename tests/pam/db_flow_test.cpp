@@ -34,9 +34,9 @@ std::string db_lines(const std::string& conninfo, const std::string& key) {
 class DbDownFlowTest : public FlowTest {
  protected:
   DbDownFlowTest() {
-    files_.write_config(db_lines(
-        "host=127.0.0.1 port=" + std::to_string(refused_port()) + " user=postgres",
-        files_.root() + "/fleet.key"));
+    files_.write_config(
+        db_lines("host=127.0.0.1 port=" + std::to_string(refused_port()) + " user=postgres",
+                 files_.root() + "/fleet.key"));
   }
   std::vector<std::string> make_codes(int n) {
     auto codes = totp::make_break_glass_codes(files_.store_config(), n, kCheapKdf);
@@ -91,10 +91,10 @@ TEST_F(DbDownFlowTest, NothingElseOpensTheDoor) {
 }
 
 TEST_F(DbDownFlowTest, ExemptionsAreDecidedWithoutTheDatabase) {
-  files_.write_config(db_lines("host=127.0.0.1 port=" + std::to_string(refused_port()) +
-                                   " user=postgres",
-                               files_.root() + "/fleet.key") +
-                      "exempt_groups = " + kUserGroup + "\n");
+  files_.write_config(
+      db_lines("host=127.0.0.1 port=" + std::to_string(refused_port()) + " user=postgres",
+               files_.root() + "/fleet.key") +
+      "exempt_groups = " + kUserGroup + "\n");
   FakeContext ctx = with_answers({});
   EXPECT_EQ(run(ctx), PAM_IGNORE);
   EXPECT_EQ(outcome_of(ctx), "exempt");

@@ -84,7 +84,8 @@ class PgSchema {
         throw std::runtime_error("cannot connect to the test cluster: " + m);
       }
     }
-    PQsetNoticeProcessor(c, [](void*, const char*) {}, nullptr);  // "drop cascades to ..."
+    PQsetNoticeProcessor(
+        c, [](void*, const char*) {}, nullptr);  // "drop cascades to ..."
     PGresult* r = PQexec(c, sql.c_str());
     auto st = PQresultStatus(r);
     std::string out;

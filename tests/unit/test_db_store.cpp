@@ -99,8 +99,9 @@ TEST_F(DbStoreTest, ARowCopiedToAnotherUserIsRefused) {
   Enrollment a = enroll(alice_, kIdA);
   enroll(bob_, kIdB);
   // Bob's row replaced by alice's (both columns): he would log in with her phone.
-  pg_->exec("UPDATE pbx_mfa_enrollment SET (enrollment_id, sealed) = (SELECT enrollment_id, sealed"
-            " FROM pbx_mfa_enrollment WHERE user_name = 'alice') WHERE user_name = 'bob'");
+  pg_->exec(
+      "UPDATE pbx_mfa_enrollment SET (enrollment_id, sealed) = (SELECT enrollment_id, sealed"
+      " FROM pbx_mfa_enrollment WHERE user_name = 'alice') WHERE user_name = 'bob'");
   auto loaded = store().load(bob_);
   ASSERT_TRUE(has_errc(loaded, Errc::kCorrupt));
   EXPECT_NE(loaded.error().message.find("bob"), std::string::npos);
@@ -198,8 +199,8 @@ Timed timed_verify(const Config& c, const User& u, const std::string& code) {
     Verifier verifier(c, **s, clock);
     out = verifier.verify(u, code);
   }
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                std::chrono::steady_clock::now() - began)
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                  began)
                 .count();
   return {out, ms};
 }
@@ -240,8 +241,8 @@ TEST_F(DbStoreTest, AHungDatabaseFailsClosedWithinTheDeadline) {
   Verifier verifier(c, **s, clock);
   EXPECT_TRUE(has_errc(verifier.status(alice_), Errc::kUnavailable));
   EXPECT_TRUE(has_errc(verifier.status(alice_), Errc::kUnavailable));  // down stays down, fast
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                std::chrono::steady_clock::now() - began)
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                  began)
                 .count();
   EXPECT_LT(ms, 600 + 400);
 }
@@ -255,7 +256,8 @@ TEST_F(DbStoreTest, AServerThatDiesMidLoginFailsClosed) {
   ASSERT_TRUE(is_ok(s));
   ASSERT_TRUE(is_ok((*s)->peek_state(alice_)));  // connected
   ASSERT_EQ(pg_->exec("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE "
-                      "application_name = '" + tag + "'"),
+                      "application_name = '" +
+                      tag + "'"),
             "1");
   // Its backend gone, the next call cannot be answered: an error, never a success.
   Verdict v = verify_at(alice_, code_now(a), **s);

@@ -167,8 +167,8 @@ TEST_F(DbTwoServersTest, EightLoginsRacingAcrossBothAcceptACodeOnce) {
         verdicts[static_cast<int>(Verdict::kReplayed)] != kProcs - 1) {
       stop_all();
       FAIL() << "round " << round << ": " << verdicts[static_cast<int>(Verdict::kAccepted)]
-             << " accepted, " << verdicts[static_cast<int>(Verdict::kReplayed)]
-             << " replayed, " << verdicts[static_cast<int>(Verdict::kError)] << " errors";
+             << " accepted, " << verdicts[static_cast<int>(Verdict::kReplayed)] << " replayed, "
+             << verdicts[static_cast<int>(Verdict::kError)] << " errors";
     }
   }
   for (pid_t pid : pids) {
