@@ -1,9 +1,6 @@
 // The module flow with store = postgresql: a database that cannot be reached fails closed, and
 // only then do this host's break-glass codes open a login (logged at warning level). The Live
 // tests run against the throwaway cluster (ctest pg.*).
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 
 #include "flow_fixture.hpp"
 #include "pbx/totp/break_glass.hpp"
@@ -13,18 +10,7 @@
 namespace pbx::pam::testing {
 namespace {
 
-// A loopback port where nothing listens: a stopped database server.
-int refused_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
+using totp::testing::refused_port;
 
 std::string db_lines(const std::string& conninfo, const std::string& key) {
   return "store = postgresql\npg_conninfo = " + conninfo + "\npg_timeout_ms = 800\n" +

@@ -2,7 +2,10 @@
 // test, raw SQL for tampering with rows, and a Config that points the store at it.
 #pragma once
 
+#include <arpa/inet.h>
 #include <libpq-fe.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -114,5 +117,46 @@ inline void use_pg_store(Config& config, const PgSchema& schema, const std::stri
   config.fleet_key = key_path;
   if (!create_fleet_key(key_path).ok()) throw std::runtime_error("cannot create the fleet key");
 }
+
+// A loopback port where nothing listens: a stopped database server.
+inline int refused_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+    throw std::runtime_error("cannot bind on loopback");
+  }
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+// A loopback port that accepts connections (the kernel completes the handshake into the
+// backlog) and never answers: a hung server.
+class HungPort {
+ public:
+  HungPort() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+        ::listen(fd_, 64) != 0 || ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+      throw std::runtime_error("cannot listen on loopback");
+    }
+    port_ = ntohs(a.sin_port);
+  }
+  ~HungPort() { ::close(fd_); }
+  HungPort(const HungPort&) = delete;
+  HungPort& operator=(const HungPort&) = delete;
+  int port() const { return port_; }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+};
 
 }  // namespace pbx::totp::testing

@@ -1,10 +1,7 @@
 // The database store's own promises: sealed rows bound to their user and key, a schema made
 // once, and a database that cannot be reached failing closed within the deadline. Runs only in
 // ctest's pg.* runs (the throwaway cluster of tests/db).
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -22,10 +19,12 @@ namespace {
 
 using testing::code_for_step;
 using testing::has_errc;
+using testing::HungPort;
 using testing::is_ok;
 using testing::kIdA;
 using testing::kIdB;
 using testing::kT0;
+using testing::refused_port;
 using testing::step_of;
 using testing::write_file;
 
@@ -44,43 +43,6 @@ class DbStoreTest : public testing::StoreFixture {
     return code_for_step(e, step_of(e, t));
   }
 };
-
-// A loopback port that accepts connections (the kernel completes the handshake into the
-// backlog) and never answers: a hung server.
-class HungPort {
- public:
-  HungPort() {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-        ::listen(fd_, 64) != 0 || ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-      throw std::runtime_error("cannot listen on loopback");
-    }
-    port_ = ntohs(a.sin_port);
-  }
-  ~HungPort() { ::close(fd_); }
-  int port() const { return port_; }
-
- private:
-  int fd_ = -1;
-  int port_ = 0;
-};
-
-// A loopback port where nothing listens: a stopped server.
-int refused_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
 
 TEST_F(DbStoreTest, TheRowHoldsNoSecretInClear) {
   Enrollment e = enroll(alice_);
