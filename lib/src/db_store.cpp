@@ -279,7 +279,10 @@ class DbStore final : public Store {
     // database that cannot be reached (which would open the door to break-glass codes).
     std::string begin =
         "BEGIN; SET LOCAL lock_timeout = " + std::to_string(config_.pg_timeout_ms * 3 / 4) + ";";
-    if (auto r = link_->exec(begin.c_str()); !r) return r.error();
+    if (auto r = link_->exec(begin.c_str()); !r) {
+      (void)link_->exec("ROLLBACK");  // BEGIN may have run without the SET: never leave it open
+      return r.error();
+    }
     in_txn_ = true;
     auto fail = [&](Error e) -> Result<std::unique_ptr<StateTxn>> {
       rollback();
