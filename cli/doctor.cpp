@@ -258,7 +258,9 @@ Check check_module(const Session& s, const DoctorOptions& o) {
                                      "directories (" +
                                      candidates.front() + ", ...)"
                                : o.module + " not found";
-  c.fix = "install the libpam-pbx-totp package, or run cmake --install with the Debian multiarch layout";
+  c.fix =
+      "install the libpam-pbx-totp package, or run cmake --install with the Debian multiarch "
+      "layout";
   return c;
 }
 
@@ -445,7 +447,8 @@ Check check_one_stack(const std::string& service, const std::vector<PamEntry>& s
   // enroll_at_login binds a new phone to the account inside the login: only safe when a wrong
   // password has already ended the stack (forward_pass: the module never enrolls).
   if (enrolls_at_login(e, enroll_default) && !forward &&
-      (password == stack.size() || ours < password || !password_failure_stops(stack, password, ours))) {
+      (password == stack.size() || ours < password ||
+       !password_failure_stops(stack, password, ours))) {
     c.status = Status::kFail;
     c.message = line + " with enroll_at_login: " +
                 (password == stack.size()
@@ -454,8 +457,9 @@ Check check_one_stack(const std::string& service, const std::vector<PamEntry>& s
                            stack[password].where + ") does not end the stack before it") +
                 ", so anyone who knows the name of a user who is not enrolled yet can enroll "
                 "their own phone for that user";
-    c.fix = "check the password first and stop on failure: 'auth requisite pam_unix.so' above "
-            "this line, or this line after '@include common-auth'; or enroll_at_login = no";
+    c.fix =
+        "check the password first and stop on failure: 'auth requisite pam_unix.so' above "
+        "this line, or this line after '@include common-auth'; or enroll_at_login = no";
     return c;
   }
   if (e.control == "optional" || e.control == "sufficient") {
@@ -883,6 +887,19 @@ Check check_clock(const Session& s) {
 
 void check_database(const Session& s, std::vector<Check>& checks) {
   const totp::Config& c = s.config;
+  // A password in pg_conninfo is the database role's password in a file every user may read.
+  std::string conninfo = lower(c.pg_conninfo);
+  if (conninfo.find("password") != std::string::npos ||
+      (conninfo.rfind("postgres", 0) == 0 && conninfo.find('@') != std::string::npos &&
+       conninfo.find(':', conninfo.find("//") + 2) < conninfo.find('@'))) {
+    struct stat st {};
+    bool readable = ::stat(s.config_path.c_str(), &st) != 0 || (st.st_mode & 0044) != 0;
+    checks.push_back({"db-password", readable ? Status::kFail : Status::kWarn,
+                      std::string("pg_conninfo holds a password") +
+                          (readable ? ", in a config file others can read" : ""),
+                      "put it in a root-only file named by passfile= (mode 0600), or use a "
+                      "client certificate (sslcert=, sslkey=)"});
+  }
   auto key = totp::load_fleet_key(c.fleet_key, c.trusted_uid);
   if (key) {
     checks.push_back({"fleet-key", Status::kPass, c.fleet_key + ": 32 bytes, root-only", ""});
@@ -919,8 +936,7 @@ void check_database(const Session& s, std::vector<Check>& checks) {
     } else {
       checks.push_back(
           {"db-tls", Status::kWarn,
-           r.ssl ? "TLS (" + r.ssl_protocol + ") without verifying the server: sslmode=" +
-                       r.sslmode
+           r.ssl ? "TLS (" + r.ssl_protocol + ") without verifying the server: sslmode=" + r.sslmode
                  : "TCP without TLS: login state crosses the network in clear",
            "add sslmode=verify-full sslrootcert=/etc/ssl/certs/YOUR-CA.pem to pg_conninfo "
            "(and sslcert/sslkey for client certificates)"});
@@ -930,8 +946,10 @@ void check_database(const Session& s, std::vector<Check>& checks) {
                         "run 'pbx-mfa db init'"});
     } else if (r.schema_version != totp::kDbSchemaVersion) {
       checks.push_back({"db-schema", Status::kFail,
-                        "schema version " + std::to_string(r.schema_version) + ", this pbx-mfa "
-                        "uses " + std::to_string(totp::kDbSchemaVersion),
+                        "schema version " + std::to_string(r.schema_version) +
+                            ", this pbx-mfa "
+                            "uses " +
+                            std::to_string(totp::kDbSchemaVersion),
                         "run 'pbx-mfa db init' with the newer pbx-mfa"});
     } else {
       checks.push_back({"db-schema", Status::kPass,

@@ -36,14 +36,15 @@ int replace_codes(Session& s, const std::string& requested, bool json) {
 
   if (auto st = (*store)->save(u, e, true); !st) return fail(s, st.error());
   totp::UserState state = (*txn)->state();
-  if (state.enrollment_id == e.id && !state.used_recovery.empty()) {
-    state.used_recovery.clear();
-    if (auto st = (*txn)->commit(state); !st) {
-      // Fails closed: some new codes count as used until this is fixed.
-      return fail(s, exit_for(st.error()),
-                  "new recovery codes saved, but the used-code marks could not be cleared (" +
-                      st.error().message + "); run recovery-codes again");
-    }
+  if (state.enrollment_id == e.id) state.used_recovery.clear();
+  // Always committed: with the database store the new set is saved inside this transaction and
+  // would be rolled back without it.
+  if (auto st = (*txn)->commit(state); !st) {
+    // Fails closed: with files some new codes count as used until this is fixed; with the
+    // database nothing changed.
+    return fail(s, exit_for(st.error()),
+                "the new recovery codes may not have been saved (" + st.error().message +
+                    "); run recovery-codes again");
   }
 
   audit(s, "recovery-codes user=" + audit_field(u.name) + " (" + std::to_string(codes->size()) +

@@ -69,6 +69,10 @@ Result<BreakGlassSet> parse(std::string_view text) {
             set.used.size() >= static_cast<std::size_t>(kMaxBreakGlassCodes)) {
           return corrupt("bad used list");
         }
+        if (std::find(set.used.begin(), set.used.end(), n) != set.used.end() ||
+            n >= static_cast<std::int64_t>(kMaxBreakGlassCodes)) {
+          return corrupt("bad used list");
+        }
         set.used.push_back(static_cast<int>(n));
         if (comma == std::string_view::npos) break;
         v = v.substr(comma + 1);
@@ -78,6 +82,9 @@ Result<BreakGlassSet> parse(std::string_view text) {
     }
   }
   if (set.codes.salt.empty() || !have_kdf) return corrupt("no salt or kdf");
+  for (int i : set.used) {
+    if (static_cast<std::size_t>(i) >= set.codes.hashes.size()) return corrupt("bad used list");
+  }
   return set;
 }
 

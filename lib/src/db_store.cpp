@@ -92,7 +92,14 @@ Error PgLink::error_from(const pbx_db_error& e) {
     // hung server costs one deadline, never several.
     dead_ = true;
     api_->finish(conn_);
-    conn_ = nullptr;
+    if (conn_ != nullptr) {
+      // The server had answered (it let us in): a connection lost or too slow afterwards is a
+      // failed login, never "cannot be reached" — a held lock, a table locked by a DBA or a
+      // huge row must not open the door to break-glass codes.
+      conn_ = nullptr;
+      unreachable_ = make_error(Errc::kIo, "database connection lost or too slow: " + msg);
+      return *unreachable_;
+    }
     unreachable_ = make_error(Errc::kUnavailable, "database unreachable: " + msg);
     return *unreachable_;
   }
@@ -206,12 +213,17 @@ class DbStore final : public Store {
 
   Result<Enrollment> load(const User& user) override {
     begin_call();
+    // A value over the cap is not sent at all (NULL and its size instead): a hostile row must
+    // cost neither the deadline nor the memory of a login.
     auto rows = link_->exec(
-        "SELECT enrollment_id, sealed FROM pbx_mfa_enrollment WHERE user_name = $1", {{user.name}});
+        "SELECT enrollment_id, CASE WHEN octet_length(sealed) <= 65536 THEN sealed END, "
+        "octet_length(sealed) FROM pbx_mfa_enrollment WHERE user_name = $1",
+        {{user.name}});
     if (!rows) return rows.error();
     if (rows->empty())
       return make_error(Errc::kNotEnrolled, "user '" + user.name + "' is not enrolled");
     const auto& row = rows->front();
+    if (!row.at(1)) return refused(user, "sealed value missing or larger than 64 KiB");
     auto box = bytea_of(row.at(1));
     if (!box) return refused(user, box.error().message);
     auto key = fleet_key();
@@ -293,8 +305,10 @@ class DbStore final : public Store {
         "INSERT INTO pbx_mfa_state (user_name) VALUES ($1) ON CONFLICT (user_name) DO NOTHING",
         {{user.name}});
     if (!ins) return fail(ins.error());
-    auto rows = link_->exec("SELECT state FROM pbx_mfa_state WHERE user_name = $1 FOR UPDATE",
-                            {{user.name}});
+    auto rows = link_->exec(
+        "SELECT CASE WHEN octet_length(state) <= 16384 THEN state END, octet_length(state) "
+        "FROM pbx_mfa_state WHERE user_name = $1 FOR UPDATE",
+        {{user.name}});
     if (!rows) return fail(rows.error());
     auto state = state_of(*rows);
     if (!state) return fail(state.error());
@@ -303,7 +317,10 @@ class DbStore final : public Store {
 
   Result<UserState> peek_state(const User& user) override {
     begin_call();
-    auto rows = link_->exec("SELECT state FROM pbx_mfa_state WHERE user_name = $1", {{user.name}});
+    auto rows = link_->exec(
+        "SELECT CASE WHEN octet_length(state) <= 16384 THEN state END, octet_length(state) "
+        "FROM pbx_mfa_state WHERE user_name = $1",
+        {{user.name}});
     if (!rows) return rows.error();
     return state_of(*rows);
   }
@@ -350,6 +367,9 @@ class DbStore final : public Store {
   }
 
   static Result<UserState> state_of(const PgLink::Rows& rows) {
+    if (!rows.empty() && !rows.front().at(0) && rows.front().size() > 1 && rows.front().at(1)) {
+      return make_error(Errc::kCorrupt, "database state row larger than 16 KiB");
+    }
     if (rows.empty() || !rows.front().at(0)) return UserState{};
     auto parsed = parse_state(*rows.front().at(0));
     if (!parsed) {

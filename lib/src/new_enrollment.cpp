@@ -102,7 +102,14 @@ Status NewEnrollment::save(Store& store, const User& user, std::int64_t now,
     UserState fresh;
     fresh.enrollment_id = e.id;
     fresh.last_step = confirmed_step;
-    if (auto st = txn->commit(fresh); !st && state_error != nullptr) *state_error = st.error();
+    if (auto st = txn->commit(fresh); !st) {
+      txn.reset();
+      // The database store saves inside the state transaction: a failed commit took the
+      // enrollment with it, and the user must not be told it was saved.
+      auto saved = store.load(user);
+      if (!saved || saved->id != e.id) return st;
+      if (state_error != nullptr) *state_error = st.error();
+    }
   }
   return Ok{};
 }

@@ -78,13 +78,20 @@ std::optional<Match> match_totp(const Enrollment& e, std::string_view code, std:
 
 const char* verdict_name(Verdict v) noexcept {
   switch (v) {
-    case Verdict::kAccepted: return "accepted";
-    case Verdict::kRecoveryAccepted: return "recovery-code-accepted";
-    case Verdict::kRejected: return "rejected";
-    case Verdict::kReplayed: return "replayed";
-    case Verdict::kLockedOut: return "locked-out";
-    case Verdict::kNotEnrolled: return "not-enrolled";
-    case Verdict::kError: return "error";
+    case Verdict::kAccepted:
+      return "accepted";
+    case Verdict::kRecoveryAccepted:
+      return "recovery-code-accepted";
+    case Verdict::kRejected:
+      return "rejected";
+    case Verdict::kReplayed:
+      return "replayed";
+    case Verdict::kLockedOut:
+      return "locked-out";
+    case Verdict::kNotEnrolled:
+      return "not-enrolled";
+    case Verdict::kError:
+      return "error";
   }
   return "error";
 }
@@ -100,8 +107,13 @@ std::int64_t lockout_seconds(const Config& config, int failures) {
 Outcome Verifier::verify(const User& user, std::string_view input, std::string_view rhost) {
   try {
     auto txn = store_.lock_state(user);
-    // Load the secret under the lock so a concurrent re-enrollment is seen whole.
+    // Load the secret under the lock so a concurrent re-enrollment is seen whole. Without the
+    // lock, its error is the answer (an unreachable-looking load after a failed lock must not
+    // hide what went wrong), except that a user without a secret is simply not enrolled.
     auto enrollment = store_.load(user);
+    if (!txn && (enrollment.ok() || enrollment.error().code != Errc::kNotEnrolled)) {
+      return error_outcome(txn.error());
+    }
     if (!enrollment) {
       if (enrollment.error().code == Errc::kNotEnrolled) {
         Outcome o;

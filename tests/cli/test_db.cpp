@@ -172,12 +172,34 @@ TEST_F(DbCliTest, DoctorChecksTheDatabase) {
   checks = doctor_checks(out());
   EXPECT_EQ(checks["db-key"].rfind("FAIL", 0), 0U) << checks["db-key"];
 
+  // A password in a world-readable config.
+  use_database(schema_->conninfo() + " password=hunter2");
+  clear();
+  EXPECT_EQ(run_cli(args), 1);
+  checks = doctor_checks(out());
+  EXPECT_EQ(checks["db-password"].rfind("FAIL", 0), 0U) << checks["db-password"];
+  EXPECT_EQ(out().find("hunter2"), std::string::npos);
+
   // Nothing listening.
   use_database("host=127.0.0.1 port=1 user=postgres");
   clear();
   EXPECT_EQ(run_cli(args), 1);
   checks = doctor_checks(out());
   EXPECT_EQ(checks["db-connect"].rfind("FAIL", 0), 0U) << checks["db-connect"];
+}
+
+// Found in review: with nothing used yet, new recovery codes were saved inside a transaction
+// that was never committed: printed, but the old ones kept working.
+TEST_F(DbCliTest, NewRecoveryCodesReplaceTheOldOnesOnTheDatabase) {
+  ASSERT_EQ(run_cli({"db", "init"}), 0) << err();
+  auto j = enroll("daemon");
+  std::string old_code = j.at("recovery_codes")[0];
+  clear();
+  ASSERT_EQ(run_cli({"recovery-codes", "--user", "daemon", "--json"}), 0) << err();
+  auto fresh = nlohmann::json::parse(out());
+  std::string new_code = fresh.at("recovery_codes")[0];
+  EXPECT_EQ(verify("daemon", old_code), 1) << "an old recovery code still works";
+  EXPECT_EQ(verify("daemon", new_code), 0) << err();
 }
 
 class BreakGlassCliTest : public CliTest {};

@@ -150,5 +150,25 @@ TEST_F(DbLiveFlowTest, ARowOfAnotherUserIsRefusedAndLogged) {
   EXPECT_TRUE(ctx.prompts.empty());
 }
 
+// Found in review: a database that let us in and then does not answer in time (a table locked
+// by a DBA) must not count as unreachable, or break-glass codes would open every login.
+TEST_F(DbLiveFlowTest, ASlowDatabaseIsNoReasonForBreakGlass) {
+  enroll_in_db();
+  auto codes = totp::make_break_glass_codes(files_.store_config(), 1, kCheapKdf);
+  ASSERT_TRUE(codes.ok());
+  std::string code((*codes)[0].view());
+  never_log(code);
+  PGconn* dba = PQconnectdb(schema_->conninfo().c_str());
+  ASSERT_EQ(PQstatus(dba), CONNECTION_OK);
+  PQclear(PQexec(dba, "BEGIN; LOCK TABLE pbx_mfa_enrollment IN ACCESS EXCLUSIVE MODE"));
+  FakeContext ctx = with_answers({code});
+  int rc = run(ctx);
+  PQclear(PQexec(dba, "ROLLBACK"));
+  PQfinish(dba);
+  EXPECT_EQ(rc, PAM_AUTHINFO_UNAVAIL);
+  EXPECT_EQ(outcome_of(ctx), "unavailable");
+  EXPECT_EQ(*totp::break_glass_left(files_.store_config()), 1);
+}
+
 }  // namespace
 }  // namespace pbx::pam::testing

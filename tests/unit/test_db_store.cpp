@@ -9,6 +9,7 @@
 
 #include "pbx/totp/base32.hpp"
 #include "pbx/totp/db_admin.hpp"
+#include "pbx/totp/new_enrollment.hpp"
 #include "pbx/totp/seal.hpp"
 #include "pbx/totp/store.hpp"
 #include "pbx/totp/verifier.hpp"
@@ -226,6 +227,73 @@ TEST_F(DbStoreTest, AServerThatDiesMidLoginFailsClosed) {
   EXPECT_EQ(v, Verdict::kError);
   // A fresh store (the next login) works and the code was not used up.
   EXPECT_EQ(verify_at(alice_, code_now(a), store()), Verdict::kAccepted);
+}
+
+// Found in review: a server that has let us in and then answers too slowly (a lock held by a
+// DBA, a lock chain, a huge row) is a failed login, never "cannot be reached": only that opens
+// the door to break-glass codes.
+TEST_F(DbStoreTest, ASlowAnswerAfterConnectingIsAFailureNotUnreachable) {
+  Enrollment a = enroll(alice_);
+  // A DBA's VACUUM FULL or ALTER: the table locked longer than the deadline. The first look
+  // (status: the enrollment, outside a transaction) waits for it until the deadline passes.
+  PGconn* dba = PQconnectdb(pg_->conninfo().c_str());
+  ASSERT_EQ(PQstatus(dba), CONNECTION_OK);
+  PQclear(PQexec(dba, "BEGIN; LOCK TABLE pbx_mfa_enrollment IN ACCESS EXCLUSIVE MODE"));
+  Config c = config_;
+  c.pg_timeout_ms = 500;
+  auto began = std::chrono::steady_clock::now();
+  auto s = open_store(c);
+  ASSERT_TRUE(is_ok(s));
+  FixedClock clock(kT0);
+  auto st = Verifier(c, **s, clock).status(alice_);
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                  began)
+                .count();
+  Timed t = timed_verify(c, alice_, code_now(a));
+  PQclear(PQexec(dba, "ROLLBACK"));
+  PQfinish(dba);
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().code, Errc::kIo) << st.error().message;
+  EXPECT_GE(ms, 500);
+  EXPECT_LT(ms, 500 + 400);
+  EXPECT_EQ(t.outcome.verdict, Verdict::kError);
+  ASSERT_TRUE(t.outcome.error.has_value());
+  EXPECT_EQ(t.outcome.error->code, Errc::kIo) << t.outcome.error->message;
+  // Nothing was used up: the same code works once the lock is gone.
+  EXPECT_EQ(verify_at(alice_, code_now(a), store()), Verdict::kAccepted);
+}
+
+TEST_F(DbStoreTest, HugeValuesAreRefusedWithoutBeingRead) {
+  Enrollment a = enroll(alice_);
+  ASSERT_EQ(verify_at(alice_, code_now(a), store()), Verdict::kAccepted);
+  pg_->exec("UPDATE pbx_mfa_state SET state = repeat('x', 20000000)");
+  auto peeked = store().peek_state(alice_);
+  ASSERT_TRUE(has_errc(peeked, Errc::kCorrupt));
+  EXPECT_EQ(verify_at(alice_, code_now(a, kT0 + 30), store(), kT0 + 30), Verdict::kError);
+  pg_->exec("UPDATE pbx_mfa_state SET state = NULL");
+  pg_->exec("UPDATE pbx_mfa_enrollment SET sealed = decode(repeat('00', 100000), 'hex')");
+  auto loaded = store().load(alice_);
+  ASSERT_TRUE(has_errc(loaded, Errc::kCorrupt));
+  EXPECT_NE(loaded.error().message.find("64 KiB"), std::string::npos);
+}
+
+// Found in review: an enrollment whose state could not be committed is gone with it on the
+// database store, so its save must fail rather than tell the user it was saved.
+TEST_F(DbStoreTest, AnEnrollmentWhoseStateCannotBeCommittedIsNotReportedSaved) {
+  pg_->exec(
+      "CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION "
+      "'boom'; END $$; CREATE TRIGGER boom BEFORE UPDATE ON pbx_mfa_state FOR EACH ROW "
+      "EXECUTE FUNCTION boom()");
+  EnrollmentPlan plan;
+  plan.recovery_codes = 0;
+  auto fresh = NewEnrollment::create(plan);
+  ASSERT_TRUE(is_ok(fresh));
+  SaveOptions opts;
+  opts.reset_state = true;
+  std::optional<Error> state_error;
+  auto saved = fresh->save(store(), alice_, kT0, time_step(kT0, 30), opts, &state_error);
+  EXPECT_FALSE(saved.ok()) << "told saved, but nothing is in the database";
+  EXPECT_TRUE(has_errc(store().load(alice_), Errc::kNotEnrolled));
 }
 
 }  // namespace
