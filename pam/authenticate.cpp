@@ -110,10 +110,7 @@ class Flow {
     totp::Verifier verifier(args_.config, **store, clock_);
 
     auto status = verifier.status(*user);
-    if (!status) {
-      if (status.error().code == totp::Errc::kUnavailable) return unreachable(status.error(), nullptr);
-      return fail(AuthResult::kUnavailable, status.error().message);
-    }
+    if (!status) return store_failed(status.error(), nullptr);
     debug(std::string("required=") + (required ? "yes" : "no") +
           " enrolled=" + (status->enrolled ? "yes" : "no") +
           " locked=" + (status->locked ? "yes" : "no"));
@@ -129,10 +126,7 @@ class Flow {
     }
     if (args_.config.grace_period > 0 && !rhost_.empty()) {
       auto grace = verifier.in_grace(*user, rhost_);
-      if (!grace) {
-        if (grace.error().code == totp::Errc::kUnavailable) return unreachable(grace.error(), nullptr);
-        return fail(AuthResult::kUnavailable, grace.error().message);
-      }
+      if (!grace) return store_failed(grace.error(), nullptr);
       if (*grace) return fail(AuthResult::kGrace, "within grace period");
     }
 
@@ -177,11 +171,8 @@ class Flow {
       case totp::Verdict::kNotEnrolled:
         return fail(AuthResult::kNotEnrolled, "enrollment removed during login");
       case totp::Verdict::kError:
-        if (outcome.error && outcome.error->code == totp::Errc::kUnavailable) {
-          return unreachable(*outcome.error, &*code);
-        }
-        return fail(AuthResult::kUnavailable,
-                    outcome.error ? outcome.error->message : std::string("store error"));
+        if (!outcome.error) return fail(AuthResult::kUnavailable, "store error");
+        return store_failed(*outcome.error, &*code);
     }
     return fail(AuthResult::kInternal, "unexpected verdict");
   }
@@ -223,6 +214,13 @@ class Flow {
   AuthResult fail(AuthResult r, std::string detail) {
     detail_ = std::move(detail);
     return r;
+  }
+
+  // The store could not answer: PAM_AUTHINFO_UNAVAIL, and when the database cannot be reached
+  // at all, the break-glass path below.
+  AuthResult store_failed(const totp::Error& e, const SecretString* typed) {
+    if (e.code == totp::Errc::kUnavailable) return unreachable(e, typed);
+    return fail(AuthResult::kUnavailable, e.message);
   }
 
   // The database cannot be reached: fail closed, unless this host has break-glass codes and

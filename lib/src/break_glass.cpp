@@ -5,6 +5,7 @@
 #include <string>
 
 #include "file_util.hpp"
+#include "hex.hpp"
 #include "text_format.hpp"
 
 namespace pbx::totp {
@@ -28,13 +29,7 @@ std::string serialize(const BreakGlassSet& set) {
   s += "salt " + set.codes.salt + "\n";
   s += "kdf " + kdf_text(set.codes.kdf) + "\n";
   for (const auto& h : set.codes.hashes) s += "code " + h + "\n";
-  if (!set.used.empty()) {
-    s += "used ";
-    for (std::size_t i = 0; i < set.used.size(); ++i) {
-      s += (i > 0 ? "," : "") + std::to_string(set.used[i]);
-    }
-    s += "\n";
-  }
+  if (!set.used.empty()) s += "used " + detail::index_list(set.used) + "\n";
   return s + "end\n";
 }
 
@@ -44,46 +39,34 @@ Result<BreakGlassSet> parse(std::string_view text) {
   BreakGlassSet set;
   bool have_kdf = false;
   for (const auto& kv : *lines) {
-    std::int64_t n = 0;
     if (kv.key == "salt" && set.codes.salt.empty()) {
-      if (kv.value.size() != 32 ||
-          kv.value.find_first_not_of("0123456789abcdef") != std::string::npos) {
-        return corrupt("bad salt");
-      }
+      if (!detail::is_hex(kv.value, 32)) return corrupt("bad salt");
       set.codes.salt = kv.value;
     } else if (kv.key == "kdf" && !have_kdf) {
       if (!parse_kdf_text(kv.value, set.codes.kdf)) return corrupt("bad kdf");
       have_kdf = true;
     } else if (kv.key == "code") {
-      if (kv.value.size() != 64 ||
-          kv.value.find_first_not_of("0123456789abcdef") != std::string::npos ||
+      if (!detail::is_hex(kv.value, 64) ||
           set.codes.hashes.size() >= static_cast<std::size_t>(kMaxBreakGlassCodes)) {
         return corrupt("bad code hash");
       }
       set.codes.hashes.push_back(kv.value);
     } else if (kv.key == "used" && set.used.empty()) {
-      std::string_view v = kv.value;
-      while (true) {
-        std::size_t comma = v.find(',');
-        if (!detail::parse_i64(v.substr(0, comma), 0, kMaxBreakGlassCodes - 1, n) ||
-            set.used.size() >= static_cast<std::size_t>(kMaxBreakGlassCodes)) {
-          return corrupt("bad used list");
-        }
-        if (std::find(set.used.begin(), set.used.end(), n) != set.used.end() ||
-            n >= static_cast<std::int64_t>(kMaxBreakGlassCodes)) {
-          return corrupt("bad used list");
-        }
-        set.used.push_back(static_cast<int>(n));
-        if (comma == std::string_view::npos) break;
-        v = v.substr(comma + 1);
+      if (!detail::parse_index_list(kv.value, kMaxBreakGlassCodes - 1, kMaxBreakGlassCodes,
+                                    set.used)) {
+        return corrupt("bad used list");
       }
     } else {
       return corrupt("unexpected line '" + kv.key + "'");
     }
   }
   if (set.codes.salt.empty() || !have_kdf) return corrupt("no salt or kdf");
+  // Each mark names a code of the set, once.
+  std::vector<bool> marked(set.codes.hashes.size(), false);
   for (int i : set.used) {
-    if (static_cast<std::size_t>(i) >= set.codes.hashes.size()) return corrupt("bad used list");
+    auto k = static_cast<std::size_t>(i);
+    if (k >= marked.size() || marked[k]) return corrupt("bad used list");
+    marked[k] = true;
   }
   return set;
 }

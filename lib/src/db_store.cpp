@@ -90,18 +90,14 @@ Error PgLink::error_from(const pbx_db_error& e) {
   if (e.status == PBX_DB_UNREACHABLE) {
     // One deadline per exchange, and no second chance within this store: a login against a
     // hung server costs one deadline, never several.
-    dead_ = true;
     api_->finish(conn_);
-    if (conn_ != nullptr) {
-      // The server had answered (it let us in): a connection lost or too slow afterwards is a
-      // failed login, never "cannot be reached" — a held lock, a table locked by a DBA or a
-      // huge row must not open the door to break-glass codes.
-      conn_ = nullptr;
-      unreachable_ = make_error(Errc::kIo, "database connection lost or too slow: " + msg);
-      return *unreachable_;
-    }
-    unreachable_ = make_error(Errc::kUnavailable, "database unreachable: " + msg);
-    return *unreachable_;
+    // A server that had let us in and then lost the connection or answered too slowly is a
+    // failed login, never "cannot be reached": a held lock, a table locked by a DBA or a huge
+    // row must not open the door to break-glass codes.
+    down_ = conn_ != nullptr ? make_error(Errc::kIo, "database connection lost or too slow: " + msg)
+                             : make_error(Errc::kUnavailable, "database unreachable: " + msg);
+    conn_ = nullptr;
+    return *down_;
   }
   if (e.status == PBX_DB_FAILED) {
     std::string state(e.sqlstate, strnlen(e.sqlstate, sizeof e.sqlstate));
@@ -116,7 +112,7 @@ Error PgLink::error_from(const pbx_db_error& e) {
 }
 
 Status PgLink::connect() {
-  if (dead_) return *unreachable_;
+  if (down_) return *down_;
   if (conn_ != nullptr) return Ok{};
   pbx_db_error err{};
   conn_ = api_->connect(conninfo_.c_str(), deadline_ms_, &err);
@@ -124,8 +120,7 @@ Status PgLink::connect() {
     // A refusal (wrong role, failed certificate check) is no reason to ask again within this
     // store either: one attempt per login.
     Error e = error_from(err);
-    dead_ = true;
-    if (!unreachable_) unreachable_ = e;
+    if (!down_) down_ = e;
     return e;
   }
   return Ok{};
@@ -137,14 +132,13 @@ Result<PgLink::Rows> PgLink::exec(const char* sql, std::initializer_list<Param> 
   std::vector<const char*> values;
   std::vector<int> lengths;
   std::vector<int> formats;
-  copies.reserve(params.size());
+  copies.reserve(params.size());  // no reallocation: values point into the copies
   for (const Param& p : params) {
     copies.emplace_back(p.value);
+    values.push_back(p.null ? nullptr : copies.back().c_str());
     lengths.push_back(static_cast<int>(p.value.size()));
     formats.push_back(p.binary ? 1 : 0);
   }
-  std::size_t i = 0;
-  for (const Param& p : params) values.push_back(p.null ? nullptr : copies[i++].c_str());
   pbx_db_result* res = nullptr;
   pbx_db_error err{};
   int rc = api_->exec(conn_, sql, static_cast<int>(values.size()), values.data(), lengths.data(),
@@ -305,24 +299,14 @@ class DbStore final : public Store {
         "INSERT INTO pbx_mfa_state (user_name) VALUES ($1) ON CONFLICT (user_name) DO NOTHING",
         {{user.name}});
     if (!ins) return fail(ins.error());
-    auto rows = link_->exec(
-        "SELECT CASE WHEN octet_length(state) <= 16384 THEN state END, octet_length(state) "
-        "FROM pbx_mfa_state WHERE user_name = $1 FOR UPDATE",
-        {{user.name}});
-    if (!rows) return fail(rows.error());
-    auto state = state_of(*rows);
+    auto state = read_state(user, /*lock=*/true);
     if (!state) return fail(state.error());
     return std::unique_ptr<StateTxn>(std::make_unique<DbStateTxn>(*this, user.name, *state));
   }
 
   Result<UserState> peek_state(const User& user) override {
     begin_call();
-    auto rows = link_->exec(
-        "SELECT CASE WHEN octet_length(state) <= 16384 THEN state END, octet_length(state) "
-        "FROM pbx_mfa_state WHERE user_name = $1",
-        {{user.name}});
-    if (!rows) return rows.error();
-    return state_of(*rows);
+    return read_state(user, /*lock=*/false);
   }
 
   Status commit(const std::string& user, const UserState& next) {
@@ -366,12 +350,21 @@ class DbStore final : public Store {
     return make_error(Errc::kCorrupt, "database row of user '" + user.name + "' refused: " + why);
   }
 
-  static Result<UserState> state_of(const PgLink::Rows& rows) {
-    if (!rows.empty() && !rows.front().at(0) && rows.front().size() > 1 && rows.front().at(1)) {
-      return make_error(Errc::kCorrupt, "database state row larger than 16 KiB");
+  // The user's state row (none: no state yet), FOR UPDATE with `lock`. A value over the state
+  // file's size cap is not sent (NULL and its size instead) and is refused like such a file.
+  Result<UserState> read_state(const User& user, bool lock) {
+    static const std::string kSelect =
+        "SELECT CASE WHEN octet_length(state) <= " + std::to_string(kMaxStateFileSize) +
+        " THEN state END, octet_length(state) FROM pbx_mfa_state WHERE user_name = $1";
+    static const std::string kSelectForUpdate = kSelect + " FOR UPDATE";
+    auto rows = link_->exec((lock ? kSelectForUpdate : kSelect).c_str(), {{user.name}});
+    if (!rows) return rows.error();
+    if (!rows->empty() && !rows->front().at(0) && rows->front().at(1)) {
+      return make_error(Errc::kCorrupt, "database state row larger than " +
+                                            std::to_string(kMaxStateFileSize / 1024) + " KiB");
     }
-    if (rows.empty() || !rows.front().at(0)) return UserState{};
-    auto parsed = parse_state(*rows.front().at(0));
+    if (rows->empty() || !rows->front().at(0)) return UserState{};
+    auto parsed = parse_state(*rows->front().at(0));
     if (!parsed) {
       return make_error(parsed.error().code, parsed.error().message + " (database state row)");
     }

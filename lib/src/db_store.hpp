@@ -57,8 +57,7 @@ class PgLink {
   std::string conninfo_;
   int timeout_ms_;
   std::int64_t deadline_ms_ = 0;
-  bool dead_ = false;
-  std::optional<Error> unreachable_;  // the error every call returns once dead_
+  std::optional<Error> down_;  // once set, the error every later call returns
 };
 
 Result<std::unique_ptr<Store>> make_db_store(const Config& config);

@@ -24,12 +24,7 @@ std::string serialize_state(const UserState& s) {
   out += "skew " + std::to_string(s.skew) + "\n";
   out += "last-success " + std::to_string(s.last_success) + "\n";
   if (!s.used_recovery.empty()) {
-    out += "used-recovery ";
-    for (std::size_t i = 0; i < s.used_recovery.size(); ++i) {
-      if (i > 0) out += ",";
-      out += std::to_string(s.used_recovery[i]);
-    }
-    out += "\n";
+    out += "used-recovery " + detail::index_list(s.used_recovery) + "\n";
   }
   for (const auto& g : s.grace) out += "grace " + g.host + " " + std::to_string(g.at) + "\n";
   out += "end\n";
@@ -65,14 +60,8 @@ Result<UserState> parse_state(std::string_view text) {
       if (!detail::parse_i64(kv.value, 0, kMaxTime, n)) return corrupt("bad last-success");
       s.last_success = n;
     } else if (kv.key == "used-recovery") {
-      std::string_view v = kv.value;
-      while (true) {
-        std::size_t comma = v.find(',');
-        if (!detail::parse_i64(v.substr(0, comma), 0, 19, n)) return corrupt("bad used-recovery");
-        if (s.used_recovery.size() >= 20) return corrupt("bad used-recovery");
-        s.used_recovery.push_back(static_cast<int>(n));
-        if (comma == std::string_view::npos) break;
-        v = v.substr(comma + 1);
+      if (!detail::parse_index_list(kv.value, 19, 20, s.used_recovery)) {
+        return corrupt("bad used-recovery");
       }
     } else if (kv.key == "grace") {
       std::size_t sp = kv.value.find(' ');

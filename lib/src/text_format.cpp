@@ -14,6 +14,27 @@ bool parse_i64(std::string_view text, std::int64_t lo, std::int64_t hi, std::int
   return true;
 }
 
+bool parse_index_list(std::string_view text, int max, std::size_t max_count,
+                      std::vector<int>& out) {
+  while (true) {
+    std::size_t comma = text.find(',');
+    std::int64_t n = 0;
+    if (!parse_i64(text.substr(0, comma), 0, max, n) || out.size() >= max_count) return false;
+    out.push_back(static_cast<int>(n));
+    if (comma == std::string_view::npos) return true;
+    text = text.substr(comma + 1);
+  }
+}
+
+std::string index_list(const std::vector<int>& indexes) {
+  std::string out;
+  for (std::size_t i = 0; i < indexes.size(); ++i) {
+    if (i > 0) out += ",";
+    out += std::to_string(indexes[i]);
+  }
+  return out;
+}
+
 Result<std::vector<KeyValueLine>> parse_key_values(std::string_view text, const char* what) {
   std::vector<KeyValueLine> lines;
   bool versioned = false;

@@ -17,10 +17,16 @@ struct KeyValueLine {
 };
 
 // Splits into lines; rejects NUL bytes, control characters, lines without a key, and a missing
-// or unknown first "version 1", and a missing last "end" line (a truncated file). `what` names the file kind in errors (kCorrupt).
+// or unknown first "version 1", and a missing last "end" line (a truncated file). `what` names the
+// file kind in errors (kCorrupt).
 Result<std::vector<KeyValueLine>> parse_key_values(std::string_view text, const char* what);
 
 // Strict whole-string integer in [lo, hi].
 bool parse_i64(std::string_view text, std::int64_t lo, std::int64_t hi, std::int64_t& out);
+
+// "I,J,K": indexes of used one-time codes. parse_index_list appends to `out`; false when an
+// item is not an integer in [0, max] or there are more than `max_count`.
+bool parse_index_list(std::string_view text, int max, std::size_t max_count, std::vector<int>& out);
+std::string index_list(const std::vector<int>& indexes);
 
 }  // namespace pbx::totp::detail
