@@ -92,8 +92,8 @@ void BM_FullCodeCheck(benchmark::State& state) {
   const totp::SecretBytes key(kKey, sizeof kKey);
   const std::int64_t step = totp::time_step(kNow, kPeriod);
   // A right code (step t): the check must not get cheaper for it, there is no early exit.
-  const auto typed_code = totp::hotp(key, totp::Algorithm::kSha1,
-                                     static_cast<std::uint64_t>(step), kDigits);
+  const auto typed_code =
+      totp::hotp(key, totp::Algorithm::kSha1, static_cast<std::uint64_t>(step), kDigits);
   if (!typed_code) {
     state.SkipWithError("hotp failed");
     return;
@@ -259,9 +259,9 @@ void BM_VerifierEndToEnd(benchmark::State& state, const char* base) {
   totp::Verifier verifier(config, **store, clock);
   for (auto _ : state) {
     clock.advance(kPeriod);
-    const auto code = totp::hotp(enrollment.secret, totp::Algorithm::kSha1,
-                                 static_cast<std::uint64_t>(totp::time_step(clock.now(), kPeriod)),
-                                 kDigits);
+    const auto code =
+        totp::hotp(enrollment.secret, totp::Algorithm::kSha1,
+                   static_cast<std::uint64_t>(totp::time_step(clock.now(), kPeriod)), kDigits);
     const std::string typed = totp::format_code(code.value_or(0), kDigits);
     const totp::Outcome outcome = verifier.verify(user, typed);
     if (outcome.verdict != totp::Verdict::kAccepted) {

@@ -18,10 +18,10 @@ namespace pbx::cli {
 // CONTRACT §4 exit status.
 enum Exit : int {
   kExitOk = 0,
-  kExitRejected = 1,     // code rejected, or a doctor check failed
-  kExitUsage = 2,        // usage or config error
+  kExitRejected = 1,  // code rejected, or a doctor check failed
+  kExitUsage = 2,     // usage or config error
   kExitNotEnrolled = 3,
-  kExitStore = 4,        // store or permission error
+  kExitStore = 4,  // store or permission error
   kExitLocked = 5,
   kExitInternal = 70,
 };
@@ -38,8 +38,8 @@ struct Env {
   std::ostream* out = nullptr;
   std::ostream* err = nullptr;
   bool out_is_tty = false;
-  uid_t uid = 0;   // real uid of the caller
-  uid_t euid = 0;  // refuses to run set-uid when uid != euid
+  uid_t uid = 0;              // real uid of the caller
+  uid_t euid = 0;             // refuses to run set-uid when uid != euid
   std::string invoking_user;  // name of the caller (from uid)
   const totp::Clock* clock = nullptr;
   uid_t trusted_uid = 0;  // owner of a safe config file and state_dir

@@ -180,8 +180,7 @@ Check confirm_code(Session& s, const totp::NewEnrollment& pending, std::int64_t&
       return Check::kPassed;
     }
     if (attempt < kTries) {
-      s.err() << "Wrong code: it does not match the new secret. Type the "
-              << pending.plan().digits
+      s.err() << "Wrong code: it does not match the new secret. Type the " << pending.plan().digits
               << " digits the app shows now (" << (kTries - attempt) << " tries left).\n";
     }
   }
@@ -311,8 +310,8 @@ int enroll(Session& s, const EnrollOptions& o) {
   save_options.overwrite = o.force;
   save_options.reset_state = s.is_root();
   std::optional<totp::Error> state_error;
-  if (auto st = pending.save(**store, u, s.env.clock->now(), confirmed_step, save_options,
-                             &state_error);
+  if (auto st =
+          pending.save(**store, u, s.env.clock->now(), confirmed_step, save_options, &state_error);
       !st) {
     if (st.error().code == totp::Errc::kExists) {
       return fail(s, kExitStore, u.name + " was enrolled meanwhile; that enrollment is kept");
@@ -323,7 +322,8 @@ int enroll(Session& s, const EnrollOptions& o) {
     s.err() << "pbx-mfa: warning: enrolled, but the state could not be reset: "
             << state_error->message << "\n";
   }
-  audit(s, "enrolled user=" + audit_field(u.name) + (o.force ? " (replacing an earlier enrollment)" : ""));
+  audit(s, "enrolled user=" + audit_field(u.name) +
+               (o.force ? " (replacing an earlier enrollment)" : ""));
 
   if (o.json) {
     nlohmann::json list = nlohmann::json::array();

@@ -143,7 +143,8 @@ int run_import(Session& s, ImportOptions& o) {
     return fail(s, st.error());
   }
   audit(s, "enrolled user=" + audit_field(user->name) + " (imported from " +
-               totp::import_format_name(*format) + (o.force ? ", replacing an earlier enrollment" : "") + ")");
+               totp::import_format_name(*format) +
+               (o.force ? ", replacing an earlier enrollment" : "") + ")");
 
   if (o.json) {
     print_json(s, {{"user", user->name},

@@ -49,7 +49,8 @@ struct PasswordConv {
 
 int answer_password(int n, const pam_message** msg, pam_response** resp, void* data) {
   auto* conv = static_cast<PasswordConv*>(data);
-  auto* r = static_cast<pam_response*>(std::calloc(static_cast<std::size_t>(n), sizeof(pam_response)));
+  auto* r =
+      static_cast<pam_response*>(std::calloc(static_cast<std::size_t>(n), sizeof(pam_response)));
   if (r == nullptr) return PAM_BUF_ERR;
   for (int i = 0; i < n; ++i) {
     if (msg[i]->msg_style == PAM_PROMPT_ECHO_OFF) {

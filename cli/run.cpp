@@ -20,10 +20,10 @@ int run(const std::vector<std::string>& args, Env& env) {
   std::string config_path;
   app.add_option("--config", config_path, "config file (default /etc/security/pbx-mfa.conf)");
 
-  std::vector<Command> commands = {add_enroll(app),  add_import(app),         add_status(app),
-                                   add_verify(app),  add_recovery_codes(app), add_reset(app),
-                                   add_unlock(app),  add_db(app),             add_break_glass(app),
-                                   add_doctor(app)};
+  std::vector<Command> commands = {
+      add_enroll(app),         add_import(app), add_status(app), add_verify(app),
+      add_recovery_codes(app), add_reset(app),  add_unlock(app), add_db(app),
+      add_break_glass(app),    add_doctor(app)};
   std::ostringstream help_out;
   try {
     std::vector<std::string> reversed(args.rbegin(), args.rend());
@@ -40,8 +40,11 @@ int run(const std::vector<std::string>& args, Env& env) {
     return kExitUsage;
   }
 
-  Session session{env, {}, config_path.empty() ? std::string(totp::kDefaultConfigPath) : config_path,
-                  !config_path.empty(), std::nullopt};
+  Session session{env,
+                  {},
+                  config_path.empty() ? std::string(totp::kDefaultConfigPath) : config_path,
+                  !config_path.empty(),
+                  std::nullopt};
   auto config = totp::load_config(session.config_path, session.config_explicit, env.trusted_uid);
   if (config) {
     session.config = std::move(config.value());

@@ -90,7 +90,8 @@ Command add_verify(CLI::App& app) {
             if (!store) return fail(s, store.error());
             totp::Verifier verifier(s.config, **store, *s.env.clock);
             auto outcome = verifier.verify(*u, typed.view());
-            std::string line = "verify user=" + audit_field(u->name) + " outcome=" + totp::verdict_name(outcome.verdict);
+            std::string line = "verify user=" + audit_field(u->name) +
+                               " outcome=" + totp::verdict_name(outcome.verdict);
             if (outcome.locked_until > s.env.clock->now()) {
               line += " (failures " + std::to_string(outcome.failures) + ", locked out until " +
                       iso8601(outcome.locked_until).get<std::string>() + ")";
@@ -128,9 +129,8 @@ Command add_verify(CLI::App& app) {
 }
 
 // A root-only subcommand acting on --user U through the store: reset and unlock.
-Command add_admin_command(
-    CLI::App& app, const char* name, const char* description,
-    std::function<int(Session&, totp::Store&, const totp::User&)> act) {
+Command add_admin_command(CLI::App& app, const char* name, const char* description,
+                          std::function<int(Session&, totp::Store&, const totp::User&)> act) {
   auto* sub = app.add_subcommand(name, description);
   auto user = std::make_shared<std::string>();
   sub->add_option("--user", *user, "the user")->required();

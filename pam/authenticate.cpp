@@ -111,9 +111,8 @@ class Flow {
 
     auto status = verifier.status(*user);
     if (!status) return store_failed(status.error(), nullptr);
-    debug(std::string("required=") + (required ? "yes" : "no") +
-          " enrolled=" + (status->enrolled ? "yes" : "no") +
-          " locked=" + (status->locked ? "yes" : "no"));
+    debug(std::string("required=") + (required ? "yes" : "no") + " enrolled=" +
+          (status->enrolled ? "yes" : "no") + " locked=" + (status->locked ? "yes" : "no"));
     if (!status->enrolled) {
       if (!required) return fail(AuthResult::kNotRequired, "not enrolled, not required");
       // PAM_SILENT: the QR code and the key could not be shown, so there is nothing to confirm.
@@ -148,8 +147,8 @@ class Flow {
       case totp::Verdict::kAccepted:
         return fail(AuthResult::kAccepted, "");
       case totp::Verdict::kRecoveryAccepted:
-        tell("Recovery code accepted. " + std::to_string(outcome.recovery_left) +
-                 " recovery code" + (outcome.recovery_left == 1 ? "" : "s") +
+        tell("Recovery code accepted. " + std::to_string(outcome.recovery_left) + " recovery code" +
+                 (outcome.recovery_left == 1 ? "" : "s") +
                  " left; make new ones with 'pbx-mfa recovery-codes'.",
              false);
         return fail(AuthResult::kRecoveryAccepted,
@@ -234,9 +233,10 @@ class Flow {
     }
     std::optional<SecretString> code;
     if (typed == nullptr) {
-      tell("The two-factor database cannot be reached: a break-glass code of this server is "
-           "needed.",
-           false);
+      tell(
+          "The two-factor database cannot be reached: a break-glass code of this server is "
+          "needed.",
+          false);
       bool from_authtok = false;
       code = read_code(args_.config.digits, from_authtok);
       if (!code) return fail(AuthResult::kConvError, "conversation failed");
@@ -245,7 +245,8 @@ class Flow {
     }
     auto used = totp::use_break_glass_code(args_.config, typed->view());
     if (!used) return fail(AuthResult::kStoreUnreachable, e.message + "; " + used.error().message);
-    if (!*used) return fail(AuthResult::kStoreUnreachable, e.message + "; no break-glass code given");
+    if (!*used)
+      return fail(AuthResult::kStoreUnreachable, e.message + "; no break-glass code given");
     return fail(AuthResult::kBreakGlass,
                 e.message + "; break-glass code used, " + std::to_string(*left - 1) + " left");
   }
@@ -292,8 +293,7 @@ class Flow {
                                                 state->enrollment_id + " exists: not re-enrolled");
     }
     if (auto st = store.check_saveable(user); !st) {
-      tell("Two-factor authentication cannot be set up at this login; ask an administrator.",
-           true);
+      tell("Two-factor authentication cannot be set up at this login; ask an administrator.", true);
       return fail(AuthResult::kUnavailable, st.error().message);
     }
     totp::EnrollmentPlan plan;
@@ -325,8 +325,8 @@ class Flow {
         tell("Wrong code " + std::to_string(kEnrollTries) +
                  " times; nothing was saved. Check the phone's clock." + dead_entry,
              true);
-        return fail(AuthResult::kEnrollFailed, "wrong code " + std::to_string(kEnrollTries) +
-                                                   " times, nothing saved");
+        return fail(AuthResult::kEnrollFailed,
+                    "wrong code " + std::to_string(kEnrollTries) + " times, nothing saved");
       }
       int left = kEnrollTries - attempt;
       tell("Wrong code: it does not match the new key. Type the " + std::to_string(plan.digits) +
@@ -370,7 +370,8 @@ class Flow {
         if (there) {
           tell("Two-factor authentication for " + user.name +
                    " was set up meanwhile (by another login or an administrator); this setup "
-                   "was not saved." + dead_entry,
+                   "was not saved." +
+                   dead_entry,
                true);
           return fail(AuthResult::kEnrollFailed, "enrolled meanwhile by another login or root");
         }
@@ -463,8 +464,9 @@ class Flow {
       if (args_.use_first_pass) return SecretString(std::string());
     }
     if (args_.forward_pass) {
-      return read_forwarded(digits, args_.prompt == "Security code: " ? "Password and security code: "
-                                                                      : args_.prompt);
+      return read_forwarded(digits, args_.prompt == "Security code: "
+                                        ? "Password and security code: "
+                                        : args_.prompt);
     }
     return ctx_.prompt(args_.prompt, args_.echo_code);
   }
@@ -540,25 +542,44 @@ int pam_code(AuthResult r) noexcept {
 
 const char* result_name(AuthResult r) noexcept {
   switch (r) {
-    case AuthResult::kAccepted: return "accepted";
-    case AuthResult::kRecoveryAccepted: return "recovery-code-accepted";
-    case AuthResult::kGrace: return "grace-period";
-    case AuthResult::kBreakGlass: return "break-glass-accepted";
-    case AuthResult::kEnrolled: return "enrolled-at-login";
-    case AuthResult::kExempt: return "exempt";
-    case AuthResult::kNotRequired: return "not-enrolled-not-required";
-    case AuthResult::kRejected: return "wrong-code";
-    case AuthResult::kReplayed: return "replayed-code";
-    case AuthResult::kLockedOut: return "locked-out";
-    case AuthResult::kNotEnrolled: return "not-enrolled";
-    case AuthResult::kEnrollFailed: return "enrollment-failed";
-    case AuthResult::kUnknownUser: return "unknown-user";
-    case AuthResult::kUnavailable: return "unavailable";
-    case AuthResult::kStoreUnreachable: return "store-unavailable";
-    case AuthResult::kBadConfig: return "bad-config";
-    case AuthResult::kConvError: return "conversation-error";
-    case AuthResult::kNoMemory: return "out-of-memory";
-    case AuthResult::kInternal: return "internal-error";
+    case AuthResult::kAccepted:
+      return "accepted";
+    case AuthResult::kRecoveryAccepted:
+      return "recovery-code-accepted";
+    case AuthResult::kGrace:
+      return "grace-period";
+    case AuthResult::kBreakGlass:
+      return "break-glass-accepted";
+    case AuthResult::kEnrolled:
+      return "enrolled-at-login";
+    case AuthResult::kExempt:
+      return "exempt";
+    case AuthResult::kNotRequired:
+      return "not-enrolled-not-required";
+    case AuthResult::kRejected:
+      return "wrong-code";
+    case AuthResult::kReplayed:
+      return "replayed-code";
+    case AuthResult::kLockedOut:
+      return "locked-out";
+    case AuthResult::kNotEnrolled:
+      return "not-enrolled";
+    case AuthResult::kEnrollFailed:
+      return "enrollment-failed";
+    case AuthResult::kUnknownUser:
+      return "unknown-user";
+    case AuthResult::kUnavailable:
+      return "unavailable";
+    case AuthResult::kStoreUnreachable:
+      return "store-unavailable";
+    case AuthResult::kBadConfig:
+      return "bad-config";
+    case AuthResult::kConvError:
+      return "conversation-error";
+    case AuthResult::kNoMemory:
+      return "out-of-memory";
+    case AuthResult::kInternal:
+      return "internal-error";
   }
   return "internal-error";
 }

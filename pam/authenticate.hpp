@@ -39,8 +39,8 @@ int pam_code(AuthResult r) noexcept;
 const char* result_name(AuthResult r) noexcept;
 
 struct AuthOptions {
-  bool silent = false;     // PAM_SILENT
-  uid_t trusted_uid = 0;   // owner of a safe config file and state_dir
+  bool silent = false;           // PAM_SILENT
+  uid_t trusted_uid = 0;         // owner of a safe config file and state_dir
   totp::KdfParams recovery_kdf;  // cost of recovery-code hashes made by enroll_at_login
 };
 

@@ -69,11 +69,21 @@ bool LibpamContext::set_authtok(std::string_view value) {
 void LibpamContext::log(LogLevel level, std::string_view line) {
   int prio = LOG_NOTICE;
   switch (level) {
-    case LogLevel::kDebug: prio = LOG_DEBUG; break;
-    case LogLevel::kInfo: prio = LOG_INFO; break;
-    case LogLevel::kNotice: prio = LOG_NOTICE; break;
-    case LogLevel::kWarning: prio = LOG_WARNING; break;
-    case LogLevel::kError: prio = LOG_ERR; break;
+    case LogLevel::kDebug:
+      prio = LOG_DEBUG;
+      break;
+    case LogLevel::kInfo:
+      prio = LOG_INFO;
+      break;
+    case LogLevel::kNotice:
+      prio = LOG_NOTICE;
+      break;
+    case LogLevel::kWarning:
+      prio = LOG_WARNING;
+      break;
+    case LogLevel::kError:
+      prio = LOG_ERR;
+      break;
   }
   std::string l(line);
   pam_syslog(pamh_, prio, "%s", l.c_str());

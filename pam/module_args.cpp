@@ -58,7 +58,8 @@ totp::Result<ModuleArgs> parse_module_args(const std::vector<std::string>& args,
     return make_error(Errc::kConfig, "use_first_pass and try_first_pass exclude each other");
   }
   if (out.forward_pass && (out.use_first_pass || out.try_first_pass)) {
-    return make_error(Errc::kConfig, "forward_pass cannot be combined with use_first_pass or try_first_pass");
+    return make_error(Errc::kConfig,
+                      "forward_pass cannot be combined with use_first_pass or try_first_pass");
   }
   return out;
 }

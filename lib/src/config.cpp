@@ -11,8 +11,10 @@ namespace pbx::totp {
 namespace {
 
 std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r'))
+    s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
+    s.remove_suffix(1);
   return s;
 }
 
@@ -23,7 +25,8 @@ Error bad(std::string_view key, const std::string& why) {
 Status set_int(int& out, std::string_view key, std::string_view value, int lo, int hi) {
   int v = 0;
   auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
-  if (value.empty() || ec != std::errc{} || ptr != value.data() + value.size() || v < lo || v > hi) {
+  if (value.empty() || ec != std::errc{} || ptr != value.data() + value.size() || v < lo ||
+      v > hi) {
     return bad(key, "must be a whole number from " + std::to_string(lo) + " to " +
                         std::to_string(hi) + ", not '" + std::string(value) + "'");
   }
@@ -141,7 +144,8 @@ Status set_networks(std::vector<Cidr>& out, std::string_view value) {
   std::vector<Cidr> nets;
   for (const auto& item : *items) {
     auto net = parse_cidr(item);
-    if (!net) return bad("exempt_networks", "'" + item + "' is not a network (use 10.0.0.0/8 or fd00::/8)");
+    if (!net)
+      return bad("exempt_networks", "'" + item + "' is not a network (use 10.0.0.0/8 or fd00::/8)");
     nets.push_back(*net);
   }
   out = std::move(nets);
@@ -192,7 +196,8 @@ Status apply_setting(Config& c, std::string_view key, std::string_view value) {
     return Ok{};
   }
   if (key == "pg_conninfo") {
-    if (value.size() > 4096 || !printable(value)) return bad(key, "must be a libpq connection string");
+    if (value.size() > 4096 || !printable(value))
+      return bad(key, "must be a libpq connection string");
     c.pg_conninfo = value;
     return Ok{};
   }

@@ -11,8 +11,9 @@ namespace {
 constexpr const char* kWhat = "secret file";
 constexpr std::size_t kIdBytes = 16;
 
-Error corrupt(const std::string& why) { return make_error(Errc::kCorrupt, std::string(kWhat) + ": " + why); }
-
+Error corrupt(const std::string& why) {
+  return make_error(Errc::kCorrupt, std::string(kWhat) + ": " + why);
+}
 
 }  // namespace
 

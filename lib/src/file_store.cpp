@@ -110,7 +110,8 @@ class FileStore final : public Store {
 
   Result<std::unique_ptr<StateTxn>> lock_state(const User& user) override {
     bool can_create = geteuid() == config_.trusted_uid;
-    if (auto st = check_private_dir(config_.state_dir, config_.trusted_uid, can_create, "state_dir");
+    if (auto st =
+            check_private_dir(config_.state_dir, config_.trusted_uid, can_create, "state_dir");
         !st) {
       return st.error();
     }

@@ -89,8 +89,8 @@ bool owner_trusted(uid_t actual, uid_t expected) {
 }
 
 std::string owner_problem(uid_t actual, uid_t expected) {
-  std::string msg = "owned by uid " + std::to_string(actual) + ", expected uid " +
-                    std::to_string(expected);
+  std::string msg =
+      "owned by uid " + std::to_string(actual) + ", expected uid " + std::to_string(expected);
   if (expected == 0 && ::geteuid() != 0) msg += " or " + std::to_string(::geteuid());
   return msg;
 }
@@ -269,7 +269,8 @@ Status check_private_dir(const std::string& path, uid_t owner, bool create, cons
     }
   }
   std::string prefix = std::string(what) + " " + path + ": ";
-  if (S_ISLNK(st.st_mode)) return make_error(Errc::kUnsafe, prefix + "is a symbolic link (refused)");
+  if (S_ISLNK(st.st_mode))
+    return make_error(Errc::kUnsafe, prefix + "is a symbolic link (refused)");
   if (!S_ISDIR(st.st_mode)) return make_error(Errc::kUnsafe, prefix + "not a directory");
   if (!owner_trusted(st.st_uid, owner)) {
     return make_error(Errc::kUnsafe, prefix + owner_problem(st.st_uid, owner));
@@ -277,7 +278,8 @@ Status check_private_dir(const std::string& path, uid_t owner, bool create, cons
   if ((st.st_mode & 077) != 0) {
     char mode[8];
     std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
-    return make_error(Errc::kUnsafe, prefix + "mode " + mode + " lets group or others in (must be 0700)");
+    return make_error(Errc::kUnsafe,
+                      prefix + "mode " + mode + " lets group or others in (must be 0700)");
   }
   return Ok{};
 }
@@ -293,7 +295,8 @@ Result<Fd> lock_file(const std::string& path, uid_t owner, int timeout_ms) {
   long step_us = 200;
   for (;;) {
     if (::flock(fd.get(), LOCK_EX | LOCK_NB) == 0) return fd;
-    if (errno != EWOULDBLOCK && errno != EINTR) return io_error("lock file", path, "cannot lock", errno);
+    if (errno != EWOULDBLOCK && errno != EINTR)
+      return io_error("lock file", path, "cannot lock", errno);
     if (waited_us >= static_cast<long>(timeout_ms) * 1000) {
       return make_error(Errc::kIo, "lock file " + path + ": still locked after " +
                                        std::to_string(timeout_ms) + " ms");

@@ -12,16 +12,20 @@ namespace pbx::totp {
 
 const char* algorithm_name(Algorithm a) noexcept {
   switch (a) {
-    case Algorithm::kSha1: return "SHA1";
-    case Algorithm::kSha256: return "SHA256";
-    case Algorithm::kSha512: return "SHA512";
+    case Algorithm::kSha1:
+      return "SHA1";
+    case Algorithm::kSha256:
+      return "SHA256";
+    case Algorithm::kSha512:
+      return "SHA512";
   }
   return "SHA1";
 }
 
 std::optional<Algorithm> parse_algorithm(std::string_view name) {
   std::string upper;
-  for (char c : name) upper.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
+  for (char c : name)
+    upper.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
   if (upper == "SHA1") return Algorithm::kSha1;
   if (upper == "SHA256") return Algorithm::kSha256;
   if (upper == "SHA512") return Algorithm::kSha512;
@@ -30,9 +34,12 @@ std::optional<Algorithm> parse_algorithm(std::string_view name) {
 
 std::size_t secret_size(Algorithm algorithm) noexcept {
   switch (algorithm) {
-    case Algorithm::kSha1: return 20;
-    case Algorithm::kSha256: return 32;
-    case Algorithm::kSha512: return 64;
+    case Algorithm::kSha1:
+      return 20;
+    case Algorithm::kSha256:
+      return 32;
+    case Algorithm::kSha512:
+      return 64;
   }
   return 20;
 }
@@ -78,7 +85,8 @@ const HmacPrototype& prototype(Algorithm algorithm) {
       static const HmacPrototype p("SHA512");
       return p;
     }
-    case Algorithm::kSha1: break;
+    case Algorithm::kSha1:
+      break;
   }
   static const HmacPrototype p("SHA1");
   return p;

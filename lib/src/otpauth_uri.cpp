@@ -12,8 +12,8 @@ constexpr std::size_t kMaxUriSize = 4096;
 constexpr int kMaxUriPeriod = 300;
 
 bool unreserved(unsigned char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-         c == '-' || c == '.' || c == '_' || c == '~';
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '.' || c == '_' || c == '~';
 }
 
 int hex_value(char c) {
@@ -129,14 +129,16 @@ Result<OtpParams> parse_otpauth_uri(std::string_view uri) {
   std::string type(rest.substr(0, slash));
   for (auto& c : type) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   if (type == "hotp") {
-    return make_error(Errc::kInvalid, "otpauth URI: HOTP (counter) codes are not supported, only TOTP");
+    return make_error(Errc::kInvalid,
+                      "otpauth URI: HOTP (counter) codes are not supported, only TOTP");
   }
   if (type != "totp") return make_error(Errc::kInvalid, "otpauth URI: unknown type '" + type + "'");
   rest = rest.substr(slash + 1);
   std::size_t q = rest.find('?');
   std::string_view label_enc = rest.substr(0, q);
   std::string_view query = q == std::string_view::npos ? std::string_view{} : rest.substr(q + 1);
-  if (std::size_t hash = query.find('#'); hash != std::string_view::npos) query = query.substr(0, hash);
+  if (std::size_t hash = query.find('#'); hash != std::string_view::npos)
+    query = query.substr(0, hash);
 
   // Split "ISSUER:ACCOUNT" at a literal ':' first, so an issuer holding an escaped ':' (as our
   // builder writes it) survives; only without one is an escaped %3A the separator.
@@ -169,15 +171,18 @@ Result<OtpParams> parse_otpauth_uri(std::string_view uri) {
     if (pair.empty()) continue;
     std::size_t eq = pair.find('=');
     std::string_view key = pair.substr(0, eq);
-    auto value = decode(eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1), true);
+    auto value =
+        decode(eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1), true);
     if (!value) return value.error();
     SecretString v(std::move(value.value()));
     if (key == "secret") {
       if (have_secret) return make_error(Errc::kInvalid, "otpauth URI: secret given twice");
       auto bytes = base32_decode(v.view());
       if (!bytes) return make_error(Errc::kInvalid, "otpauth URI: secret is not valid base32");
-      if (bytes->size() < 10) return make_error(Errc::kInvalid, "otpauth URI: secret shorter than 80 bits");
-      if (bytes->size() > 128) return make_error(Errc::kInvalid, "otpauth URI: secret longer than 1024 bits");
+      if (bytes->size() < 10)
+        return make_error(Errc::kInvalid, "otpauth URI: secret shorter than 80 bits");
+      if (bytes->size() > 128)
+        return make_error(Errc::kInvalid, "otpauth URI: secret longer than 1024 bits");
       p.secret = std::move(bytes.value());
       have_secret = true;
     } else if (key == "issuer") {
@@ -185,7 +190,8 @@ Result<OtpParams> parse_otpauth_uri(std::string_view uri) {
       have_issuer = true;
     } else if (key == "algorithm") {
       auto a = parse_algorithm(v.view());
-      if (!a) return make_error(Errc::kInvalid, "otpauth URI: algorithm must be SHA1, SHA256 or SHA512");
+      if (!a)
+        return make_error(Errc::kInvalid, "otpauth URI: algorithm must be SHA1, SHA256 or SHA512");
       p.algorithm = *a;
     } else if (key == "digits") {
       auto d = parse_int_param("digits", v.view(), kMinDigits, kMaxDigits);

@@ -5,8 +5,8 @@
 
 #include <algorithm>
 
-#include "pbx/totp/hotp.hpp"
 #include "hex.hpp"
+#include "pbx/totp/hotp.hpp"
 #include "text_format.hpp"
 
 namespace pbx::totp {
@@ -51,7 +51,8 @@ bool parse_kdf_text(std::string_view v, KdfParams& kdf) {
     v = sp == std::string_view::npos ? std::string_view{} : v.substr(sp + 1);
   }
   // N must be a power of two above 1 for scrypt.
-  if (parts[0] < 2 || (parts[0] & (parts[0] - 1)) != 0 || parts[1] > 64 || parts[2] > 16) return false;
+  if (parts[0] < 2 || (parts[0] & (parts[0] - 1)) != 0 || parts[1] > 64 || parts[2] > 16)
+    return false;
   kdf.n = static_cast<std::uint64_t>(parts[0]);
   kdf.r = static_cast<std::uint32_t>(parts[1]);
   kdf.p = static_cast<std::uint32_t>(parts[2]);

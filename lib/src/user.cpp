@@ -82,7 +82,8 @@ Result<std::string> expand_path_template(std::string_view templ, const User& use
       out += user.name;
     } else if (e == 'h') {
       if (user.home.empty() || user.home.front() != '/') {
-        return make_error(Errc::kInvalid, "user '" + user.name + "' has no absolute home directory");
+        return make_error(Errc::kInvalid,
+                          "user '" + user.name + "' has no absolute home directory");
       }
       out += user.home;
     } else if (e == 'U') {
@@ -93,7 +94,8 @@ Result<std::string> expand_path_template(std::string_view templ, const User& use
       return make_error(Errc::kConfig, "secret_path: unknown escape %" + std::string(1, e));
     }
   }
-  if (out.empty() || out.front() != '/') return make_error(Errc::kConfig, "secret_path: not absolute");
+  if (out.empty() || out.front() != '/')
+    return make_error(Errc::kConfig, "secret_path: not absolute");
   return out;
 }
 

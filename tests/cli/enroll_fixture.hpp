@@ -31,11 +31,11 @@
 
 namespace pbx::cli::testing {
 
-using totp::testing::TempDir;
 using pbx::test::kDarkTheme;
 using pbx::test::kLightTheme;
 using pbx::test::Theme;
 using pbx::test::zbar_decode;
+using totp::testing::TempDir;
 
 // What a scripted prompt answers: a literal line, the right code for the secret printed so
 // far, a code that is wrong for every step of the window, or end of input.

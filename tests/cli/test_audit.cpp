@@ -92,7 +92,8 @@ TEST_F(AuditTest, NewRecoveryCodesAreLoggedWithoutThem) {
   auto j = nlohmann::json::parse(out());
   for (const auto& c : j["recovery_codes"]) forbidden_.push_back(c.get<std::string>());
   ASSERT_EQ(audit_.size(), 2u);
-  EXPECT_EQ(audit_[1], "by=root recovery-codes user=daemon (2 new codes; the old ones no longer work)");
+  EXPECT_EQ(audit_[1],
+            "by=root recovery-codes user=daemon (2 new codes; the old ones no longer work)");
 }
 
 TEST_F(AuditTest, NamesCannotForgeALineOrAField) {

@@ -49,7 +49,8 @@ int main(int argc, char** argv) {
     }
     std::vector<fs::path> files;
     for (const auto& e : fs::directory_iterator(arg)) {
-      if (e.is_regular_file() && e.path().filename().string().front() != '.') files.push_back(e.path());
+      if (e.is_regular_file() && e.path().filename().string().front() != '.')
+        files.push_back(e.path());
     }
     std::sort(files.begin(), files.end());
     for (const auto& f : files) {

@@ -63,8 +63,8 @@ class EnrollFlowTest : public FlowTest {
 
   // A user who answers every code prompt with `codes(key)` in turn and acknowledges the
   // recovery codes; records the key it saw so the test can forbid it in the logs.
-  FakeContext user_answering(std::vector<std::function<std::string(const totp::SecretBytes&)>>
-                                 codes) {
+  FakeContext user_answering(
+      std::vector<std::function<std::string(const totp::SecretBytes&)>> codes) {
     FakeContext ctx;
     ctx.user_name = kUser;
     auto queue = std::make_shared<std::deque<std::function<std::string(const totp::SecretBytes&)>>>(
@@ -193,9 +193,8 @@ TEST_F(EnrollFlowTest, RightCodeOnTheThirdTryIsEnough) {
 }
 
 TEST_F(EnrollFlowTest, CodeOfTheNeighbouringStepIsAccepted) {
-  FakeContext ctx = user_answering({[this](const totp::SecretBytes& key) {
-    return code_for(key, clock_.now(), -1);
-  }});
+  FakeContext ctx = user_answering(
+      {[this](const totp::SecretBytes& key) { return code_for(key, clock_.now(), -1); }});
   EXPECT_EQ(run(ctx), PAM_SUCCESS);
 }
 
@@ -207,7 +206,8 @@ TEST_F(EnrollFlowTest, DroppedConnectionAtAnyPointSavesNothing) {
   // At the acknowledgement of the recovery codes, after a right code.
   FakeContext at_ack = user_answering({right()});
   auto inner = at_ack.responder;
-  at_ack.responder = [inner](const FakeContext& c, std::string_view p) -> std::optional<std::string> {
+  at_ack.responder = [inner](const FakeContext& c,
+                             std::string_view p) -> std::optional<std::string> {
     if (p == kStoredPrompt) return std::nullopt;
     return inner(c, p);
   };
@@ -261,8 +261,9 @@ TEST_F(EnrollFlowTest, NoRecoveryCodesMeansNoAcknowledgementPrompt) {
 }
 
 TEST_F(EnrollFlowTest, ConfigSettingsShapeTheNewSecret) {
-  files_.write_config("enroll_at_login = yes\nrecovery_codes = 1\nalgorithm = SHA256\n"
-                      "digits = 8\nperiod = 60\n");
+  files_.write_config(
+      "enroll_at_login = yes\nrecovery_codes = 1\nalgorithm = SHA256\n"
+      "digits = 8\nperiod = 60\n");
   FakeContext ctx;
   ctx.user_name = kUser;
   ctx.responder = [this](const FakeContext& c, std::string_view p) -> std::optional<std::string> {

@@ -41,8 +41,7 @@ class FakeContext final : public PamContext {
   std::optional<std::string> authtok_item;  // PAM_AUTHTOK as an earlier module left it
   // When set, answers every prompt instead of `answers` (it sees what was shown so far):
   // nullopt makes the prompt fail.
-  std::function<std::optional<std::string>(const FakeContext&, std::string_view prompt)>
-      responder;
+  std::function<std::optional<std::string>(const FakeContext&, std::string_view prompt)> responder;
   bool messages_fail = false;
   Fault prompt_fault = Fault::kNone;
 

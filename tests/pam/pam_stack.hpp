@@ -61,8 +61,8 @@ struct Conversation {
       responder;
 };
 
-extern "C" inline int converse(int count, const struct pam_message** msg, struct pam_response** resp,
-                        void* appdata) {
+extern "C" inline int converse(int count, const struct pam_message** msg,
+                               struct pam_response** resp, void* appdata) {
   auto* conv = static_cast<Conversation*>(appdata);
   if (count <= 0 || count > PAM_MAX_NUM_MSG || conv == nullptr) return PAM_CONV_ERR;
   auto* replies = static_cast<pam_response*>(
@@ -136,7 +136,7 @@ inline int pam_login(const LoginSpec& spec, Conversation& conv) {
 // Runs every login at the same moment, each in its own process, released together through a
 // pipe. Returns their PAM codes in order; -1 for a child that crashed or missed the deadline.
 inline std::vector<int> simultaneous_logins(const std::vector<LoginSpec>& specs,
-                                     std::chrono::milliseconds deadline) {
+                                            std::chrono::milliseconds deadline) {
   int go[2];
   if (::pipe(go) != 0) throw std::runtime_error("pipe failed");
   std::vector<pid_t> pids;

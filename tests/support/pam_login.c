@@ -25,10 +25,10 @@
 #define MAX_ANSWERS 16
 
 struct conv_state {
-  int replay;                  /* answer from answers[] instead of stdin */
-  size_t next;                 /* next answer to replay */
-  size_t count;                /* answers recorded */
-  char* answers[MAX_ANSWERS];  /* what was typed in the first login */
+  int replay;                 /* answer from answers[] instead of stdin */
+  size_t next;                /* next answer to replay */
+  size_t count;               /* answers recorded */
+  char* answers[MAX_ANSWERS]; /* what was typed in the first login */
 };
 
 static void wipe_free(char* s) {
@@ -66,8 +66,7 @@ static char* read_answer(int echo) {
   return answer;
 }
 
-static int converse(int n, const struct pam_message** msg, struct pam_response** resp,
-                    void* data) {
+static int converse(int n, const struct pam_message** msg, struct pam_response** resp, void* data) {
   struct conv_state* st = data;
   if (n <= 0 || n > PAM_MAX_NUM_MSG) return PAM_CONV_ERR;
   struct pam_response* r = calloc((size_t)n, sizeof *r);
@@ -113,22 +112,38 @@ static int converse(int n, const struct pam_message** msg, struct pam_response**
 
 static const char* pam_code_name(int rc) {
   switch (rc) {
-    case PAM_SUCCESS: return "PAM_SUCCESS";
-    case PAM_AUTH_ERR: return "PAM_AUTH_ERR";
-    case PAM_AUTHINFO_UNAVAIL: return "PAM_AUTHINFO_UNAVAIL";
-    case PAM_SERVICE_ERR: return "PAM_SERVICE_ERR";
-    case PAM_CONV_ERR: return "PAM_CONV_ERR";
-    case PAM_IGNORE: return "PAM_IGNORE";
-    case PAM_USER_UNKNOWN: return "PAM_USER_UNKNOWN";
-    case PAM_MAXTRIES: return "PAM_MAXTRIES";
-    case PAM_CRED_INSUFFICIENT: return "PAM_CRED_INSUFFICIENT";
-    case PAM_PERM_DENIED: return "PAM_PERM_DENIED";
-    case PAM_BUF_ERR: return "PAM_BUF_ERR";
-    case PAM_SYSTEM_ERR: return "PAM_SYSTEM_ERR";
-    case PAM_OPEN_ERR: return "PAM_OPEN_ERR";
-    case PAM_SYMBOL_ERR: return "PAM_SYMBOL_ERR";
-    case PAM_ABORT: return "PAM_ABORT";
-    default: return "PAM_?";
+    case PAM_SUCCESS:
+      return "PAM_SUCCESS";
+    case PAM_AUTH_ERR:
+      return "PAM_AUTH_ERR";
+    case PAM_AUTHINFO_UNAVAIL:
+      return "PAM_AUTHINFO_UNAVAIL";
+    case PAM_SERVICE_ERR:
+      return "PAM_SERVICE_ERR";
+    case PAM_CONV_ERR:
+      return "PAM_CONV_ERR";
+    case PAM_IGNORE:
+      return "PAM_IGNORE";
+    case PAM_USER_UNKNOWN:
+      return "PAM_USER_UNKNOWN";
+    case PAM_MAXTRIES:
+      return "PAM_MAXTRIES";
+    case PAM_CRED_INSUFFICIENT:
+      return "PAM_CRED_INSUFFICIENT";
+    case PAM_PERM_DENIED:
+      return "PAM_PERM_DENIED";
+    case PAM_BUF_ERR:
+      return "PAM_BUF_ERR";
+    case PAM_SYSTEM_ERR:
+      return "PAM_SYSTEM_ERR";
+    case PAM_OPEN_ERR:
+      return "PAM_OPEN_ERR";
+    case PAM_SYMBOL_ERR:
+      return "PAM_SYMBOL_ERR";
+    case PAM_ABORT:
+      return "PAM_ABORT";
+    default:
+      return "PAM_?";
   }
 }
 

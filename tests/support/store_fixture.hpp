@@ -380,8 +380,10 @@ class StoreFixture : public ::testing::Test {
   // state file or the state column ("" when there is none).
   std::string stored_secret(const User& user) const {
     if (on_database()) {
-      return pg_->exec("SELECT enrollment_id || ' ' || encode(sealed, 'hex') FROM "
-                       "pbx_mfa_enrollment WHERE user_name = '" + user.name + "'");
+      return pg_->exec(
+          "SELECT enrollment_id || ' ' || encode(sealed, 'hex') FROM "
+          "pbx_mfa_enrollment WHERE user_name = '" +
+          user.name + "'");
     }
     return read_file(secret_file(user)).value_or("");
   }

@@ -1,8 +1,8 @@
 // Owner checks and the process's effective uid: root trusts only root; a process that is not
 // root trusts root and its own euid where root is required (what lets scripts/demo run the
 // module and the CLI on a sandbox the invoking user owns), and nothing else changes.
-#include <gtest/gtest.h>
 #include <grp.h>
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -67,8 +67,8 @@ class EuidTrust : public ::testing::Test {
 
   // A secret for `user` outside every home, owned by `owner`.
   void write_secret(const User& user, uid_t owner) {
-    ASSERT_TRUE(write_file(tmp_ / ("secrets/" + user.name),
-                           serialize_enrollment(test_enrollment()), 0600, owner, owner));
+    ASSERT_TRUE(write_file(tmp_ / ("secrets/" + user.name), serialize_enrollment(test_enrollment()),
+                           0600, owner, owner));
   }
 
   int load_as(uid_t euid, const User& user) {

@@ -1,10 +1,11 @@
 // Config: the settings of /etc/security/pbx-mfa.conf, one parser for module and CLI.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <string>
 #include <string_view>
-#include <sys/types.h>
 #include <vector>
 
 #include "pbx/totp/hotp.hpp"
@@ -35,7 +36,7 @@ struct Config {
   int max_failures = 5;
   int lockout = 60;
   int recovery_codes = 5;
-  bool require_all = true;               // require = all
+  bool require_all = true;                  // require = all
   std::vector<std::string> require_groups;  // require = group:a,group:b (require_all false)
   std::vector<std::string> exempt_groups;
   std::vector<Cidr> exempt_networks;

@@ -33,9 +33,9 @@ enum pbx_db_status {
 };
 
 typedef struct pbx_db_error {
-  int status;          /* enum pbx_db_status */
-  char sqlstate[6];    /* five characters and NUL when the server sent one, else "" */
-  char message[512];   /* one line, never a password or a parameter value */
+  int status;        /* enum pbx_db_status */
+  char sqlstate[6];  /* five characters and NUL when the server sent one, else "" */
+  char message[512]; /* one line, never a password or a parameter value */
 } pbx_db_error;
 
 typedef struct pbx_db_conn pbx_db_conn;

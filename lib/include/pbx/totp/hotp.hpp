@@ -13,8 +13,8 @@ namespace pbx::totp {
 
 enum class Algorithm { kSha1, kSha256, kSha512 };
 
-const char* algorithm_name(Algorithm a) noexcept;                  // "SHA1", ...
-std::optional<Algorithm> parse_algorithm(std::string_view name);   // case-insensitive
+const char* algorithm_name(Algorithm a) noexcept;                 // "SHA1", ...
+std::optional<Algorithm> parse_algorithm(std::string_view name);  // case-insensitive
 
 constexpr int kMinDigits = 6;
 constexpr int kMaxDigits = 8;

@@ -24,7 +24,7 @@ std::string kdf_text(const KdfParams& kdf);
 bool parse_kdf_text(std::string_view text, KdfParams& kdf);
 
 struct RecoverySet {
-  std::string salt;                 // hex, one per user: an attempt costs one hash
+  std::string salt;  // hex, one per user: an attempt costs one hash
   KdfParams kdf;
   std::vector<std::string> hashes;  // hex, one per code, in the order they were made
 };

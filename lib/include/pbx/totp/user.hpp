@@ -1,9 +1,10 @@
 // User: the account a secret belongs to, resolved from the password database.
 #pragma once
 
+#include <sys/types.h>
+
 #include <string>
 #include <string_view>
-#include <sys/types.h>
 #include <vector>
 
 #include "pbx/totp/result.hpp"

@@ -20,7 +20,7 @@ enum class Verdict {
   kReplayed,          // a valid code at or before the last accepted time step (a failure too)
   kLockedOut,         // too many failures: nothing was checked
   kNotEnrolled,
-  kError,             // store unreadable, unsafe, corrupt, or the outcome could not be recorded
+  kError,  // store unreadable, unsafe, corrupt, or the outcome could not be recorded
 };
 
 const char* verdict_name(Verdict v) noexcept;
