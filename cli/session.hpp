@@ -63,6 +63,13 @@ void audit(Session& s, const std::string& what);
 // name cannot forge another field.
 std::string audit_field(std::string_view value);
 
+// A root-only subcommand acting on --user U through the store (reset, unlock).
+Command add_admin_command(CLI::App& app, const char* name, const char* description,
+                          std::function<int(Session&, totp::Store&, const totp::User&)> act);
+
+// Root and store = postgresql, or an error saying which is missing (db, break-glass).
+totp::Status need_database(Session& s);
+
 // ISO 8601 UTC ("2026-11-22T15:04:05Z"), or JSON null for 0.
 nlohmann::json iso8601(std::int64_t unix_time);
 
