@@ -41,7 +41,7 @@ struct Command {
 
 // "pbx-mfa: MESSAGE" on stderr; returns `code`.
 int fail(Session& s, int code, const std::string& message);
-// Exit status for a library error (CONTRACT §4).
+// Exit status for a library error (pbx-mfa(1) EXIT STATUS).
 int exit_for(const totp::Error& e);
 int fail(Session& s, const totp::Error& e);
 
