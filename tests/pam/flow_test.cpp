@@ -17,7 +17,7 @@ namespace pbx::pam::testing {
 namespace {
 
 // ---------------------------------------------------------------------------------------------
-// The outcome table (pam_pbx_totp(8) RETURN VALUES), one row at a time.
+// The outcome table (CONTRACT §3), one row at a time.
 
 TEST(FlowOutcomeTableTest, EveryResultHasTheContractedPamCodeAndAName) {
   struct Row {
