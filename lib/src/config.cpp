@@ -185,64 +185,72 @@ Status set_pg_conninfo(Config& c, std::string_view key, std::string_view value) 
   return Ok{};
 }
 
-using K = std::string_view;  // the key, as the row names it
+// Row parsers for the common kinds of value: a whole number in [Lo, Hi], an absolute path, a
+// yes/no switch, each stored into one member of Config.
+template <auto Member, int Lo, int Hi>
+Status int_in(Config& c, std::string_view key, std::string_view value) {
+  return set_int(c.*Member, key, value, Lo, Hi);
+}
+template <auto Member>
+Status path_in(Config& c, std::string_view key, std::string_view value) {
+  return set_path(c.*Member, key, value);
+}
+template <auto Member>
+Status bool_in(Config& c, std::string_view key, std::string_view value) {
+  return set_bool(c.*Member, key, value);
+}
+template <auto Member>
+Status groups_in(Config& c, std::string_view key, std::string_view value) {
+  return set_groups(c.*Member, key, value);
+}
+Status require_in(Config& c, std::string_view, std::string_view value) {
+  return set_require(c, value);
+}
+Status networks_in(Config& c, std::string_view, std::string_view value) {
+  return set_networks(c.exempt_networks, value);
+}
 
 // clang-format off
 constexpr Setting kSettings[] = {
     {"secret_path", "%h/.pbx-mfa", set_secret_path,
      "where a user's secret lives: %u user, %h home, %U uid, %% a percent sign"},
-    {"state_dir", "/var/lib/pbx-mfa",
-     [](Config& c, K k, K v) { return set_path(c.state_dir, k, v); },
+    {"state_dir", "/var/lib/pbx-mfa", path_in<&Config::state_dir>,
      "root-owned 0700 directory of the per-user state"},
     {"issuer", "", set_issuer,
      "name shown in the authenticator app (empty: this host's name)"},
     {"algorithm", "SHA1", set_algorithm,
      "HMAC of new enrollments: SHA1, SHA256 or SHA512"},
-    {"digits", "6",
-     [](Config& c, K k, K v) { return set_int(c.digits, k, v, kMinDigits, kMaxDigits); },
+    {"digits", "6", int_in<&Config::digits, kMinDigits, kMaxDigits>,
      "code length of new enrollments, 6 to 8"},
-    {"period", "30",
-     [](Config& c, K k, K v) { return set_int(c.period, k, v, 15, 300); },
+    {"period", "30", int_in<&Config::period, 15, 300>,
      "seconds per code of new enrollments, 15 to 300"},
-    {"window", "1",
-     [](Config& c, K k, K v) { return set_int(c.window, k, v, 0, 10); },
+    {"window", "1", int_in<&Config::window, 0, 10>,
      "time steps accepted on each side of now, 0 to 10"},
-    {"max_failures", "5",
-     [](Config& c, K k, K v) { return set_int(c.max_failures, k, v, 1, 1000); },
+    {"max_failures", "5", int_in<&Config::max_failures, 1, 1000>,
      "consecutive wrong codes before a lockout, 1 to 1000"},
-    {"lockout", "60",
-     [](Config& c, K k, K v) { return set_int(c.lockout, k, v, 1, 3600); },
+    {"lockout", "60", int_in<&Config::lockout, 1, 3600>,
      "first lockout in seconds, 1 to 3600 (doubles with each further failure)"},
-    {"recovery_codes", "5",
-     [](Config& c, K k, K v) { return set_int(c.recovery_codes, k, v, 0, 20); },
+    {"recovery_codes", "5", int_in<&Config::recovery_codes, 0, 20>,
      "one-time recovery codes made at enrollment, 0 to 20"},
-    {"require", "all",
-     [](Config& c, K, K v) { return set_require(c, v); },
+    {"require", "all", require_in,
      "who must use a second factor: all, none, or a comma list of group:NAME"},
-    {"exempt_groups", "",
-     [](Config& c, K k, K v) { return set_groups(c.exempt_groups, k, v); },
+    {"exempt_groups", "", groups_in<&Config::exempt_groups>,
      "comma list of groups whose members skip the second factor"},
-    {"exempt_networks", "",
-     [](Config& c, K, K v) { return set_networks(c.exempt_networks, v); },
+    {"exempt_networks", "", networks_in,
      "comma list of networks (CIDR) whose logins skip the second factor"},
-    {"enroll_at_login", "no",
-     [](Config& c, K k, K v) { return set_bool(c.enroll_at_login, k, v); },
+    {"enroll_at_login", "no", bool_in<&Config::enroll_at_login>,
      "yes: a required user who is not enrolled enrolls inside the login"},
-    {"grace_period", "0",
-     [](Config& c, K k, K v) { return set_int(c.grace_period, k, v, 0, 86400); },
+    {"grace_period", "0", int_in<&Config::grace_period, 0, 86400>,
      "seconds after a good code in which the same user and host need none, 0 to 86400"},
     {"store", "files", set_store,
      "where enrollments and state live: files or postgresql"},
     {"pg_conninfo", "", set_pg_conninfo,
      "libpq connection string for store = postgresql"},
-    {"pg_timeout_ms", "2500",
-     [](Config& c, K k, K v) { return set_int(c.pg_timeout_ms, k, v, 100, 60000); },
+    {"pg_timeout_ms", "2500", int_in<&Config::pg_timeout_ms, 100, 60000>,
      "deadline of one database exchange in milliseconds, 100 to 60000"},
-    {"fleet_key", "/etc/security/pbx-mfa.key",
-     [](Config& c, K k, K v) { return set_path(c.fleet_key, k, v); },
+    {"fleet_key", "/etc/security/pbx-mfa.key", path_in<&Config::fleet_key>,
      "key sealing the secrets in the database (32 bytes, root-owned)"},
-    {"pg_plugin", PBX_DEFAULT_PG_PLUGIN,
-     [](Config& c, K k, K v) { return set_path(c.pg_plugin, k, v); },
+    {"pg_plugin", PBX_DEFAULT_PG_PLUGIN, path_in<&Config::pg_plugin>,
      "the PostgreSQL plugin, loaded only with store = postgresql", true},
 };
 // clang-format on
