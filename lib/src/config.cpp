@@ -6,17 +6,12 @@
 #include <cstring>
 
 #include "file_util.hpp"
+#include "strings.hpp"
 
 namespace pbx::totp {
 namespace {
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r'))
-    s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
-    s.remove_suffix(1);
-  return s;
-}
+using detail::trim;
 
 Error bad(std::string_view key, const std::string& why) {
   return make_error(Errc::kConfig, std::string(key) + ": " + why);
@@ -152,69 +147,137 @@ Status set_networks(std::vector<Cidr>& out, std::string_view value) {
   return Ok{};
 }
 
+Status set_secret_path(Config& c, std::string_view, std::string_view value) {
+  if (auto st = check_secret_path(value); !st) return st;
+  c.secret_path = value;
+  return Ok{};
+}
+
+Status set_issuer(Config& c, std::string_view key, std::string_view value) {
+  if (value.empty() || value.size() > 128 || !printable(value)) {
+    return bad(key, "must be 1 to 128 printable characters");
+  }
+  // In the otpauth:// label a colon separates issuer and account: apps would split it wrongly.
+  if (value.find(':') != std::string_view::npos) return bad(key, "must not contain ':'");
+  c.issuer = value;
+  return Ok{};
+}
+
+Status set_algorithm(Config& c, std::string_view key, std::string_view value) {
+  auto a = parse_algorithm(value);
+  if (!a) return bad(key, "must be SHA1, SHA256 or SHA512, not '" + std::string(value) + "'");
+  c.algorithm = *a;
+  return Ok{};
+}
+
+Status set_store(Config& c, std::string_view key, std::string_view value) {
+  if (value != "files" && value != "postgresql") {
+    return bad(key, "must be files or postgresql, not '" + std::string(value) + "'");
+  }
+  c.store = value;
+  return Ok{};
+}
+
+Status set_pg_conninfo(Config& c, std::string_view key, std::string_view value) {
+  if (value.size() > 4096 || !printable(value))
+    return bad(key, "must be a libpq connection string");
+  c.pg_conninfo = value;
+  return Ok{};
+}
+
+// Row parsers for the common kinds of value: a whole number in [Lo, Hi], an absolute path, a
+// yes/no switch, each stored into one member of Config.
+template <auto Member, int Lo, int Hi>
+Status int_in(Config& c, std::string_view key, std::string_view value) {
+  return set_int(c.*Member, key, value, Lo, Hi);
+}
+template <auto Member>
+Status path_in(Config& c, std::string_view key, std::string_view value) {
+  return set_path(c.*Member, key, value);
+}
+template <auto Member>
+Status bool_in(Config& c, std::string_view key, std::string_view value) {
+  return set_bool(c.*Member, key, value);
+}
+template <auto Member>
+Status groups_in(Config& c, std::string_view key, std::string_view value) {
+  return set_groups(c.*Member, key, value);
+}
+Status require_in(Config& c, std::string_view, std::string_view value) {
+  return set_require(c, value);
+}
+Status networks_in(Config& c, std::string_view, std::string_view value) {
+  return set_networks(c.exempt_networks, value);
+}
+
+// clang-format off
+constexpr Setting kSettings[] = {
+    {"secret_path", "%h/.pbx-mfa", set_secret_path,
+     "where a user's secret lives: %u user, %h home, %U uid, %% a percent sign"},
+    {"state_dir", "/var/lib/pbx-mfa", path_in<&Config::state_dir>,
+     "root-owned 0700 directory of the per-user state"},
+    {"issuer", "", set_issuer,
+     "name shown in the authenticator app (empty: this host's name)"},
+    {"algorithm", "SHA1", set_algorithm,
+     "HMAC of new enrollments: SHA1, SHA256 or SHA512"},
+    {"digits", "6", int_in<&Config::digits, kMinDigits, kMaxDigits>,
+     "code length of new enrollments, 6 to 8"},
+    {"period", "30", int_in<&Config::period, 15, 300>,
+     "seconds per code of new enrollments, 15 to 300"},
+    {"window", "1", int_in<&Config::window, 0, 10>,
+     "time steps accepted on each side of now, 0 to 10"},
+    {"max_failures", "5", int_in<&Config::max_failures, 1, 1000>,
+     "consecutive wrong codes before a lockout, 1 to 1000"},
+    {"lockout", "60", int_in<&Config::lockout, 1, 3600>,
+     "first lockout in seconds, 1 to 3600 (doubles with each further failure)"},
+    {"recovery_codes", "5", int_in<&Config::recovery_codes, 0, 20>,
+     "one-time recovery codes made at enrollment, 0 to 20"},
+    {"require", "all", require_in,
+     "who must use a second factor: all, none, or a comma list of group:NAME"},
+    {"exempt_groups", "", groups_in<&Config::exempt_groups>,
+     "comma list of groups whose members skip the second factor"},
+    {"exempt_networks", "", networks_in,
+     "comma list of networks (CIDR) whose logins skip the second factor"},
+    {"enroll_at_login", "no", bool_in<&Config::enroll_at_login>,
+     "yes: a required user who is not enrolled enrolls inside the login"},
+    {"grace_period", "0", int_in<&Config::grace_period, 0, 86400>,
+     "seconds after a good code in which the same user and host need none, 0 to 86400"},
+    {"store", "files", set_store,
+     "where enrollments and state live: files or postgresql"},
+    {"pg_conninfo", "", set_pg_conninfo,
+     "libpq connection string for store = postgresql"},
+    {"pg_timeout_ms", "2500", int_in<&Config::pg_timeout_ms, 100, 60000>,
+     "deadline of one database exchange in milliseconds, 100 to 60000"},
+    {"fleet_key", "/etc/security/pbx-mfa.key", path_in<&Config::fleet_key>,
+     "key sealing the secrets in the database (32 bytes, root-owned)"},
+    {"pg_plugin", PBX_DEFAULT_PG_PLUGIN, path_in<&Config::pg_plugin>,
+     "the PostgreSQL plugin, loaded only with store = postgresql", true},
+};
+// clang-format on
+
 }  // namespace
 
+std::span<const Setting> settings() { return kSettings; }
+
+const Setting* find_setting(std::string_view name) {
+  for (const Setting& s : kSettings) {
+    if (s.name == name) return &s;
+  }
+  return nullptr;
+}
+
 Status apply_setting(Config& c, std::string_view key, std::string_view value) {
-  value = trim(value);
-  if (key == "secret_path") {
-    if (auto st = check_secret_path(value); !st) return st;
-    c.secret_path = value;
-    return Ok{};
-  }
-  if (key == "state_dir") return set_path(c.state_dir, key, value);
-  if (key == "issuer") {
-    if (value.empty() || value.size() > 128 || !printable(value)) {
-      return bad(key, "must be 1 to 128 printable characters");
-    }
-    // In the otpauth:// label a colon separates issuer and account: apps would split it wrongly.
-    if (value.find(':') != std::string_view::npos) return bad(key, "must not contain ':'");
-    c.issuer = value;
-    return Ok{};
-  }
-  if (key == "algorithm") {
-    auto a = parse_algorithm(value);
-    if (!a) return bad(key, "must be SHA1, SHA256 or SHA512, not '" + std::string(value) + "'");
-    c.algorithm = *a;
-    return Ok{};
-  }
-  if (key == "digits") return set_int(c.digits, key, value, kMinDigits, kMaxDigits);
-  if (key == "period") return set_int(c.period, key, value, 15, 300);
-  if (key == "window") return set_int(c.window, key, value, 0, 10);
-  if (key == "max_failures") return set_int(c.max_failures, key, value, 1, 1000);
-  if (key == "lockout") return set_int(c.lockout, key, value, 1, 3600);
-  if (key == "recovery_codes") return set_int(c.recovery_codes, key, value, 0, 20);
-  if (key == "require") return set_require(c, value);
-  if (key == "exempt_groups") return set_groups(c.exempt_groups, key, value);
-  if (key == "exempt_networks") return set_networks(c.exempt_networks, value);
-  if (key == "enroll_at_login") return set_bool(c.enroll_at_login, key, value);
-  if (key == "grace_period") return set_int(c.grace_period, key, value, 0, 86400);
-  if (key == "store") {
-    if (value != "files" && value != "postgresql") {
-      return bad(key, "must be files or postgresql, not '" + std::string(value) + "'");
-    }
-    c.store = value;
-    return Ok{};
-  }
-  if (key == "pg_conninfo") {
-    if (value.size() > 4096 || !printable(value))
-      return bad(key, "must be a libpq connection string");
-    c.pg_conninfo = value;
-    return Ok{};
-  }
-  if (key == "pg_timeout_ms") return set_int(c.pg_timeout_ms, key, value, 100, 60000);
-  if (key == "fleet_key") return set_path(c.fleet_key, key, value);
-  if (key == "pg_plugin") return set_path(c.pg_plugin, key, value);
-  return make_error(Errc::kConfig, "unknown key '" + std::string(key) + "'");
+  const Setting* setting = find_setting(key);
+  if (setting == nullptr)
+    return make_error(Errc::kConfig, "unknown key '" + std::string(key) + "'");
+  return setting->apply(c, setting->name, trim(value));
 }
 
 Status parse_config_text(Config& config, std::string_view text, std::string_view source) {
   Config next = config;
   int line_no = 0;
-  while (!text.empty()) {
+  for (std::string_view line : detail::split_lines(text)) {
     ++line_no;
-    std::size_t nl = text.find('\n');
-    std::string_view line = text.substr(0, nl);
-    text = nl == std::string_view::npos ? std::string_view{} : text.substr(nl + 1);
     std::string where = std::string(source) + ":" + std::to_string(line_no) + ": ";
     if (line.find('\0') != std::string_view::npos) {
       return make_error(Errc::kConfig, where + "NUL byte in line");

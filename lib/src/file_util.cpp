@@ -11,6 +11,8 @@
 #include <cstring>
 #include <ctime>
 
+#include "strings.hpp"
+
 namespace pbx::totp::detail {
 
 Fd& Fd::operator=(Fd&& o) noexcept {
@@ -95,12 +97,14 @@ std::string owner_problem(uid_t actual, uid_t expected) {
   return msg;
 }
 
-Status check_stat(const struct stat& st, const std::string& path, uid_t owner, mode_t forbidden,
-                  std::size_t max_size, const char* what) {
+Status check_stat(const struct stat& st, const std::string& path, const FileCheck& check,
+                  const char* what) {
+  const mode_t forbidden = check.forbidden_mode;
+  const std::size_t max_size = check.max_size;
   std::string prefix = std::string(what) + " " + path + ": ";
   if (!S_ISREG(st.st_mode)) return make_error(Errc::kUnsafe, prefix + "not a regular file");
-  if (!owner_trusted(st.st_uid, owner)) {
-    return make_error(Errc::kUnsafe, prefix + owner_problem(st.st_uid, owner));
+  if (check.owner && !owner_trusted(st.st_uid, *check.owner)) {
+    return make_error(Errc::kUnsafe, prefix + owner_problem(st.st_uid, *check.owner));
   }
   if ((st.st_mode & forbidden) != 0) {
     char mode[8];
@@ -136,6 +140,10 @@ Result<std::optional<SecretString>> read_private_file(const std::string& path, u
 
 Result<Fd> open_checked_file(const std::string& path, uid_t owner, mode_t forbidden,
                              std::size_t max_size, const char* what) {
+  return open_checked_file(path, FileCheck{owner, forbidden, max_size}, what);
+}
+
+Result<Fd> open_checked_file(const std::string& path, const FileCheck& check, const char* what) {
   Fd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
   if (!fd.valid()) {
     int err = errno;
@@ -144,14 +152,20 @@ Result<Fd> open_checked_file(const std::string& path, uid_t owner, mode_t forbid
   }
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) return io_error(what, path, "cannot stat", errno);
-  if (auto ok = check_stat(st, path, owner, forbidden, max_size, what); !ok) return ok.error();
+  if (auto ok = check_stat(st, path, check, what); !ok) return ok.error();
   return fd;
 }
 
 Result<std::optional<SecretString>> read_checked_file(const std::string& path, uid_t owner,
                                                       mode_t forbidden, std::size_t max_size,
                                                       const char* what) {
-  auto opened = open_checked_file(path, owner, forbidden, max_size, what);
+  return read_checked_file(path, FileCheck{owner, forbidden, max_size}, what);
+}
+
+Result<std::optional<SecretString>> read_checked_file(const std::string& path,
+                                                      const FileCheck& check, const char* what) {
+  const std::size_t max_size = check.max_size;
+  auto opened = open_checked_file(path, check, what);
   if (!opened) return opened.error();
   if (!opened->valid()) return std::optional<SecretString>{};
   Fd fd = std::move(opened.value());
@@ -290,7 +304,9 @@ Result<Fd> lock_file(const std::string& path, uid_t owner, int timeout_ms) {
   if (!fd.valid()) return io_error("lock file", path, "cannot open", errno);
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) return io_error("lock file", path, "cannot stat", errno);
-  if (auto ok = check_stat(st, path, owner, 077, 4096, "lock file"); !ok) return ok.error();
+  if (auto ok = check_stat(st, path, FileCheck{owner, 077, 4096}, "lock file"); !ok) {
+    return ok.error();
+  }
   long waited_us = 0;
   long step_us = 200;
   for (;;) {
@@ -309,21 +325,10 @@ Result<Fd> lock_file(const std::string& path, uid_t owner, int timeout_ms) {
 }
 
 std::string file_name_for_user(std::string_view name) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (std::size_t i = 0; i < name.size(); ++i) {
-    auto c = static_cast<unsigned char>(name[i]);
-    bool safe = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                c == '_' || c == '-' || c == '@' || (c == '.' && i > 0);
-    if (safe) {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 15]);
-    }
-  }
-  return out;
+  return percent_encode(name, [](unsigned char c, std::size_t at) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-' || c == '@' || (c == '.' && at > 0);
+  });
 }
 
 }  // namespace pbx::totp::detail

@@ -1,17 +1,18 @@
 #include "pbx/totp/importers.hpp"
 
-#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <charconv>
+#include <limits>
 #include <optional>
 
 #include "file_util.hpp"
 #include "pbx/totp/base32.hpp"
 #include "pbx/totp/hotp.hpp"
 #include "pbx/totp/recovery.hpp"
+#include "strings.hpp"
 
 namespace pbx::totp {
 namespace {
@@ -22,20 +23,15 @@ constexpr int kGaMaxStep = 60;                // google-authenticator's own STEP
 constexpr int kGaMaxWindow = 100;             // and WINDOW_SIZE range
 constexpr int kMaxImportPeriod = 300;         // what the secret file accepts
 
+using detail::kWhitespace;
+using detail::LineEnd;
+using detail::split_lines;
+using detail::split_ws;
+using detail::trim;
+
 Error invalid(std::string message) { return make_error(Errc::kInvalid, std::move(message)); }
 
-bool is_space(char c) { return c == ' ' || c == '\t'; }
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (is_space(s.front()) || s.front() == '\r' || s.front() == '\n')) {
-    s.remove_prefix(1);
-  }
-  while (!s.empty() && (is_space(s.back()) || s.back() == '\r' || s.back() == '\n')) {
-    s.remove_suffix(1);
-  }
-  return s;
-}
 
 // Text files only: NUL bytes and other control characters (and, when !allow_8bit, non-ASCII
 // bytes) mean this is not the file it claims to be. Says so without echoing any of it (it may
@@ -50,31 +46,6 @@ Status check_text(std::string_view text, const char* what, bool allow_8bit) {
     }
   }
   return Ok{};
-}
-
-// Splits into lines without their '\n' (and a trailing '\r'); a last line without '\n' counts.
-std::vector<std::string_view> split_lines(std::string_view text) {
-  std::vector<std::string_view> lines;
-  while (!text.empty()) {
-    std::size_t nl = text.find('\n');
-    std::string_view line = text.substr(0, nl);
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    lines.push_back(line);
-    text = nl == std::string_view::npos ? std::string_view{} : text.substr(nl + 1);
-  }
-  return lines;
-}
-
-std::vector<std::string_view> split_fields(std::string_view line) {
-  std::vector<std::string_view> fields;
-  std::size_t i = 0;
-  while (i < line.size()) {
-    while (i < line.size() && is_space(line[i])) ++i;
-    std::size_t start = i;
-    while (i < line.size() && !is_space(line[i])) ++i;
-    if (i > start) fields.push_back(line.substr(start, i - start));
-  }
-  return fields;
 }
 
 std::optional<int> parse_int(std::string_view text, int lo, int hi) {
@@ -144,8 +115,8 @@ Result<ImportedSecret> parse_google_authenticator(std::string_view text) {
     return invalid(std::string(kGa) + ": larger than 64 KiB; not a google-authenticator file");
   }
   if (auto st = check_text(text, kGa, false); !st) return st.error();
-  std::vector<std::string_view> lines = split_lines(text);
-  if (lines.empty() || trim(lines[0]).empty()) {
+  std::vector<std::string_view> lines = split_lines(text, LineEnd::kCrLf);
+  if (lines.empty() || trim(lines[0], kWhitespace).empty()) {
     return invalid(std::string(kGa) + ": empty, or no secret on the first line");
   }
   ImportedSecret out;
@@ -153,7 +124,7 @@ Result<ImportedSecret> parse_google_authenticator(std::string_view text) {
   out.params.digits = 6;
   out.params.period = 30;
   {
-    auto secret = base32_decode(trim(lines[0]));
+    auto secret = base32_decode(trim(lines[0], kWhitespace));
     if (!secret) {
       return invalid(std::string(kGa) + ": the first line is not a base32 secret");
     }
@@ -167,10 +138,10 @@ Result<ImportedSecret> parse_google_authenticator(std::string_view text) {
   for (std::size_t i = 1; i < lines.size(); ++i) {
     std::string where = std::string(kGa) + " line " + std::to_string(i + 1);
     std::string_view line = lines[i];
-    if (trim(line).empty()) continue;
+    if (trim(line, kWhitespace).empty()) continue;
     if (line.front() == '"') {
       // `" NAME VALUE...`; google-authenticator reads the first of a repeated option.
-      std::vector<std::string_view> f = split_fields(line.substr(1));
+      std::vector<std::string_view> f = split_ws(line.substr(1));
       if (f.empty()) continue;
       std::string_view name = f[0];
       if (name == "HOTP_COUNTER") {
@@ -215,7 +186,7 @@ Result<ImportedSecret> parse_google_authenticator(std::string_view text) {
       continue;
     }
     // Scratch codes: eight digits, the first not 0 (google-authenticator's own rule).
-    std::string_view code = trim(line);
+    std::string_view code = trim(line, kWhitespace);
     bool scratch = code.size() == 8 && code.front() != '0';
     for (char c : code) scratch = scratch && is_digit(c);
     if (!scratch) {
@@ -238,13 +209,13 @@ Result<ImportedSecret> parse_oath_users(std::string_view text, std::string_view 
   if (text.size() > kMaxImportSize) return invalid("oath users file: larger than 1 MiB");
   if (auto st = check_text(text, kOath, true); !st) return st.error();
   if (user.empty()) return invalid("oath users file: no user name given");
-  std::vector<std::string_view> lines = split_lines(text);
+  std::vector<std::string_view> lines = split_lines(text, LineEnd::kCrLf);
   std::optional<std::size_t> found;
   int matches = 0;
   for (std::size_t i = 0; i < lines.size(); ++i) {
-    std::string_view line = trim(lines[i]);
+    std::string_view line = trim(lines[i], kWhitespace);
     if (line.empty() || line.front() == '#') continue;
-    std::vector<std::string_view> f = split_fields(line);
+    std::vector<std::string_view> f = split_ws(line);
     if (f.size() >= 2 && f[1] == user) {
       ++matches;
       if (!found) found = i;
@@ -257,7 +228,7 @@ Result<ImportedSecret> parse_oath_users(std::string_view text, std::string_view 
                    "; import from a copy holding only the one in use");
   }
   std::string where = "oath users file line " + std::to_string(*found + 1);
-  std::vector<std::string_view> f = split_fields(trim(lines[*found]));
+  std::vector<std::string_view> f = split_ws(trim(lines[*found], kWhitespace));
   if (f.size() < 4) return invalid(where + ": expected TYPE USER PIN SECRET");
 
   // TYPE: HOTP, HOTP/E, HOTP/E/D (counter-based) or HOTP/Tn, HOTP/Tn/D (time-based).
@@ -312,7 +283,7 @@ Result<ImportedSecret> parse_oath_users(std::string_view text, std::string_view 
 
 Result<ImportedSecret> parse_otpauth_import(std::string_view text) {
   if (text.size() > kMaxUriImportSize) return invalid("otpauth URI: longer than 4 KiB");
-  std::string_view uri = trim(text);
+  std::string_view uri = trim(text, kWhitespace);
   if (uri.empty()) return invalid("otpauth URI: empty input");
   if (uri.find('\n') != std::string_view::npos) {
     return invalid("otpauth URI: more than one line; give exactly one URI");
@@ -350,21 +321,29 @@ Result<SecretString> read_import_file(const std::string& path, const User& user)
     if (!ids->ok()) return make_error(Errc::kIo, "cannot switch to the user's filesystem ids");
   }
   std::string prefix = "import source " + path + ": ";
-  detail::Fd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
-  if (!fd.valid()) {
-    int err = errno;
-    struct stat st {};
-    if (err == ELOOP && ::lstat(path.c_str(), &st) == 0 && S_ISLNK(st.st_mode)) {
+  // Any owner and mode: the file is the caller's (read with the user's filesystem ids inside a
+  // home). Its size is checked below: too large means "not a secret file", a wrong input
+  // rather than an unsafe one.
+  auto opened = detail::open_checked_file(
+      path, detail::FileCheck{std::nullopt, 0, std::numeric_limits<std::size_t>::max()},
+      "import source");
+  if (!opened) {
+    struct stat lst {};
+    if (opened.error().code == Errc::kUnsafe && ::lstat(path.c_str(), &lst) == 0 &&
+        S_ISLNK(lst.st_mode)) {
       return make_error(Errc::kUnsafe,
                         prefix + "is a symbolic link (refused; name the file it points to)");
     }
-    return make_error(Errc::kIo, prefix + "cannot open: " + detail::errno_text(err));
+    return opened.error();
   }
+  if (!opened->valid()) {
+    return make_error(Errc::kIo, prefix + "cannot open: " + detail::errno_text(ENOENT));
+  }
+  detail::Fd fd = std::move(opened.value());
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) {
     return make_error(Errc::kIo, prefix + "cannot stat: " + detail::errno_text(errno));
   }
-  if (!S_ISREG(st.st_mode)) return make_error(Errc::kUnsafe, prefix + "not a regular file");
   if (static_cast<std::uint64_t>(st.st_size) > kMaxImportSize) {
     return invalid(prefix + "larger than 1 MiB; not a secret file");
   }

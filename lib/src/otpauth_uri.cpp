@@ -1,9 +1,9 @@
 #include "pbx/totp/otpauth_uri.hpp"
 
-#include <cctype>
 #include <charconv>
 
 #include "pbx/totp/base32.hpp"
+#include "strings.hpp"
 
 namespace pbx::totp {
 namespace {
@@ -36,19 +36,7 @@ Result<int> parse_int_param(std::string_view name, std::string_view text, int lo
 }  // namespace
 
 std::string percent_encode(std::string_view text) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (char ch : text) {
-    auto c = static_cast<unsigned char>(ch);
-    if (unreserved(c)) {
-      out.push_back(ch);
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 15]);
-    }
-  }
-  return out;
+  return detail::percent_encode(text, [](unsigned char c, std::size_t) { return unreserved(c); });
 }
 
 namespace {
@@ -117,17 +105,13 @@ Result<OtpParams> parse_otpauth_uri(std::string_view uri) {
     if (u < 0x20 || u == 0x7F) return make_error(Errc::kInvalid, "otpauth URI: control character");
   }
   constexpr std::string_view kScheme = "otpauth://";
-  if (uri.size() < kScheme.size()) return make_error(Errc::kInvalid, "not an otpauth:// URI");
-  for (std::size_t i = 0; i < kScheme.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(uri[i])) != kScheme[i]) {
-      return make_error(Errc::kInvalid, "not an otpauth:// URI");
-    }
+  if (detail::to_lower(uri.substr(0, kScheme.size())) != kScheme) {
+    return make_error(Errc::kInvalid, "not an otpauth:// URI");
   }
   std::string_view rest = uri.substr(kScheme.size());
   std::size_t slash = rest.find('/');
   if (slash == std::string_view::npos) return make_error(Errc::kInvalid, "otpauth URI: no label");
-  std::string type(rest.substr(0, slash));
-  for (auto& c : type) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  std::string type = detail::to_lower(rest.substr(0, slash));
   if (type == "hotp") {
     return make_error(Errc::kInvalid,
                       "otpauth URI: HOTP (counter) codes are not supported, only TOTP");

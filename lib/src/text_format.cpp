@@ -2,6 +2,8 @@
 
 #include <charconv>
 
+#include "strings.hpp"
+
 namespace pbx::totp::detail {
 
 bool parse_i64(std::string_view text, std::int64_t lo, std::int64_t hi, std::int64_t& out) {
@@ -40,11 +42,8 @@ Result<std::vector<KeyValueLine>> parse_key_values(std::string_view text, const 
   bool versioned = false;
   bool ended = false;
   int line_no = 0;
-  while (!text.empty()) {
+  for (std::string_view line : split_lines(text)) {
     ++line_no;
-    std::size_t nl = text.find('\n');
-    std::string_view line = text.substr(0, nl);
-    text = nl == std::string_view::npos ? std::string_view{} : text.substr(nl + 1);
     for (char c : line) {
       auto u = static_cast<unsigned char>(c);
       if ((u < 0x20 && c != '\t') || u == 0x7F) {

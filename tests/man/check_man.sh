@@ -7,10 +7,10 @@
 #       every subcommand of the built pbx-mfa (from `pbx-mfa --help`) has its own subsection
 #       under COMMANDS in pbx-mfa.1 and nothing else has one; every option and positional of
 #       `pbx-mfa SUB --help` is an item of that subsection; the global options are in OPTIONS
-#   check_man.sh config MAN_DIR CONFIG_CPP CONFIG_FILE CONFIG_CHECK
-#       every key of apply_setting() in lib/src/config.cpp is an item of pbx-mfa.conf.5's
-#       OPTIONS and nothing else is; CONFIG_CHECK checks config/pbx-mfa.conf (all keys at their
-#       defaults, commented out, parsing as all defaults)
+#   check_man.sh config MAN_DIR CONFIG_FILE CONFIG_CHECK
+#       every key of the settings table (`CONFIG_CHECK --list`) is an item of pbx-mfa.conf.5's
+#       OPTIONS and nothing else is; CONFIG_CHECK checks config/pbx-mfa.conf against the table
+#       (every key and no other, each at its default, commented out, parsing as all defaults)
 #   check_man.sh module MAN_DIR MODULE_ARGS_CPP AUTHENTICATE_CPP
 #       every argument of pam/module_args.cpp is an item of pam_pbx_totp.8's OPTIONS, and every
 #       outcome name of result_name() in pam/authenticate.cpp is in the page
@@ -133,22 +133,22 @@ check_cli() {
 }
 
 check_config() {
-  local dir=$1 src=$2 conf=$3 checker=$4 key keys items
+  local dir=$1 conf=$2 checker=$3 key keys items
   need groff groff
-  keys=$(grep -oE 'key == "[a-z_]+"' "$src" | sed -E 's/.*"(.*)"/\1/' | sort -u)
-  [[ -n $keys ]] || { fail "no keys found in $src (apply_setting changed shape?)"; exit 1; }
+  [[ -x $checker ]] || { fail "$checker: not built"; exit 1; }
+  keys=$("$checker" --list | sed -E 's/ =.*//') || { fail "$checker --list failed"; exit 1; }
+  [[ -n $keys ]] || { fail "the settings table lists no keys ($checker --list)"; exit 1; }
   items=$(plain "$dir/pbx-mfa.conf.5" | section OPTIONS)
   for key in $keys; do
     grep -qE "^       $key = " <<<"$items" ||
-      fail "pbx-mfa.conf.5: key $key (config.cpp) is not an item '$key = ...' of OPTIONS"
+      fail "pbx-mfa.conf.5: key $key (settings table) is not an item '$key = ...' of OPTIONS"
   done
   while read -r key; do
     grep -qxF "$key" <<<"$keys" ||
-      fail "pbx-mfa.conf.5: OPTIONS documents '$key', which config.cpp does not accept"
+      fail "pbx-mfa.conf.5: OPTIONS documents '$key', which is not in the settings table"
   done < <(grep -oE '^       [a-z_]+ = ' <<<"$items" | sed -E 's/^ +([a-z_]+) = /\1/')
   echo "pbx-mfa.conf.5: $(wc -w <<<"$keys") keys checked"
-  # shellcheck disable=SC2086
-  "$checker" "$conf" $keys || failures=$((failures + 1))
+  "$checker" "$conf" || failures=$((failures + 1))
 }
 
 check_module() {
@@ -166,7 +166,9 @@ check_module() {
   done
   has_item key <<<"$items" || fail "pam_pbx_totp.8: OPTIONS has no item key=value"
   echo "pam_pbx_totp.8: $(wc -w <<<"$names") module arguments checked"
-  outcomes=$(grep -oE 'case AuthResult::k[A-Za-z]+: return "[a-z-]+"' "$auth_src" |
+  # clang-format puts the return on the line after its case: read the file as one line.
+  outcomes=$(tr '\n' ' ' <"$auth_src" |
+             grep -oE 'case AuthResult::k[A-Za-z]+: +return "[a-z-]+"' |
              sed -E 's/.*"(.*)"/\1/' | sort -u)
   [[ -n $outcomes ]] || { fail "no outcome names found in $auth_src"; exit 1; }
   for name in $outcomes; do

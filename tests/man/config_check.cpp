@@ -1,60 +1,29 @@
-// pbx-man-config-check: config/pbx-mfa.conf against the parser. As shipped the file must mean
-// "all defaults"; each `#key = value` line must name a real key and show its real default; and
-// every key named on the command line (from lib/src/config.cpp) must have such a line.
+// pbx-man-config-check: the settings table (pbx::totp::settings()) for the man-page check, and
+// config/pbx-mfa.conf against it. As shipped the file must mean "all defaults"; each
+// `#key = value` line must name a key of the table and show its default; and every key of the
+// table must have such a line.
 //
-// Usage: pbx-man-config-check CONFIG_FILE KEY...   Exit 0 when all holds, 1 otherwise.
+// Usage: pbx-man-config-check --list          prints "KEY = DEFAULT" per key, in table order
+//        pbx-man-config-check CONFIG_FILE     checks the file; exit 0 when all holds, 1 otherwise
 #include <fstream>
 #include <iostream>
 #include <map>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "pbx/totp/config.hpp"
 
 namespace {
 
-using pbx::totp::Cidr;
 using pbx::totp::Config;
+using pbx::totp::Setting;
 
-bool same_cidrs(const std::vector<Cidr>& a, const std::vector<Cidr>& b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (a[i].v6 != b[i].v6 || a[i].prefix != b[i].prefix) return false;
-    for (int j = 0; j < 16; ++j) {
-      if (a[i].addr[j] != b[i].addr[j]) return false;
-    }
-  }
-  return true;
-}
-
-// The names of the settings in which `c` differs from the defaults.
-std::vector<std::string> differences(const Config& c) {
-  const Config d;
-  std::vector<std::string> out;
-  auto check = [&](bool same, const char* name) {
-    if (!same) out.emplace_back(name);
-  };
-  check(c.secret_path == d.secret_path, "secret_path");
-  check(c.state_dir == d.state_dir, "state_dir");
-  check(c.issuer == d.issuer, "issuer");
-  check(c.algorithm == d.algorithm, "algorithm");
-  check(c.digits == d.digits, "digits");
-  check(c.period == d.period, "period");
-  check(c.window == d.window, "window");
-  check(c.max_failures == d.max_failures, "max_failures");
-  check(c.lockout == d.lockout, "lockout");
-  check(c.recovery_codes == d.recovery_codes, "recovery_codes");
-  check(c.require_all == d.require_all && c.require_groups == d.require_groups, "require");
-  check(c.exempt_groups == d.exempt_groups, "exempt_groups");
-  check(same_cidrs(c.exempt_networks, d.exempt_networks), "exempt_networks");
-  check(c.enroll_at_login == d.enroll_at_login, "enroll_at_login");
-  check(c.grace_period == d.grace_period, "grace_period");
-  check(c.store == d.store, "store");
-  check(c.pg_conninfo == d.pg_conninfo, "pg_conninfo");
-  check(c.pg_timeout_ms == d.pg_timeout_ms, "pg_timeout_ms");
-  check(c.fleet_key == d.fleet_key, "fleet_key");
-  return out;
+std::string trimmed(std::string s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.erase(0, 1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.pop_back();
+  return s;
 }
 
 std::string join(const std::vector<std::string>& v) {
@@ -63,20 +32,31 @@ std::string join(const std::vector<std::string>& v) {
   return s;
 }
 
-bool known_key(const std::string& key) {
-  Config scratch;
-  auto st = pbx::totp::apply_setting(scratch, key, "");
-  return st || st.error().message.rfind("unknown key", 0) != 0;
+int list() {
+  for (const Setting& s : pbx::totp::settings()) {
+    std::cout << s.name << " =" << (s.default_value.empty() ? "" : " ") << s.default_value << "\n";
+  }
+  return 0;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  if (argc < 3) {
-    std::cerr << "usage: pbx-man-config-check CONFIG_FILE KEY...\n";
-    return 2;
+// Does `value` on the line of `s` mean the default? The text must be the table's default, and
+// must parse to the defaults (an empty default means "unset", which the key may not accept).
+std::string default_problem(const Setting& s, const std::string& value) {
+  if (!s.default_per_build && value != s.default_value) {
+    return "shows '" + value + "', the default is '" + std::string(s.default_value) + "'";
   }
-  const std::string path = argv[1];
+  Config c;
+  auto st = s.apply(c, s.name, value);
+  if (!st) {
+    if (value.empty()) return "";
+    return "'" + value + "' does not parse: " + st.error().message;
+  }
+  if (s.default_per_build) return "";  // the Debian path; this build may install elsewhere
+  if (!(c == Config{})) return "'" + value + "' is not the default of " + std::string(s.name);
+  return "";
+}
+
+int check(const std::string& path) {
   std::ifstream in(path);
   if (!in) {
     std::cout << "FAIL: cannot read " << path << "\n";
@@ -94,48 +74,59 @@ int main(int argc, char** argv) {
   Config parsed;
   if (auto st = pbx::totp::parse_config_text(parsed, text, path); !st) {
     fail(path + " does not parse: " + st.error().message);
-  } else if (auto diff = differences(parsed); !diff.empty()) {
-    fail(path + " as shipped does not mean all defaults; it sets: " + join(diff));
   }
 
-  // "#key = value": the commented setting lines (explanations start with "# ").
+  // "key = value" sets a key; "#key = value" shows one (explanations start with "# ").
   std::map<std::string, int> shown;
+  std::vector<std::string> set;
   std::istringstream lines(text);
   std::string line;
   for (int n = 1; std::getline(lines, line); ++n) {
-    if (line.size() < 2 || line[0] != '#' || line[1] < 'a' || line[1] > 'z') continue;
     std::string where = path + ":" + std::to_string(n) + ": ";
-    std::size_t eq = line.find(" =");
+    std::string t = trimmed(line);
+    if (t.empty() || (t[0] == '#' && (t.size() < 2 || t[1] < 'a' || t[1] > 'z'))) continue;
+    bool commented = t[0] == '#';
+    std::size_t eq = t.find('=');
     if (eq == std::string::npos) {
       fail(where + "expected '#key = default', got '" + line + "'");
       continue;
     }
-    std::string key = line.substr(1, eq - 1);
-    std::string value = line.substr(eq + 2);
-    if (!known_key(key)) {
-      fail(where + "'" + key + "' is not a key of the parser");
+    std::string key = trimmed(t.substr(commented ? 1 : 0, eq - (commented ? 1 : 0)));
+    std::string value = trimmed(t.substr(eq + 1));
+    const Setting* s = pbx::totp::find_setting(key);
+    if (s == nullptr) {
+      fail(where + "'" + key + "' is not a key of the settings table");
+      continue;
+    }
+    if (!commented) {
+      set.push_back(key);
       continue;
     }
     if (shown.count(key) > 0) fail(where + "'" + key + "' shown twice");
     shown[key] = n;
-    Config c;
-    auto st = pbx::totp::apply_setting(c, key, value);
-    bool empty_default = value.find_first_not_of(" \t") == std::string::npos;
-    if (!st && !(empty_default && key == "issuer" && Config{}.issuer.empty())) {
-      fail(where + "'" + key + " =" + value + "' does not parse: " + st.error().message);
-    } else if (st && !differences(c).empty()) {
-      fail(where + "'" + key + " =" + value + "' is not the default of " + key);
-    }
+    if (auto problem = default_problem(*s, value); !problem.empty()) fail(where + problem);
+  }
+  if (!(parsed == Config{})) {
+    fail(path + " as shipped does not mean all defaults; it sets: " + join(set));
   }
 
-  for (int i = 2; i < argc; ++i) {
-    std::string key = argv[i];
-    if (!known_key(key)) fail("'" + key + "' (from config.cpp) is not accepted by apply_setting");
-    if (shown.count(key) == 0) fail(path + " has no '#" + key + " = DEFAULT' line");
+  for (const Setting& s : pbx::totp::settings()) {
+    if (shown.count(std::string(s.name)) == 0) {
+      fail(path + " has no '#" + std::string(s.name) + " = DEFAULT' line");
+    }
   }
   if (failures == 0) {
-    std::cout << "ok: " << path << " parses as all defaults and shows " << shown.size()
-              << " keys with their defaults\n";
+    std::cout << "ok: " << path << " parses as all defaults and shows all " << shown.size()
+              << " keys of the settings table with their defaults\n";
   }
   return failures == 0 ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc == 2 && std::string_view(argv[1]) == "--list") return list();
+  if (argc == 2 && argv[1][0] != '-') return check(argv[1]);
+  std::cerr << "usage: pbx-man-config-check --list | CONFIG_FILE\n";
+  return 2;
 }

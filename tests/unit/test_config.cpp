@@ -53,33 +53,14 @@ TEST(ConfigDefaults, MatchTheContract) {
   EXPECT_EQ(c.pg_conninfo, "");
   EXPECT_EQ(c.pg_timeout_ms, 2500);
   EXPECT_EQ(c.fleet_key, "/etc/security/pbx-mfa.key");
+  EXPECT_EQ(c.pg_plugin, PBX_DEFAULT_PG_PLUGIN);
   EXPECT_EQ(c.trusted_uid, 0U);
   EXPECT_STREQ(kDefaultConfigPath, "/etc/security/pbx-mfa.conf");
   EXPECT_EQ(kMaxConfigSize, 65536U);
 }
 
-void expect_same(const Config& a, const Config& b) {
-  EXPECT_EQ(a.secret_path, b.secret_path);
-  EXPECT_EQ(a.state_dir, b.state_dir);
-  EXPECT_EQ(a.issuer, b.issuer);
-  EXPECT_EQ(a.algorithm, b.algorithm);
-  EXPECT_EQ(a.digits, b.digits);
-  EXPECT_EQ(a.period, b.period);
-  EXPECT_EQ(a.window, b.window);
-  EXPECT_EQ(a.max_failures, b.max_failures);
-  EXPECT_EQ(a.lockout, b.lockout);
-  EXPECT_EQ(a.recovery_codes, b.recovery_codes);
-  EXPECT_EQ(a.require_all, b.require_all);
-  EXPECT_EQ(a.require_groups, b.require_groups);
-  EXPECT_EQ(a.exempt_groups, b.exempt_groups);
-  EXPECT_EQ(a.exempt_networks.size(), b.exempt_networks.size());
-  EXPECT_EQ(a.enroll_at_login, b.enroll_at_login);
-  EXPECT_EQ(a.grace_period, b.grace_period);
-  EXPECT_EQ(a.store, b.store);
-  EXPECT_EQ(a.pg_conninfo, b.pg_conninfo);
-  EXPECT_EQ(a.pg_timeout_ms, b.pg_timeout_ms);
-  EXPECT_EQ(a.fleet_key, b.fleet_key);
-}
+// Every member, through Config's operator== (a member added later is compared too).
+void expect_same(const Config& a, const Config& b) { EXPECT_TRUE(a == b); }
 
 TEST(ConfigDefaults, EmptyOrCommentOnlyTextKeepsDefaults) {
   for (std::string_view text : {""sv, "\n\n"sv, "# nothing here\n   # indented\n\t\n"sv}) {
@@ -185,6 +166,8 @@ TEST(ConfigApply, EveryKeyAcceptsAGoodValue) {
       {"pg_timeout_ms", "500", [](const Config& c) { EXPECT_EQ(c.pg_timeout_ms, 500); }},
       {"fleet_key", "/etc/pbx/fleet.key",
        [](const Config& c) { EXPECT_EQ(c.fleet_key, "/etc/pbx/fleet.key"); }},
+      {"pg_plugin", "/opt/pbx/pbx_store_postgresql.so",
+       [](const Config& c) { EXPECT_EQ(c.pg_plugin, "/opt/pbx/pbx_store_postgresql.so"); }},
   };
   for (const auto& g : cases) {
     SCOPED_TRACE(std::string(g.key) + " = " + g.value);
@@ -192,6 +175,11 @@ TEST(ConfigApply, EveryKeyAcceptsAGoodValue) {
     auto st = apply_setting(c, g.key, g.value);
     ASSERT_TRUE(st.ok()) << st.error().message;
     g.check(c);
+  }
+  for (const Setting& s : settings()) {
+    bool covered = false;
+    for (const auto& g : cases) covered = covered || g.key == s.name;
+    EXPECT_TRUE(covered) << "no good value tried for " << s.name;
   }
 }
 
@@ -283,6 +271,9 @@ TEST(ConfigApply, EveryKeyRejectsBadValuesNamingTheKey) {
       {"pg_timeout_ms", "99999999999999999999"},
       {"fleet_key", ""},
       {"fleet_key", "pbx-mfa.key"},  // relative
+      {"pg_conninfo", "host=db1\x01"},
+      {"pg_plugin", ""},
+      {"pg_plugin", "pbx_store_postgresql.so"},  // relative: found through the search path
   };
   for (const auto& b : cases) {
     SCOPED_TRACE(std::string(b.key) + " = '" + b.value + "'");
@@ -291,6 +282,11 @@ TEST(ConfigApply, EveryKeyRejectsBadValuesNamingTheKey) {
     ASSERT_FALSE(st.ok()) << "accepted";
     EXPECT_EQ(st.error().code, Errc::kConfig);
     EXPECT_TRUE(contains(st.error().message, b.key)) << st.error().message;
+  }
+  for (const Setting& s : settings()) {
+    bool covered = false;
+    for (const auto& b : cases) covered = covered || b.key == s.name;
+    EXPECT_TRUE(covered) << "no bad value tried for " << s.name;
   }
 }
 
@@ -303,6 +299,53 @@ TEST(ConfigApply, UnknownKeyIsAnErrorNamingIt) {
     if (*key != '\0') {
       EXPECT_TRUE(contains(st.error().message, key)) << st.error().message;
     }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// settings(): the one list of keys
+
+TEST(SettingsTable, NamesAreUniqueKeysWithOneLineOfHelp) {
+  ASSERT_FALSE(settings().empty());
+  for (std::size_t i = 0; i < settings().size(); ++i) {
+    const Setting& s = settings()[i];
+    SCOPED_TRACE(std::string(s.name));
+    EXPECT_FALSE(s.name.empty());
+    EXPECT_EQ(s.name.find_first_not_of("abcdefghijklmnopqrstuvwxyz_"), std::string_view::npos);
+    EXPECT_NE(s.apply, nullptr);
+    EXPECT_FALSE(s.help.empty());
+    EXPECT_EQ(s.help.find('\n'), std::string_view::npos);
+    EXPECT_LE(s.help.size(), 90U);
+    EXPECT_EQ(find_setting(s.name), &s);
+    for (std::size_t j = i + 1; j < settings().size(); ++j) EXPECT_NE(settings()[j].name, s.name);
+  }
+  EXPECT_EQ(find_setting("colour"), nullptr);
+  EXPECT_EQ(find_setting(""), nullptr);
+}
+
+TEST(SettingsTable, EveryDefaultMeansTheDefault) {
+  for (const Setting& s : settings()) {
+    SCOPED_TRACE(std::string(s.name) + " = '" + std::string(s.default_value) + "'");
+    Config c;
+    auto st = apply_setting(c, s.name, s.default_value);
+    if (!st) {
+      // Only "unset" may be refused as a value (issuer: empty means the host name).
+      EXPECT_TRUE(s.default_value.empty()) << st.error().message;
+      continue;
+    }
+    expect_same(c, Config{});
+  }
+}
+
+TEST(SettingsTable, EveryKeyIsReachableThroughTheFile) {
+  for (const Setting& s : settings()) {
+    if (s.default_value.empty()) continue;
+    SCOPED_TRACE(std::string(s.name));
+    Config c;
+    std::string text = "  " + std::string(s.name) + " =\t" + std::string(s.default_value) + " \n";
+    auto st = parse_config_text(c, text, "test.conf");
+    ASSERT_TRUE(st.ok()) << st.error().message;
+    expect_same(c, Config{});
   }
 }
 

@@ -119,6 +119,27 @@ TEST_F(DbStoreTest, InitIsIdempotentAndRefusesANewerSchema) {
   EXPECT_TRUE(has_errc(db_init(config_), Errc::kConfig));
 }
 
+TEST_F(DbStoreTest, ASchemaVersionThatIsNotAWholeNumberIsRefused) {
+  // The column is an integer as db init makes it; a hand-altered table must not be read as
+  // "version 1" (what atoi made of "1x") or as "no schema" (what it made of "garbage").
+  pg_->exec("ALTER TABLE pbx_mfa_schema ALTER COLUMN version TYPE text");
+  for (const char* bad : {"1x", "garbage", "0", "-1", "99999999999"}) {
+    SCOPED_TRACE(bad);
+    pg_->exec(std::string("UPDATE pbx_mfa_schema SET version = '") + bad + "'");
+    auto init = db_init(config_);
+    ASSERT_TRUE(has_errc(init, Errc::kCorrupt));
+    EXPECT_NE(init.error().message.find(std::string("version '") + bad + "'"), std::string::npos)
+        << init.error().message;
+    EXPECT_TRUE(has_errc(db_probe(config_), Errc::kCorrupt));
+  }
+  pg_->exec("UPDATE pbx_mfa_schema SET version = '1'");
+  EXPECT_TRUE(is_ok(db_init(config_)));
+  auto probe = db_probe(config_);
+  ASSERT_TRUE(is_ok(probe));
+  EXPECT_EQ(probe->schema_version, 1);
+  EXPECT_EQ(probe->enrollments, 0);
+}
+
 TEST_F(DbStoreTest, InitCreatesTheKeyOnlyForANewDatabase) {
   testing::PgSchema fresh;
   Config c = config_;

@@ -4,6 +4,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -23,6 +24,7 @@ struct Cidr {
   bool v6 = false;
   std::uint8_t addr[16] = {};
   int prefix = 0;
+  bool operator==(const Cidr&) const = default;
 };
 
 struct Config {
@@ -52,7 +54,29 @@ struct Config {
 
   // Who owns a safe config file and the state directory; a parameter so tests can vary it.
   uid_t trusted_uid = 0;
+
+  bool operator==(const Config&) const = default;
 };
+
+// One key of the config file (and of the module's key=value arguments). settings() is the one
+// list of keys: apply_setting dispatches through it, and the tests check pbx-mfa.conf(5) and the
+// shipped config/pbx-mfa.conf against it.
+struct Setting {
+  std::string_view name;
+  // The default as pbx-mfa.conf shows it; empty for "unset" (issuer: the host name).
+  std::string_view default_value;
+  // Checks a value (trimmed) and stores it. Errors start with the key.
+  Status (*apply)(Config& config, std::string_view key, std::string_view value);
+  std::string_view help;  // one line
+  // The default depends on where the build installs (pg_plugin): the shipped file shows the
+  // Debian package's.
+  bool default_per_build = false;
+};
+
+// Every key, in the order of pbx-mfa.conf(5).
+std::span<const Setting> settings();
+// The key's row, or nullptr for an unknown key.
+const Setting* find_setting(std::string_view name);
 
 // Sets one key (as in the file or a module argument). The error names the key.
 Status apply_setting(Config& config, std::string_view key, std::string_view value);
