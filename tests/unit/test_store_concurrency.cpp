@@ -352,15 +352,21 @@ TEST_F(ConcurrencyTest, KilledLoginsNeverTearTheState) {
       ASSERT_EQ(st->st_uid, 0U);
       ASSERT_EQ(st->st_mode & 07777, 0600U);
     }
-    auto peeked = store().peek_state(alice_);
-    ASSERT_TRUE(is_ok(peeked)) << "state unreadable after a kill";
+    // Locked read first: on the database, a COMMIT the child sent just before it died may still
+    // be running in its server process; taking the row lock waits for that transaction to end,
+    // so the unlocked read after it sees the same committed state (read the other way round,
+    // the two could straddle that COMMIT).
+    int locked_failures = 0;
     {
       auto txn = store().lock_state(alice_);
       ASSERT_TRUE(is_ok(txn)) << "state unreadable after a kill";
       const UserState& state = txn.value()->state();
       ASSERT_TRUE(state.enrollment_id.empty() || state.enrollment_id == kIdA);
-      ASSERT_EQ(state.failures, peeked->failures);
+      locked_failures = state.failures;
     }
+    auto peeked = store().peek_state(alice_);
+    ASSERT_TRUE(is_ok(peeked)) << "state unreadable after a kill";
+    ASSERT_EQ(peeked->failures, locked_failures);
     // As `pbx-mfa unlock` would: the child may have left alice locked out.
     FixedClock clock(t);
     Verifier verifier(config_, store(), clock);
