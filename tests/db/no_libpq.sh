@@ -2,8 +2,10 @@
 # Hosts on files never load libpq: neither the module nor the CLI links it, and the CLI maps it
 # only when the config says store = postgresql (LD_DEBUG=files lists every object loaded).
 # Usage: no_libpq.sh MODULE CLI PLUGIN
+# Needs root: it asks for root's status (exit 77 without).
 set -u
 module=$1 cli=$2 plugin=$3
+[ "$(id -u)" = 0 ] || { echo "SKIP: needs root (pbx-mfa status --user root)"; exit 77; }
 failures=0
 pass() { echo "PASS: $*"; }
 fail() { echo "FAIL: $*"; failures=$((failures + 1)); }

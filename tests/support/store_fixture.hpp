@@ -28,6 +28,7 @@
 #include <utility>
 #include <vector>
 
+#include "files.hpp"
 #include "pbx/totp/clock.hpp"
 #include "pbx/totp/config.hpp"
 #include "pbx/totp/db_admin.hpp"
@@ -116,24 +117,7 @@ class TempDir {
   std::string path_;
 };
 
-// Writes `content` to `path` (created or truncated, never through a symlink), then sets mode
-// and owner exactly.
-inline bool write_file(const std::string& path, std::string_view content, mode_t mode = 0600,
-                       uid_t uid = 0, gid_t gid = 0) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0) return false;
-  std::size_t done = 0;
-  while (done < content.size()) {
-    ssize_t n = ::write(fd, content.data() + done, content.size() - done);
-    if (n <= 0) {
-      ::close(fd);
-      return false;
-    }
-    done += static_cast<std::size_t>(n);
-  }
-  bool ok = ::fchown(fd, uid, gid) == 0 && ::fchmod(fd, mode) == 0;
-  return ::close(fd) == 0 && ok;
-}
+using test_support::write_file;
 
 // Contents of a regular file (nullopt if missing, not regular, or unreadable).
 inline std::optional<std::string> read_file(const std::string& path) {

@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "pbx/totp/build_paths.hpp"
 #include "pbx/totp/hotp.hpp"
 #include "pbx/totp/result.hpp"
 
@@ -16,9 +17,6 @@ namespace pbx::totp {
 
 inline constexpr const char* kDefaultConfigPath = "/etc/security/pbx-mfa.conf";
 inline constexpr std::size_t kMaxConfigSize = 64 * 1024;
-#ifndef PBX_DEFAULT_PG_PLUGIN
-#define PBX_DEFAULT_PG_PLUGIN "/usr/lib/x86_64-linux-gnu/pbx-mfa/pbx_store_postgresql.so"
-#endif
 
 struct Cidr {
   bool v6 = false;

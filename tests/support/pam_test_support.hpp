@@ -17,6 +17,7 @@
 #include <system_error>
 #include <vector>
 
+#include "files.hpp"
 #include "pbx/totp/base32.hpp"
 #include "pbx/totp/config.hpp"
 #include "pbx/totp/enrollment.hpp"
@@ -58,24 +59,7 @@ class TempDir {
   std::string path_;
 };
 
-// Writes `content` to `path` (created or truncated, never through a symlink), then sets owner
-// and mode exactly.
-inline bool write_file(const std::string& path, std::string_view content, mode_t mode,
-                       uid_t uid = ::geteuid(), gid_t gid = ::getegid()) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0) return false;
-  std::size_t done = 0;
-  while (done < content.size()) {
-    ssize_t n = ::write(fd, content.data() + done, content.size() - done);
-    if (n <= 0) {
-      ::close(fd);
-      return false;
-    }
-    done += static_cast<std::size_t>(n);
-  }
-  bool ok = ::fchown(fd, uid, gid) == 0 && ::fchmod(fd, mode) == 0;
-  return ::close(fd) == 0 && ok;
-}
+using test_support::write_file;
 
 // What a user's enrollment lets a test compute: codes, and the recovery codes in clear.
 struct Enrolled {
