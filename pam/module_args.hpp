@@ -1,4 +1,4 @@
-// ModuleArgs: the module's arguments (CONTRACT §3) parsed over the config file.
+// ModuleArgs: the module's arguments (pam_pbx_totp(8) OPTIONS) parsed over the config file.
 #pragma once
 
 #include <string>
