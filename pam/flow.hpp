@@ -55,7 +55,7 @@ class Flow {
   AuthResult enroll_now(const totp::User& user, totp::Store& store);
   bool show_setup(const totp::NewEnrollment& pending, const totp::User& user);
 
-  // code_input.cpp. Every answer comes through clamp_input().
+  // code_input.cpp. No code they return is longer than kMaxCodeInput.
   std::optional<totp::SecretString> read_code(int digits, bool& from_authtok);
   std::optional<totp::SecretString> ask_code();
   std::optional<totp::SecretString> read_enroll_code();
