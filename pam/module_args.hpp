@@ -9,6 +9,8 @@
 
 namespace pbx::pam {
 
+inline constexpr const char* kDefaultCodePrompt = "Security code: ";
+
 struct ModuleArgs {
   totp::Config config;
   bool debug = false;
@@ -17,7 +19,7 @@ struct ModuleArgs {
   bool forward_pass = false;
   bool echo_code = false;
   bool nodelay = false;
-  std::string prompt = "Security code: ";
+  std::string prompt = kDefaultCodePrompt;
 };
 
 // Loads the config file (config=PATH or the default), then applies key=value arguments over it
