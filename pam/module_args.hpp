@@ -1,7 +1,9 @@
 // ModuleArgs: the module's arguments (pam_pbx_totp(8) OPTIONS) parsed over the config file.
 #pragma once
 
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "pbx/totp/config.hpp"
@@ -21,6 +23,18 @@ struct ModuleArgs {
   bool nodelay = false;
   std::string prompt = kDefaultCodePrompt;
 };
+
+// One row per module argument of pam_pbx_totp(8) OPTIONS: a flag (`debug`) or a valued argument
+// (`prompt=TEXT`). Any other `key=value` is a config-file setting (pbx-mfa.conf(5)).
+struct ModuleArg {
+  std::string_view name;
+  bool takes_value;
+  totp::Status (*apply)(ModuleArgs& out, std::string_view value);
+  std::string_view help;
+};
+
+// The table parse_module_args dispatches through; tests and the man-page check list it.
+std::span<const ModuleArg> module_args();
 
 // Loads the config file (config=PATH or the default), then applies key=value arguments over it
 // in order. `trusted_uid` owns a safe config file. Errors are kConfig and name the argument.

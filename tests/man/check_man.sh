@@ -11,9 +11,9 @@
 #       every key of the settings table (`CONFIG_CHECK --list`) is an item of pbx-mfa.conf.5's
 #       OPTIONS and nothing else is; CONFIG_CHECK checks config/pbx-mfa.conf against the table
 #       (every key and no other, each at its default, commented out, parsing as all defaults)
-#   check_man.sh module MAN_DIR MODULE_ARGS_CPP OUTCOME_LIST
-#       every argument of pam/module_args.cpp is an item of pam_pbx_totp.8's OPTIONS, and every
-#       outcome name that OUTCOME_LIST (pbx-pam-outcomes: pam/outcome.hpp) prints is in the page
+#   check_man.sh module MAN_DIR PAM_TABLES
+#       every argument of the module's table (PAM_TABLES args: pam/module_args.cpp) is an item of
+#       pam_pbx_totp.8's OPTIONS, and every outcome name (PAM_TABLES outcomes: pam/outcome.hpp) is in it
 # Prints "FAIL: ..." for each problem and exits 1 when there was one.
 set -u
 export LC_ALL=C.UTF-8
@@ -152,22 +152,21 @@ check_config() {
 }
 
 check_module() {
-  local dir=$1 args_src=$2 outcome_list=$3 name text items names outcomes
+  local dir=$1 tables=$2 name text items names outcomes
   need groff groff
   text=$(plain "$dir/pam_pbx_totp.8")
   items=$(section OPTIONS <<<"$text")
-  # Flags: a == "debug"; valued arguments: a.rfind("config=", 0).
-  names=$( (grep -oE 'a == "[a-z_]+"' "$args_src" | sed -E 's/.*"(.*)"/\1/'
-            grep -oE 'rfind\("[a-z_]+=", 0\)' "$args_src" | sed -E 's/.*"(.*)=".*/\1/') | sort -u)
-  [[ -n $names ]] || { fail "no arguments found in $args_src (parser changed shape?)"; exit 1; }
+  # The module's argument table (pam/module_args.cpp), printed by pbx-pam-tables.
+  names=$("$tables" args | sort -u)
+  [[ -n $names ]] || { fail "no module arguments from $tables args"; exit 1; }
   for name in $names; do
     has_item "$name" <<<"$items" ||
-      fail "pam_pbx_totp.8: module argument $name (module_args.cpp) is not an item of OPTIONS"
+      fail "pam_pbx_totp.8: module argument $name (pam/module_args.cpp) is not an item of OPTIONS"
   done
   has_item key <<<"$items" || fail "pam_pbx_totp.8: OPTIONS has no item key=value"
   echo "pam_pbx_totp.8: $(wc -w <<<"$names") module arguments checked"
-  outcomes=$("$outcome_list" | sort -u)
-  [[ -n $outcomes ]] || { fail "no outcome names from $outcome_list"; exit 1; }
+  outcomes=$("$tables" outcomes | sort -u)
+  [[ -n $outcomes ]] || { fail "no outcome names from $tables outcomes"; exit 1; }
   for name in $outcomes; do
     section "RETURN VALUES" <<<"$text" | has_word "$name" ||
       fail "pam_pbx_totp.8: outcome $name (pam/outcome.hpp) is not in RETURN VALUES"

@@ -66,6 +66,23 @@ TEST(FlowOutcomeTableTest, AValueOutsideTheTableIsAnInternalError) {
   EXPECT_EQ(pam_code(static_cast<AuthResult>(-1)), PAM_SERVICE_ERR);
 }
 
+// Every row of the module's argument table is accepted in its own form (a flag alone, a valued
+// argument with a value) and refused in the other: the table is what the parser dispatches on.
+TEST(ModuleArgTableTest, EveryRowIsParsedInItsOwnFormOnly) {
+  std::set<std::string_view> seen;
+  for (const auto& row : module_args()) {
+    SCOPED_TRACE(std::string(row.name));
+    EXPECT_TRUE(seen.insert(row.name).second) << "named twice";
+    EXPECT_FALSE(row.help.empty());
+    if (row.name == "config") continue;  // needs a safe file; covered by the config tests
+    std::string right = row.takes_value ? std::string(row.name) + "=x" : std::string(row.name);
+    std::string wrong = row.takes_value ? std::string(row.name) : std::string(row.name) + "=x";
+    EXPECT_TRUE(parse_module_args({right}, ::geteuid()).ok());
+    EXPECT_FALSE(parse_module_args({wrong}, ::geteuid()).ok());
+  }
+  EXPECT_TRUE(seen.count("forward_pass"));
+}
+
 TEST_F(FlowTest, AcceptedCodeSucceedsAfterOnePrompt) {
   Enrolled e = enroll();
   FakeContext ctx = with_answers({e.code_at(kT0)});
