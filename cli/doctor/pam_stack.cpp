@@ -43,6 +43,7 @@ std::vector<std::string> pam_fields(std::string_view line) {
 std::vector<PamEntry> PamStackReader::auth_stack(const std::string& service) {
   std::vector<PamEntry> out;
   files_read_ = 0;
+  top_ = service;
   expand(service, 0, out);
   return out;
 }
@@ -63,7 +64,8 @@ void PamStackReader::expand(const std::string& service, int depth, std::vector<P
     return;
   }
   if (files_read_ >= kMaxIncludedFiles) {
-    note(service + ": too many included files");
+    note(top_ + ": too many included files (more than " + std::to_string(kMaxIncludedFiles) +
+         "); the rest not followed");
     return;
   }
   ++files_read_;

@@ -45,7 +45,8 @@ class PamStackReader {
 
   std::string dir_;
   const FileReader& files_;
-  std::size_t files_read_ = 0;  // for the current auth_stack()
+  std::string top_;             // the service of the current auth_stack()
+  std::size_t files_read_ = 0;  // files read for it
   std::set<std::string> included_;
   std::vector<std::string> problems_;
 };

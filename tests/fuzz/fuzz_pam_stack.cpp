@@ -1,6 +1,7 @@
 // doctor's PAM-stack reader on a directory of files in memory (virtual_files.hpp: the input is
 // the service "sshd" and the files after it). Every stack is read twice and must come out the
-// same; every entry points at a line of a file that exists; loops and fan-outs end.
+// same; every entry points at a line of a readable file in the directory; loops and fan-outs
+// end.
 #include <cstddef>
 #include <cstdint>
 #include <set>
@@ -18,24 +19,10 @@ namespace {
 const std::string kDir = "/etc/pam.d";
 constexpr std::size_t kMaxServices = 16;  // a few services of the directory, like doctor
 
-std::size_t line_count(const std::string& text) {
-  std::size_t n = 0;
-  for (char c : text) n += c == '\n';
-  return n + (!text.empty() && text.back() != '\n');
-}
-
-// "PATH:LINE" names a file the reader could read, and one of its lines.
-void check_where(const FileReader& files, const std::string& where) {
-  std::size_t colon = where.rfind(':');
-  FUZZ_CHECK(colon != std::string::npos);
-  std::string path = where.substr(0, colon);
-  FUZZ_CHECK(path.rfind(kDir + "/", 0) == 0);
-  FUZZ_CHECK(path.find('/', kDir.size() + 1) == std::string::npos);
-  std::string error;
-  auto text = files.read(path, error);
-  FUZZ_CHECK(text.has_value());
-  std::size_t line = std::stoul(where.substr(colon + 1));
-  FUZZ_CHECK(line >= 1 && line <= line_count(*text));
+// Inside the directory, as the reader only follows names without '/'.
+bool in_dir(const std::string& where) {
+  std::string path = where.substr(0, where.rfind(':'));
+  return path.rfind(kDir + "/", 0) == 0 && path.find('/', kDir.size() + 1) == std::string::npos;
 }
 
 }  // namespace
@@ -56,9 +43,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       const PamEntry& e = stack[i];
       FUZZ_CHECK(e.control == stack2[i].control && e.module == stack2[i].module &&
                  e.args == stack2[i].args && e.where == stack2[i].where);
-      FUZZ_CHECK(!e.control.empty() && !e.module.empty());
+      // The module may be empty ("dir/" names none), but is a base name.
+      FUZZ_CHECK(!e.control.empty());
       FUZZ_CHECK(e.module.find('/') == std::string::npos);
-      check_where(vf.files, e.where);
+      FUZZ_CHECK(names_a_line(vf, e.where) && in_dir(e.where));
     }
   }
   FUZZ_CHECK(reader.problems() == again.problems());

@@ -16,26 +16,6 @@ using namespace pbx::cli::doctor;
 
 namespace {
 
-std::size_t line_count(const std::string& text) {
-  std::size_t n = 0;
-  for (char c : text) n += c == '\n';
-  return n + (!text.empty() && text.back() != '\n');
-}
-
-// "PATH:LINE" names a file the reader could read, and one of its lines.
-bool valid_where(const FileReader& files, const std::string& where) {
-  std::size_t colon = where.rfind(':');
-  if (colon == std::string::npos || colon + 1 == where.size()) return false;
-  std::string digits = where.substr(colon + 1);
-  if (digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string::npos) {
-    return false;
-  }
-  std::string error;
-  auto text = files.read(where.substr(0, colon), error);
-  std::size_t line = std::stoul(digits);
-  return text && line >= 1 && line <= line_count(*text);
-}
-
 bool blank(char c) { return c == ' ' || c == '\t' || c == '\r'; }
 
 }  // namespace
@@ -64,14 +44,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     FUZZ_CHECK(kKeys.count(key) == 1);
     FUZZ_CHECK(cfg2->global.at(key).value == v.value && cfg2->global.at(key).where == v.where);
     FUZZ_CHECK(v.value.empty() || (!blank(v.value.front()) && !blank(v.value.back())));
-    FUZZ_CHECK(valid_where(vf.files, v.where));
+    FUZZ_CHECK(names_a_line(vf, v.where));
   }
   // "PATH:LINE: line"; a file name may hold ": " too, so some split must name a line.
   for (const auto& m : cfg->match_overrides) {
     bool found = false;
     for (std::size_t sep = m.find(": "); sep != std::string::npos && !found;
          sep = m.find(": ", sep + 1)) {
-      found = valid_where(vf.files, m.substr(0, sep));
+      found = names_a_line(vf, m.substr(0, sep));
     }
     FUZZ_CHECK(found);
   }

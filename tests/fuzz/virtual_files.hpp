@@ -4,6 +4,8 @@
 // that exists but cannot be read.
 #pragma once
 
+#include <map>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -12,21 +14,42 @@
 
 struct VirtualFiles {
   pbx::cli::doctor::MemoryFiles files;
-  std::vector<std::string> names;  // as the headers give them, the top file first
+  std::vector<std::string> names;            // as the headers give them, the top file first
+  std::map<std::string, std::size_t> lines;  // path of each readable file -> its line count
 };
+
+// "PATH:LINE" names a readable file and one of its lines.
+inline bool names_a_line(const VirtualFiles& vf, const std::string& where) {
+  std::size_t colon = where.rfind(':');
+  if (colon == std::string::npos || colon + 1 == where.size()) return false;
+  std::string digits = where.substr(colon + 1);
+  if (digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string::npos) {
+    return false;
+  }
+  auto it = vf.lines.find(where.substr(0, colon));
+  std::size_t line = std::stoul(digits);
+  return it != vf.lines.end() && line >= 1 && line <= it->second;
+}
 
 inline VirtualFiles split_into_files(std::string_view input, const std::string& dir,
                                      const std::string& top) {
   VirtualFiles out;
   std::string name = top;
   bool unreadable = false;
+  std::set<std::string> refused;
   std::string text;
   auto flush = [&]() {
     std::string path = name.empty() || name.front() != '/' ? dir + "/" + name : name;
     if (unreadable) {
       out.files.add_unreadable(path, "not a regular file");
+      refused.insert(path);
+      out.lines.erase(path);
     } else {
       out.files.add(path, text);
+      std::size_t n = 0;
+      for (char c : text) n += c == '\n';
+      // MemoryFiles answers the error of a file once named unreadable, whatever comes later.
+      if (refused.count(path) == 0) out.lines[path] = n + (!text.empty() && text.back() != '\n');
     }
     out.names.push_back(name);
     text.clear();
