@@ -23,7 +23,8 @@ std::string reason(const std::string& message, const std::string& path) {
   for (const char* action : {"cannot open: ", "cannot stat: ", "cannot read: "}) {
     if (r.rfind(action, 0) == 0) r.erase(0, std::strlen(action));
   }
-  if (r.rfind("larger than ", 0) == 0) r = "larger than 1 MiB";
+  if (r.rfind("larger than ", 0) == 0)
+    r = "larger than " + std::to_string(kMaxTextFile >> 20) + " MiB";
   return r;
 }
 

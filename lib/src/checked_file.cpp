@@ -3,7 +3,6 @@
 #include <sys/stat.h>
 
 #include <cerrno>
-#include <climits>
 #include <cstdlib>
 #include <memory>
 
@@ -17,10 +16,13 @@ Error open_error(const char* what, const std::string& path, int err) {
                     std::string(what) + " " + path + ": cannot open: " + detail::errno_text(err));
 }
 
-// The real path behind `path`, or nullopt with errno set.
-std::optional<std::string> resolve(const std::string& path) {
+// The real path behind `path`, or nullopt with the errno in `err`.
+std::optional<std::string> resolve(const std::string& path, int& err) {
   std::unique_ptr<char, decltype(&std::free)> real(::realpath(path.c_str(), nullptr), &std::free);
-  if (!real) return std::nullopt;
+  if (!real) {
+    err = errno;
+    return std::nullopt;
+  }
   return std::string(real.get());
 }
 
@@ -32,10 +34,11 @@ Result<std::optional<std::string>> read_checked_text(const std::string& path,
   // at that place in between, so the file read is always one that passed the checks.
   std::string target = path;
   if (check.follow_symlinks) {
-    auto real = resolve(path);
+    int err = 0;
+    auto real = resolve(path, err);
     if (!real) {
-      if (errno == ENOENT) return std::optional<std::string>{};
-      return open_error(what, path, errno);
+      if (err == ENOENT) return std::optional<std::string>{};
+      return open_error(what, path, err);
     }
     target = *real;
   }
@@ -47,8 +50,9 @@ Result<std::optional<std::string>> read_checked_text(const std::string& path,
   } else {
     struct stat st {};
     if (::lstat(target.c_str(), &st) != 0) {
-      if (errno == ENOENT) return std::optional<std::string>{};
-      return open_error(what, path, errno);
+      int err = errno;
+      if (err == ENOENT) return std::optional<std::string>{};
+      return open_error(what, path, err);
     }
     owner = st.st_uid;
   }
