@@ -1,0 +1,121 @@
+// doctor's checks: each one looks at the gathered facts and returns its PASS/WARN/FAIL lines.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "session.hpp"
+#include "file_reader.hpp"
+#include "pam_stack.hpp"
+#include "pbx/totp/db_admin.hpp"
+#include "sshd_config.hpp"
+
+namespace pbx::cli::doctor {
+
+inline constexpr const char* kModuleName = "pam_pbx_totp.so";
+
+enum class Status { kPass, kWarn, kFail };
+const char* status_name(Status s);
+
+struct Check {
+  std::string name;
+  Status status = Status::kPass;
+  std::string message;
+  std::string fix;  // empty for PASS
+};
+
+struct DoctorOptions {
+  std::string pam_dir = "/etc/pam.d";
+  std::string sshd_config = "/etc/ssh/sshd_config";
+  std::string module;
+  bool json = false;
+  bool sshd_config_given = false;
+};
+
+// The services of the PAM directory and their auth stacks.
+struct PamScan {
+  std::optional<std::string> dir_error;  // the directory cannot be listed (strerror)
+  std::map<std::string, std::vector<PamEntry>> stacks;
+  std::set<std::string> included;  // include files, not services
+  std::vector<std::string> problems;
+};
+
+// The sshd configuration, or why it could not be read.
+struct SshdScan {
+  std::optional<SshdConfig> config;
+  std::string error;
+};
+
+// What the checks look at, read once. The database is probed when the first check asks.
+class Facts {
+ public:
+  Facts(const Session& s, const DoctorOptions& o, const FileReader& files);
+
+  const Session& session;
+  const DoctorOptions& options;
+  PamScan pam;
+  SshdScan sshd;
+
+  // Whether the database checks apply: store = postgresql and a config that loads.
+  bool uses_database() const;
+  const totp::Result<totp::DbReport>& db_report() const;
+
+ private:
+  mutable std::optional<totp::Result<totp::DbReport>> db_report_;
+};
+
+using CheckFn = std::vector<Check> (*)(const Facts&);
+
+// checks.cpp: config, state_dir, module, clock.
+std::vector<Check> check_config(const Facts& f);
+std::vector<Check> check_state_dir(const Facts& f);
+std::vector<Check> check_module(const Facts& f);
+std::vector<Check> check_clock(const Facts& f);
+
+// db_checks.cpp, with store = postgresql (none otherwise).
+std::vector<Check> check_db_password(const Facts& f);
+std::vector<Check> check_fleet_key(const Facts& f);
+std::vector<Check> check_db_connect(const Facts& f);
+std::vector<Check> check_db_tls(const Facts& f);
+std::vector<Check> check_db_schema(const Facts& f);  // and whether the fleet key fits
+std::vector<Check> check_break_glass(const Facts& f);
+
+// pam_checks.cpp.
+PamScan scan_pam_dir(const std::string& dir, const FileReader& files);
+std::vector<Check> check_pam_stacks(const Facts& f);    // which services use the module
+std::vector<Check> check_pam_services(const Facts& f);  // the module's place in each of them
+std::vector<Check> check_pam_sshd(const Facts& f);      // sshd's service without the module
+
+// sshd_checks.cpp; only the first when the configuration cannot be read.
+std::vector<Check> check_sshd_config(const Facts& f);
+std::vector<Check> check_sshd_usepam(const Facts& f);
+std::vector<Check> check_sshd_kbdinteractive(const Facts& f);
+std::vector<Check> check_sshd_authmethods(const Facts& f);
+std::vector<Check> check_sshd_password(const Facts& f);
+std::vector<Check> check_sshd_match(const Facts& f);
+
+// Every check in the order doctor prints them.
+inline constexpr CheckFn kChecks[] = {check_config,
+                                      check_state_dir,
+                                      check_db_password,
+                                      check_fleet_key,
+                                      check_db_connect,
+                                      check_db_tls,
+                                      check_db_schema,
+                                      check_break_glass,
+                                      check_module,
+                                      check_pam_stacks,
+                                      check_pam_services,
+                                      check_pam_sshd,
+                                      check_sshd_config,
+                                      check_sshd_usepam,
+                                      check_sshd_kbdinteractive,
+                                      check_sshd_authmethods,
+                                      check_sshd_password,
+                                      check_sshd_match,
+                                      check_clock};
+
+}  // namespace pbx::cli::doctor

@@ -1,0 +1,128 @@
+// The checks of store = postgresql: password, fleet key, connection, TLS, schema, break-glass.
+#include <sys/stat.h>
+
+#include "checks.hpp"
+#include "pbx/totp/break_glass.hpp"
+#include "pbx/totp/seal.hpp"
+#include "text.hpp"
+
+namespace pbx::cli::doctor {
+
+std::vector<Check> check_db_password(const Facts& f) {
+  if (!f.uses_database()) return {};
+  const Session& s = f.session;
+  // A password in pg_conninfo is the database role's password in a file every user may read.
+  std::string conninfo = lower(s.config.pg_conninfo);
+  bool password = conninfo.find("password") != std::string::npos ||
+                  (conninfo.rfind("postgres", 0) == 0 && conninfo.find('@') != std::string::npos &&
+                   conninfo.find(':', conninfo.find("//") + 2) < conninfo.find('@'));
+  if (!password) return {};
+  struct stat st {};
+  bool readable = ::stat(s.config_path.c_str(), &st) != 0 || (st.st_mode & 0044) != 0;
+  return {{"db-password", readable ? Status::kFail : Status::kWarn,
+           std::string("pg_conninfo holds a password") +
+               (readable ? ", in a config file others can read" : ""),
+           "put it in a root-only file named by passfile= (mode 0600), or use a "
+           "client certificate (sslcert=, sslkey=)"}};
+}
+
+std::vector<Check> check_fleet_key(const Facts& f) {
+  if (!f.uses_database()) return {};
+  const totp::Config& c = f.session.config;
+  auto key = totp::load_fleet_key(c.fleet_key, c.trusted_uid);
+  if (key) return {{"fleet-key", Status::kPass, c.fleet_key + ": 32 bytes, root-only", ""}};
+  return {{"fleet-key", Status::kFail, key.error().message,
+           "copy the fleet key from a server of the fleet (install -m 0400 -o root), "
+           "or run 'pbx-mfa db init' on the first server"}};
+}
+
+std::vector<Check> check_db_connect(const Facts& f) {
+  if (!f.uses_database()) return {};
+  const totp::Config& c = f.session.config;
+  const auto& report = f.db_report();
+  if (!report) {
+    return {{"db-connect", Status::kFail, report.error().message,
+             report.error().code == totp::Errc::kUnavailable
+                 ? "check pg_conninfo, that the server runs and that this host may "
+                   "connect (pg_hba.conf); logins fail closed until then"
+                 : "check pg_plugin and pg_conninfo in " + f.session.config_path}};
+  }
+  const totp::DbReport& r = *report;
+  std::string where = r.unix_socket ? "socket " + r.host : r.host + ":" + r.port;
+  Check conn{"db-connect", Status::kPass,
+             "connected to " + where + " database " + r.dbname + " as " + r.user + " (server " +
+                 r.server_version + ") in " + std::to_string(r.connect_ms) + " ms",
+             ""};
+  if (r.connect_ms * 2 > c.pg_timeout_ms) {
+    conn.status = Status::kWarn;
+    conn.message += ", more than half of pg_timeout_ms (" + std::to_string(c.pg_timeout_ms) + ")";
+    conn.fix = "a slower answer fails logins closed: raise pg_timeout_ms or use a nearer server";
+  }
+  return {conn};
+}
+
+std::vector<Check> check_db_tls(const Facts& f) {
+  if (!f.uses_database() || !f.db_report()) return {};
+  const totp::DbReport& r = *f.db_report();
+  if (r.unix_socket) {
+    return {{"db-tls", Status::kPass, "Unix socket: nothing crosses the network", ""}};
+  }
+  if (r.ssl && (r.sslmode == "verify-full" || r.sslmode == "verify-ca")) {
+    return {{"db-tls", Status::kPass,
+             r.ssl_protocol + " " + r.ssl_cipher + ", sslmode=" + r.sslmode, ""}};
+  }
+  return {{"db-tls", Status::kWarn,
+           r.ssl ? "TLS (" + r.ssl_protocol + ") without verifying the server: sslmode=" + r.sslmode
+                 : "TCP without TLS: login state crosses the network in clear",
+           "add sslmode=verify-full sslrootcert=/etc/ssl/certs/YOUR-CA.pem to pg_conninfo "
+           "(and sslcert/sslkey for client certificates)"}};
+}
+
+std::vector<Check> check_db_schema(const Facts& f) {
+  if (!f.uses_database() || !f.db_report()) return {};
+  const totp::DbReport& r = *f.db_report();
+  if (r.schema_version == 0) {
+    return {{"db-schema", Status::kFail, "the database has no pbx-mfa schema",
+             "run 'pbx-mfa db init'"}};
+  }
+  if (r.schema_version != totp::kDbSchemaVersion) {
+    return {{"db-schema", Status::kFail,
+             "schema version " + std::to_string(r.schema_version) +
+                 ", this pbx-mfa "
+                 "uses " +
+                 std::to_string(totp::kDbSchemaVersion),
+             "run 'pbx-mfa db init' with the newer pbx-mfa"}};
+  }
+  std::vector<Check> checks = {{"db-schema", Status::kPass,
+                                "version " + std::to_string(r.schema_version) + ", " +
+                                    std::to_string(r.enrollments) + " enrollments",
+                                ""}};
+  if (r.key == totp::KeyCheck::kMatches) {
+    checks.push_back({"db-key", Status::kPass, "the fleet key opens this database's rows", ""});
+  } else if (r.key == totp::KeyCheck::kDiffers) {
+    checks.push_back({"db-key", Status::kFail,
+                      "the fleet key is not the one this database was set up with: every "
+                      "login would be refused",
+                      "copy the fleet key from a server of the fleet"});
+  }
+  return checks;
+}
+
+std::vector<Check> check_break_glass(const Facts& f) {
+  if (!f.uses_database()) return {};
+  auto left = totp::break_glass_left(f.session.config);
+  if (!left) {
+    return {{"break-glass", Status::kFail, left.error().message,
+             "run 'pbx-mfa break-glass' to write a fresh set"}};
+  }
+  if (*left <= 0) {
+    return {{"break-glass", Status::kWarn,
+             "no unused break-glass codes on this host: while the database cannot be "
+             "reached nobody can log in with a second factor",
+             "run 'pbx-mfa break-glass' and keep the codes offline"}};
+  }
+  return {{"break-glass", Status::kPass,
+           std::to_string(*left) + " unused break-glass codes on this host", ""}};
+}
+
+}  // namespace pbx::cli::doctor
