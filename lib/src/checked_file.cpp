@@ -1,7 +1,5 @@
 #include "pbx/totp/checked_file.hpp"
 
-#include <sys/stat.h>
-
 #include <cerrno>
 #include <cstdlib>
 #include <memory>
@@ -42,21 +40,7 @@ Result<std::optional<std::string>> read_checked_text(const std::string& path,
     }
     target = *real;
   }
-  // Any owner: open_checked_file wants one, so take the file's own. A file that changes owner
-  // in between is refused, never read unchecked.
-  uid_t owner = 0;
-  if (check.owner) {
-    owner = *check.owner;
-  } else {
-    struct stat st {};
-    if (::lstat(target.c_str(), &st) != 0) {
-      int err = errno;
-      if (err == ENOENT) return std::optional<std::string>{};
-      return open_error(what, path, err);
-    }
-    owner = st.st_uid;
-  }
-  auto read = detail::read_checked_file(target, owner, check.forbidden, check.max_size, what);
+  auto read = detail::read_checked_file(target, check, what);
   if (!read) {
     Error e = read.error();
     // Messages name the path the caller gave, not the link's target.

@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 
+#include "pbx/totp/checked_file.hpp"
 #include "pbx/totp/result.hpp"
 #include "pbx/totp/secret.hpp"
 
@@ -54,14 +55,7 @@ class FsIds {
 // Owner checks below: a file must belong to `owner`; where `owner` is root, a process whose
 // effective uid is not root also accepts files of that euid (see owner_trusted in the .cpp).
 
-// What a checked open demands of a file besides being a regular file reached without following
-// a symlink. The defaults are the strictest; a caller widens what it must, in plain sight.
-struct FileCheck {
-  // nullopt: any owner (a file a user named, opened with that user's filesystem ids).
-  std::optional<uid_t> owner = 0;
-  mode_t forbidden_mode = 077;  // permission bits the file must not have (0: any mode)
-  std::size_t max_size = 64 * 1024;
-};
+// FileCheck (pbx/totp/checked_file.hpp) says what a checked open demands of a file.
 
 // Opens without following a symlink or blocking on a FIFO, then checks the file against
 // `check`. An invalid Fd when missing. `what` names the file in messages ("import source").

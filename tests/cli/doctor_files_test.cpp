@@ -98,19 +98,21 @@ TEST_F(DiskFilesTest, ReadCheckedTextChecksOwnerModeAndLinksWhenAsked) {
   write("f", "text");
   ASSERT_EQ(::chmod(path("f").c_str(), 0664), 0);
   totp::FileCheck check;
+  check.owner = std::nullopt;
+  check.forbidden_mode = 0;
   check.max_size = 100;
   auto any = totp::read_checked_text(path("f"), check, "test file");
   ASSERT_TRUE(any) << any.error().message;
   EXPECT_EQ(**any, "text");
 
-  check.forbidden = 022;
+  check.forbidden_mode = 022;
   auto writable = totp::read_checked_text(path("f"), check, "test file");
   ASSERT_FALSE(writable);
   EXPECT_EQ(writable.error().code, totp::Errc::kUnsafe);
   EXPECT_EQ(writable.error().message.rfind("test file " + path("f") + ": mode 0664", 0), 0U)
       << writable.error().message;
 
-  check.forbidden = 0;
+  check.forbidden_mode = 0;
   check.owner = ::geteuid() + 1;
   auto owner = totp::read_checked_text(path("f"), check, "test file");
   ASSERT_FALSE(owner);

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "flow_fixture.hpp"
+#include "module_args.hpp"
 
 namespace pbx::pam::testing {
 namespace {

@@ -11,14 +11,16 @@
 
 namespace pbx::totp {
 
-// What a file must be before it is read. Never blocks on a FIFO; only regular files pass.
+// What a checked open demands of a file besides being a regular file (never blocking on a
+// FIFO). The defaults are the strictest; a caller widens what it must, in plain sight. The one
+// description of a safe file for the whole library (file_util.hpp's opens take it too).
 struct FileCheck {
-  std::optional<uid_t> owner;    // the required owner (root also accepts the caller's own
-                                 // files when not root, as everywhere in the library); nullopt:
-                                 // any owner
-  mode_t forbidden = 0;          // mode bits that refuse the file (022: writable by others)
-  std::size_t max_size = 0;      // larger files are refused
-  bool follow_symlinks = false;  // resolve symbolic links first instead of refusing one
+  // The required owner (root also accepts the caller's own files when not root, as everywhere
+  // in the library); nullopt: any owner (a file a user named, opened with their fs ids).
+  std::optional<uid_t> owner = 0;
+  mode_t forbidden_mode = 077;       // permission bits the file must not have (0: any mode)
+  std::size_t max_size = 64 * 1024;  // larger files are refused
+  bool follow_symlinks = false;      // read_checked_text only: resolve links instead of refusing
 };
 
 // The text of `path` once it passes `check`; nullopt when it does not exist (a dangling link
