@@ -1,4 +1,4 @@
-// ModuleArgs: the module's arguments (CONTRACT §3) parsed over the config file.
+// ModuleArgs: the module's arguments (pam_pbx_totp(8) OPTIONS) parsed over the config file.
 #pragma once
 
 #include <string>
@@ -9,6 +9,8 @@
 
 namespace pbx::pam {
 
+inline constexpr const char* kDefaultCodePrompt = "Security code: ";
+
 struct ModuleArgs {
   totp::Config config;
   bool debug = false;
@@ -17,7 +19,7 @@ struct ModuleArgs {
   bool forward_pass = false;
   bool echo_code = false;
   bool nodelay = false;
-  std::string prompt = "Security code: ";
+  std::string prompt = kDefaultCodePrompt;
 };
 
 // Loads the config file (config=PATH or the default), then applies key=value arguments over it

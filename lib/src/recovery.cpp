@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "hex.hpp"
+#include "pbx/totp/code_shape.hpp"
 #include "pbx/totp/hotp.hpp"
 #include "text_format.hpp"
 
@@ -13,12 +14,8 @@ namespace pbx::totp {
 namespace {
 
 constexpr char kLetters[] = "abcdefghjkmnpqrstuvwxyz";  // 23 letters: no i, l, o
-constexpr int kGroupSize = 4;
 constexpr std::size_t kHashSize = 32;
 constexpr std::size_t kSaltSize = 16;
-
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
-bool is_lower(char c) { return c >= 'a' && c <= 'z'; }
 
 Result<std::string> hash_code(std::string_view normalized, const std::vector<std::uint8_t>& salt,
                               const KdfParams& kdf) {
@@ -68,13 +65,15 @@ Result<std::vector<SecretString>> generate_recovery_codes(int count, int groups)
   for (int i = 0; i < count; ++i) {
     SecretString code;
     int letters = 0;
-    while (letters < groups * kGroupSize) {
+    while (letters < groups * kRecoveryGroupSize) {
       std::uint8_t b[32];
       if (auto st = random_bytes(b, sizeof b); !st) return st.error();
       for (std::uint8_t v : b) {
         // 230 = 10 * 23: rejecting bytes at or above it keeps every letter equally likely.
-        if (v >= 230 || letters == groups * kGroupSize) continue;
-        if (letters > 0 && letters % kGroupSize == 0) code.mut().push_back('-');
+        if (v >= 230 || letters == groups * kRecoveryGroupSize) continue;
+        if (letters > 0 && letters % kRecoveryGroupSize == 0) {
+          code.mut().push_back(kRecoverySeparator);
+        }
         code.mut().push_back(kLetters[v % 23]);
         ++letters;
       }
@@ -97,12 +96,7 @@ SecretString normalize_recovery_code(std::string_view input) {
 }
 
 bool looks_like_recovery_code(std::string_view input, int totp_digits) {
-  SecretString n = normalize_recovery_code(input);
-  std::string_view s = n.view();
-  if (s.size() < 6 || s.size() > 32) return false;
-  bool all_digits = std::all_of(s.begin(), s.end(), is_digit);
-  if (all_digits) return s.size() != static_cast<std::size_t>(totp_digits);
-  return std::all_of(s.begin(), s.end(), [](char c) { return is_digit(c) || is_lower(c); });
+  return classify_code(input, totp_digits, CodeForm::kTyped) == CodeShape::kRecovery;
 }
 
 Result<RecoverySet> hash_recovery_codes(const std::vector<SecretString>& codes,

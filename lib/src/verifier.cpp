@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "hex.hpp"
+#include "pbx/totp/code_shape.hpp"
 #include "pbx/totp/hotp.hpp"
 #include "pbx/totp/recovery.hpp"
 
@@ -20,10 +21,6 @@ std::string host_key(std::string_view rhost) {
     return {};
   }
   return detail::to_hex(md, 16);
-}
-
-bool all_digits(std::string_view s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
 int recovery_left(const Enrollment& e, const UserState& s) {
@@ -136,7 +133,8 @@ Result<Outcome> Verifier::verify(const User& user, std::string_view input, std::
     while (!code.empty() && code.back() == ' ') code.remove_suffix(1);
 
     bool success = false;
-    if (code.size() == static_cast<std::size_t>(e.digits) && all_digits(code)) {
+    CodeShape shape = classify_code(code, e.digits, CodeForm::kTyped);
+    if (shape == CodeShape::kTotp) {
       std::int64_t centre = time_step(now, e.period) + state.skew;
       bool hmac_failed = false;
       auto m = match_totp(e, code, centre, config_.window, state.last_step, hmac_failed);
@@ -151,7 +149,7 @@ Result<Outcome> Verifier::verify(const User& user, std::string_view input, std::
       } else {
         out.verdict = Verdict::kRejected;
       }
-    } else if (looks_like_recovery_code(code, e.digits)) {
+    } else if (shape == CodeShape::kRecovery) {
       auto idx = match_recovery_code(e.recovery, code, state.used_recovery);
       if (!idx) return idx.error();
       if (idx->has_value()) {

@@ -11,9 +11,9 @@
 #       every key of apply_setting() in lib/src/config.cpp is an item of pbx-mfa.conf.5's
 #       OPTIONS and nothing else is; CONFIG_CHECK checks config/pbx-mfa.conf (all keys at their
 #       defaults, commented out, parsing as all defaults)
-#   check_man.sh module MAN_DIR MODULE_ARGS_CPP AUTHENTICATE_CPP
+#   check_man.sh module MAN_DIR MODULE_ARGS_CPP OUTCOME_LIST
 #       every argument of pam/module_args.cpp is an item of pam_pbx_totp.8's OPTIONS, and every
-#       outcome name of result_name() in pam/authenticate.cpp is in the page
+#       outcome name that OUTCOME_LIST (pbx-pam-outcomes: pam/outcome.hpp) prints is in the page
 # Prints "FAIL: ..." for each problem and exits 1 when there was one.
 set -u
 export LC_ALL=C.UTF-8
@@ -152,7 +152,7 @@ check_config() {
 }
 
 check_module() {
-  local dir=$1 args_src=$2 auth_src=$3 name text items names outcomes
+  local dir=$1 args_src=$2 outcome_list=$3 name text items names outcomes
   need groff groff
   text=$(plain "$dir/pam_pbx_totp.8")
   items=$(section OPTIONS <<<"$text")
@@ -166,12 +166,11 @@ check_module() {
   done
   has_item key <<<"$items" || fail "pam_pbx_totp.8: OPTIONS has no item key=value"
   echo "pam_pbx_totp.8: $(wc -w <<<"$names") module arguments checked"
-  outcomes=$(grep -oE 'case AuthResult::k[A-Za-z]+: return "[a-z-]+"' "$auth_src" |
-             sed -E 's/.*"(.*)"/\1/' | sort -u)
-  [[ -n $outcomes ]] || { fail "no outcome names found in $auth_src"; exit 1; }
+  outcomes=$("$outcome_list" | sort -u)
+  [[ -n $outcomes ]] || { fail "no outcome names from $outcome_list"; exit 1; }
   for name in $outcomes; do
     section "RETURN VALUES" <<<"$text" | has_word "$name" ||
-      fail "pam_pbx_totp.8: outcome $name (result_name in authenticate.cpp) is not in RETURN VALUES"
+      fail "pam_pbx_totp.8: outcome $name (pam/outcome.hpp) is not in RETURN VALUES"
   done
   echo "pam_pbx_totp.8: $(wc -w <<<"$outcomes") outcomes checked"
 }

@@ -2,7 +2,7 @@
 #pragma once
 
 #include <gtest/gtest.h>
-#include <security/_pam_types.h>
+#include <security/pam_appl.h>
 #include <unistd.h>
 
 #include <cstdint>

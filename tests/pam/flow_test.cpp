@@ -1,12 +1,13 @@
 // The module flow driven through FakeContext: every outcome, every argument, every prompt.
 #include <gtest/gtest.h>
-#include <security/_pam_types.h>
+#include <security/pam_appl.h>
 #include <unistd.h>
 
 #include <cstdint>
 #include <initializer_list>
 #include <optional>
 #include <ostream>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -17,37 +18,52 @@ namespace pbx::pam::testing {
 namespace {
 
 // ---------------------------------------------------------------------------------------------
-// The outcome table (CONTRACT §3), one row at a time.
+// The outcome table (pam_pbx_totp(8) RETURN VALUES and LOGGING), every row of kOutcomes.
 
-TEST(FlowOutcomeTableTest, EveryResultHasTheContractedPamCodeAndAName) {
-  struct Row {
-    AuthResult result;
-    int code;
-    const char* name;
-  };
-  const Row rows[] = {
-      {AuthResult::kAccepted, PAM_SUCCESS, "accepted"},
-      {AuthResult::kRecoveryAccepted, PAM_SUCCESS, "recovery-code-accepted"},
-      {AuthResult::kGrace, PAM_SUCCESS, "grace-period"},
-      {AuthResult::kEnrolled, PAM_SUCCESS, "enrolled-at-login"},
-      {AuthResult::kExempt, PAM_IGNORE, "exempt"},
-      {AuthResult::kNotRequired, PAM_IGNORE, "not-enrolled-not-required"},
-      {AuthResult::kRejected, PAM_AUTH_ERR, "wrong-code"},
-      {AuthResult::kReplayed, PAM_AUTH_ERR, "replayed-code"},
-      {AuthResult::kLockedOut, PAM_AUTH_ERR, "locked-out"},
-      {AuthResult::kNotEnrolled, PAM_AUTH_ERR, "not-enrolled"},
-      {AuthResult::kEnrollFailed, PAM_AUTH_ERR, "enrollment-failed"},
-      {AuthResult::kUnknownUser, PAM_AUTH_ERR, "unknown-user"},
-      {AuthResult::kUnavailable, PAM_AUTHINFO_UNAVAIL, "unavailable"},
-      {AuthResult::kBadConfig, PAM_SERVICE_ERR, "bad-config"},
-      {AuthResult::kConvError, PAM_CONV_ERR, "conversation-error"},
-      {AuthResult::kNoMemory, PAM_BUF_ERR, "out-of-memory"},
-      {AuthResult::kInternal, PAM_SERVICE_ERR, "internal-error"},
-  };
-  for (const Row& row : rows) {
-    EXPECT_EQ(pam_code(row.result), row.code) << row.name;
-    EXPECT_STREQ(result_name(row.result), row.name);
+TEST(FlowOutcomeTableTest, EveryOutcomeIsReadFromItsRow) {
+  std::set<std::string_view> names;
+  for (const OutcomeRow& row : kOutcomes) {
+    EXPECT_EQ(pam_code(row.result), row.pam_code) << row.name;
+    EXPECT_EQ(result_name(row.result), row.name);
+    EXPECT_EQ(log_level(row.result), row.level) << row.name;
+    EXPECT_TRUE(names.insert(row.name).second) << "two outcomes named " << row.name;
+    // One word of the log line: a space would end the outcome= field early.
+    EXPECT_EQ(row.name.find_first_not_of("abcdefghijklmnopqrstuvwxyz-"), std::string_view::npos)
+        << row.name;
   }
+  EXPECT_EQ(names.size(), static_cast<std::size_t>(AuthResult::kCount));
+}
+
+TEST(FlowOutcomeTableTest, EveryOutcomeHasAPamCodeOfTheManPage) {
+  for (const OutcomeRow& row : kOutcomes) {
+    switch (row.pam_code) {
+      case PAM_SUCCESS:
+        // A way in is logged at info (the usual case) or above, never at err: it is not a fault.
+        EXPECT_NE(row.level, LogLevel::kError) << row.name;
+        EXPECT_NE(row.level, LogLevel::kDebug) << row.name;
+        break;
+      case PAM_IGNORE:
+        EXPECT_EQ(row.level, LogLevel::kInfo) << row.name;
+        break;
+      case PAM_AUTH_ERR:
+        EXPECT_EQ(row.level, LogLevel::kNotice) << row.name;
+        break;
+      case PAM_AUTHINFO_UNAVAIL:
+      case PAM_SERVICE_ERR:
+      case PAM_CONV_ERR:
+      case PAM_BUF_ERR:
+        EXPECT_EQ(row.level, LogLevel::kError) << row.name;
+        break;
+      default:
+        ADD_FAILURE() << row.name << ": PAM code " << row.pam_code << " is not in RETURN VALUES";
+    }
+  }
+}
+
+TEST(FlowOutcomeTableTest, AValueOutsideTheTableIsAnInternalError) {
+  EXPECT_EQ(pam_code(AuthResult::kCount), PAM_SERVICE_ERR);
+  EXPECT_EQ(result_name(AuthResult::kCount), "internal-error");
+  EXPECT_EQ(pam_code(static_cast<AuthResult>(-1)), PAM_SERVICE_ERR);
 }
 
 TEST_F(FlowTest, AcceptedCodeSucceedsAfterOnePrompt) {

@@ -1,6 +1,7 @@
 // Recovery codes: one-time codes for a lost phone, stored only as salted scrypt hashes.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -31,16 +32,25 @@ struct RecoverySet {
 
 constexpr int kMaxRecoveryCodes = 20;
 
+// The printed form of a recovery code: kRecoveryGroups groups of kRecoveryGroupSize letters,
+// joined by kRecoverySeparator ("kxmr-tpqz-wbnf"). classify_code (code_shape.hpp) reads it.
+inline constexpr int kRecoveryGroupSize = 4;
+inline constexpr int kRecoveryGroups = 3;
+inline constexpr char kRecoverySeparator = '-';
+inline constexpr std::size_t kRecoveryCodeLength =
+    static_cast<std::size_t>(kRecoveryGroups * (kRecoveryGroupSize + 1) - 1);
+
 // Codes look like "kxmr-tpqz-wbnf": lower-case letters and dashes, never digits only, so a
 // mistyped TOTP code never costs a slow hash. 12 letters from 23 (no i, l, o): 54 bits.
 // Break-glass codes use the same alphabet in 4 groups.
-Result<std::vector<SecretString>> generate_recovery_codes(int count, int groups = 3);
+Result<std::vector<SecretString>> generate_recovery_codes(int count, int groups = kRecoveryGroups);
 
 // Lower case, without spaces and dashes: the form that is hashed.
 SecretString normalize_recovery_code(std::string_view input);
 
 // Could this input be a recovery code rather than a TOTP code of `totp_digits` digits?
 // Letters-and-dashes codes, and digit strings of another length (imported scratch codes).
+// The same as classify_code(input, totp_digits, CodeForm::kTyped) == CodeShape::kRecovery.
 bool looks_like_recovery_code(std::string_view input, int totp_digits);
 
 Result<RecoverySet> hash_recovery_codes(const std::vector<SecretString>& codes,

@@ -1,0 +1,181 @@
+#include <unistd.h>
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "flow.hpp"
+#include "pbx/totp/qr.hpp"
+
+namespace pbx::pam {
+namespace {
+
+using totp::SecretString;
+
+constexpr int kEnrollTries = 3;
+
+std::string host_name() {
+  char host[256] = "";
+  if (::gethostname(host, sizeof host - 1) != 0 || host[0] == '\0') return "pbx-mfa";
+  return host;
+}
+
+}  // namespace
+
+// enroll_at_login: shows a fresh secret (QR code as UTF-8 half blocks — OpenSSH strips escape
+// sequences from keyboard-interactive text — the key in groups of four and the URI), asks for
+// a current code (kEnrollTries), shows the recovery codes and only then saves: a failure or a
+// dropped connection before that leaves nothing behind, and the next login starts afresh.
+AuthResult Flow::enroll_now(const totp::User& user, totp::Store& store) {
+  const totp::Config& c = args_.config;
+  // forward_pass puts this module before the password module: the password is not checked
+  // yet, and whoever knows a user name could bind their own phone to that account.
+  if (args_.forward_pass) {
+    return ask_then(AuthResult::kNotEnrolled,
+                    "required but not enrolled; enroll_at_login is not offered with "
+                    "forward_pass (the password is checked only after this module)");
+  }
+  // An unusable state_dir, or no directory for the secret (a home made only at session
+  // start), would refuse the save: find out before a key is shown that would then sit in the
+  // user's app as a dead entry.
+  auto state = store.peek_state(user);
+  if (!state) return finish(AuthResult::kUnavailable, state.error().message);
+  if (!state->enrollment_id.empty()) {
+    // The user was enrolled and logged in with it, and now the secret is gone: deleted
+    // through some other way into the home, or not visible yet. Re-enrolling with only the
+    // password would hand the account to whoever removed it.
+    tell("Two-factor authentication was set up for " + user.name +
+             ", but its key is missing. Ask an administrator (pbx-mfa reset).",
+         true);
+    return finish(AuthResult::kUnavailable, "secret missing, but state of enrollment " +
+                                                state->enrollment_id + " exists: not re-enrolled");
+  }
+  if (auto st = store.check_saveable(user); !st) {
+    tell("Two-factor authentication cannot be set up at this login; ask an administrator.", true);
+    return finish(AuthResult::kUnavailable, st.error().message);
+  }
+  totp::EnrollmentPlan plan;
+  plan.algorithm = c.algorithm;
+  plan.digits = c.digits;
+  plan.period = c.period;
+  plan.recovery_codes = c.recovery_codes;
+  plan.issuer = c.issuer.empty() ? host_name() : c.issuer;
+  plan.account = user.name;
+  auto created = totp::NewEnrollment::create(plan);
+  if (!created) return finish(AuthResult::kInternal, created.error().message);
+  totp::NewEnrollment& pending = *created;
+  if (!show_setup(pending, user)) {
+    return finish(AuthResult::kConvError, "conversation failed during enrollment");
+  }
+  const std::string dead_entry =
+      " Delete the entry just added to the app, then log in again to start over.";
+  std::int64_t step = totp::kNoStep;
+  for (int attempt = 1;; ++attempt) {
+    auto typed = read_enroll_code();
+    if (!typed) return finish(AuthResult::kConvError, "conversation failed during enrollment");
+    if (auto m = pending.match(typed->view(), c.window, clock_.now())) {
+      step = *m;
+      break;
+    }
+    if (attempt == kEnrollTries) {
+      tell("Wrong code " + std::to_string(kEnrollTries) +
+               " times; nothing was saved. Check the phone's clock." + dead_entry,
+           true);
+      return finish(AuthResult::kEnrollFailed,
+                    "wrong code " + std::to_string(kEnrollTries) + " times, nothing saved");
+    }
+    int left = kEnrollTries - attempt;
+    tell("Wrong code: it does not match the new key. Type the " + std::to_string(plan.digits) +
+             " digits the app shows now (" + std::to_string(left) +
+             (left == 1 ? " try" : " tries") + " left).",
+         true);
+  }
+  auto codes = pending.make_recovery_codes(opts_.recovery_kdf);
+  if (!codes) return finish(AuthResult::kInternal, codes.error().message);
+  if (!codes->empty()) {
+    static constexpr std::string_view kIntro =
+        "Code accepted. Recovery codes, for when the phone is lost: each works once instead of "
+        "a code, and they are shown only now, so store them somewhere safe:\n";
+    SecretString text;
+    text.mut().reserve(kIntro.size() + codes->size() * 20);  // never moves: no stray copy
+    text.mut() += kIntro;
+    for (const auto& rc : *codes) {
+      text.mut() += "  ";
+      text.mut() += rc.view();
+      text.mut() += '\n';
+    }
+    if (!ctx_.message(text.view(), false)) {
+      return finish(AuthResult::kConvError, "conversation failed during enrollment");
+    }
+    // An answer proves the codes reached the screen (sshd shows messages with the next
+    // prompt); without one nothing is saved.
+    if (!ctx_.prompt("Press Enter once you have stored them: ", true)) {
+      return finish(AuthResult::kConvError, "conversation failed during enrollment");
+    }
+  }
+  totp::SaveOptions save;
+  save.reset_state = true;  // the confirmation code is used up, like any accepted code
+  std::optional<totp::Error> state_error;
+  if (auto st = pending.save(store, user, clock_.now(), step, save, &state_error); !st) {
+    std::string why = st.error().message;
+    if (st.error().code == totp::Errc::kExists) {
+      // Something took the secret's place meanwhile: a parallel first login or an
+      // administrator (a readable enrollment), or something else (a symlink, garbage) that
+      // must not be passed off as one.
+      auto there = store.load(user);
+      if (there) {
+        tell("Two-factor authentication for " + user.name +
+                 " was set up meanwhile (by another login or an administrator); this setup "
+                 "was not saved." +
+                 dead_entry,
+             true);
+        return finish(AuthResult::kEnrollFailed, "enrolled meanwhile by another login or root");
+      }
+      why = there.error().message;
+    }
+    tell("The new key could not be saved; nothing changed. Ask an administrator." + dead_entry,
+         true);
+    return finish(AuthResult::kUnavailable, "enrollment not saved: " + why);
+  }
+  // Saved, but when the state could not be written the confirmation code's use is not
+  // recorded (the old state is stale under the new id): that code must not open this login,
+  // or it opens a second one later (fail closed, like any login whose outcome cannot be
+  // recorded). The key is kept: the app holds it, and the next login asks for a code.
+  if (state_error) {
+    tell("Two-factor authentication is set up for " + user.name +
+             ", but this login could not be recorded. Ask an administrator; the app's codes "
+             "will work once the problem is fixed.",
+         true);
+    return finish(AuthResult::kUnavailable,
+                  "enrolled, but the login could not be recorded: " + state_error->message);
+  }
+  tell("Two-factor authentication is set up for " + user.name + ".", false);
+  return finish(AuthResult::kEnrolled, "");
+}
+
+// One info message: what is happening, the QR code (UTF-8 half blocks), the key and the URI.
+// Built in one wiped buffer reserved up front, so no reallocation leaves a copy behind.
+bool Flow::show_setup(const totp::NewEnrollment& pending, const totp::User& user) {
+  SecretString uri = pending.uri();
+  auto drawing = totp::render_qr(uri.view(), totp::QrStyle::kUtf8);
+  if (!drawing) return false;
+  SecretString picture(std::move(drawing.value()));
+  SecretString grouped = pending.secret_grouped();
+  const std::string intro =
+      "Two-factor authentication is required for " + user.name +
+      ", and no authenticator app is set up yet. Set it up now: scan this QR code with an "
+      "authenticator app (or type the key into it), then type the code it shows.\n\n";
+  SecretString text;
+  text.mut().reserve(intro.size() + picture.view().size() + grouped.view().size() +
+                     uri.view().size() + 16);
+  text.mut() += intro;
+  text.mut() += picture.view();
+  text.mut() += "\nKey: ";
+  text.mut() += grouped.view();
+  text.mut() += "\nURI: ";
+  text.mut() += uri.view();
+  text.mut() += '\n';
+  return ctx_.message(text.view(), false);
+}
+
+}  // namespace pbx::pam

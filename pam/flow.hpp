@@ -1,0 +1,73 @@
+// Flow: one login through the module. Private to pam/: authenticate.cpp holds the flow itself,
+// enroll_at_login.cpp the enrollment inside a login, code_input.cpp how the code is read.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "authenticate.hpp"
+#include "module_args.hpp"
+#include "pbx/totp/clock.hpp"
+#include "pbx/totp/new_enrollment.hpp"
+#include "pbx/totp/result.hpp"
+#include "pbx/totp/secret.hpp"
+#include "pbx/totp/store.hpp"
+#include "pbx/totp/user.hpp"
+#include "pbx/totp/verifier.hpp"
+
+namespace pbx::pam {
+
+// An absurdly long answer is a wrong code like any other: it is not hashed or copied around.
+inline constexpr std::size_t kMaxCodeInput = 512;
+
+// `answer`, or an empty answer when it is longer than kMaxCodeInput.
+std::optional<totp::SecretString> clamp_input(std::optional<totp::SecretString> answer);
+
+class Flow {
+ public:
+  Flow(PamContext& ctx, const AuthOptions& opts, const totp::Clock& clock)
+      : ctx_(ctx), opts_(opts), clock_(clock) {}
+
+  AuthResult run(const std::vector<std::string>& args);
+  // The one syslog line of the login.
+  void log_outcome(AuthResult r);
+  void set_detail(std::string d) { detail_ = std::move(d); }
+
+ private:
+  // authenticate.cpp
+  // Ends the login with `r` (a success too), `detail` going to the log line.
+  AuthResult finish(AuthResult r, std::string detail) {
+    detail_ = std::move(detail);
+    return r;
+  }
+  AuthResult judge(const totp::Outcome& outcome, const totp::SecretString& code);
+  AuthResult store_failed(const totp::Error& e, const totp::SecretString* typed);
+  AuthResult unreachable(const totp::Error& e, const totp::SecretString* typed);
+  AuthResult ask_then(AuthResult r, std::string detail);
+  void debug(const std::string& text);
+  void tell(const std::string& text, bool error);
+  void tell_locked(std::int64_t until);
+
+  // enroll_at_login.cpp
+  AuthResult enroll_now(const totp::User& user, totp::Store& store);
+  bool show_setup(const totp::NewEnrollment& pending, const totp::User& user);
+
+  // code_input.cpp. No code they return is longer than kMaxCodeInput.
+  std::optional<totp::SecretString> read_code(int digits, bool& from_authtok);
+  std::optional<totp::SecretString> ask_code();
+  std::optional<totp::SecretString> read_enroll_code();
+  std::optional<totp::SecretString> read_forwarded(int digits, const std::string& prompt);
+
+  PamContext& ctx_;
+  const AuthOptions& opts_;
+  const totp::Clock& clock_;
+  ModuleArgs args_;
+  std::string user_name_;
+  std::string rhost_;
+  std::string detail_;
+};
+
+}  // namespace pbx::pam
