@@ -15,7 +15,7 @@
 
 namespace pbx::cli {
 
-// CONTRACT §4 exit status.
+// Exit status, as pbx-mfa(1) EXIT STATUS documents it.
 enum Exit : int {
   kExitOk = 0,
   kExitRejected = 1,  // code rejected, or a doctor check failed

@@ -1,7 +1,7 @@
-// One registration function per subcommand; each lives in its own file.
+// One registration function per subcommand: commands/<name>.cpp, doctor in doctor/.
 #pragma once
 
-#include "common.hpp"
+#include "session.hpp"
 
 namespace pbx::cli {
 

@@ -552,7 +552,8 @@ TEST_F(EnrollTest, EveryAlgorithmScans) {
   }
 }
 
-// CONTRACT: the default drawing of a SHA1 enrollment is at most 80 columns wide, 30 lines tall.
+// The default drawing of a SHA1 enrollment fits an 80x30 terminal: at most 80 columns wide,
+// 30 lines tall.
 TEST_F(EnrollTest, DefaultSha1DrawingFitsEightyByThirty) {
   env_.out_is_tty = true;
   for (const auto& [issuer, label] : std::vector<std::pair<std::string, std::string>>{

@@ -3,8 +3,9 @@
 #   package.sh build SOURCE_DIR OUT_DIR   copy the source tree, dpkg-buildpackage, lintian;
 #                                         the .debs land in OUT_DIR (emptied first)
 #   package.sh install OUT_DIR            install both .debs, check every file is where
-#                                         CONTRACT §1/§2 says, that the pam-auth-update profile
-#                                         is not enabled and /etc/pam.d/common-* are untouched,
+#                                         the FILES sections of the man pages say, that the
+#                                         pam-auth-update profile is not enabled and
+#                                         /etc/pam.d/common-* are untouched,
 #                                         log in through the INSTALLED module by name
 #                                         (pamtester, a test-only PAM service, a pbxtest user
 #                                         enrolled with the installed pbx-mfa), remove, purge,

@@ -1,4 +1,4 @@
-// Config: defaults of CONTRACT section 2, every key's good and bad values, the file grammar,
+// Config: defaults of pbx-mfa.conf(5) OPTIONS, every key's good and bad values, the file grammar,
 // unsafe files, and CIDR matching for exempt_networks.
 #include <fcntl.h>
 #include <gtest/gtest.h>

@@ -1,4 +1,4 @@
-#include "common.hpp"
+#include "session.hpp"
 
 #include <cstdio>
 #include <ctime>
@@ -97,6 +97,30 @@ void audit(Session& s, const std::string& what) {
     if (u < 0x20 || u == 0x7F) c = '?';  // one line, whatever the caller put in `what`
   }
   s.env.audit(line);
+}
+
+Command add_admin_command(CLI::App& app, const char* name, const char* description,
+                          std::function<int(Session&, totp::Store&, const totp::User&)> act) {
+  auto* sub = app.add_subcommand(name, description);
+  auto user = std::make_shared<std::string>();
+  sub->add_option("--user", *user, "the user")->required();
+  return {sub, [user, act = std::move(act)](Session& s) -> int {
+            auto u = target_user(s, *user, true);
+            if (!u) return fail(s, u.error());
+            auto store = open_store(s);
+            if (!store) return fail(s, store.error());
+            return act(s, **store, *u);
+          }};
+}
+
+totp::Status need_database(Session& s) {
+  if (!s.is_root()) return totp::make_error(totp::Errc::kIo, "this subcommand needs root");
+  if (s.config.store != "postgresql") {
+    return totp::make_error(totp::Errc::kConfig,
+                            "store is '" + s.config.store + "' in " + s.config_path +
+                                "; set store = postgresql and pg_conninfo first");
+  }
+  return totp::Ok{};
 }
 
 nlohmann::json iso8601(std::int64_t unix_time) {

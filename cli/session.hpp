@@ -41,7 +41,7 @@ struct Command {
 
 // "pbx-mfa: MESSAGE" on stderr; returns `code`.
 int fail(Session& s, int code, const std::string& message);
-// Exit status for a library error (CONTRACT §4).
+// Exit status for a library error (pbx-mfa(1) EXIT STATUS).
 int exit_for(const totp::Error& e);
 int fail(Session& s, const totp::Error& e);
 
@@ -62,6 +62,13 @@ void audit(Session& s, const std::string& what);
 // A name as one audit field: spaces, '=', quotes, brackets and non-ASCII escaped as \xHH, so a
 // name cannot forge another field.
 std::string audit_field(std::string_view value);
+
+// A root-only subcommand acting on --user U through the store (reset, unlock).
+Command add_admin_command(CLI::App& app, const char* name, const char* description,
+                          std::function<int(Session&, totp::Store&, const totp::User&)> act);
+
+// Root and store = postgresql, or an error saying which is missing (db, break-glass).
+totp::Status need_database(Session& s);
 
 // ISO 8601 UTC ("2026-11-22T15:04:05Z"), or JSON null for 0.
 nlohmann::json iso8601(std::int64_t unix_time);

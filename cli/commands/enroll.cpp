@@ -78,7 +78,7 @@ std::optional<std::string> name_problem(std::string_view value) {
   return std::nullopt;
 }
 
-// Validates every flag against CONTRACT §4 and fills in the config defaults; on error the
+// Validates every flag against pbx-mfa(1) (enroll) and fills in the config defaults; on error the
 // message names the flag and the accepted values.
 totp::Result<Plan> make_plan(Session& s, const EnrollOptions& o, const std::string& user_name) {
   using totp::Errc;

@@ -1,0 +1,18 @@
+// unlock: clear a user's failures and lockout (root).
+#include "commands.hpp"
+
+namespace pbx::cli {
+
+Command add_unlock(CLI::App& app) {
+  return add_admin_command(
+      app, "unlock", "clear a user's failures and lockout (root)",
+      [](Session& s, totp::Store& store, const totp::User& u) -> int {
+        totp::Verifier verifier(s.config, store, *s.env.clock);
+        if (auto st = verifier.unlock(u); !st) return fail(s, st.error());
+        audit(s, "unlock user=" + audit_field(u.name) + " (failures and lockout cleared)");
+        s.out() << u.name << ": failures and lockout cleared\n";
+        return kExitOk;
+      });
+}
+
+}  // namespace pbx::cli
