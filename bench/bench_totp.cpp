@@ -263,10 +263,11 @@ void BM_VerifierEndToEnd(benchmark::State& state, const char* base) {
         totp::hotp(enrollment.secret, totp::Algorithm::kSha1,
                    static_cast<std::uint64_t>(totp::time_step(clock.now(), kPeriod)), kDigits);
     const std::string typed = totp::format_code(code.value_or(0), kDigits);
-    const totp::Outcome outcome = verifier.verify(user, typed);
-    if (outcome.verdict != totp::Verdict::kAccepted) {
-      std::string why = std::string("verify: ") + totp::verdict_name(outcome.verdict);
-      if (outcome.error) why += ": " + outcome.error->message;
+    const auto outcome = verifier.verify(user, typed);
+    if (!outcome.ok() || outcome->verdict != totp::Verdict::kAccepted) {
+      std::string why =
+          "verify: " + (outcome.ok() ? std::string(totp::verdict_name(outcome->verdict))
+                                     : "error: " + outcome.error().message);
       state.SkipWithError(why.c_str());
       break;
     }

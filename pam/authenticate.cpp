@@ -6,6 +6,7 @@
 
 #include "flow.hpp"
 #include "pbx/totp/break_glass.hpp"
+#include "pbx/totp/requirement.hpp"
 
 namespace pbx::pam {
 namespace {
@@ -51,10 +52,10 @@ AuthResult Flow::run(const std::vector<std::string>& args) {
   user_name_ = *name;
   rhost_ = ctx_.rhost();
 
-  for (const auto& net : args_.config.exempt_networks) {
-    if (!rhost_.empty() && totp::cidr_contains(net, rhost_)) {
-      return finish(AuthResult::kExempt, "exempt network");
-    }
+  // Where the login comes from is known before the account: from an exempt network no name is
+  // looked up at all.
+  if (totp::in_exempt_network(args_.config, rhost_)) {
+    return finish(AuthResult::kExempt, "exempt network");
   }
   auto user = totp::lookup_user(user_name_);
   if (!user) {
@@ -65,15 +66,13 @@ AuthResult Flow::run(const std::vector<std::string>& args) {
     return ask_then(AuthResult::kUnknownUser, "unknown user");
   }
   std::vector<std::string> groups;
-  bool need_groups = !args_.config.exempt_groups.empty() || !args_.config.require_groups.empty();
-  if (need_groups) groups = totp::user_groups(*user);
-  auto member = [&](const std::vector<std::string>& of) {
-    return std::any_of(of.begin(), of.end(), [&](const std::string& g) {
-      return std::find(groups.begin(), groups.end(), g) != groups.end();
-    });
-  };
-  if (member(args_.config.exempt_groups)) return finish(AuthResult::kExempt, "exempt group");
-  bool required = args_.config.require_all || member(args_.config.require_groups);
+  if (totp::requirement_needs_groups(args_.config)) groups = totp::user_groups(*user);
+  // The network was decided above, so an exemption here is a group's.
+  auto requirement = totp::requirement(args_.config, groups, rhost_);
+  if (requirement.kind == totp::RequirementKind::kExempt) {
+    return finish(AuthResult::kExempt, "exempt group");
+  }
+  const bool required = requirement.required();
 
   auto store = totp::open_store(args_.config);
   if (!store) return finish(AuthResult::kBadConfig, store.error().message);
@@ -102,19 +101,22 @@ AuthResult Flow::run(const std::vector<std::string>& args) {
   bool from_authtok = false;
   auto code = read_code(status->digits, from_authtok);
   if (!code) return finish(AuthResult::kConvError, "conversation failed");
-  auto outcome = verifier.verify(*user, code->view(), rhost_);
-  if (from_authtok && args_.try_first_pass && outcome.verdict == totp::Verdict::kRejected &&
-      outcome.locked_until <= clock_.now()) {
+  auto verified = verifier.verify(*user, code->view(), rhost_);
+  if (verified && from_authtok && args_.try_first_pass &&
+      verified->verdict == totp::Verdict::kRejected && verified->locked_until <= clock_.now()) {
     // try_first_pass: the earlier module's token was not our code after all; ask for it.
     code = ask_code();
     if (!code) return finish(AuthResult::kConvError, "conversation failed");
-    outcome = verifier.verify(*user, code->view(), rhost_);
+    verified = verifier.verify(*user, code->view(), rhost_);
   }
-  return judge(outcome, *code);
+  return judge(verified, *code);
 }
 
-// What the verifier said about `code`, as the login's outcome.
-AuthResult Flow::judge(const totp::Outcome& outcome, const SecretString& code) {
+// What the verifier said about `code` (or the error it could not say it for), as the login's
+// outcome.
+AuthResult Flow::judge(const totp::Result<totp::Outcome>& verified, const SecretString& code) {
+  if (!verified) return store_failed(verified.error(), &code);
+  const totp::Outcome& outcome = *verified;
   switch (outcome.verdict) {
     case totp::Verdict::kAccepted:
       return finish(AuthResult::kAccepted, "");
@@ -141,9 +143,6 @@ AuthResult Flow::judge(const totp::Outcome& outcome, const SecretString& code) {
       return finish(AuthResult::kLockedOut, "locked out");
     case totp::Verdict::kNotEnrolled:
       return finish(AuthResult::kNotEnrolled, "enrollment removed during login");
-    case totp::Verdict::kError:
-      if (!outcome.error) return finish(AuthResult::kUnavailable, "store error");
-      return store_failed(*outcome.error, &code);
   }
   return finish(AuthResult::kInternal, "unexpected verdict");
 }

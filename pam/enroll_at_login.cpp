@@ -14,9 +14,10 @@ using totp::SecretString;
 
 constexpr int kEnrollTries = 3;
 
+// The issuer when the config names none; empty when unknown (the plan then says "pbx-mfa").
 std::string host_name() {
   char host[256] = "";
-  if (::gethostname(host, sizeof host - 1) != 0 || host[0] == '\0') return "pbx-mfa";
+  if (::gethostname(host, sizeof host - 1) != 0) return {};
   return host;
 }
 
@@ -54,13 +55,7 @@ AuthResult Flow::enroll_now(const totp::User& user, totp::Store& store) {
     tell("Two-factor authentication cannot be set up at this login; ask an administrator.", true);
     return finish(AuthResult::kUnavailable, st.error().message);
   }
-  totp::EnrollmentPlan plan;
-  plan.algorithm = c.algorithm;
-  plan.digits = c.digits;
-  plan.period = c.period;
-  plan.recovery_codes = c.recovery_codes;
-  plan.issuer = c.issuer.empty() ? host_name() : c.issuer;
-  plan.account = user.name;
+  const auto plan = totp::EnrollmentPlan::from(c, user.name, host_name());
   auto created = totp::NewEnrollment::create(plan);
   if (!created) return finish(AuthResult::kInternal, created.error().message);
   totp::NewEnrollment& pending = *created;
@@ -115,10 +110,10 @@ AuthResult Flow::enroll_now(const totp::User& user, totp::Store& store) {
   }
   totp::SaveOptions save;
   save.reset_state = true;  // the confirmation code is used up, like any accepted code
-  std::optional<totp::Error> state_error;
-  if (auto st = pending.save(store, user, clock_.now(), step, save, &state_error); !st) {
-    std::string why = st.error().message;
-    if (st.error().code == totp::Errc::kExists) {
+  auto saved = pending.save(store, user, clock_.now(), step, save);
+  if (!saved) {
+    std::string why = saved.error().message;
+    if (saved.error().code == totp::Errc::kExists) {
       // Something took the secret's place meanwhile: a parallel first login or an
       // administrator (a readable enrollment), or something else (a symlink, garbage) that
       // must not be passed off as one.
@@ -141,7 +136,7 @@ AuthResult Flow::enroll_now(const totp::User& user, totp::Store& store) {
   // recorded (the old state is stale under the new id): that code must not open this login,
   // or it opens a second one later (fail closed, like any login whose outcome cannot be
   // recorded). The key is kept: the app holds it, and the next login asks for a code.
-  if (state_error) {
+  if (const auto& state_error = saved->state_error) {
     tell("Two-factor authentication is set up for " + user.name +
              ", but this login could not be recorded. Ask an administrator; the app's codes "
              "will work once the problem is fixed.",

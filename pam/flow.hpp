@@ -43,7 +43,7 @@ class Flow {
     detail_ = std::move(detail);
     return r;
   }
-  AuthResult judge(const totp::Outcome& outcome, const totp::SecretString& code);
+  AuthResult judge(const totp::Result<totp::Outcome>& verified, const totp::SecretString& code);
   AuthResult store_failed(const totp::Error& e, const totp::SecretString* typed);
   AuthResult unreachable(const totp::Error& e, const totp::SecretString* typed);
   AuthResult ask_then(AuthResult r, std::string detail);

@@ -39,15 +39,11 @@ struct EnrollOptions {
   CLI::Option* recovery_opt = nullptr;
 };
 
-// The validated settings of this enrollment.
+// The validated settings of this enrollment: the config's (as for an enrollment at login),
+// then the flags.
 struct Plan {
-  totp::Algorithm algorithm = totp::Algorithm::kSha1;
-  int digits = 6;
-  int period = 30;
+  totp::EnrollmentPlan enrollment;
   std::optional<totp::QrStyle> qr;  // nullopt: none
-  int recovery_codes = 5;
-  std::string issuer;
-  std::string label;
 };
 
 std::optional<int> parse_int(std::string_view text, int lo, int hi) {
@@ -83,10 +79,8 @@ std::optional<std::string> name_problem(std::string_view value) {
 totp::Result<Plan> make_plan(Session& s, const EnrollOptions& o, const std::string& user_name) {
   using totp::Errc;
   Plan p;
-  p.algorithm = s.config.algorithm;
-  p.digits = s.config.digits;
-  p.period = s.config.period;
-  p.recovery_codes = s.config.recovery_codes;
+  p.enrollment = totp::EnrollmentPlan::from(s.config, user_name, s.env.host_name);
+  totp::EnrollmentPlan& e = p.enrollment;
   if (o.algorithm_opt->count() > 0) {
     auto a = totp::parse_algorithm(o.algorithm);
     if (!a) {
@@ -94,7 +88,7 @@ totp::Result<Plan> make_plan(Session& s, const EnrollOptions& o, const std::stri
           Errc::kInvalid,
           "--algorithm: expected SHA1, SHA256 or SHA512, got '" + o.algorithm + "'");
     }
-    p.algorithm = *a;
+    e.algorithm = *a;
   }
   if (o.digits_opt->count() > 0) {
     auto d = parse_int(o.digits, totp::kMinDigits, totp::kMaxDigits);
@@ -102,12 +96,12 @@ totp::Result<Plan> make_plan(Session& s, const EnrollOptions& o, const std::stri
       return totp::make_error(
           Errc::kInvalid, range_message("--digits", totp::kMinDigits, totp::kMaxDigits, o.digits));
     }
-    p.digits = *d;
+    e.digits = *d;
   }
   if (o.period_opt->count() > 0) {
     auto d = parse_int(o.period, 15, 300);
     if (!d) return totp::make_error(Errc::kInvalid, range_message("--period", 15, 300, o.period));
-    p.period = *d;
+    e.period = *d;
   }
   if (o.recovery_opt->count() > 0) {
     auto d = parse_int(o.recovery_codes, 0, totp::kMaxRecoveryCodes);
@@ -116,7 +110,7 @@ totp::Result<Plan> make_plan(Session& s, const EnrollOptions& o, const std::stri
           Errc::kInvalid,
           range_message("--recovery-codes", 0, totp::kMaxRecoveryCodes, o.recovery_codes));
     }
-    p.recovery_codes = *d;
+    e.recovery_codes = *d;
   }
   std::string qr = o.qr_opt->count() > 0 ? o.qr : std::string(s.env.out_is_tty ? "ansi" : "none");
   if (qr == "ansi") {
@@ -142,26 +136,19 @@ totp::Result<Plan> make_plan(Session& s, const EnrollOptions& o, const std::stri
     if (auto problem = name_problem(o.issuer)) {
       return totp::make_error(Errc::kInvalid, "--issuer: " + *problem);
     }
-    p.issuer = o.issuer;
-  } else {
-    p.issuer = !s.config.issuer.empty() ? s.config.issuer : s.env.host_name;
-    if (p.issuer.empty()) p.issuer = "pbx-mfa";
-    if (auto problem = name_problem(p.issuer)) {
-      return totp::make_error(
-          Errc::kInvalid, "issuer '" + p.issuer + "' " + *problem + "; choose one with --issuer");
-    }
+    e.issuer = o.issuer;
+  } else if (auto problem = name_problem(e.issuer)) {
+    return totp::make_error(Errc::kInvalid,
+                            "issuer '" + e.issuer + "' " + *problem + "; choose one with --issuer");
   }
   if (o.label_opt->count() > 0) {
     if (auto problem = name_problem(o.label)) {
       return totp::make_error(Errc::kInvalid, "--label: " + *problem);
     }
-    p.label = o.label;
-  } else {
-    p.label = user_name;
-    if (auto problem = name_problem(p.label)) {
-      return totp::make_error(Errc::kInvalid, "account name '" + p.label + "' " + *problem +
-                                                  "; choose one with --label");
-    }
+    e.account = o.label;
+  } else if (auto problem = name_problem(e.account)) {
+    return totp::make_error(Errc::kInvalid, "account name '" + e.account + "' " + *problem +
+                                                "; choose one with --label");
   }
   return p;
 }
@@ -218,6 +205,7 @@ int enroll(Session& s, const EnrollOptions& o) {
   auto plan = make_plan(s, o, u.name);
   if (!plan) return fail(s, plan.error());
   const Plan& p = *plan;
+  const totp::EnrollmentPlan& ep = p.enrollment;
 
   auto store = open_store(s);
   if (!store) return fail(s, store.error());
@@ -240,13 +228,6 @@ int enroll(Session& s, const EnrollOptions& o) {
     if (auto st = (*store)->peek_state(u); !st) return fail(s, st.error());
   }
 
-  totp::EnrollmentPlan ep;
-  ep.algorithm = p.algorithm;
-  ep.digits = p.digits;
-  ep.period = p.period;
-  ep.recovery_codes = p.recovery_codes;
-  ep.issuer = p.issuer;
-  ep.account = p.label;
   auto created = totp::NewEnrollment::create(ep);
   if (!created) return fail(s, created.error());
   totp::NewEnrollment& pending = *created;
@@ -255,8 +236,8 @@ int enroll(Session& s, const EnrollOptions& o) {
   totp::SecretString uri = pending.uri();
 
   if (!o.json) {
-    s.out() << "Enrolling " << u.name << " (" << p.issuer << ": " << p.label << ", "
-            << totp::algorithm_name(p.algorithm) << ", " << p.digits << " digits, " << p.period
+    s.out() << "Enrolling " << u.name << " (" << ep.issuer << ": " << ep.account << ", "
+            << totp::algorithm_name(ep.algorithm) << ", " << ep.digits << " digits, " << ep.period
             << " s).\n";
     if (p.qr) {
       auto drawing = totp::render_qr(uri.view(), *p.qr);
@@ -282,7 +263,7 @@ int enroll(Session& s, const EnrollOptions& o) {
                     "wrong code " + std::to_string(kTries) +
                         " times; nothing was saved. Check that the phone's clock is right and "
                         "that the app shows " +
-                        p.issuer + ": " + p.label + ", then enroll again.");
+                        ep.issuer + ": " + ep.account + ", then enroll again.");
       case Check::kNoAnswer:
         return fail(s, kExitRejected, "no code entered; nothing was saved");
     }
@@ -309,16 +290,14 @@ int enroll(Session& s, const EnrollOptions& o) {
   totp::SaveOptions save_options;
   save_options.overwrite = o.force;
   save_options.reset_state = s.is_root();
-  std::optional<totp::Error> state_error;
-  if (auto st =
-          pending.save(**store, u, s.env.clock->now(), confirmed_step, save_options, &state_error);
-      !st) {
-    if (st.error().code == totp::Errc::kExists) {
+  auto saved = pending.save(**store, u, s.env.clock->now(), confirmed_step, save_options);
+  if (!saved) {
+    if (saved.error().code == totp::Errc::kExists) {
       return fail(s, kExitStore, u.name + " was enrolled meanwhile; that enrollment is kept");
     }
-    return fail(s, st.error());
+    return fail(s, saved.error());
   }
-  if (state_error) {
+  if (const auto& state_error = saved->state_error) {
     s.err() << "pbx-mfa: warning: enrolled, but the state could not be reset: "
             << state_error->message << "\n";
   }

@@ -1,5 +1,11 @@
-// status: a user's enrollment, failures and lockout, as text or one JSON object.
+// status: a user's enrollment, whether a second factor is required of them and why, failures
+// and lockout, as text or one JSON object.
+#include <optional>
+#include <string>
+#include <vector>
+
 #include "commands.hpp"
+#include "pbx/totp/requirement.hpp"
 
 namespace pbx::cli {
 
@@ -17,8 +23,19 @@ Command add_status(CLI::App& app) {
             totp::Verifier verifier(s.config, **store, *s.env.clock);
             auto st = verifier.status(*u);
             if (!st) return fail(s, st.error());
+            // No remote host: where a login comes from is unknown here, so no network
+            // exemption applies (pbx-mfa(1) STATUS).
+            std::vector<std::string> groups;
+            if (totp::requirement_needs_groups(s.config)) groups = totp::user_groups(*u);
+            const auto need = totp::requirement(s.config, groups, std::nullopt);
+            const std::string need_line = std::string("  required: ") +
+                                          (need.required() ? "yes" : "no") + " (" + need.reason +
+                                          ")\n";
             if (*json) {
-              nlohmann::json j = {{"user", u->name}, {"enrolled", st->enrolled}};
+              nlohmann::json j = {{"user", u->name},
+                                  {"enrolled", st->enrolled},
+                                  {"required", need.required()},
+                                  {"required_by", need.reason}};
               if (st->enrolled) {
                 j["algorithm"] = totp::algorithm_name(st->algorithm);
                 j["digits"] = st->digits;
@@ -35,11 +52,11 @@ Command add_status(CLI::App& app) {
               }
               print_json(s, j);
             } else if (!st->enrolled) {
-              s.out() << u->name << ": not enrolled\n";
+              s.out() << u->name << ": not enrolled\n" << need_line;
             } else {
               s.out() << u->name << ": enrolled (" << totp::algorithm_name(st->algorithm) << ", "
                       << st->digits << " digits, " << st->period << " s)\n"
-                      << "  recovery codes left: " << st->recovery_left << "\n"
+                      << need_line << "  recovery codes left: " << st->recovery_left << "\n"
                       << "  failures: " << st->state.failures << "\n"
                       << "  locked until: "
                       << (st->locked ? iso8601(st->state.locked_until).get<std::string>()

@@ -17,8 +17,6 @@ int verdict_exit(totp::Verdict v) {
       return kExitLocked;
     case totp::Verdict::kNotEnrolled:
       return kExitNotEnrolled;
-    case totp::Verdict::kError:
-      return kExitStore;
   }
   return kExitInternal;
 }
@@ -38,7 +36,12 @@ Command add_verify(CLI::App& app) {
             auto store = open_store(s);
             if (!store) return fail(s, store.error());
             totp::Verifier verifier(s.config, **store, *s.env.clock);
-            auto outcome = verifier.verify(*u, typed.view());
+            auto verified = verifier.verify(*u, typed.view());
+            if (!verified) {
+              audit(s, "verify user=" + audit_field(u->name) + " outcome=error");
+              return fail(s, verified.error());
+            }
+            const totp::Outcome& outcome = *verified;
             std::string line = "verify user=" + audit_field(u->name) +
                                " outcome=" + totp::verdict_name(outcome.verdict);
             if (outcome.locked_until > s.env.clock->now()) {
@@ -65,12 +68,6 @@ Command add_verify(CLI::App& app) {
                 break;
               case totp::Verdict::kNotEnrolled:
                 s.err() << "pbx-mfa: " << u->name << " is not enrolled\n";
-                break;
-              case totp::Verdict::kError:
-                s.err() << "pbx-mfa: "
-                        << (outcome.error ? outcome.error->message : std::string("store error"))
-                        << "\n";
-                if (outcome.error) return exit_for(*outcome.error);
                 break;
             }
             return verdict_exit(outcome.verdict);

@@ -8,6 +8,24 @@
 
 namespace pbx::totp {
 
+EnrollmentPlan EnrollmentPlan::from(const Config& config, std::string account,
+                                    std::string_view issuer_fallback) {
+  EnrollmentPlan plan;
+  plan.algorithm = config.algorithm;
+  plan.digits = config.digits;
+  plan.period = config.period;
+  plan.recovery_codes = config.recovery_codes;
+  if (!config.issuer.empty()) {
+    plan.issuer = config.issuer;
+  } else if (!issuer_fallback.empty()) {
+    plan.issuer = issuer_fallback;
+  } else {
+    plan.issuer = "pbx-mfa";
+  }
+  plan.account = std::move(account);
+  return plan;
+}
+
 Result<NewEnrollment> NewEnrollment::create(const EnrollmentPlan& plan) {
   if (plan.digits < kMinDigits || plan.digits > kMaxDigits) {
     return make_error(Errc::kInvalid, "digits must be " + std::to_string(kMinDigits) + " to " +
@@ -77,9 +95,9 @@ Result<std::vector<SecretString>> NewEnrollment::make_recovery_codes(const KdfPa
   return codes;
 }
 
-Status NewEnrollment::save(Store& store, const User& user, std::int64_t now,
-                           std::int64_t confirmed_step, const SaveOptions& options,
-                           std::optional<Error>* state_error) const {
+Result<SaveReport> NewEnrollment::save(Store& store, const User& user, std::int64_t now,
+                                       std::int64_t confirmed_step,
+                                       const SaveOptions& options) const {
   auto id = new_enrollment_id();
   if (!id) return id.error();
   Enrollment e;
@@ -97,7 +115,8 @@ Status NewEnrollment::save(Store& store, const User& user, std::int64_t now,
     if (!locked) return locked.error();
     txn = std::move(locked.value());
   }
-  if (auto st = store.save(user, e, options.overwrite); !st) return st;
+  if (auto st = store.save(user, e, options.overwrite); !st) return st.error();
+  SaveReport report;
   if (txn) {
     UserState fresh;
     fresh.enrollment_id = e.id;
@@ -107,11 +126,11 @@ Status NewEnrollment::save(Store& store, const User& user, std::int64_t now,
       // The database store saves inside the state transaction: a failed commit took the
       // enrollment with it, and the user must not be told it was saved.
       auto saved = store.load(user);
-      if (!saved || saved->id != e.id) return st;
-      if (state_error != nullptr) *state_error = st.error();
+      if (!saved || saved->id != e.id) return st.error();
+      report.state_error = st.error();
     }
   }
-  return Ok{};
+  return report;
 }
 
 }  // namespace pbx::totp

@@ -23,13 +23,6 @@ std::string host_key(std::string_view rhost) {
   return detail::to_hex(md, 16);
 }
 
-Outcome error_outcome(Error e) {
-  Outcome o;
-  o.verdict = Verdict::kError;
-  o.error = std::move(e);
-  return o;
-}
-
 int recovery_left(const Enrollment& e, const UserState& s) {
   int used = 0;
   for (int i : s.used_recovery) {
@@ -87,10 +80,8 @@ const char* verdict_name(Verdict v) noexcept {
       return "locked-out";
     case Verdict::kNotEnrolled:
       return "not-enrolled";
-    case Verdict::kError:
-      return "error";
   }
-  return "error";
+  return "unknown";
 }
 
 std::int64_t lockout_seconds(const Config& config, int failures) {
@@ -101,7 +92,7 @@ std::int64_t lockout_seconds(const Config& config, int failures) {
   return std::min<std::int64_t>(secs, kMaxLockoutSeconds);
 }
 
-Outcome Verifier::verify(const User& user, std::string_view input, std::string_view rhost) {
+Result<Outcome> Verifier::verify(const User& user, std::string_view input, std::string_view rhost) {
   try {
     auto txn = store_.lock_state(user);
     // Load the secret under the lock so a concurrent re-enrollment is seen whole. Without the
@@ -109,7 +100,7 @@ Outcome Verifier::verify(const User& user, std::string_view input, std::string_v
     // hide what went wrong), except that a user without a secret is simply not enrolled.
     auto enrollment = store_.load(user);
     if (!txn && (enrollment.ok() || enrollment.error().code != Errc::kNotEnrolled)) {
-      return error_outcome(txn.error());
+      return txn.error();
     }
     if (!enrollment) {
       if (enrollment.error().code == Errc::kNotEnrolled) {
@@ -117,9 +108,9 @@ Outcome Verifier::verify(const User& user, std::string_view input, std::string_v
         o.verdict = Verdict::kNotEnrolled;
         return o;
       }
-      return error_outcome(enrollment.error());
+      return enrollment.error();
     }
-    if (!txn) return error_outcome(txn.error());
+    if (!txn) return txn.error();
     const Enrollment& e = *enrollment;
     UserState state = (*txn)->state();
     if (state.enrollment_id != e.id) {
@@ -147,7 +138,7 @@ Outcome Verifier::verify(const User& user, std::string_view input, std::string_v
       std::int64_t centre = time_step(now, e.period) + state.skew;
       bool hmac_failed = false;
       auto m = match_totp(e, code, centre, config_.window, state.last_step, hmac_failed);
-      if (hmac_failed) return error_outcome(make_error(Errc::kInternal, "HMAC computation failed"));
+      if (hmac_failed) return make_error(Errc::kInternal, "HMAC computation failed");
       if (m && m->step > state.last_step) {
         out.verdict = Verdict::kAccepted;
         state.last_step = m->step;
@@ -160,7 +151,7 @@ Outcome Verifier::verify(const User& user, std::string_view input, std::string_v
       }
     } else if (shape == CodeShape::kRecovery) {
       auto idx = match_recovery_code(e.recovery, code, state.used_recovery);
-      if (!idx) return error_outcome(idx.error());
+      if (!idx) return idx.error();
       if (idx->has_value()) {
         out.verdict = Verdict::kRecoveryAccepted;
         state.used_recovery.push_back(**idx);
@@ -192,13 +183,13 @@ Outcome Verifier::verify(const User& user, std::string_view input, std::string_v
       if (lock > 0) state.locked_until = now + lock;
     }
     // Record before answering: an outcome that cannot be written is no success (fail closed).
-    if (auto st = (*txn)->commit(state); !st) return error_outcome(st.error());
+    if (auto st = (*txn)->commit(state); !st) return st.error();
     out.failures = state.failures;
     out.locked_until = state.locked_until;
     out.recovery_left = recovery_left(e, state);
     return out;
   } catch (const std::exception& ex) {
-    return error_outcome(make_error(Errc::kInternal, ex.what()));
+    return make_error(Errc::kInternal, ex.what());
   }
 }
 

@@ -36,6 +36,7 @@ using pbx::test::kLightTheme;
 using pbx::test::Theme;
 using pbx::test::zbar_decode;
 using totp::testing::TempDir;
+using totp::testing::verdict_of;
 
 // What a scripted prompt answers: a literal line, the right code for the secret printed so
 // far, a code that is wrong for every step of the window, or end of input.

@@ -157,8 +157,9 @@ STATUS=$("$WORK/pbx-mfa" status --user "$USER_NAME" --json --config "$CONF") ||
   fail "status exited $?"
 echo "$STATUS" | jq -e --arg u "$USER_NAME" '
   (keys == ["algorithm","digits","enrolled","failures","last_success","locked_until",
-            "period","recovery_codes_left","user"])
-  and .user == $u and .enrolled == true and .algorithm == "SHA1" and .digits == 6
+            "period","recovery_codes_left","required","required_by","user"])
+  and .user == $u and .enrolled == true and .required == true and .required_by == "all"
+  and .algorithm == "SHA1" and .digits == 6
   and .period == 30 and .recovery_codes_left == 5 and .failures == 0
   and .locked_until == null' >/dev/null || fail "unexpected status: $STATUS"
 

@@ -88,11 +88,11 @@ TEST_F(EnrollTest, TheConfirmationCodeCannotAlsoLogIn) {
   std::string code = code_for(find_uri(out()), kNow);
   auto c = config();
   auto s = store();
-  auto outcome = verifier(c, *s).verify(user("daemon"), code);
-  EXPECT_EQ(outcome.verdict, totp::Verdict::kReplayed);
+  EXPECT_EQ(verdict_of(verifier(c, *s).verify(user("daemon"), code)), totp::Verdict::kReplayed);
   clock_.advance(30);
-  outcome = verifier(c, *s).verify(user("daemon"), code_for(find_uri(out()), kNow + 30));
-  EXPECT_EQ(outcome.verdict, totp::Verdict::kAccepted);
+  EXPECT_EQ(
+      verdict_of(verifier(c, *s).verify(user("daemon"), code_for(find_uri(out()), kNow + 30))),
+      totp::Verdict::kAccepted);
 }
 
 TEST_F(EnrollTest, ACodeFromTheNeighbouringStepIsAccepted) {
@@ -353,8 +353,9 @@ TEST_F(EnrollTest, PrintedRecoveryCodesEachWorkOnce) {
   auto c = config();
   auto s = store();
   for (const auto& rc : codes) {
-    EXPECT_EQ(verifier(c, *s).verify(user("daemon"), rc).verdict, totp::Verdict::kRecoveryAccepted);
-    EXPECT_EQ(verifier(c, *s).verify(user("daemon"), rc).verdict, totp::Verdict::kRejected);
+    EXPECT_EQ(verdict_of(verifier(c, *s).verify(user("daemon"), rc)),
+              totp::Verdict::kRecoveryAccepted);
+    EXPECT_EQ(verdict_of(verifier(c, *s).verify(user("daemon"), rc)), totp::Verdict::kRejected);
   }
 }
 
@@ -398,7 +399,7 @@ TEST_F(EnrollTest, JsonIsOneObjectWithTheContractFields) {
   auto c = config();
   auto s = store();
   EXPECT_EQ(
-      verifier(c, *s).verify(user("daemon"), j["recovery_codes"][2].get<std::string>()).verdict,
+      verdict_of(verifier(c, *s).verify(user("daemon"), j["recovery_codes"][2].get<std::string>())),
       totp::Verdict::kRecoveryAccepted);
   EXPECT_EQ(err(), "");  // --no-confirm: nothing to show anyone
 }

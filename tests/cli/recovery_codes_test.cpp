@@ -30,11 +30,11 @@ class RecoveryCodesTest : public CliTest {
     auto j = nlohmann::json::parse(out());
     return j["recovery_codes"].get<std::vector<std::string>>();
   }
-  totp::Verdict verify(const std::string& code) {
+  std::optional<totp::Verdict> verify(const std::string& code) {
     auto c = config();
     auto s = store();
     totp::Verifier v(c, *s, clock_);
-    return v.verify(user("daemon"), code).verdict;
+    return verdict_of(v.verify(user("daemon"), code));
   }
   totp::UserState state() {
     auto txn = store()->lock_state(user("daemon"));

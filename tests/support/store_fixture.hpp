@@ -276,6 +276,22 @@ inline std::optional<int> run_in_child(const std::function<int()>& fn,
   return result;
 }
 
+// A verify's verdict, or nullopt when it answered an error (a store it could not read or
+// reach, an outcome it could not record).
+inline std::optional<Verdict> verdict_of(const Result<Outcome>& r) {
+  if (!r.ok()) return std::nullopt;
+  return r->verdict;
+}
+
+// The same as one int, for what a forked child hands back: the verdict, or kVerifyError.
+inline constexpr int kVerifyError = 99;
+inline int verdict_code(const Result<Outcome>& r) {
+  return r.ok() ? static_cast<int>(r->verdict) : kVerifyError;
+}
+inline std::string verdict_code_name(int code) {
+  return code == kVerifyError ? "error" : verdict_name(static_cast<Verdict>(code));
+}
+
 // -1 for success, otherwise the error code as an int: what run_in_child can carry.
 template <typename T>
 int errc_or_ok(const Result<T>& r) {

@@ -25,7 +25,9 @@ using testing::has_errc;
 using testing::is_ok;
 using testing::kStep;
 using testing::kT0;
+using testing::kVerifyError;
 using testing::step_of;
+using testing::verdict_code;
 
 class DbTwoServersTest : public testing::StoreFixture {
  protected:
@@ -47,7 +49,12 @@ class DbTwoServersTest : public testing::StoreFixture {
     }
     FixedClock clock(t);
     Verifier verifier(server, **s, clock);
-    return verifier.verify(alice_, code);
+    auto out = verifier.verify(alice_, code);
+    if (!out.ok()) {
+      ADD_FAILURE() << out.error().message;
+      return {};
+    }
+    return *out;
   }
   std::string code_at(std::int64_t t) const { return code_for_step(e_, step_of(e_, t)); }
 
@@ -128,7 +135,7 @@ TEST_F(DbTwoServersTest, EightLoginsRacingAcrossBothAcceptACodeOnce) {
         int verdict = 100;
         if (opened.ok()) {
           Verifier verifier(server, *opened.value(), clock);
-          verdict = static_cast<int>(verifier.verify(alice_, code).verdict);
+          verdict = verdict_code(verifier.verify(alice_, code));
         }
         board->verdicts[round][proc] = verdict;
         ::sem_post(&board->done);
@@ -168,7 +175,7 @@ TEST_F(DbTwoServersTest, EightLoginsRacingAcrossBothAcceptACodeOnce) {
       stop_all();
       FAIL() << "round " << round << ": " << verdicts[static_cast<int>(Verdict::kAccepted)]
              << " accepted, " << verdicts[static_cast<int>(Verdict::kReplayed)] << " replayed, "
-             << verdicts[static_cast<int>(Verdict::kError)] << " errors";
+             << verdicts[kVerifyError] << " errors";
     }
   }
   for (pid_t pid : pids) {

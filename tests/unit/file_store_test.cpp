@@ -34,12 +34,16 @@ using testing::kIdB;
 using testing::kOtherUid;
 using testing::kStep;
 using testing::kT0;
+using testing::kVerifyError;
 using testing::lstat_of;
 using testing::read_file;
 using testing::run_in_child;
 using testing::snapshot;
 using testing::snapshot_diff;
 using testing::step_of;
+using testing::verdict_code;
+using testing::verdict_code_name;
+using testing::verdict_of;
 using testing::write_file;
 
 constexpr int kOk = -1;  // what errc_or_ok returns for success
@@ -73,10 +77,10 @@ class FileStoreTest : public testing::StoreFixture {
     return code_for_step(enrollment_, step_of(enrollment_, t) + offset);
   }
 
-  Verdict verify_at(const User& user, std::int64_t t, const std::string& code) {
+  std::optional<Verdict> verify_at(const User& user, std::int64_t t, const std::string& code) {
     FixedClock clock(t);
     Verifier verifier(config_, store(), clock);
-    return verifier.verify(user, code).verdict;
+    return verdict_of(verifier.verify(user, code));
   }
 
   // store.load(alice) with a fresh store in a child: the error (or kOk), nullopt if it hung.
@@ -101,18 +105,18 @@ class FileStoreTest : public testing::StoreFixture {
         1000ms);
   }
 
-  // A login by alice with a right code, in a child: verdict * 100 + error code + 1 (0: none).
+  // A login by alice with a right code, in a child: verdict_code * 100 + error code + 1 (0:
+  // none).
   std::optional<int> verify_in_child(std::int64_t t) {
     std::string code = code_at(t);
     return run_in_child(
         [this, t, code] {
           auto opened = open_store(config_);
-          if (!opened.ok()) return static_cast<int>(Verdict::kError) * 100;
+          if (!opened.ok()) return kVerifyError * 100;
           FixedClock clock(t);
           Verifier verifier(config_, *opened.value(), clock);
-          Outcome out = verifier.verify(alice_, code);
-          return static_cast<int>(out.verdict) * 100 +
-                 (out.error ? static_cast<int>(out.error->code) + 1 : 0);
+          auto out = verifier.verify(alice_, code);
+          return verdict_code(out) * 100 + (out.ok() ? 0 : static_cast<int>(out.error().code) + 1);
         },
         1000ms);
   }
@@ -132,9 +136,8 @@ class FileStoreTest : public testing::StoreFixture {
     // A login with a right code (one step later than the last one) fails closed.
     std::optional<int> login = verify_in_child(kT0 + 30);
     ASSERT_TRUE(login.has_value()) << "login did not return within 1 s";
-    EXPECT_EQ(*login / 100, static_cast<int>(Verdict::kError))
-        << "verdict " << verdict_name(static_cast<Verdict>(*login / 100));
-    EXPECT_EQ(*login % 100, static_cast<int>(expected) + 1) << "Outcome.error";
+    EXPECT_EQ(*login / 100, kVerifyError) << "verdict " << verdict_code_name(*login / 100);
+    EXPECT_EQ(*login % 100, static_cast<int>(expected) + 1) << "the error";
     EXPECT_EQ(snapshot_diff(before, snapshot(tmp_.path())), "");
   }
 
@@ -615,8 +618,7 @@ TEST_F(FileStoreTest, LockFileThatIsNotARegularFileIsRefusedQuickly) {
         << (*got == kOk ? "success" : errc_name(static_cast<Errc>(*got)));
     std::optional<int> login = verify_in_child(kT0 + 30);
     ASSERT_TRUE(login.has_value()) << "login hung";
-    EXPECT_EQ(*login / 100, static_cast<int>(Verdict::kError))
-        << verdict_name(static_cast<Verdict>(*login / 100));
+    EXPECT_EQ(*login / 100, kVerifyError) << verdict_code_name(*login / 100);
     EXPECT_EQ(snapshot_diff(before, snapshot(tmp_.path())), "");
   }
 }
@@ -672,7 +674,7 @@ TEST_F(FileStoreTest, LeftoverTempFilesAndStaleLockNeverBlockALogin) {
     std::optional<int> login = verify_in_child(kT0 + kStep * i);
     ASSERT_TRUE(login.has_value()) << "login hung";
     EXPECT_EQ(*login / 100, static_cast<int>(Verdict::kAccepted))
-        << verdict_name(static_cast<Verdict>(*login / 100));
+        << verdict_code_name(*login / 100);
   }
   UserState state = read_state(alice_);
   EXPECT_EQ(state.last_step, step_of(enrollment_, kT0 + 90));
@@ -711,7 +713,7 @@ TEST_F(FileStoreTest, LockOfAKilledProcessIsReleased) {
         if (!opened.ok()) return -1;
         FixedClock clock(kT0 + 30);
         Verifier verifier(config_, *opened.value(), clock);
-        return static_cast<int>(verifier.verify(alice_, code).verdict);
+        return verdict_code(verifier.verify(alice_, code));
       },
       300ms);
   if (blocked) {

@@ -40,6 +40,9 @@ using testing::kT0;
 using testing::lstat_of;
 using testing::read_file;
 using testing::step_of;
+using testing::verdict_code;
+using testing::verdict_code_name;
+using testing::verdict_of;
 
 constexpr std::string_view kIdC = "00000000000000000000000000000ccc";
 
@@ -111,7 +114,7 @@ class ConcurrencyTest : public testing::StoreFixture {
       FixedClock clock(t);
       Verifier verifier(config_, *opened.value(), clock);
       start();
-      return static_cast<int>(verifier.verify(user, input).verdict);
+      return verdict_code(verifier.verify(user, input));
     };
   }
 
@@ -154,7 +157,7 @@ TEST_F(ConcurrencyTest, EightRacingLoginsAcceptACodeOnce) {
         int verdict = 100;
         if (opened.ok()) {
           Verifier verifier(config_, *opened.value(), clock);
-          verdict = static_cast<int>(verifier.verify(alice_, code).verdict);
+          verdict = verdict_code(verifier.verify(alice_, code));
         }
         board->verdicts[round][proc] = verdict;
         ::sem_post(&board->done);
@@ -226,7 +229,7 @@ TEST_F(ConcurrencyTest, UsersNeverInterfere) {
       for (int round = 0; round < kRounds; ++round) {
         clock.set(kT0 + kStep * round);
         std::string code = code_for_step(e, step_of(e, clock.now()));
-        if (verifier.verify(user, code).verdict != Verdict::kAccepted) ++misses;
+        if (verdict_of(verifier.verify(user, code)) != Verdict::kAccepted) ++misses;
       }
       return std::min(misses, 99);
     };
@@ -240,8 +243,8 @@ TEST_F(ConcurrencyTest, UsersNeverInterfere) {
     Verifier verifier(strict, *opened.value(), clock);
     start();
     for (int round = 0; round < kRounds; ++round) {
-      Verdict v = verifier.verify(carol, "000000").verdict;
-      if (v == Verdict::kError || v == Verdict::kAccepted) return 101;
+      auto v = verdict_of(verifier.verify(carol, "000000"));
+      if (!v || *v == Verdict::kAccepted) return 101;
     }
     return 0;
   };
@@ -317,10 +320,10 @@ TEST_F(ConcurrencyTest, KilledLoginsNeverTearTheState) {
       progress->started = 1;
       for (;;) {
         auto began = std::chrono::steady_clock::now();
-        Outcome out = verifier.verify(alice_, wrong);
-        if (out.verdict == Verdict::kLockedOut) {
+        auto verdict = verdict_of(verifier.verify(alice_, wrong));
+        if (verdict == Verdict::kLockedOut) {
           if (!verifier.unlock(alice_).ok()) ::_exit(101);
-        } else if (out.verdict != Verdict::kRejected) {
+        } else if (verdict != Verdict::kRejected) {
           ::_exit(102);
         }
         progress->busy_ns += std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -372,8 +375,8 @@ TEST_F(ConcurrencyTest, KilledLoginsNeverTearTheState) {
     Verifier verifier(config_, store(), clock);
     ASSERT_TRUE(is_ok(verifier.unlock(alice_)));
     // Leftover temp or lock files never block the next real login.
-    Outcome out = verifier.verify(alice_, code_for_step(e_, step_of(e_, t)));
-    ASSERT_EQ(out.verdict, Verdict::kAccepted) << verdict_name(out.verdict);
+    auto out = verifier.verify(alice_, code_for_step(e_, step_of(e_, t)));
+    ASSERT_EQ(verdict_of(out), Verdict::kAccepted) << verdict_code_name(verdict_code(out));
   }
   progress->~Progress();
   ::munmap(mem, sizeof(Progress));

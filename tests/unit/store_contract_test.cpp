@@ -19,6 +19,7 @@ using testing::kIdA;
 using testing::kIdB;
 using testing::kT0;
 using testing::step_of;
+using testing::verdict_of;
 
 class StoreContractTest : public testing::StoreFixture {};
 
@@ -56,8 +57,10 @@ TEST_F(StoreContractTest, RemoveTakesSecretAndStateAndOnlyThatUsers) {
   Enrollment b = enroll(bob_, kIdB);
   FixedClock clock(kT0);
   Verifier verifier(config_, store(), clock);
-  ASSERT_EQ(verifier.verify(alice_, code_for_step(a, step_of(a, kT0))).verdict, Verdict::kAccepted);
-  ASSERT_EQ(verifier.verify(bob_, code_for_step(b, step_of(b, kT0))).verdict, Verdict::kAccepted);
+  ASSERT_EQ(verdict_of(verifier.verify(alice_, code_for_step(a, step_of(a, kT0)))),
+            Verdict::kAccepted);
+  ASSERT_EQ(verdict_of(verifier.verify(bob_, code_for_step(b, step_of(b, kT0)))),
+            Verdict::kAccepted);
   EXPECT_TRUE(is_ok(store().remove(alice_)));
   EXPECT_TRUE(has_errc(store().load(alice_), Errc::kNotEnrolled));
   EXPECT_EQ(store().peek_state(alice_)->enrollment_id, "");

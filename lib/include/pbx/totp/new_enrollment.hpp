@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "pbx/totp/config.hpp"
 #include "pbx/totp/enrollment.hpp"
 #include "pbx/totp/hotp.hpp"
 #include "pbx/totp/recovery.hpp"
@@ -25,6 +26,19 @@ struct EnrollmentPlan {
   int recovery_codes = 5;
   std::string issuer;   // shown in the authenticator app
   std::string account;  // the label's account name
+
+  // What `config` says an enrollment of `account` looks like: its algorithm, digits, period
+  // and number of recovery codes, and its issuer, else `issuer_fallback` (the host name), else
+  // "pbx-mfa". The one place both front ends take an enrollment's settings from.
+  static EnrollmentPlan from(const Config& config, std::string account,
+                             std::string_view issuer_fallback);
+};
+
+// What save() did besides saving the secret.
+struct SaveReport {
+  // The secret is saved, but the fresh state (reset_state) could not be written: the
+  // confirmation code's use is not recorded. Empty when the state was written or not asked for.
+  std::optional<Error> state_error;
 };
 
 // How save() treats what is already there.
@@ -57,10 +71,10 @@ class NewEnrollment {
   // Saves the secret (with the recovery codes made so far, if any) atomically; without
   // overwrite an enrollment made meanwhile wins (kExists) and nothing changes. With
   // reset_state the user's lock is held across the save, so a concurrent login sees the old
-  // enrollment or the new one with its state, never a mix. `state_error` (when not null)
-  // receives a failure to write that state after the secret was saved.
-  Status save(Store& store, const User& user, std::int64_t now, std::int64_t confirmed_step,
-              const SaveOptions& options, std::optional<Error>* state_error = nullptr) const;
+  // enrollment or the new one with its state, never a mix. A failure to write that state after
+  // the secret was saved is no error: the report's state_error says so.
+  Result<SaveReport> save(Store& store, const User& user, std::int64_t now,
+                          std::int64_t confirmed_step, const SaveOptions& options) const;
 
  private:
   NewEnrollment() = default;

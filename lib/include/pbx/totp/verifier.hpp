@@ -20,17 +20,15 @@ enum class Verdict {
   kReplayed,          // a valid code at or before the last accepted time step (a failure too)
   kLockedOut,         // too many failures: nothing was checked
   kNotEnrolled,
-  kError,  // store unreadable, unsafe, corrupt, or the outcome could not be recorded
 };
 
 const char* verdict_name(Verdict v) noexcept;
 
 struct Outcome {
-  Verdict verdict = Verdict::kError;
+  Verdict verdict = Verdict::kRejected;
   std::int64_t locked_until = 0;  // set when locked out, also when this failure locked the user
   int failures = 0;
   int recovery_left = 0;
-  std::optional<Error> error;  // for kError
 };
 
 constexpr int kMaxSkewSteps = 10;
@@ -53,8 +51,10 @@ class Verifier {
   Verifier(const Config& config, Store& store, const Clock& clock)
       : config_(config), store_(store), clock_(clock) {}
 
-  // Never throws for bad input. `rhost` keys the grace period (may be empty).
-  Outcome verify(const User& user, std::string_view input, std::string_view rhost = {});
+  // Never throws for bad input. `rhost` keys the grace period (may be empty). Errors: store
+  // unreadable, unsafe, corrupt or unreachable, or the outcome could not be recorded (then
+  // nothing counts as accepted: fail closed).
+  Result<Outcome> verify(const User& user, std::string_view input, std::string_view rhost = {});
 
   // Reads without changing anything. Errors: store unreadable, unsafe or corrupt.
   Result<UserStatus> status(const User& user);
