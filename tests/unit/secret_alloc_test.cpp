@@ -204,7 +204,7 @@ TEST(SecretStringInline, DestructorWipesTheSmallBuffer) {
   s->~SecretString();
   std::string_view raw(reinterpret_cast<const char*>(storage), sizeof storage);
   EXPECT_EQ(raw.find("864209"), std::string_view::npos);
-  EXPECT_EQ(raw.find("8642"), std::string_view::npos);
+  EXPECT_EQ(raw.find("4209"), std::string_view::npos);
 }
 
 TEST(SecretStringInline, MovedFromIsWiped) {
@@ -212,8 +212,10 @@ TEST(SecretStringInline, MovedFromIsWiped) {
   alignas(SecretString) unsigned char storage[sizeof(SecretString)];
   auto* b = new (storage) SecretString(std::move(a));
   SecretString c(std::move(*b));
+  // Moving a short string copies it and cuts the source to length 0, which overwrites only its
+  // first character: look for the rest.
   std::string_view raw(reinterpret_cast<const char*>(storage), sizeof storage);
-  EXPECT_EQ(raw.find("1357"), std::string_view::npos);
+  EXPECT_EQ(raw.find("5791"), std::string_view::npos);
   EXPECT_EQ(c.view(), "135791");
   b->~SecretString();
 }
