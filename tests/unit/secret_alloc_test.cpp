@@ -37,7 +37,7 @@ struct RecordingAllocator {
   using value_type = T;
   RecordingAllocator() = default;
   template <class U>
-  RecordingAllocator(const RecordingAllocator<U>& /*other*/) noexcept {}  // NOLINT: rebinding
+  RecordingAllocator(const RecordingAllocator<U>& /*other*/) noexcept {}  // for rebinding
 
   T* allocate(std::size_t n) {
     ++free_log().allocated;

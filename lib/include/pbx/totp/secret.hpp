@@ -39,14 +39,14 @@ class CleansingAllocator {
   using is_always_equal = typename BaseTraits::is_always_equal;
   // Spelled out: the default rebind would keep Base's old value type.
   template <class U>
-  struct rebind {
+  struct rebind {  // NOLINT(readability-identifier-naming): the name allocators must use
     using other = CleansingAllocator<U, typename BaseTraits::template rebind_alloc<U>>;
   };
 
   CleansingAllocator() = default;
   explicit CleansingAllocator(const Base& base) noexcept : base_(base) {}
   template <class U, class B>
-  CleansingAllocator(const CleansingAllocator<U, B>& other) noexcept  // NOLINT: rebinding
+  CleansingAllocator(const CleansingAllocator<U, B>& other) noexcept  // implicit: for rebinding
       : base_(other.base()) {}
 
   T* allocate(std::size_t n) { return BaseTraits::allocate(base_, n); }
