@@ -33,13 +33,13 @@ std::optional<totp::SecretString> read_line_no_echo(std::string_view prompt) {
     tty = false;
   }
   totp::SecretString line;
-  bool got = static_cast<bool>(std::getline(std::cin, line.mut()));
+  bool got = static_cast<bool>(read_line(std::cin, line));
   if (tty) {
     tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
     std::cerr << "\n";
   }
   if (!got) return std::nullopt;
-  if (!line.str().empty() && line.str().back() == '\r') line.mut().pop_back();
+  if (!line.empty() && line.view().back() == '\r') line.pop_back();
   return line;
 }
 

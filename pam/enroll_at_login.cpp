@@ -92,12 +92,11 @@ AuthResult Flow::enroll_now(const totp::User& user, totp::Store& store) {
         "Code accepted. Recovery codes, for when the phone is lost: each works once instead of "
         "a code, and they are shown only now, so store them somewhere safe:\n";
     SecretString text;
-    text.mut().reserve(kIntro.size() + codes->size() * 20);  // never moves: no stray copy
-    text.mut() += kIntro;
+    text.append(kIntro);
     for (const auto& rc : *codes) {
-      text.mut() += "  ";
-      text.mut() += rc.view();
-      text.mut() += '\n';
+      text.append("  ");
+      text.append(rc.view());
+      text.append('\n');
     }
     if (!ctx_.message(text.view(), false)) {
       return finish(AuthResult::kConvError, "conversation failed during enrollment");
@@ -149,7 +148,7 @@ AuthResult Flow::enroll_now(const totp::User& user, totp::Store& store) {
 }
 
 // One info message: what is happening, the QR code (UTF-8 half blocks), the key and the URI.
-// Built in one wiped buffer reserved up front, so no reallocation leaves a copy behind.
+// Built in one wiped buffer (SecretString wipes what its growth frees).
 bool Flow::show_setup(const totp::NewEnrollment& pending, const totp::User& user) {
   SecretString uri = pending.uri();
   auto drawing = totp::render_qr(uri.view(), totp::QrStyle::kUtf8);
@@ -161,15 +160,13 @@ bool Flow::show_setup(const totp::NewEnrollment& pending, const totp::User& user
       ", and no authenticator app is set up yet. Set it up now: scan this QR code with an "
       "authenticator app (or type the key into it), then type the code it shows.\n\n";
   SecretString text;
-  text.mut().reserve(intro.size() + picture.view().size() + grouped.view().size() +
-                     uri.view().size() + 16);
-  text.mut() += intro;
-  text.mut() += picture.view();
-  text.mut() += "\nKey: ";
-  text.mut() += grouped.view();
-  text.mut() += "\nURI: ";
-  text.mut() += uri.view();
-  text.mut() += '\n';
+  text.append(intro);
+  text.append(picture.view());
+  text.append("\nKey: ");
+  text.append(grouped.view());
+  text.append("\nURI: ");
+  text.append(uri.view());
+  text.append('\n');
   return ctx_.message(text.view(), false);
 }
 

@@ -20,24 +20,18 @@ struct ImportOptions {
 // Standard input, capped: more than the cap is refused rather than cut.
 totp::Result<totp::SecretString> read_stream(std::istream& in) {
   totp::SecretString content;
-  content.mut().reserve(std::size_t{64} * 1024);
+  content.reserve(std::size_t{64} * 1024);
   char buf[4096];
   while (in) {
     in.read(buf, sizeof buf);
     auto n = static_cast<std::size_t>(in.gcount());
     if (n == 0) break;
-    if (content.str().size() + n > totp::kMaxImportSize) {
+    if (content.size() + n > totp::kMaxImportSize) {
       totp::wipe(buf, sizeof buf);
       return totp::make_error(totp::Errc::kInvalid,
                               "standard input: more than 1 MiB; not a secret file");
     }
-    if (content.str().size() + n > content.str().capacity()) {
-      totp::SecretString bigger;  // grown by hand so no unwiped copy is freed
-      bigger.mut().reserve((content.str().size() + n) * 2);
-      bigger.mut().append(content.str());
-      content = std::move(bigger);
-    }
-    content.mut().append(buf, n);
+    content.append(std::string_view(buf, n));
   }
   totp::wipe(buf, sizeof buf);
   if (in.bad()) return totp::make_error(totp::Errc::kIo, "cannot read standard input");
@@ -78,7 +72,7 @@ int run_import(Session& s, ImportOptions& o) {
         "the URI was given on the command line, where other users may see it (ps); next time "
         "pass '-' and give it on standard input");
   } else {
-    auto read = totp::read_import_file(source.str(), *user);
+    auto read = totp::read_import_file(std::string(source.view()), *user);  // a path
     if (!read) return fail(s, read.error());
     text = std::move(read.value());
   }

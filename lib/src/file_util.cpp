@@ -173,7 +173,7 @@ Result<std::optional<SecretString>> read_checked_file(const std::string& path,
   if (::fstat(fd.get(), &st) != 0) return io_error(what, path, "cannot stat", errno);
 
   SecretString content;
-  content.mut().reserve(static_cast<std::size_t>(st.st_size) + 1);
+  content.reserve(static_cast<std::size_t>(st.st_size) + 1);
   if (int err = read_all_capped(fd.get(), max_size, content); err != 0) {
     // -1: it grew after fstat; treat like an oversize file.
     if (err < 0) {
@@ -196,19 +196,11 @@ int read_all_capped(int fd, std::size_t max_size, SecretString& out) {
       break;
     }
     if (n == 0) break;
-    std::size_t size = out.str().size() + static_cast<std::size_t>(n);
-    if (size > max_size) {
+    if (out.size() + static_cast<std::size_t>(n) > max_size) {
       result = -1;
       break;
     }
-    if (size > out.str().capacity()) {
-      // Grow by hand so a reallocation never frees an unwiped copy.
-      SecretString bigger;
-      bigger.mut().reserve(size * 2);
-      bigger.mut().append(out.str());
-      out = std::move(bigger);
-    }
-    out.mut().append(buf, static_cast<std::size_t>(n));
+    out.append(std::string_view(buf, static_cast<std::size_t>(n)));
   }
   wipe(buf, sizeof buf);
   return result;

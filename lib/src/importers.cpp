@@ -348,7 +348,7 @@ Result<SecretString> read_import_file(const std::string& path, const User& user)
     return invalid(prefix + "larger than 1 MiB; not a secret file");
   }
   SecretString content;
-  content.mut().reserve(static_cast<std::size_t>(st.st_size) + 1);
+  content.reserve(static_cast<std::size_t>(st.st_size) + 1);
   if (int err = detail::read_all_capped(fd.get(), kMaxImportSize, content); err != 0) {
     if (err < 0) return invalid(prefix + "larger than 1 MiB; not a secret file");
     return make_error(Errc::kIo, prefix + "cannot read: " + detail::errno_text(err));

@@ -65,9 +65,8 @@ SecretString NewEnrollment::uri() const {
 std::optional<std::int64_t> NewEnrollment::match(std::string_view typed, int window,
                                                  std::int64_t now) const {
   SecretString code;
-  code.mut().reserve(typed.size());  // never moves: no stray copy of what was typed
   for (char c : typed) {
-    if (c != ' ' && c != '\t') code.mut().push_back(c);
+    if (c != ' ' && c != '\t') code.append(c);
   }
   if (code.view().size() != static_cast<std::size_t>(plan_.digits)) return std::nullopt;
   Hmac hmac(plan_.algorithm, secret_);

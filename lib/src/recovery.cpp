@@ -72,9 +72,9 @@ Result<std::vector<SecretString>> generate_recovery_codes(int count, int groups)
         // 230 = 10 * 23: rejecting bytes at or above it keeps every letter equally likely.
         if (v >= 230 || letters == groups * kRecoveryGroupSize) continue;
         if (letters > 0 && letters % kRecoveryGroupSize == 0) {
-          code.mut().push_back(kRecoverySeparator);
+          code.append(kRecoverySeparator);
         }
-        code.mut().push_back(kLetters[v % 23]);
+        code.append(kLetters[v % 23]);
         ++letters;
       }
       wipe(b, sizeof b);
@@ -86,11 +86,10 @@ Result<std::vector<SecretString>> generate_recovery_codes(int count, int groups)
 
 SecretString normalize_recovery_code(std::string_view input) {
   SecretString out;
-  out.mut().reserve(input.size());
   for (char c : input) {
     if (c == ' ' || c == '-' || c == '\t') continue;
     if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    out.mut().push_back(c);
+    out.append(c);
   }
   return out;
 }

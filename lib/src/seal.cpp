@@ -87,8 +87,9 @@ Result<SecretString> open_sealed(const SecretBytes& key, std::string_view aad,
   }
   const auto* in = bytes(box);
   std::size_t ct_size = box.size() - 1 - kNonceSize - kTagSize;
-  SecretString plain(std::string(ct_size, '\0'));
-  auto* out = reinterpret_cast<unsigned char*>(plain.mut().data());
+  SecretString plain;
+  plain.resize(ct_size);
+  auto* out = reinterpret_cast<unsigned char*>(plain.data());
   Ctx ctx(EVP_CIPHER_CTX_new());
   int len = 0;
   unsigned char tag[kTagSize];

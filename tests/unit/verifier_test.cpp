@@ -410,7 +410,7 @@ TEST_F(VerifierTest, RecoveryCodeInTheFormsPeopleType) {
     upper += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   }
   EXPECT_EQ(verify(upper).verdict, Verdict::kRecoveryAccepted);
-  std::string spaced = " " + codes_[2].str() + " ";
+  std::string spaced = " " + std::string(codes_[2].view()) + " ";
   std::replace(spaced.begin(), spaced.end(), '-', ' ');
   EXPECT_EQ(verify(spaced).verdict, Verdict::kRecoveryAccepted);
 }
