@@ -192,7 +192,7 @@ static PGconn* connect_one(const char* const* keys, const char* const* values, i
                            char* why, size_t why_len, int* status) {
   PGconn* pg = PQconnectStartParams(keys, values, 0);
   if (pg == NULL) {
-    snprintf(why, why_len, "out of memory");
+    (void)snprintf(why, why_len, "out of memory");
     *status = PBX_DB_INTERNAL;
     return NULL;
   }
@@ -209,14 +209,14 @@ static PGconn* connect_one(const char* const* keys, const char* const* values, i
     if (w == WAIT_TIMEOUT) {
       const char* host = PQhost(pg);
       const char* port = PQport(pg);
-      snprintf(why, why_len, "timeout connecting to server at \"%s\", port %s",
-               host != NULL ? host : "?", port != NULL ? port : "?");
+      (void)snprintf(why, why_len, "timeout connecting to server at \"%s\", port %s",
+                     host != NULL ? host : "?", port != NULL ? port : "?");
       PQfinish(pg);
       *status = PBX_DB_UNREACHABLE;
       return NULL;
     }
     if (w == WAIT_ERROR) {
-      snprintf(why, why_len, "poll failed on the connection socket");
+      (void)snprintf(why, why_len, "poll failed on the connection socket");
       PQfinish(pg);
       *status = PBX_DB_UNREACHABLE;
       return NULL;
@@ -226,7 +226,7 @@ static PGconn* connect_one(const char* const* keys, const char* const* values, i
     if (now > reached) reached = now;
   }
   if (st == PGRES_POLLING_FAILED) {
-    snprintf(why, why_len, "%s", PQerrorMessage(pg));
+    (void)snprintf(why, why_len, "%s", PQerrorMessage(pg));
     *status = classify_failure(reached, PQerrorMessage(pg));
     PQfinish(pg);
     return NULL;
@@ -306,10 +306,10 @@ static int given(const char* value) { return value != NULL && *value != '\0'; }
 
 static void refuse_variable(pbx_db_error* err, const char* name) {
   char message[200];
-  snprintf(message, sizeof message,
-           "%s is set in the environment; pbx-mfa does not let the environment choose its "
-           "database connection",
-           name);
+  (void)snprintf(message, sizeof message,
+                 "%s is set in the environment; pbx-mfa does not let the environment choose its "
+                 "database connection",
+                 name);
   set_error(err, PBX_DB_FAILED, NULL, message);
 }
 
@@ -406,10 +406,10 @@ static int build_params(const PQconninfoOption* opts, struct params* p, pbx_db_e
     char* home = euid_home();
     if (home == NULL) {
       char message[160];
-      snprintf(message, sizeof message,
-               "cannot find the home directory of uid %ld in the passwd database (for "
-               "~/.pgpass and ~/.postgresql)",
-               (long)geteuid());
+      (void)snprintf(message, sizeof message,
+                     "cannot find the home directory of uid %ld in the passwd database (for "
+                     "~/.pgpass and ~/.postgresql)",
+                     (long)geteuid());
       set_error(err, PBX_DB_FAILED, NULL, message);
       goto fail;
     }
@@ -531,9 +531,9 @@ static PGconn* connect_hosts(const PQconninfoOption* opts, struct params* p, int
   for (int h = 0; h < nhosts && pg == NULL; ++h) {
     int64_t now = now_ms();
     if (now >= deadline_ms) {
-      snprintf(why, sizeof why,
-               h == 0 ? "deadline passed before connecting"
-                      : "deadline passed before the remaining hosts");
+      (void)snprintf(why, sizeof why,
+                     h == 0 ? "deadline passed before connecting"
+                            : "deadline passed before the remaining hosts");
     } else {
       int64_t host_deadline = now + (deadline_ms - now) / (nhosts - h);
       /* An empty element: NULL leaves the parameter out (libpq's default). */
@@ -561,7 +561,7 @@ static PGconn* connect_hosts(const PQconninfoOption* opts, struct params* p, int
     if (pg == NULL) {
       /* Keep every host's reason: "a: refused; b: timeout". */
       size_t used = strlen(all_why);
-      snprintf(all_why + used, sizeof all_why - used, "%s%s", used > 0 ? "; " : "", why);
+      (void)snprintf(all_why + used, sizeof all_why - used, "%s%s", used > 0 ? "; " : "", why);
       if (now >= deadline_ms) break;
     }
   }
@@ -631,9 +631,9 @@ static int unreachable(pbx_db_conn* conn, pbx_db_error* err, const char* why, in
   char message[sizeof err->message];
   const char* libpq = PQerrorMessage(conn->pg);
   if (with_libpq && libpq != NULL && *libpq != '\0') {
-    snprintf(message, sizeof message, "%s: %s", why, libpq);
+    (void)snprintf(message, sizeof message, "%s: %s", why, libpq);
   } else {
-    snprintf(message, sizeof message, "%s", why);
+    (void)snprintf(message, sizeof message, "%s", why);
   }
   set_error(err, PBX_DB_UNREACHABLE, NULL, message);
   return PBX_DB_UNREACHABLE;
@@ -811,9 +811,9 @@ static int pg_info(const pbx_db_conn* conn, const char* key, char* out, size_t o
     if (v <= 0) return 0;
     char text[32];
     if (v >= 100000) {
-      snprintf(text, sizeof text, "%d.%d", v / 10000, v % 10000);
+      (void)snprintf(text, sizeof text, "%d.%d", v / 10000, v % 10000);
     } else { /* before 10: 90624 is 9.6.24 */
-      snprintf(text, sizeof text, "%d.%d.%d", v / 10000, v / 100 % 100, v % 100);
+      (void)snprintf(text, sizeof text, "%d.%d.%d", v / 10000, v / 100 % 100, v % 100);
     }
     return put(out, out_len, text);
   }

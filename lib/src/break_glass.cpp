@@ -75,8 +75,8 @@ Result<BreakGlassSet> parse(std::string_view text) {
 std::string lock_path(const Config& config) { return config.state_dir + "/.break-glass.lock"; }
 
 Result<std::optional<BreakGlassSet>> read_set(const Config& config) {
-  auto text =
-      detail::read_private_file(break_glass_path(config), config.trusted_uid, 16 * 1024, kWhat);
+  auto text = detail::read_private_file(break_glass_path(config), config.trusted_uid,
+                                        std::size_t{16} * 1024, kWhat);
   if (!text) return text.error();
   if (!text->has_value()) return std::optional<BreakGlassSet>{};
   auto set = parse((*text)->view());

@@ -78,18 +78,18 @@ class HmacPrototype {
 const HmacPrototype& prototype(Algorithm algorithm) {
   switch (algorithm) {
     case Algorithm::kSha256: {
-      static const HmacPrototype p("SHA256");
-      return p;
+      static const HmacPrototype kSha256("SHA256");
+      return kSha256;
     }
     case Algorithm::kSha512: {
-      static const HmacPrototype p("SHA512");
-      return p;
+      static const HmacPrototype kSha512("SHA512");
+      return kSha512;
     }
     case Algorithm::kSha1:
       break;
   }
-  static const HmacPrototype p("SHA1");
-  return p;
+  static const HmacPrototype kSha1("SHA1");
+  return kSha1;
 }
 }  // namespace
 

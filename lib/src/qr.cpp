@@ -118,7 +118,7 @@ Result<std::string> render_qr(std::string_view text, QrStyle style) {
   const Symbol& s = **symbol;
 
   // Reserve the whole drawing up front so the buffer never moves and leaves a copy behind.
-  const auto side = static_cast<std::size_t>(s.width() + 2 * kQuietZone);
+  const auto side = static_cast<std::size_t>(s.width()) + std::size_t{2} * kQuietZone;
   std::string out;
   out.reserve(side * (side + 1) * 3 + side * 16 + 16);
   switch (style) {

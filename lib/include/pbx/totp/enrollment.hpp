@@ -12,7 +12,7 @@
 
 namespace pbx::totp {
 
-inline constexpr std::size_t kMaxSecretFileSize = 16 * 1024;
+inline constexpr std::size_t kMaxSecretFileSize = std::size_t{16} * 1024;
 
 struct Enrollment {
   std::string id;  // 32 hex digits, fresh for every enrollment; ties state to this secret

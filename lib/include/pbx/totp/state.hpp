@@ -10,7 +10,7 @@
 
 namespace pbx::totp {
 
-inline constexpr std::size_t kMaxStateFileSize = 16 * 1024;
+inline constexpr std::size_t kMaxStateFileSize = std::size_t{16} * 1024;
 inline constexpr std::int64_t kNoStep = -1;
 inline constexpr int kMaxGraceEntries = 16;
 
