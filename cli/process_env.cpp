@@ -101,7 +101,7 @@ std::int64_t monotonic_ms() {
 // Runs a helper with an empty stdin, stderr discarded, a clean environment and a deadline.
 std::optional<ProgramResult> run_program_real(const std::vector<std::string>& argv) {
   constexpr int kDeadlineMs = 3000;
-  constexpr std::size_t kMaxOutput = 64 * 1024;
+  constexpr std::size_t kMaxOutput = std::size_t{64} * 1024;
   if (argv.empty() || argv[0].empty() || argv[0][0] != '/') return std::nullopt;
   if (access(argv[0].c_str(), X_OK) != 0) return std::nullopt;
   int out_pipe[2];
@@ -112,6 +112,7 @@ std::optional<ProgramResult> run_program_real(const std::vector<std::string>& ar
   posix_spawn_file_actions_adddup2(&actions, out_pipe[1], STDOUT_FILENO);
   posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
   std::vector<char*> args;
+  args.reserve(argv.size() + 1);
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
   char env_path[] = "PATH=/usr/sbin:/usr/bin:/sbin:/bin";
@@ -160,7 +161,7 @@ std::optional<ProgramResult> run_program_real(const std::vector<std::string>& ar
 }  // namespace
 
 Env process_env() {
-  static const totp::SystemClock clock;
+  static const totp::SystemClock kClock;
   Env env;
   env.in = &std::cin;
   env.out = &std::cout;
@@ -169,7 +170,7 @@ Env process_env() {
   env.uid = getuid();
   env.euid = geteuid();
   env.invoking_user = name_of(env.uid);
-  env.clock = &clock;
+  env.clock = &kClock;
   env.read_secret = read_line_no_echo;
   env.check_password = check_password_pam;
   env.run_program = run_program_real;

@@ -129,7 +129,7 @@ nlohmann::json iso8601(std::int64_t unix_time) {
   std::tm tm{};
   gmtime_r(&t, &tm);
   char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  if (std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) return nullptr;
   return std::string(buf);
 }
 

@@ -15,6 +15,7 @@ extern "C" {
 
 PBX_EXPORT int pam_sm_authenticate(pam_handle_t* pamh, int flags, int argc, const char** argv) try {
   std::vector<std::string> args;
+  if (argc > 0) args.reserve(static_cast<std::size_t>(argc));
   for (int i = 0; i < argc; ++i) args.emplace_back(argv[i] != nullptr ? argv[i] : "");
   pbx::pam::LibpamContext ctx(pamh);
   pbx::pam::AuthOptions opts;

@@ -7,10 +7,10 @@
 #include <string>
 #include <vector>
 
-#include "session.hpp"
 #include "file_reader.hpp"
 #include "pam_stack.hpp"
 #include "pbx/totp/db_admin.hpp"
+#include "session.hpp"
 #include "sshd_config.hpp"
 
 namespace pbx::cli::doctor {

@@ -108,7 +108,7 @@ Status check_stat(const struct stat& st, const std::string& path, const FileChec
   }
   if ((st.st_mode & forbidden) != 0) {
     char mode[8];
-    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    (void)std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
     return make_error(Errc::kUnsafe,
                       prefix + "mode " + mode +
                           (forbidden == 077 ? " lets group or others in (must be 0600 or 0400)"
@@ -283,7 +283,7 @@ Status check_private_dir(const std::string& path, uid_t owner, bool create, cons
   }
   if ((st.st_mode & 077) != 0) {
     char mode[8];
-    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    (void)std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
     return make_error(Errc::kUnsafe,
                       prefix + "mode " + mode + " lets group or others in (must be 0700)");
   }

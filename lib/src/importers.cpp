@@ -325,8 +325,7 @@ Result<SecretString> read_import_file(const std::string& path, const User& user)
   // home). Its size is checked below: too large means "not a secret file", a wrong input
   // rather than an unsafe one.
   auto opened = detail::open_checked_file(
-      path, FileCheck{std::nullopt, 0, std::numeric_limits<std::size_t>::max()},
-      "import source");
+      path, FileCheck{std::nullopt, 0, std::numeric_limits<std::size_t>::max()}, "import source");
   if (!opened) {
     struct stat lst {};
     if (opened.error().code == Errc::kUnsafe && ::lstat(path.c_str(), &lst) == 0 &&

@@ -21,7 +21,7 @@ Result<std::string> hash_code(std::string_view normalized, const std::vector<std
                               const KdfParams& kdf) {
   std::uint8_t out[kHashSize];
   if (EVP_PBE_scrypt(normalized.data(), normalized.size(), salt.data(), salt.size(), kdf.n, kdf.r,
-                     kdf.p, 256U * 1024 * 1024, out, sizeof out) != 1) {
+                     kdf.p, std::uint64_t{256} * 1024 * 1024, out, sizeof out) != 1) {
     return make_error(Errc::kInternal, "scrypt failed");
   }
   std::string hex = detail::to_hex(out, sizeof out);

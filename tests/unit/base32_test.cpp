@@ -1,4 +1,6 @@
 // Base32 (RFC 4648) encoder and decoder against the RFC's vectors and an independent encoder.
+#include "pbx/totp/base32.hpp"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -8,8 +10,6 @@
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include "pbx/totp/base32.hpp"
 
 namespace pbx::totp {
 namespace {

@@ -1,5 +1,7 @@
 // Config: defaults of pbx-mfa.conf(5) OPTIONS, every key's good and bad values, the file grammar,
 // unsafe files, and CIDR matching for exempt_networks.
+#include "pbx/totp/config.hpp"
+
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -16,8 +18,6 @@
 #include <string_view>
 #include <thread>
 #include <vector>
-
-#include "pbx/totp/config.hpp"
 
 namespace pbx::totp {
 namespace {

@@ -1,5 +1,7 @@
 // HOTP/TOTP against the tables of RFC 4226 Appendix D and RFC 6238 Appendix B, HMAC against
 // RFC 2202/4231, plus formatting, time steps, algorithm names and secret generation.
+#include "pbx/totp/hotp.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -7,8 +9,6 @@
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include "pbx/totp/hotp.hpp"
 
 namespace pbx::totp {
 namespace {

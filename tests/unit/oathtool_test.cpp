@@ -1,4 +1,6 @@
 // Cross-checks HOTP/TOTP against the independent oathtool program on random cases.
+#include "oathtool.hpp"
+
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -9,7 +11,6 @@
 #include <string>
 #include <vector>
 
-#include "oathtool.hpp"
 #include "pbx/totp/hotp.hpp"
 
 namespace pbx::totp {

@@ -1,4 +1,6 @@
 // otpauth:// URI builder and parser: exact output, round trips, and hostile input.
+#include "pbx/totp/otpauth_uri.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -8,7 +10,6 @@
 #include <vector>
 
 #include "pbx/totp/base32.hpp"
-#include "pbx/totp/otpauth_uri.hpp"
 
 namespace pbx::totp {
 namespace {

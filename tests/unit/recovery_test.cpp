@@ -1,4 +1,6 @@
 // Recovery codes: their shape, their hashing, and one-time matching in the forms people type.
+#include "pbx/totp/recovery.hpp"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -10,7 +12,6 @@
 #include <string_view>
 #include <vector>
 
-#include "pbx/totp/recovery.hpp"
 #include "store_fixture.hpp"
 
 namespace pbx::totp {

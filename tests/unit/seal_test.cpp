@@ -1,4 +1,6 @@
 // Sealing under the fleet key, the key file's checks, and this host's break-glass codes.
+#include "pbx/totp/seal.hpp"
+
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -6,7 +8,6 @@
 #include <string>
 
 #include "pbx/totp/break_glass.hpp"
-#include "pbx/totp/seal.hpp"
 #include "store_fixture.hpp"
 
 namespace pbx::totp {

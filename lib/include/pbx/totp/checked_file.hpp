@@ -18,9 +18,9 @@ struct FileCheck {
   // The required owner (root also accepts the caller's own files when not root, as everywhere
   // in the library); nullopt: any owner (a file a user named, opened with their fs ids).
   std::optional<uid_t> owner = 0;
-  mode_t forbidden_mode = 077;       // permission bits the file must not have (0: any mode)
-  std::size_t max_size = 64 * 1024;  // larger files are refused
-  bool follow_symlinks = false;      // read_checked_text only: resolve links instead of refusing
+  mode_t forbidden_mode = 077;  // permission bits the file must not have (0: any mode)
+  std::size_t max_size = std::size_t{64} * 1024;  // larger files are refused
+  bool follow_symlinks = false;  // read_checked_text only: resolve links instead of refusing
 };
 
 // The text of `path` once it passes `check`; nullopt when it does not exist (a dangling link

@@ -16,7 +16,7 @@
 namespace pbx::totp {
 
 inline constexpr const char* kDefaultConfigPath = "/etc/security/pbx-mfa.conf";
-inline constexpr std::size_t kMaxConfigSize = 64 * 1024;
+inline constexpr std::size_t kMaxConfigSize = std::size_t{64} * 1024;
 
 struct Cidr {
   bool v6 = false;
