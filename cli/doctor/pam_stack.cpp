@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "text.hpp"
+#include "pbx/totp/strings.hpp"
 
 namespace pbx::cli::doctor {
 namespace {
@@ -76,14 +76,14 @@ void PamStackReader::expand(const std::string& service, int depth, std::vector<P
     if (depth > 0) problems_.push_back(path + " (included): " + error);
     return;
   }
-  std::vector<std::string> lines = lines_of(*text);
+  std::vector<std::string_view> lines = totp::split_lines(*text);
   std::string joined;
   for (std::size_t i = 0; i < lines.size(); ++i) {
-    std::string line = lines[i];
+    std::string line(lines[i]);
     std::size_t hash = line.find('#');
     if (hash != std::string::npos) line.erase(hash);
     // A trailing backslash continues the line.
-    std::string_view t = trim(line);
+    std::string_view t = totp::trim(line);
     if (!t.empty() && t.back() == '\\') {
       joined += std::string(t.substr(0, t.size() - 1)) + " ";
       continue;
@@ -100,7 +100,7 @@ void PamStackReader::expand(const std::string& service, int depth, std::vector<P
       }
       continue;
     }
-    std::string type = lower(f[0]);
+    std::string type = totp::to_lower(f[0]);
     if (!type.empty() && type.front() == '-') type.erase(0, 1);
     if (type != "auth" || f.size() < 3) continue;
     if (f[1] == "include" || f[1] == "substack") {

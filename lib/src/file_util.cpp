@@ -11,7 +11,7 @@
 #include <cstring>
 #include <ctime>
 
-#include "strings.hpp"
+#include "pbx/totp/strings.hpp"
 
 namespace pbx::totp::detail {
 

@@ -12,7 +12,7 @@
 #include "pbx/totp/base32.hpp"
 #include "pbx/totp/hotp.hpp"
 #include "pbx/totp/recovery.hpp"
-#include "strings.hpp"
+#include "pbx/totp/strings.hpp"
 
 namespace pbx::totp {
 namespace {
@@ -22,12 +22,6 @@ constexpr std::size_t kMaxSecretBytes = 128;  // what the secret file accepts
 constexpr int kGaMaxStep = 60;                // google-authenticator's own STEP_SIZE range
 constexpr int kGaMaxWindow = 100;             // and WINDOW_SIZE range
 constexpr int kMaxImportPeriod = 300;         // what the secret file accepts
-
-using detail::kWhitespace;
-using detail::LineEnd;
-using detail::split_lines;
-using detail::split_ws;
-using detail::trim;
 
 Error invalid(std::string message) { return make_error(Errc::kInvalid, std::move(message)); }
 

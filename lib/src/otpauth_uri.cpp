@@ -3,7 +3,7 @@
 #include <charconv>
 
 #include "pbx/totp/base32.hpp"
-#include "strings.hpp"
+#include "pbx/totp/strings.hpp"
 
 namespace pbx::totp {
 namespace {
@@ -36,7 +36,7 @@ Result<int> parse_int_param(std::string_view name, std::string_view text, int lo
 }  // namespace
 
 std::string percent_encode(std::string_view text) {
-  return detail::percent_encode(text, [](unsigned char c, std::size_t) { return unreserved(c); });
+  return percent_encode(text, [](unsigned char c, std::size_t) { return unreserved(c); });
 }
 
 namespace {
@@ -105,13 +105,13 @@ Result<OtpParams> parse_otpauth_uri(std::string_view uri) {
     if (u < 0x20 || u == 0x7F) return make_error(Errc::kInvalid, "otpauth URI: control character");
   }
   constexpr std::string_view kScheme = "otpauth://";
-  if (detail::to_lower(uri.substr(0, kScheme.size())) != kScheme) {
+  if (to_lower(uri.substr(0, kScheme.size())) != kScheme) {
     return make_error(Errc::kInvalid, "not an otpauth:// URI");
   }
   std::string_view rest = uri.substr(kScheme.size());
   std::size_t slash = rest.find('/');
   if (slash == std::string_view::npos) return make_error(Errc::kInvalid, "otpauth URI: no label");
-  std::string type = detail::to_lower(rest.substr(0, slash));
+  std::string type = to_lower(rest.substr(0, slash));
   if (type == "hotp") {
     return make_error(Errc::kInvalid,
                       "otpauth URI: HOTP (counter) codes are not supported, only TOTP");

@@ -1,8 +1,8 @@
-#include "strings.hpp"
+#include "pbx/totp/strings.hpp"
 
 #include <cstdio>
 
-namespace pbx::totp::detail {
+namespace pbx::totp {
 
 std::string_view trim(std::string_view s, std::string_view chars) {
   std::size_t first = s.find_first_not_of(chars);
@@ -76,4 +76,4 @@ std::string percent_encode(std::string_view text, bool (*keep)(unsigned char c, 
   return out;
 }
 
-}  // namespace pbx::totp::detail
+}  // namespace pbx::totp

@@ -1,6 +1,6 @@
-// The library's shared text helpers (lib/src/strings.hpp): trim, the splitters, to_lower, log
-// field escaping and percent-encoding, each at its edges.
-#include "strings.hpp"
+// The shared text helpers (pbx/totp/strings.hpp): trim, the splitters, to_lower, log field
+// escaping and percent-encoding, each at its edges.
+#include "pbx/totp/strings.hpp"
 
 #include <gtest/gtest.h>
 
@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-namespace pbx::totp::detail {
+namespace pbx::totp {
 namespace {
 
 using namespace std::literals;
@@ -116,4 +116,4 @@ TEST(StringsPercentEncode, KeepsWhatThePredicateKeepsInUpperCaseHex) {
 }
 
 }  // namespace
-}  // namespace pbx::totp::detail
+}  // namespace pbx::totp
