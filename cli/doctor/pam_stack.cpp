@@ -5,15 +5,6 @@
 #include "pbx/totp/strings.hpp"
 
 namespace pbx::cli::doctor {
-namespace {
-
-std::string base_name(const std::string& path) {
-  std::size_t slash = path.rfind('/');
-  return slash == std::string::npos ? path : path.substr(slash + 1);
-}
-
-}  // namespace
-
 std::vector<std::string> pam_fields(std::string_view line) {
   std::vector<std::string> out;
   std::size_t i = 0;
@@ -110,7 +101,7 @@ void PamStackReader::expand(const std::string& service, int depth, std::vector<P
     }
     PamEntry e;
     e.control = f[1];
-    e.module = base_name(f[2]);
+    e.module = totp::base_name(f[2]);
     e.args.assign(f.begin() + 3, f.end());
     e.where = where;
     out.push_back(std::move(e));

@@ -95,10 +95,8 @@ std::optional<SshdConfig> read_sshd_config(const std::string& path, const FileRe
                                            std::string& error) {
   auto text = files.read(path, error);
   if (!text) return std::nullopt;
-  std::size_t slash = path.rfind('/');
-  std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
   SshdConfig out;
-  SshdReader(dir, files).parse(path, *text, false, 0, out);
+  SshdReader(totp::dir_name(path), files).parse(path, *text, false, 0, out);
   return out;
 }
 

@@ -9,6 +9,7 @@
 #include <optional>
 
 #include "file_util.hpp"
+#include "hex.hpp"
 #include "pbx/totp/base32.hpp"
 #include "pbx/totp/hotp.hpp"
 #include "pbx/totp/recovery.hpp"
@@ -62,19 +63,12 @@ Status check_secret_size(const SecretBytes& secret, const std::string& what) {
   return Ok{};
 }
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 std::optional<SecretBytes> decode_hex(std::string_view text) {
   if (text.empty() || text.size() % 2 != 0) return std::nullopt;
   SecretBytes out(text.size() / 2);
   for (std::size_t i = 0; i < out.size(); ++i) {
-    int hi = hex_value(text[2 * i]);
-    int lo = hex_value(text[2 * i + 1]);
+    int hi = detail::hex_value(text[2 * i]);
+    int lo = detail::hex_value(text[2 * i + 1]);
     if (hi < 0 || lo < 0) return std::nullopt;
     out.data()[i] = static_cast<std::uint8_t>(hi * 16 + lo);
   }
@@ -319,8 +313,7 @@ Result<SecretString> read_import_file(const std::string& path, const User& user)
   // home). Its size is checked below: too large means "not a secret file", a wrong input
   // rather than an unsafe one.
   auto opened = detail::open_checked_file(
-      path, FileCheck{std::nullopt, 0, std::numeric_limits<std::size_t>::max()},
-      "import source");
+      path, FileCheck{std::nullopt, 0, std::numeric_limits<std::size_t>::max()}, "import source");
   if (!opened) {
     struct stat lst {};
     if (opened.error().code == Errc::kUnsafe && ::lstat(path.c_str(), &lst) == 0 &&

@@ -2,6 +2,7 @@
 
 #include <charconv>
 
+#include "hex.hpp"
 #include "pbx/totp/base32.hpp"
 #include "pbx/totp/strings.hpp"
 
@@ -14,13 +15,6 @@ constexpr int kMaxUriPeriod = 300;
 bool unreserved(unsigned char c) {
   return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
          c == '.' || c == '_' || c == '~';
-}
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
 }
 
 Result<int> parse_int_param(std::string_view name, std::string_view text, int lo, int hi) {
@@ -50,8 +44,8 @@ Result<std::string> decode(std::string_view text, bool plus_is_space) {
       if (i + 2 >= text.size()) {
         return make_error(Errc::kInvalid, "otpauth URI: truncated %-escape");
       }
-      int hi = hex_value(text[i + 1]);
-      int lo = hex_value(text[i + 2]);
+      int hi = detail::hex_value(text[i + 1]);
+      int lo = detail::hex_value(text[i + 2]);
       if (hi < 0 || lo < 0) return make_error(Errc::kInvalid, "otpauth URI: bad %-escape");
       char decoded = static_cast<char>(hi * 16 + lo);
       if (decoded == '\0') return make_error(Errc::kInvalid, "otpauth URI: NUL byte");

@@ -43,6 +43,11 @@ struct EscapeSet {
 // holds; "-" when empty.
 std::string escape_field(std::string_view s, const EscapeSet& set);
 
+// The last part of a '/'-separated path (all of it when there is no '/').
+std::string base_name(std::string_view path);
+// The directory part of a path: "." when there is no '/', "/" for a name at the top.
+std::string dir_name(std::string_view path);
+
 // %XX (upper-case hex) for every byte that `keep(byte, index)` refuses.
 std::string percent_encode(std::string_view text, bool (*keep)(unsigned char c, std::size_t at));
 
