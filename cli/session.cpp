@@ -1,8 +1,9 @@
 #include "session.hpp"
 
-#include <cstdio>
 #include <ctime>
 #include <ostream>
+
+#include "pbx/totp/strings.hpp"
 
 namespace pbx::cli {
 
@@ -75,18 +76,9 @@ void print_secret_json(Session& s, nlohmann::json& j) {
 }
 
 std::string audit_field(std::string_view value) {
-  std::string out;
-  for (char c : value.substr(0, 128)) {
-    auto u = static_cast<unsigned char>(c);
-    if (u <= 0x20 || u >= 0x7F || c == '=' || c == '"' || c == '\\' || c == '(' || c == ')') {
-      char buf[5];
-      std::snprintf(buf, sizeof buf, "\\x%02x", u);
-      out += buf;
-    } else {
-      out.push_back(c);
-    }
-  }
-  return out.empty() ? "-" : out;
+  // ' ' and '=' would start another field, '"' and brackets would fake a quoted or bracketed one.
+  static constexpr totp::EscapeSet kAuditField{" =\"()", 128, ""};
+  return totp::escape_field(value, kAuditField);
 }
 
 void audit(Session& s, const std::string& what) {

@@ -1,12 +1,12 @@
 #include "authenticate.hpp"
 
 #include <algorithm>
-#include <cstdio>
 #include <new>
 
 #include "flow.hpp"
 #include "pbx/totp/break_glass.hpp"
 #include "pbx/totp/requirement.hpp"
+#include "pbx/totp/strings.hpp"
 
 namespace pbx::pam {
 namespace {
@@ -15,22 +15,14 @@ using totp::SecretString;
 
 constexpr unsigned kFailDelayUs = 2'000'000;  // as pam_unix
 
-// Keeps log lines on one line and printable, whatever a user name or host name holds.
-// `field`: a name=value field, where a space would let a name forge the next field.
-std::string printable(std::string_view s, std::size_t max = 128, bool field = true) {
-  std::string out;
-  for (char c : s.substr(0, max)) {
-    auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u >= 0x7F || (field && (c == ' ' || c == '"')) || c == '\\') {
-      char buf[5];
-      std::snprintf(buf, sizeof buf, "\\x%02x", u);
-      out += buf;
-    } else {
-      out.push_back(c);
-    }
-  }
-  if (s.size() > max) out += "...";
-  return out.empty() ? "-" : out;
+// Log fields stay on one line and printable, whatever a user name or host name holds. A
+// name=value field escapes ' ' and '"' too, so that a name cannot forge the next field.
+constexpr totp::EscapeSet kLogField{" \"", 128, "..."};
+// The free text in parentheses at the end of the outcome line.
+constexpr totp::EscapeSet kLogDetail{"", 400, "..."};
+
+std::string printable(std::string_view s, const totp::EscapeSet& set = kLogField) {
+  return totp::escape_field(s, set);
 }
 
 std::string when_text(std::int64_t seconds) {
@@ -200,7 +192,7 @@ void Flow::log_outcome(AuthResult r) {
   std::string line = "service=" + printable(ctx_.service()) + " user=" + printable(user_name_) +
                      " rhost=" + printable(rhost_) + " outcome=";
   line += result_name(r);
-  if (!detail_.empty()) line += " (" + printable(detail_, 400, false) + ")";
+  if (!detail_.empty()) line += " (" + printable(detail_, kLogDetail) + ")";
   ctx_.log(log_level(r), line);
 }
 

@@ -8,7 +8,7 @@
 #include <cstdio>
 #include <cstring>
 
-#include "text.hpp"
+#include "pbx/totp/strings.hpp"
 
 #ifndef PBX_MODULE_INSTALL_DIR
 #define PBX_MODULE_INSTALL_DIR ""
@@ -164,7 +164,7 @@ std::vector<Check> check_clock(const Facts& f) {
   if (run) {
     auto td = run({"/usr/bin/timedatectl", "show", "-p", "NTPSynchronized", "--value"});
     if (td && td->exit_code == 0) {
-      std::string v = lower(trim(td->out.substr(0, td->out.find('\n'))));
+      std::string v = totp::to_lower(totp::trim(td->out.substr(0, td->out.find('\n'))));
       if (v == "yes") {
         c.status = Status::kPass;
         c.message = "synchronised (timedatectl: NTPSynchronized=yes)";
@@ -180,9 +180,9 @@ std::vector<Check> check_clock(const Facts& f) {
     }
     auto ch = run({"/usr/bin/chronyc", "-n", "tracking"});
     if (ch && ch->exit_code == 0) {
-      for (const auto& line : lines_of(ch->out)) {
-        if (lower(line).rfind("leap status", 0) != 0) continue;
-        std::string_view v = trim(std::string_view(line).substr(line.find(':') + 1));
+      for (std::string_view line : totp::split_lines(ch->out)) {
+        if (totp::to_lower(line).rfind("leap status", 0) != 0) continue;
+        std::string_view v = totp::trim(line.substr(line.find(':') + 1));
         if (v == "Normal") {
           c.status = Status::kPass;
           c.message = "synchronised (chronyc: Leap status Normal)";

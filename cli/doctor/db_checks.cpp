@@ -4,7 +4,7 @@
 #include "checks.hpp"
 #include "pbx/totp/break_glass.hpp"
 #include "pbx/totp/seal.hpp"
-#include "text.hpp"
+#include "pbx/totp/strings.hpp"
 
 namespace pbx::cli::doctor {
 
@@ -12,7 +12,7 @@ std::vector<Check> check_db_password(const Facts& f) {
   if (!f.uses_database()) return {};
   const Session& s = f.session;
   // A password in pg_conninfo is the database role's password in a file every user may read.
-  std::string conninfo = lower(s.config.pg_conninfo);
+  std::string conninfo = totp::to_lower(s.config.pg_conninfo);
   bool password = conninfo.find("password") != std::string::npos ||
                   (conninfo.rfind("postgres", 0) == 0 && conninfo.find('@') != std::string::npos &&
                    conninfo.find(':', conninfo.find("//") + 2) < conninfo.find('@'));

@@ -2,18 +2,9 @@
 
 #include <algorithm>
 
-#include "text.hpp"
+#include "pbx/totp/strings.hpp"
 
 namespace pbx::cli::doctor {
-namespace {
-
-std::string base_name(const std::string& path) {
-  std::size_t slash = path.rfind('/');
-  return slash == std::string::npos ? path : path.substr(slash + 1);
-}
-
-}  // namespace
-
 std::vector<std::string> pam_fields(std::string_view line) {
   std::vector<std::string> out;
   std::size_t i = 0;
@@ -76,14 +67,14 @@ void PamStackReader::expand(const std::string& service, int depth, std::vector<P
     if (depth > 0) problems_.push_back(path + " (included): " + error);
     return;
   }
-  std::vector<std::string> lines = lines_of(*text);
+  std::vector<std::string_view> lines = totp::split_lines(*text);
   std::string joined;
   for (std::size_t i = 0; i < lines.size(); ++i) {
-    std::string line = lines[i];
+    std::string line(lines[i]);
     std::size_t hash = line.find('#');
     if (hash != std::string::npos) line.erase(hash);
     // A trailing backslash continues the line.
-    std::string_view t = trim(line);
+    std::string_view t = totp::trim(line);
     if (!t.empty() && t.back() == '\\') {
       joined += std::string(t.substr(0, t.size() - 1)) + " ";
       continue;
@@ -100,7 +91,7 @@ void PamStackReader::expand(const std::string& service, int depth, std::vector<P
       }
       continue;
     }
-    std::string type = lower(f[0]);
+    std::string type = totp::to_lower(f[0]);
     if (!type.empty() && type.front() == '-') type.erase(0, 1);
     if (type != "auth" || f.size() < 3) continue;
     if (f[1] == "include" || f[1] == "substack") {
@@ -110,7 +101,7 @@ void PamStackReader::expand(const std::string& service, int depth, std::vector<P
     }
     PamEntry e;
     e.control = f[1];
-    e.module = base_name(f[2]);
+    e.module = totp::base_name(f[2]);
     e.args.assign(f.begin() + 3, f.end());
     e.where = where;
     out.push_back(std::move(e));

@@ -5,14 +5,14 @@
 #include <cstring>
 
 #include "checks.hpp"
-#include "text.hpp"
+#include "pbx/totp/strings.hpp"
 
 namespace pbx::cli::doctor {
 namespace {
 
 std::string first_word(const std::string& value) {
-  auto words = split_words(value);
-  return words.empty() ? std::string() : lower(words[0]);
+  auto words = totp::split_ws(value);
+  return words.empty() ? std::string() : totp::to_lower(words[0]);
 }
 
 const SshdValue* get(const Facts& f, const char* key) {
@@ -33,12 +33,12 @@ bool has(const std::vector<std::string>& list, const char* name) {
 std::vector<std::vector<std::string>> method_lists(const SshdValue* methods) {
   std::vector<std::vector<std::string>> lists;
   if (methods == nullptr || first_word(methods->value) == "any") return lists;
-  for (const auto& list : split_words(methods->value)) {
+  for (std::string_view list : totp::split_ws(methods->value)) {
     std::vector<std::string> m;
     std::string_view rest = list;
     while (!rest.empty()) {
       std::size_t comma = rest.find(',');
-      std::string name = lower(rest.substr(0, comma));
+      std::string name = totp::to_lower(rest.substr(0, comma));
       if (std::size_t colon = name.find(':'); colon != std::string::npos) name.erase(colon);
       if (!name.empty()) m.push_back(name);
       rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
@@ -142,7 +142,8 @@ std::vector<Check> check_sshd_authmethods(const Facts& f) {
   }
   std::vector<std::string> bypass;
   for (std::size_t i = 0; i < lists.size(); ++i) {
-    if (!has(lists[i], "keyboard-interactive")) bypass.push_back(split_words(methods->value)[i]);
+    if (!has(lists[i], "keyboard-interactive"))
+      bypass.emplace_back(totp::split_ws(methods->value)[i]);
   }
   if (bypass.empty()) {
     return {{"sshd-authmethods", Status::kPass,

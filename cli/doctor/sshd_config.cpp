@@ -2,7 +2,7 @@
 
 #include <set>
 
-#include "text.hpp"
+#include "pbx/totp/strings.hpp"
 
 namespace pbx::cli::doctor {
 namespace {
@@ -22,18 +22,18 @@ class SshdReader {
   void parse(const std::string& path, const std::string& text, bool in_match, int depth,
              SshdConfig& out) {
     ++out.files;
-    std::vector<std::string> lines = lines_of(text);
+    std::vector<std::string_view> lines = totp::split_lines(text);
     for (std::size_t i = 0; i < lines.size(); ++i) {
-      std::string_view line = trim(lines[i]);
+      std::string_view line = totp::trim(lines[i]);
       if (line.empty() || line.front() == '#') continue;
       std::string where = path + ":" + std::to_string(i + 1);
       // "Keyword value", "Keyword=value" or "Keyword = value".
       std::size_t end = line.find_first_of(" \t=");
-      std::string key = lower(line.substr(0, end));
+      std::string key = totp::to_lower(line.substr(0, end));
       std::string_view value =
           end == std::string_view::npos ? std::string_view{} : line.substr(end);
-      value = trim(value);
-      if (!value.empty() && value.front() == '=') value = trim(value.substr(1));
+      value = totp::trim(value);
+      if (!value.empty() && value.front() == '=') value = totp::trim(value.substr(1));
       if (key == "challengeresponseauthentication") key = "kbdinteractiveauthentication";
       if (key == "match") {
         in_match = true;  // until the end of this file: sshd has no end marker
@@ -60,8 +60,8 @@ class SshdReader {
       out.problems.push_back(where + ": Include nested too deep (a loop?)");
       return;
     }
-    for (const auto& word : split_words(value)) {
-      std::string pattern = word;
+    for (std::string_view word : totp::split_ws(value)) {
+      std::string pattern(word);
       if (pattern.size() >= 2 && pattern.front() == '"' && pattern.back() == '"') {
         pattern = pattern.substr(1, pattern.size() - 2);
       }
@@ -95,10 +95,8 @@ std::optional<SshdConfig> read_sshd_config(const std::string& path, const FileRe
                                            std::string& error) {
   auto text = files.read(path, error);
   if (!text) return std::nullopt;
-  std::size_t slash = path.rfind('/');
-  std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
   SshdConfig out;
-  SshdReader(dir, files).parse(path, *text, false, 0, out);
+  SshdReader(totp::dir_name(path), files).parse(path, *text, false, 0, out);
   return out;
 }
 

@@ -6,12 +6,10 @@
 #include <cstring>
 
 #include "file_util.hpp"
-#include "strings.hpp"
+#include "pbx/totp/strings.hpp"
 
 namespace pbx::totp {
 namespace {
-
-using detail::trim;
 
 Error bad(std::string_view key, const std::string& why) {
   return make_error(Errc::kConfig, std::string(key) + ": " + why);
@@ -276,7 +274,7 @@ Status apply_setting(Config& c, std::string_view key, std::string_view value) {
 Status parse_config_text(Config& config, std::string_view text, std::string_view source) {
   Config next = config;
   int line_no = 0;
-  for (std::string_view line : detail::split_lines(text)) {
+  for (std::string_view line : split_lines(text)) {
     ++line_no;
     std::string where = std::string(source) + ":" + std::to_string(line_no) + ": ";
     if (line.find('\0') != std::string_view::npos) {

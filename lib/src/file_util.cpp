@@ -11,7 +11,7 @@
 #include <cstring>
 #include <ctime>
 
-#include "strings.hpp"
+#include "pbx/totp/strings.hpp"
 
 namespace pbx::totp::detail {
 
@@ -54,19 +54,7 @@ FsIds::~FsIds() {
   setfsgid(old_gid_);
 }
 
-std::string dirname_of(const std::string& path) {
-  std::size_t slash = path.rfind('/');
-  if (slash == std::string::npos) return ".";
-  if (slash == 0) return "/";
-  return path.substr(0, slash);
-}
-
 namespace {
-
-std::string base_of(const std::string& path) {
-  std::size_t slash = path.rfind('/');
-  return slash == std::string::npos ? path : path.substr(slash + 1);
-}
 
 Error io_error(const char* what, const std::string& path, const char* action, int err) {
   Errc code = (err == ELOOP || err == EMLINK) ? Errc::kUnsafe : Errc::kIo;
@@ -208,8 +196,8 @@ int read_all_capped(int fd, std::size_t max_size, SecretString& out) {
 
 Status write_file_atomic(const std::string& path, std::string_view data, const WriteOptions& opts,
                          const char* what) {
-  std::string dir = dirname_of(path);
-  std::string tmp = dir + "/." + base_of(path) + ".XXXXXX";
+  std::string dir = dir_name(path);
+  std::string tmp = dir + "/." + base_name(path) + ".XXXXXX";
   Fd fd(::mkostemp(tmp.data(), O_CLOEXEC));
   if (!fd.valid()) return io_error(what, path, "cannot create a temporary file", errno);
   auto fail = [&](const char* action, int err) -> Status {

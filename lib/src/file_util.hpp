@@ -106,7 +106,6 @@ Status check_private_dir(const std::string& path, uid_t owner, bool create, cons
 // Waits up to `timeout_ms`, then fails closed.
 Result<Fd> lock_file(const std::string& path, uid_t owner, int timeout_ms);
 
-std::string dirname_of(const std::string& path);
 std::string errno_text(int err);
 
 // A user name made safe as a file name: [A-Za-z0-9._@-] kept, anything else (and a leading

@@ -31,6 +31,13 @@ std::optional<std::vector<std::uint8_t>> detail::from_hex(std::string_view text)
   return out;
 }
 
+int detail::hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
 bool detail::is_hex(std::string_view text, std::size_t length) {
   return text.size() == length && detail::from_hex(text).has_value();
 }

@@ -9,10 +9,11 @@
 #include <optional>
 
 #include "file_util.hpp"
+#include "hex.hpp"
 #include "pbx/totp/base32.hpp"
 #include "pbx/totp/hotp.hpp"
 #include "pbx/totp/recovery.hpp"
-#include "strings.hpp"
+#include "pbx/totp/strings.hpp"
 
 namespace pbx::totp {
 namespace {
@@ -22,12 +23,6 @@ constexpr std::size_t kMaxSecretBytes = 128;  // what the secret file accepts
 constexpr int kGaMaxStep = 60;                // google-authenticator's own STEP_SIZE range
 constexpr int kGaMaxWindow = 100;             // and WINDOW_SIZE range
 constexpr int kMaxImportPeriod = 300;         // what the secret file accepts
-
-using detail::kWhitespace;
-using detail::LineEnd;
-using detail::split_lines;
-using detail::split_ws;
-using detail::trim;
 
 Error invalid(std::string message) { return make_error(Errc::kInvalid, std::move(message)); }
 
@@ -68,19 +63,12 @@ Status check_secret_size(const SecretBytes& secret, const std::string& what) {
   return Ok{};
 }
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 std::optional<SecretBytes> decode_hex(std::string_view text) {
   if (text.empty() || text.size() % 2 != 0) return std::nullopt;
   SecretBytes out(text.size() / 2);
   for (std::size_t i = 0; i < out.size(); ++i) {
-    int hi = hex_value(text[2 * i]);
-    int lo = hex_value(text[2 * i + 1]);
+    int hi = detail::hex_value(text[2 * i]);
+    int lo = detail::hex_value(text[2 * i + 1]);
     if (hi < 0 || lo < 0) return std::nullopt;
     out.data()[i] = static_cast<std::uint8_t>(hi * 16 + lo);
   }

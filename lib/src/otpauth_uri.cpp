@@ -2,8 +2,9 @@
 
 #include <charconv>
 
+#include "hex.hpp"
 #include "pbx/totp/base32.hpp"
-#include "strings.hpp"
+#include "pbx/totp/strings.hpp"
 
 namespace pbx::totp {
 namespace {
@@ -14,13 +15,6 @@ constexpr int kMaxUriPeriod = 300;
 bool unreserved(unsigned char c) {
   return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
          c == '.' || c == '_' || c == '~';
-}
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
 }
 
 Result<int> parse_int_param(std::string_view name, std::string_view text, int lo, int hi) {
@@ -36,7 +30,7 @@ Result<int> parse_int_param(std::string_view name, std::string_view text, int lo
 }  // namespace
 
 std::string percent_encode(std::string_view text) {
-  return detail::percent_encode(text, [](unsigned char c, std::size_t) { return unreserved(c); });
+  return percent_encode(text, [](unsigned char c, std::size_t) { return unreserved(c); });
 }
 
 namespace {
@@ -50,8 +44,8 @@ Result<std::string> decode(std::string_view text, bool plus_is_space) {
       if (i + 2 >= text.size()) {
         return make_error(Errc::kInvalid, "otpauth URI: truncated %-escape");
       }
-      int hi = hex_value(text[i + 1]);
-      int lo = hex_value(text[i + 2]);
+      int hi = detail::hex_value(text[i + 1]);
+      int lo = detail::hex_value(text[i + 2]);
       if (hi < 0 || lo < 0) return make_error(Errc::kInvalid, "otpauth URI: bad %-escape");
       char decoded = static_cast<char>(hi * 16 + lo);
       if (decoded == '\0') return make_error(Errc::kInvalid, "otpauth URI: NUL byte");
@@ -105,13 +99,13 @@ Result<OtpParams> parse_otpauth_uri(std::string_view uri) {
     if (u < 0x20 || u == 0x7F) return make_error(Errc::kInvalid, "otpauth URI: control character");
   }
   constexpr std::string_view kScheme = "otpauth://";
-  if (detail::to_lower(uri.substr(0, kScheme.size())) != kScheme) {
+  if (to_lower(uri.substr(0, kScheme.size())) != kScheme) {
     return make_error(Errc::kInvalid, "not an otpauth:// URI");
   }
   std::string_view rest = uri.substr(kScheme.size());
   std::size_t slash = rest.find('/');
   if (slash == std::string_view::npos) return make_error(Errc::kInvalid, "otpauth URI: no label");
-  std::string type = detail::to_lower(rest.substr(0, slash));
+  std::string type = to_lower(rest.substr(0, slash));
   if (type == "hotp") {
     return make_error(Errc::kInvalid,
                       "otpauth URI: HOTP (counter) codes are not supported, only TOTP");

@@ -1,8 +1,8 @@
-#include "strings.hpp"
+#include "pbx/totp/strings.hpp"
 
 #include <cstdio>
 
-namespace pbx::totp::detail {
+namespace pbx::totp {
 
 std::string_view trim(std::string_view s, std::string_view chars) {
   std::size_t first = s.find_first_not_of(chars);
@@ -60,6 +60,18 @@ std::string escape_field(std::string_view s, const EscapeSet& set) {
   return out.empty() ? "-" : out;
 }
 
+std::string base_name(std::string_view path) {
+  std::size_t slash = path.rfind('/');
+  return std::string(slash == std::string_view::npos ? path : path.substr(slash + 1));
+}
+
+std::string dir_name(std::string_view path) {
+  std::size_t slash = path.rfind('/');
+  if (slash == std::string_view::npos) return ".";
+  if (slash == 0) return "/";
+  return std::string(path.substr(0, slash));
+}
+
 std::string percent_encode(std::string_view text, bool (*keep)(unsigned char c, std::size_t at)) {
   static constexpr char kHex[] = "0123456789ABCDEF";
   std::string out;
@@ -76,4 +88,4 @@ std::string percent_encode(std::string_view text, bool (*keep)(unsigned char c, 
   return out;
 }
 
-}  // namespace pbx::totp::detail
+}  // namespace pbx::totp

@@ -2,7 +2,7 @@
 
 #include <charconv>
 
-#include "strings.hpp"
+#include "pbx/totp/strings.hpp"
 
 namespace pbx::totp::detail {
 

@@ -1,6 +1,6 @@
-// The library's shared text helpers (lib/src/strings.hpp): trim, the splitters, to_lower, log
-// field escaping and percent-encoding, each at its edges.
-#include "strings.hpp"
+// The shared text helpers (pbx/totp/strings.hpp): trim, the splitters, to_lower, log field
+// escaping and percent-encoding, each at its edges.
+#include "pbx/totp/strings.hpp"
 
 #include <gtest/gtest.h>
 
@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-namespace pbx::totp::detail {
+namespace pbx::totp {
 namespace {
 
 using namespace std::literals;
@@ -115,5 +115,19 @@ TEST(StringsPercentEncode, KeepsWhatThePredicateKeepsInUpperCaseHex) {
   EXPECT_EQ(percent_encode("..x", no_leading_dot), "%2E.x");
 }
 
+TEST(StringsPath, BaseNameIsTheLastPart) {
+  EXPECT_EQ(base_name("/lib/security/pam_pbx_totp.so"), "pam_pbx_totp.so");
+  EXPECT_EQ(base_name("pam_unix.so"), "pam_unix.so");
+  EXPECT_EQ(base_name("/etc/"), "");
+  EXPECT_EQ(base_name(""), "");
+}
+
+TEST(StringsPath, DirNameIsDotOrSlashAtTheEdges) {
+  EXPECT_EQ(dir_name("/etc/ssh/sshd_config"), "/etc/ssh");
+  EXPECT_EQ(dir_name("sshd_config"), ".");
+  EXPECT_EQ(dir_name("/sshd_config"), "/");
+  EXPECT_EQ(dir_name("a/b/"), "a/b");
+}
+
 }  // namespace
-}  // namespace pbx::totp::detail
+}  // namespace pbx::totp

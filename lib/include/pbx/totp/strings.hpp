@@ -1,4 +1,4 @@
-// Small text helpers shared by the parsers of the library (config, importers, key-value files).
+// Small text helpers: trim, line and word splitting, ASCII lower case, log-field escaping.
 #pragma once
 
 #include <cstddef>
@@ -6,7 +6,7 @@
 #include <string_view>
 #include <vector>
 
-namespace pbx::totp::detail {
+namespace pbx::totp {
 
 // What trim() strips by default: blanks and the '\r' of a CRLF line. Not '\n': a value that
 // still holds one came from somewhere that should not have let it through.
@@ -43,7 +43,12 @@ struct EscapeSet {
 // holds; "-" when empty.
 std::string escape_field(std::string_view s, const EscapeSet& set);
 
+// The last part of a '/'-separated path (all of it when there is no '/').
+std::string base_name(std::string_view path);
+// The directory part of a path: "." when there is no '/', "/" for a name at the top.
+std::string dir_name(std::string_view path);
+
 // %XX (upper-case hex) for every byte that `keep(byte, index)` refuses.
 std::string percent_encode(std::string_view text, bool (*keep)(unsigned char c, std::size_t at));
 
-}  // namespace pbx::totp::detail
+}  // namespace pbx::totp
