@@ -1,4 +1,6 @@
 // Sealing under the fleet key, the key file's checks, and this host's break-glass codes.
+#include "pbx/totp/seal.hpp"
+
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -6,7 +8,7 @@
 #include <string>
 
 #include "pbx/totp/break_glass.hpp"
-#include "pbx/totp/seal.hpp"
+#include "root.hpp"
 #include "store_fixture.hpp"
 
 namespace pbx::totp {
@@ -74,6 +76,7 @@ TEST(FleetKey, CreatedOnceRootOnlyAndExactly32Bytes) {
 }
 
 TEST(FleetKey, HostileKeyFilesAreRefused) {
+  PBX_SKIP_UNLESS_ROOT("chowns a file to another user");
   TempDir tmp;
   std::string path = tmp / "fleet.key";
   EXPECT_TRUE(has_errc(load_fleet_key(path, 0), Errc::kIo));  // missing
