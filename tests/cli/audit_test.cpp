@@ -6,12 +6,17 @@
 #include <nlohmann/json.hpp>
 
 #include "enroll_fixture.hpp"
+#include "root.hpp"
 
 namespace pbx::cli::testing {
 namespace {
 
 class AuditTest : public CliTest {
  protected:
+  void SetUp() override {
+    PBX_SKIP_UNLESS_ROOT("the enrolled files must be root-owned");
+    CliTest::SetUp();
+  }
   // Enrolls daemon as root without confirmation; returns the JSON printed.
   nlohmann::json enroll_daemon() {
     clear();

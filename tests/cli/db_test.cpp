@@ -28,6 +28,7 @@ class DbCliTest : public CliTest {
  protected:
   void SetUp() override {
     CliTest::SetUp();
+    PBX_SKIP_UNLESS_PG_CLUSTER();
     schema_ = std::make_unique<PgSchema>();
     use_database(schema_->conninfo());
   }

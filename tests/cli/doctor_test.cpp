@@ -7,6 +7,7 @@
 #include <regex>
 
 #include "enroll_fixture.hpp"
+#include "root.hpp"
 
 namespace pbx::cli::testing {
 namespace {
@@ -25,6 +26,7 @@ struct Line {
 class DoctorTest : public CliTest {
  protected:
   void SetUp() override {
+    PBX_SKIP_UNLESS_ROOT("the checked files must be root-owned");
     CliTest::SetUp();
     module_ = tmp_ / "pam_pbx_totp.so";
     ASSERT_TRUE(write_file(module_,

@@ -9,6 +9,7 @@
 #include "pbx/totp/base32.hpp"
 #include "pbx/totp/qr.hpp"
 #include "pbx/totp/verifier.hpp"
+#include "root.hpp"
 
 namespace pbx::cli::testing {
 namespace {
@@ -18,6 +19,10 @@ using totp::testing::snapshot_diff;
 
 class EnrollTest : public CliTest {
  protected:
+  void SetUp() override {
+    PBX_SKIP_UNLESS_ROOT("the enrolled files must be root-owned");
+    CliTest::SetUp();
+  }
   // The "Secret:" line without its grouping.
   std::string printed_secret(const std::string& text) {
     std::string s = secret_line(text);
@@ -506,7 +511,13 @@ struct ScanCase {
 
 void PrintTo(const ScanCase& c, std::ostream* os) { *os << c.style << " on " << c.theme_name; }
 
-class EnrollQrTest : public CliTest, public ::testing::WithParamInterface<ScanCase> {};
+class EnrollQrTest : public CliTest, public ::testing::WithParamInterface<ScanCase> {
+ protected:
+  void SetUp() override {
+    PBX_SKIP_UNLESS_ROOT("the enrolled files must be root-owned");
+    CliTest::SetUp();
+  }
+};
 
 // The drawing in enroll's own output, turned into pixels the way a terminal shows it, decodes
 // to the printed URI, and that URI holds the saved secret.

@@ -10,6 +10,7 @@
 #include "enroll_fixture.hpp"
 #include "pbx/totp/base32.hpp"
 #include "pbx/totp/importers.hpp"
+#include "root.hpp"
 
 namespace pbx::cli::testing {
 namespace {
@@ -43,6 +44,10 @@ std::string oath_code(std::vector<std::string> options, const std::string& key, 
 
 class ImportTest : public CliTest {
  protected:
+  void SetUp() override {
+    PBX_SKIP_UNLESS_ROOT("the enrolled files must be root-owned");
+    CliTest::SetUp();
+  }
   // Runs the real google-authenticator non-interactively; returns the file it wrote.
   std::string google_authenticator(std::vector<std::string> options, const std::string& name) {
     if (::access(kGoogleAuthenticator, X_OK) != 0) {

@@ -6,12 +6,17 @@
 
 #include "enroll_fixture.hpp"
 #include "pbx/totp/verifier.hpp"
+#include "root.hpp"
 
 namespace pbx::cli::testing {
 namespace {
 
 class RecoveryCodesTest : public CliTest {
  protected:
+  void SetUp() override {
+    PBX_SKIP_UNLESS_ROOT("the enrolled files must be root-owned");
+    CliTest::SetUp();
+  }
   // Enrolls daemon as root and returns the recovery codes it printed.
   std::vector<std::string> enroll_daemon(int codes = 2) {
     clear();

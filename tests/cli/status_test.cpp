@@ -6,6 +6,7 @@
 #include <string>
 
 #include "enroll_fixture.hpp"
+#include "root.hpp"
 
 namespace pbx::cli::testing {
 namespace {
@@ -38,6 +39,7 @@ TEST_F(StatusTest, ByDefaultEveryoneIsRequired) {
 }
 
 TEST_F(StatusTest, EnrolledUserShowsTheRequirementToo) {
+  PBX_SKIP_UNLESS_ROOT("the enrolled files must be root-owned");
   enroll_daemon();
   auto j = status_json("daemon", 0);
   EXPECT_EQ(j["enrolled"], true);
@@ -66,6 +68,7 @@ TEST_F(StatusTest, OutsideTheRequiredGroupsNotRequired) {
 }
 
 TEST_F(StatusTest, RequireNoneRequiresNobody) {
+  PBX_SKIP_UNLESS_ROOT("the enrolled files must be root-owned");
   write_config("recovery_codes = 2\nrequire = none\n");
   enroll_daemon();
   auto j = status_json("daemon", 0);
@@ -74,6 +77,7 @@ TEST_F(StatusTest, RequireNoneRequiresNobody) {
 }
 
 TEST_F(StatusTest, AnExemptGroupWinsAndIsNamed) {
+  PBX_SKIP_UNLESS_ROOT("the enrolled files must be root-owned");
   write_config("recovery_codes = 2\nrequire = group:daemon\nexempt_groups = daemon\n");
   enroll_daemon();
   auto j = status_json("daemon", 0);

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "enroll_fixture.hpp"
+#include "root.hpp"
 
 namespace pbx::cli::testing {
 namespace {
@@ -12,6 +13,7 @@ namespace {
 class VerifyErrorTest : public CliTest {
  protected:
   void SetUp() override {
+    PBX_SKIP_UNLESS_ROOT("the enrolled files must be root-owned");
     CliTest::SetUp();
     ASSERT_EQ(run_cli({"enroll", "--user", "daemon", "--no-confirm", "--qr", "none"}), 0) << err();
     clear();

@@ -90,6 +90,7 @@ TEST_F(DbDownFlowTest, ExemptionsAreDecidedWithoutTheDatabase) {
 class DbLiveFlowTest : public FlowTest {
  protected:
   void SetUp() override {
+    PBX_SKIP_UNLESS_PG_CLUSTER();
     schema_ = std::make_unique<totp::testing::PgSchema>();
     std::string key = files_.root() + "/fleet.key";
     files_.write_config(db_lines(schema_->conninfo(), key));

@@ -25,13 +25,25 @@ inline bool pg_store_wanted() {
   return s != nullptr && std::string(s) == "postgresql";
 }
 
-// The cluster's socket conninfo; throws when the run asked for the database and it is not there
-// (a test against the database must fail, never pass by skipping it).
-inline std::string pg_cluster_conninfo(const char* file = "conninfo") {
+// Where tests/db/cluster.sh records the cluster (PBX_TEST_PG_DIR overrides); nullptr if unknown.
+inline const char* pg_cluster_dir() {
   const char* dir = std::getenv("PBX_TEST_PG_DIR");
 #ifdef PBX_TEST_PG_DIR_DEFAULT
   if (dir == nullptr) dir = PBX_TEST_PG_DIR_DEFAULT;
 #endif
+  return dir;
+}
+
+// Whether the cluster's conninfo is recorded, i.e. the cluster is running.
+inline bool pg_cluster_recorded() {
+  const char* dir = pg_cluster_dir();
+  return dir != nullptr && ::access((std::string(dir) + "/conninfo").c_str(), F_OK) == 0;
+}
+
+// The cluster's socket conninfo; throws when the run asked for the database and it is not there
+// (a test against the database must fail, never pass by skipping it).
+inline std::string pg_cluster_conninfo(const char* file = "conninfo") {
+  const char* dir = pg_cluster_dir();
   if (dir == nullptr) throw std::runtime_error("PBX_TEST_PG_DIR is not set");
   std::string path = std::string(dir) + "/" + file;
   FILE* f = std::fopen(path.c_str(), "r");
@@ -52,6 +64,16 @@ inline std::string pg_plugin_path() {
   if (p == nullptr) throw std::runtime_error("PBX_TEST_PG_PLUGIN is not set");
   return p;
 }
+
+// For the SetUp of a fixture that needs the cluster. Only root can start it (its ctest fixture
+// pg_cluster is skipped otherwise), so as a normal user without it the test is skipped; as root
+// a missing cluster stays a failure (pg_cluster_conninfo throws), so a broken CI cannot pass.
+#define PBX_SKIP_UNLESS_PG_CLUSTER()                                        \
+  do {                                                                      \
+    if (::geteuid() != 0 && !::pbx::totp::testing::pg_cluster_recorded()) { \
+      GTEST_SKIP() << "needs root (the test cluster is started as root)";   \
+    }                                                                       \
+  } while (0)
 
 // A schema of its own for one test (so tests can run in parallel against one cluster), dropped
 // at the end. conninfo() makes it the only schema on the search path.

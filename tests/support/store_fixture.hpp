@@ -309,6 +309,7 @@ class StoreFixture : public ::testing::Test {
   void SetUp() override {
     SetUpFiles();
     if (pg_store_wanted()) {
+      PBX_SKIP_UNLESS_PG_CLUSTER();
       pg_ = std::make_unique<PgSchema>();
       use_pg_store(config_, *pg_, tmp_ / "fleet.key");
       auto init = db_init(config_);

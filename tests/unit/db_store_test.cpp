@@ -38,6 +38,7 @@ class DbStoreTest : public testing::StoreFixture {
  protected:
   void SetUp() override {
     StoreFixture::SetUp();
+    if (IsSkipped()) return;
     ASSERT_TRUE(on_database()) << "DbStoreTest runs with PBX_TEST_STORE=postgresql only";
   }
   // The verdict, or nullopt (kVerifyFailed) when verify answered an error.

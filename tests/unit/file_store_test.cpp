@@ -18,6 +18,7 @@
 #include "pbx/totp/state.hpp"
 #include "pbx/totp/store.hpp"
 #include "pbx/totp/verifier.hpp"
+#include "root.hpp"
 #include "store_fixture.hpp"
 
 namespace pbx::totp {
@@ -192,6 +193,7 @@ TEST_F(FileStoreTest, SaveThenLoadRoundTrip) {
 }
 
 TEST_F(FileStoreTest, SecretOutsideHomeIsRootOwnedMode0600) {
+  PBX_SKIP_UNLESS_ROOT("the store trusts only root-owned files");
   enroll(alice_);
   auto st = lstat_of(secret_file(alice_));
   ASSERT_TRUE(st.has_value());
@@ -258,6 +260,7 @@ TEST_F(FileStoreTest, RemoveLeavesOtherUsersAlone) {
 }
 
 TEST_F(FileStoreTest, StateRoundTripIsRootOwnedMode0600) {
+  PBX_SKIP_UNLESS_ROOT("the store trusts only root-owned files");
   enroll(alice_);
   {
     auto txn = store().lock_state(alice_);
@@ -286,6 +289,7 @@ TEST_F(FileStoreTest, StateRoundTripIsRootOwnedMode0600) {
 }
 
 TEST_F(FileStoreTest, MissingStateDirIsCreatedRootOnly) {
+  PBX_SKIP_UNLESS_ROOT("the store trusts only root-owned files");
   config_.state_dir = tmp_ / "new-state";
   reopen();
   enroll(alice_);
@@ -315,6 +319,7 @@ TEST_F(FileStoreTest, StateDirWithoutParentIsAnErrorNotCreated) {
 class FileStoreHomeTest : public FileStoreTest {
  protected:
   void SetUp() override {
+    PBX_SKIP_UNLESS_ROOT("chowns the home to another user");
     FileStoreTest::SetUp();
     // The user must be able to walk to its home, as on a real system.
     ASSERT_EQ(::chmod(tmp_.path().c_str(), 0711), 0);
@@ -436,6 +441,7 @@ TEST_F(FileStoreTest, SecretDirectoryIsUnsafe) {
 }
 
 TEST_F(FileStoreTest, SecretOwnedBySomeoneElseIsUnsafe) {
+  PBX_SKIP_UNLESS_ROOT("the store trusts only root-owned files");
   enroll_and_login();
   std::string text = read_file(secret_file(alice_)).value();
   plant_secret(text, 0600, kOtherUid);
@@ -443,6 +449,7 @@ TEST_F(FileStoreTest, SecretOwnedBySomeoneElseIsUnsafe) {
 }
 
 TEST_F(FileStoreTest, SecretReadableByOthersIsUnsafe) {
+  PBX_SKIP_UNLESS_ROOT("the store trusts only root-owned files");
   enroll_and_login();
   std::string text = read_file(secret_file(alice_)).value();
   for (mode_t mode : {0644, 0640, 0604, 0660, 0606, 0602, 0620}) {
@@ -452,6 +459,7 @@ TEST_F(FileStoreTest, SecretReadableByOthersIsUnsafe) {
 }
 
 TEST_F(FileStoreTest, OversizeSecretIsUnsafe) {
+  PBX_SKIP_UNLESS_ROOT("the store trusts only root-owned files");
   enroll_and_login();
   std::string text = read_file(secret_file(alice_)).value();
   // Exactly the cap (a valid file padded with comments) still loads.
@@ -471,6 +479,7 @@ TEST_F(FileStoreTest, OversizeSecretIsUnsafe) {
 }
 
 TEST_F(FileStoreTest, DamagedSecretIsCorrupt) {
+  PBX_SKIP_UNLESS_ROOT("the store trusts only root-owned files");
   enroll_and_login();
   std::string text = read_file(secret_file(alice_)).value();
   plant_secret(text.substr(0, text.find("\nsecret ") + 1));
@@ -538,6 +547,7 @@ TEST_F(FileStoreTest, StateDirectoryIsUnsafe) {
 }
 
 TEST_F(FileStoreTest, StateOwnedBySomeoneElseIsUnsafe) {
+  PBX_SKIP_UNLESS_ROOT("the store trusts only root-owned files");
   enroll_and_login();
   std::string text = read_file(state_file(alice_)).value();
   plant_state(text, 0600, kOtherUid);
@@ -545,6 +555,7 @@ TEST_F(FileStoreTest, StateOwnedBySomeoneElseIsUnsafe) {
 }
 
 TEST_F(FileStoreTest, StateReadableByOthersIsUnsafe) {
+  PBX_SKIP_UNLESS_ROOT("the store trusts only root-owned files");
   enroll_and_login();
   std::string text = read_file(state_file(alice_)).value();
   for (mode_t mode : {0644, 0640, 0604, 0660, 0606}) {
@@ -554,6 +565,7 @@ TEST_F(FileStoreTest, StateReadableByOthersIsUnsafe) {
 }
 
 TEST_F(FileStoreTest, OversizeStateIsUnsafe) {
+  PBX_SKIP_UNLESS_ROOT("the store trusts only root-owned files");
   enroll_and_login();
   std::string text = read_file(state_file(alice_)).value();
   plant_state(text + std::string(kMaxStateFileSize, '\n'));
@@ -561,6 +573,7 @@ TEST_F(FileStoreTest, OversizeStateIsUnsafe) {
 }
 
 TEST_F(FileStoreTest, DamagedStateIsCorruptAndNotRepaired) {
+  PBX_SKIP_UNLESS_ROOT("the store trusts only root-owned files");
   enroll_and_login();
   // A locked-out state that a "repair" would silently unlock.
   {
@@ -635,6 +648,7 @@ TEST_F(FileStoreTest, StateDirWithGroupOrOtherBitsIsUnsafe) {
 }
 
 TEST_F(FileStoreTest, StateDirOwnedBySomeoneElseIsUnsafe) {
+  PBX_SKIP_UNLESS_ROOT("the store trusts only root-owned files");
   enrollment_ = enroll(alice_);
   ASSERT_EQ(::chown(state_dir_.c_str(), kOtherUid, kOtherUid), 0);
   expect_state_refused(Errc::kUnsafe, "state dir owned by 65534");
@@ -663,6 +677,7 @@ TEST_F(FileStoreTest, StateDirThatIsAFileIsRefused) {
 // Leftovers of crashed logins
 
 TEST_F(FileStoreTest, LeftoverTempFilesAndStaleLockNeverBlockALogin) {
+  PBX_SKIP_UNLESS_ROOT("the store trusts only root-owned files");
   enroll_and_login();
   // What crashed logins may leave: temp files in any state, a lock file nobody holds.
   ASSERT_TRUE(write_file(state_dir_ + "/.alice.state.Ab12Cd", "version 1\nfail", 0600));

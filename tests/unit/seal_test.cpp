@@ -8,6 +8,7 @@
 #include <string>
 
 #include "pbx/totp/break_glass.hpp"
+#include "root.hpp"
 #include "store_fixture.hpp"
 
 namespace pbx::totp {
@@ -75,6 +76,7 @@ TEST(FleetKey, CreatedOnceRootOnlyAndExactly32Bytes) {
 }
 
 TEST(FleetKey, HostileKeyFilesAreRefused) {
+  PBX_SKIP_UNLESS_ROOT("chowns a file to another user");
   TempDir tmp;
   std::string path = tmp / "fleet.key";
   EXPECT_TRUE(has_errc(load_fleet_key(path, 0), Errc::kIo));  // missing

@@ -26,6 +26,7 @@
 #include "pbx/totp/clock.hpp"
 #include "pbx/totp/store.hpp"
 #include "pbx/totp/verifier.hpp"
+#include "root.hpp"
 #include "store_fixture.hpp"
 
 namespace pbx::totp {
@@ -101,6 +102,7 @@ class ConcurrencyTest : public testing::StoreFixture {
  protected:
   void SetUp() override {
     StoreFixture::SetUp();
+    if (IsSkipped()) return;
     // Replays are failures; eight racing logins must not lock the user out between rounds.
     config_.max_failures = 100;
     e_ = enroll(alice_);
@@ -274,6 +276,7 @@ struct Progress {
 };
 
 TEST_F(ConcurrencyTest, KilledLoginsNeverTearTheState) {
+  PBX_SKIP_UNLESS_ROOT("the store's files are root-owned");
   // Kill until at least kMinKills children died and they had made kMinUpdates state writes
   // between them. Each kill comes after a random number of whole updates plus a random part
   // of one (scaled to the measured update time), so kills land all over the update path
