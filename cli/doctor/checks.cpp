@@ -140,7 +140,8 @@ std::vector<Check> check_module(const Facts& f) {
       c.status = Status::kFail;
       c.message = path + " is owned by uid " + std::to_string(st.st_uid) + " with mode " +
                   octal(st.st_mode) + ": whoever can change it controls every login";
-      c.fix = "chown root:root " + path + " && chmod 0644 " + path;
+      c.fix = "chown root:root " + path;
+      c.fix += " && chmod 0644 " + path;
       return {c};
     }
     c.message = "installed: " + path;

@@ -144,7 +144,9 @@ PamScan scan_pam_dir(const std::string& dir_path, const FileReader& files) {
     std::string name = ent->d_name;
     if (name == "." || name == ".." || skipped_pam_file(name)) continue;
     struct stat st {};
-    if (::stat((dir_path + "/" + name).c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    std::string file = dir_path;
+    file.append("/").append(name);
+    if (::stat(file.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
     names.push_back(name);
   }
   ::closedir(dir);

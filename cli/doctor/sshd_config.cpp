@@ -1,6 +1,7 @@
 #include "sshd_config.hpp"
 
 #include <set>
+#include <utility>
 
 #include "pbx/totp/strings.hpp"
 
@@ -68,7 +69,7 @@ class SshdReader {
       // Relative names are relative to the directory of the top file, as sshd takes them
       // relative to /etc/ssh.
       if (pattern.empty()) continue;
-      if (pattern.front() != '/') pattern = base_dir_ + "/" + pattern;
+      if (pattern.front() != '/') pattern.insert(0, base_dir_ + "/");
       for (const auto& file : files_.glob(pattern)) {
         if (out.files >= kMaxIncludedFiles) {
           out.problems.push_back(where + ": too many included files");
@@ -77,7 +78,9 @@ class SshdReader {
         std::string error;
         auto text = files_.read(file, error);
         if (!text) {
-          out.problems.push_back(where + ": Include " + file + ": " + error);
+          std::string problem = where;
+          problem.append(": Include ").append(file).append(": ").append(error);
+          out.problems.push_back(std::move(problem));
           continue;
         }
         parse(file, *text, in_match, depth + 1, out);

@@ -50,7 +50,7 @@ std::string escape_field(std::string_view s, const EscapeSet& set) {
     auto u = static_cast<unsigned char>(c);
     if (u < 0x20 || u >= 0x7F || c == '\\' || set.also.find(c) != std::string_view::npos) {
       char buf[5];
-      std::snprintf(buf, sizeof buf, "\\x%02x", u);
+      (void)std::snprintf(buf, sizeof buf, "\\x%02x", u);
       out += buf;
     } else {
       out.push_back(c);
