@@ -30,6 +30,10 @@ Result<std::optional<std::string>> read_checked_text(const std::string& path,
                                                      const FileCheck& check, const char* what) {
   // Following a link: open what it names. open_checked_file still refuses a link that appears
   // at that place in between, so the file read is always one that passed the checks.
+  if (check.follow_symlinks && check.owner) {
+    return make_error(Errc::kInvalid, std::string(what) + " " + path +
+                                          ": a required owner cannot be checked through a link");
+  }
   std::string target = path;
   if (check.follow_symlinks) {
     int err = 0;

@@ -124,8 +124,12 @@ TEST_F(DiskFilesTest, ReadCheckedTextChecksOwnerModeAndLinksWhenAsked) {
   ASSERT_FALSE(link) << "a link is refused unless follow_symlinks";
   EXPECT_EQ(link.error().message, "test file " + path("l") + ": is a symbolic link (refused)");
   check.follow_symlinks = true;
+  auto owned_and_followed = totp::read_checked_text(path("l"), check, "test file");
+  ASSERT_FALSE(owned_and_followed) << "a required owner is never checked on a link's target";
+  EXPECT_EQ(owned_and_followed.error().code, totp::Errc::kInvalid);
+  check.owner = std::nullopt;
   auto followed = totp::read_checked_text(path("l"), check, "test file");
-  ASSERT_TRUE(followed);
+  ASSERT_TRUE(followed) << followed.error().message;
   EXPECT_EQ(**followed, "text");
 
   // Errors about the link's target still name the path the caller gave.

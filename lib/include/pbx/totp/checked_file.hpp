@@ -25,7 +25,10 @@ struct FileCheck {
 
 // The text of `path` once it passes `check`; nullopt when it does not exist (a dangling link
 // included). Errors read "WHAT PATH: REASON" (kUnsafe for a refused file, kIo for a failed
-// system call), with `path` as given.
+// system call), with `path` as given. For reporting on files (doctor), not for secrets (the
+// text is a plain, unwiped string: read those with the store) nor for trusting a file: with
+// follow_symlinks the link's target is checked, not the link, so follow_symlinks together with
+// a required owner is refused (kInvalid).
 Result<std::optional<std::string>> read_checked_text(const std::string& path,
                                                      const FileCheck& check, const char* what);
 

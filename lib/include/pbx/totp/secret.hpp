@@ -125,8 +125,17 @@ class BasicSecretString {
   using String = std::basic_string<char, std::char_traits<char>, CleansingAllocator<char, Base>>;
 
   BasicSecretString() = default;
-  // Copies s into the wiped buffer and wipes s, which the caller gave away.
-  explicit BasicSecretString(std::string s) : s_(s.data(), s.size()) { wipe(s); }
+  // Copies s into the wiped buffer and wipes s, which the caller gave away (also when the copy
+  // cannot be allocated).
+  explicit BasicSecretString(std::string s) {
+    try {
+      s_.assign(s.data(), s.size());
+    } catch (...) {
+      wipe(s);
+      throw;
+    }
+    wipe(s);
+  }
   BasicSecretString(const BasicSecretString&) = delete;
   BasicSecretString& operator=(const BasicSecretString&) = delete;
   BasicSecretString(BasicSecretString&& other) noexcept : s_(std::move(other.s_)) {
