@@ -57,14 +57,13 @@ AuthResult Flow::run(const std::vector<std::string>& args) {
     // Ask anyway so an unknown name looks like any other.
     return ask_then(AuthResult::kUnknownUser, "unknown user");
   }
-  std::vector<std::string> groups;
-  if (totp::requirement_needs_groups(args_.config)) groups = totp::user_groups(*user);
   // The network was decided above, so an exemption here is a group's.
-  auto requirement = totp::requirement(args_.config, groups, rhost_);
-  if (requirement.kind == totp::RequirementKind::kExempt) {
+  auto requirement = totp::requirement_for(args_.config, *user, rhost_, opts_.group_lookup);
+  if (!requirement) return finish(AuthResult::kGroupLookupFailed, requirement.error().message);
+  if (requirement->kind == totp::RequirementKind::kExempt) {
     return finish(AuthResult::kExempt, "exempt group");
   }
-  const bool required = requirement.required();
+  const bool required = requirement->required();
 
   auto store = totp::open_store(args_.config);
   if (!store) return finish(AuthResult::kBadConfig, store.error().message);

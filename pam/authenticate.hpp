@@ -10,6 +10,7 @@
 #include "pam_context.hpp"
 #include "pbx/totp/clock.hpp"
 #include "pbx/totp/recovery.hpp"
+#include "pbx/totp/requirement.hpp"
 
 namespace pbx::pam {
 
@@ -17,6 +18,7 @@ struct AuthOptions {
   bool silent = false;           // PAM_SILENT
   uid_t trusted_uid = 0;         // owner of a safe config file and state_dir
   totp::KdfParams recovery_kdf;  // cost of recovery-code hashes made by enroll_at_login
+  totp::GroupLookup group_lookup = totp::lookup_group;  // tests fake a directory that is down
 };
 
 // Never throws. Returns a PAM code.

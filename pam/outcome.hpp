@@ -33,7 +33,8 @@ enum class AuthResult {
   kConvError,
   kNoMemory,
   kInternal,
-  kCount,  // not an outcome: how many there are. Keep it last.
+  kGroupLookupFailed,  // a require group could not be looked up (directory down)
+  kCount,              // not an outcome: how many there are. Keep it last.
 };
 
 struct OutcomeRow {
@@ -67,6 +68,7 @@ inline constexpr OutcomeRow kOutcomes[] = {
     {AuthResult::kConvError, PAM_CONV_ERR, "conversation-error", LogLevel::kError},
     {AuthResult::kNoMemory, PAM_BUF_ERR, "out-of-memory", LogLevel::kError},
     {AuthResult::kInternal, PAM_SERVICE_ERR, "internal-error", LogLevel::kError},
+    {AuthResult::kGroupLookupFailed, PAM_AUTHINFO_UNAVAIL, "group-lookup-failed", LogLevel::kError},
 };
 
 namespace detail {

@@ -25,9 +25,9 @@ Command add_status(CLI::App& app) {
             if (!st) return fail(s, st.error());
             // No remote host: where a login comes from is unknown here, so no network
             // exemption applies (pbx-mfa(1) STATUS).
-            std::vector<std::string> groups;
-            if (totp::requirement_needs_groups(s.config)) groups = totp::user_groups(*u);
-            const auto need = totp::requirement(s.config, groups, std::nullopt);
+            auto required = totp::requirement_for(s.config, *u, std::nullopt);
+            if (!required) return fail(s, required.error());
+            const totp::Requirement& need = *required;
             const std::string need_line = std::string("  required: ") +
                                           (need.required() ? "yes" : "no") + " (" + need.reason +
                                           ")\n";

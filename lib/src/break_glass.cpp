@@ -57,7 +57,7 @@ Result<BreakGlassSet> parse(std::string_view text) {
         return corrupt("bad used list");
       }
     } else {
-      return corrupt("unexpected line '" + kv.key + "'");
+      return corrupt("line " + std::to_string(kv.line) + ": unexpected");
     }
   }
   if (set.codes.salt.empty() || !have_kdf) return corrupt("no salt or kdf");

@@ -1,9 +1,13 @@
 #include "pbx/totp/enrollment.hpp"
 
+#include <algorithm>
+#include <iterator>
 #include <set>
+#include <string_view>
 
 #include "hex.hpp"
 #include "pbx/totp/base32.hpp"
+#include "pbx/totp/recovery.hpp"
 #include "text_format.hpp"
 
 namespace pbx::totp {
@@ -14,6 +18,16 @@ constexpr std::size_t kIdBytes = 16;
 Error corrupt(const std::string& why) {
   return make_error(Errc::kCorrupt, std::string(kWhat) + ": " + why);
 }
+
+// Errors name the line, never a byte of it: a mistyped secret line ("secret=JBSW...", or the
+// base32 text alone) would otherwise reach syslog and the terminal.
+Error corrupt_line(const detail::KeyValueLine& kv, const std::string& why) {
+  return corrupt("line " + std::to_string(kv.line) + ": " + why);
+}
+
+constexpr std::string_view kKeys[] = {"id",      "secret",  "algorithm",     "digits",
+                                      "period",  "created", "recovery-salt", "recovery-kdf",
+                                      "recovery"};
 
 }  // namespace
 
@@ -52,15 +66,21 @@ Result<Enrollment> parse_enrollment(std::string_view text) {
   struct WipeLines {
     std::vector<detail::KeyValueLine>& lines;
     ~WipeLines() {
-      for (auto& kv : lines) wipe(kv.value);
+      for (auto& kv : lines) {
+        wipe(kv.key);  // a secret line without its key has the secret here
+        wipe(kv.value);
+      }
     }
   } guard{lines.value()};
   Enrollment e;
   std::set<std::string> seen;
   bool have_kdf = false;
   for (auto& kv : *lines) {
+    if (std::find(std::begin(kKeys), std::end(kKeys), kv.key) == std::end(kKeys)) {
+      return corrupt_line(kv, "unknown key");
+    }
     if (kv.key != "recovery" && !seen.insert(kv.key).second) {
-      return corrupt("'" + kv.key + "' given twice");
+      return corrupt_line(kv, "'" + kv.key + "' given twice");
     }
     std::int64_t n = 0;
     if (kv.key == "id") {
@@ -87,7 +107,11 @@ Result<Enrollment> parse_enrollment(std::string_view text) {
       if (!detail::is_hex(kv.value, 32)) return corrupt("bad recovery-salt");
       e.recovery.salt = kv.value;
     } else if (kv.key == "recovery-kdf") {
-      if (!parse_kdf_text(kv.value, e.recovery.kdf)) return corrupt("bad recovery-kdf");
+      if (!parse_kdf_text(kv.value, e.recovery.kdf)) return corrupt_line(kv, "bad recovery-kdf");
+      if (!kdf_within_builtin_cost(e.recovery.kdf)) {
+        return corrupt_line(kv,
+                            "recovery-kdf costs more than the built-in " + kdf_text(KdfParams{}));
+      }
       have_kdf = true;
     } else if (kv.key == "recovery") {
       if (!detail::is_hex(kv.value, 64)) return corrupt("bad recovery hash");
@@ -96,7 +120,7 @@ Result<Enrollment> parse_enrollment(std::string_view text) {
       }
       e.recovery.hashes.push_back(kv.value);
     } else {
-      return corrupt("unknown key '" + kv.key + "'");
+      return corrupt_line(kv, "unknown key");
     }
   }
   for (const char* key : {"id", "secret", "algorithm", "digits", "period", "created"}) {

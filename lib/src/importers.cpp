@@ -227,9 +227,10 @@ Result<ImportedSecret> parse_oath_users(std::string_view text, std::string_view 
   }
   std::string_view rest = type.substr(kHotp.size());
   if (rest.empty() || rest == "/E" || rest.substr(0, 3) == "/E/") {
-    return invalid(where + ": " + std::string(type) +
-                   " is counter-based (event) HOTP: pbx-mfa supports time-based codes only "
-                   "(HOTP/T30 and the like); enroll afresh with 'pbx-mfa enroll'");
+    return invalid(
+        where +
+        ": the token is counter-based (event) HOTP: pbx-mfa supports time-based codes only "
+        "(HOTP/T30 and the like); enroll afresh with 'pbx-mfa enroll'");
   }
   if (rest.substr(0, 2) != "/T") {
     return invalid(where + ": unknown token type (expected HOTP/T30, HOTP/T60, HOTP/T30/8, ...)");

@@ -2,6 +2,9 @@
 
 #include <openssl/crypto.h>
 
+#include <algorithm>
+#include <cstdint>
+
 #include "pbx/totp/base32.hpp"
 #include "pbx/totp/otpauth_uri.hpp"
 #include "pbx/totp/state.hpp"
@@ -106,6 +109,13 @@ Result<SaveReport> NewEnrollment::save(Store& store, const User& user, std::int6
   e.digits = plan_.digits;
   e.period = plan_.period;
   e.created = now;
+  // Dated after the confirmation code's time step (up to window + 1 steps ahead, for a phone
+  // whose clock is ahead): until a login writes state, the verifier counts the steps before
+  // the creation as used, so the confirmation code cannot also log in even when the state
+  // could not be written (a self-enrollment).
+  if (confirmed_step != kNoStep && confirmed_step < (INT64_C(1) << 40) / plan_.period) {
+    e.created = std::max(now, (confirmed_step + 1) * plan_.period);
+  }
   e.recovery = recovery_;
 
   std::unique_ptr<StateTxn> txn;

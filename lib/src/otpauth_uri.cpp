@@ -110,7 +110,7 @@ Result<OtpParams> parse_otpauth_uri(std::string_view uri) {
     return make_error(Errc::kInvalid,
                       "otpauth URI: HOTP (counter) codes are not supported, only TOTP");
   }
-  if (type != "totp") return make_error(Errc::kInvalid, "otpauth URI: unknown type '" + type + "'");
+  if (type != "totp") return make_error(Errc::kInvalid, "otpauth URI: unknown type (not totp)");
   rest = rest.substr(slash + 1);
   std::size_t q = rest.find('?');
   std::string_view label_enc = rest.substr(0, q);

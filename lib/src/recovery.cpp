@@ -56,6 +56,14 @@ bool parse_kdf_text(std::string_view v, KdfParams& kdf) {
   return true;
 }
 
+bool kdf_within_builtin_cost(const KdfParams& kdf) {
+  constexpr KdfParams kBuiltin{};
+  // parse_kdf_text's bounds (N ≤ 2^22, r ≤ 64, p ≤ 16) keep these products far from overflow.
+  const std::uint64_t memory = kdf.n * kdf.r;
+  return memory <= kBuiltin.n * kBuiltin.r &&
+         memory * kdf.p <= kBuiltin.n * kBuiltin.r * kBuiltin.p;
+}
+
 Result<std::vector<SecretString>> generate_recovery_codes(int count, int groups) {
   if (count < 0 || count > kMaxRecoveryCodes) {
     return make_error(Errc::kInvalid, "recovery code count must be 0 to 20");

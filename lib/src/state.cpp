@@ -1,6 +1,9 @@
 #include "pbx/totp/state.hpp"
 
+#include <algorithm>
+#include <iterator>
 #include <set>
+#include <string_view>
 
 #include "hex.hpp"
 #include "text_format.hpp"
@@ -13,6 +16,14 @@ constexpr std::int64_t kMaxTime = INT64_C(1) << 40;
 Error corrupt(const std::string& why) {
   return make_error(Errc::kCorrupt, std::string(kWhat) + ": " + why);
 }
+
+// Errors name the line, never a byte of it (pam_pbx_totp(8) LOGGING).
+Error corrupt_line(const detail::KeyValueLine& kv, const std::string& why) {
+  return corrupt("line " + std::to_string(kv.line) + ": " + why);
+}
+
+constexpr std::string_view kKeys[] = {"id",   "last-step",    "failures",      "locked-until",
+                                      "skew", "last-success", "used-recovery", "grace"};
 }  // namespace
 
 std::string serialize_state(const UserState& s) {
@@ -37,8 +48,11 @@ Result<UserState> parse_state(std::string_view text) {
   UserState s;
   std::set<std::string> seen;
   for (const auto& kv : *lines) {
+    if (std::find(std::begin(kKeys), std::end(kKeys), kv.key) == std::end(kKeys)) {
+      return corrupt_line(kv, "unknown key");
+    }
     if (kv.key != "grace" && !seen.insert(kv.key).second) {
-      return corrupt("'" + kv.key + "' given twice");
+      return corrupt_line(kv, "'" + kv.key + "' given twice");
     }
     std::int64_t n = 0;
     if (kv.key == "id") {
@@ -72,7 +86,7 @@ Result<UserState> parse_state(std::string_view text) {
       }
       s.grace.push_back(GraceEntry{kv.value.substr(0, sp), n});
     } else {
-      return corrupt("unknown key '" + kv.key + "'");
+      return corrupt_line(kv, "unknown key");
     }
   }
   for (const char* key : {"id", "last-step", "failures", "locked-until"}) {

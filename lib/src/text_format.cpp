@@ -57,17 +57,17 @@ Result<std::vector<KeyValueLine>> parse_key_values(std::string_view text, const 
                                             ": text after the end line");
     }
     std::size_t sp = line.find(' ');
-    KeyValueLine kv{std::string(line.substr(0, sp)), sp == std::string_view::npos
-                                                         ? std::string()
-                                                         : std::string(line.substr(sp + 1))};
+    KeyValueLine kv{std::string(line.substr(0, sp)),
+                    sp == std::string_view::npos ? std::string() : std::string(line.substr(sp + 1)),
+                    line_no};
     if (!versioned) {
       if (kv.key != "version") {
         return make_error(Errc::kCorrupt,
                           std::string(what) + ": does not start with a version line");
       }
       if (kv.value != "1") {
-        return make_error(Errc::kCorrupt,
-                          std::string(what) + ": unknown version '" + kv.value + "'");
+        return make_error(Errc::kCorrupt, std::string(what) + ": line " + std::to_string(line_no) +
+                                              ": unknown version");
       }
       versioned = true;
       continue;

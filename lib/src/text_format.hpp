@@ -14,11 +14,12 @@ namespace pbx::totp::detail {
 struct KeyValueLine {
   std::string key;
   std::string value;
+  int line = 0;  // 1-based, for errors: they name the line, never quote it (the file is secret)
 };
 
 // Splits into lines; rejects NUL bytes, control characters, lines without a key, and a missing
 // or unknown first "version 1", and a missing last "end" line (a truncated file). `what` names the
-// file kind in errors (kCorrupt).
+// file kind in errors (kCorrupt), which name line numbers and never quote a byte of the file.
 Result<std::vector<KeyValueLine>> parse_key_values(std::string_view text, const char* what);
 
 // Strict whole-string integer in [lo, hi].

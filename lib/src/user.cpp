@@ -5,6 +5,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <optional>
+#include <string>
+#include <utility>
 #include <vector>
 
 namespace pbx::totp {
@@ -63,6 +66,29 @@ std::vector<std::string> user_groups(const User& user) {
     if (rc == 0 && found != nullptr) names.emplace_back(gr.gr_name);
   }
   return names;
+}
+
+Result<std::optional<Group>> lookup_group(std::string_view name) {
+  if (name.empty() || name.size() > 256 || name.find('\0') != std::string_view::npos) {
+    return std::optional<Group>{};
+  }
+  std::string n(name);
+  std::vector<char> buf(16384);
+  group gr{};
+  group* found = nullptr;
+  int rc = 0;
+  while ((rc = getgrnam_r(n.c_str(), &gr, buf.data(), buf.size(), &found)) == ERANGE &&
+         buf.size() < (1U << 22)) {
+    buf.resize(buf.size() * 2);
+  }
+  // Only "0 and no entry" means no such group; any error code (EIO, ENOENT from a module that
+  // could not reach its directory, ERANGE past the cap) may hide a member: fail closed.
+  if (rc != 0) return make_error(Errc::kIo, "cannot look up group '" + n + "'");
+  if (found == nullptr) return std::optional<Group>{};
+  Group g;
+  g.gid = gr.gr_gid;
+  for (char** m = gr.gr_mem; m != nullptr && *m != nullptr; ++m) g.members.emplace_back(*m);
+  return std::optional<Group>{std::move(g)};
 }
 
 Result<std::string> expand_path_template(std::string_view templ, const User& user) {

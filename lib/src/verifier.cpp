@@ -64,6 +64,19 @@ std::optional<Match> match_totp(const Enrollment& e, std::string_view code, std:
   return best;
 }
 
+// The state a login starts from when there is none for this enrollment (none yet, or an
+// earlier enrollment's): the time steps before the enrollment was made count as used. A
+// self-enrollment (`pbx-mfa enroll` as the user) cannot write the root-owned state, so its
+// confirmation code's use is recorded nowhere but in the creation time, which
+// NewEnrollment::save puts after that code's step: the confirmation code (seen over a
+// shoulder, say) cannot also log in (pbx-mfa(1) enroll).
+UserState fresh_state(const Enrollment& e) {
+  UserState s;
+  s.enrollment_id = e.id;
+  if (e.created > 0) s.last_step = std::max(kNoStep, time_step(e.created, e.period) - 1);
+  return s;
+}
+
 }  // namespace
 
 const char* verdict_name(Verdict v) noexcept {
@@ -113,10 +126,8 @@ Result<Outcome> Verifier::verify(const User& user, std::string_view input, std::
     if (!txn) return txn.error();
     const Enrollment& e = *enrollment;
     UserState state = (*txn)->state();
-    if (state.enrollment_id != e.id) {
-      state = UserState{};  // stale: belongs to an earlier enrollment
-      state.enrollment_id = e.id;
-    }
+    // None yet, or stale: belongs to an earlier enrollment.
+    if (state.enrollment_id != e.id) state = fresh_state(e);
 
     const std::int64_t now = clock_.now();
     Outcome out;
@@ -219,10 +230,7 @@ Status Verifier::unlock(const User& user) {
   auto enrollment = store_.load(user);
   if (!enrollment) return enrollment.error();
   UserState state = (*txn)->state();
-  if (state.enrollment_id != enrollment->id) {
-    state = UserState{};
-    state.enrollment_id = enrollment->id;
-  }
+  if (state.enrollment_id != enrollment->id) state = fresh_state(*enrollment);
   state.failures = 0;
   state.locked_until = 0;
   return (*txn)->commit(state);

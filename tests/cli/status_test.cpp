@@ -50,6 +50,32 @@ TEST_F(StatusTest, EnrolledUserShowsTheRequirementToo) {
       << text;
 }
 
+// L3: a secret line whose key was lost or mistyped is reported by line number; not a byte of
+// the secret reaches root's terminal.
+TEST_F(StatusTest, ACorruptSecretFileIsNotQuoted) {
+  PBX_SKIP_UNLESS_ROOT("the enrolled files must be root-owned");
+  enroll_daemon();
+  auto text = totp::testing::read_file(secret_file("daemon"));
+  ASSERT_TRUE(text.has_value());
+  std::size_t at = text->find("\nsecret ");
+  ASSERT_NE(at, std::string::npos);
+  std::size_t end = text->find('\n', at + 1);
+  const std::string secret = text->substr(at + 8, end - at - 8);
+  for (const std::string& broken : {std::string(""), std::string("secret=")}) {
+    std::string changed = *text;
+    changed.replace(at + 1, 7, broken);  // "secret " -> "" or "secret="
+    ASSERT_TRUE(totp::testing::write_file(secret_file("daemon"), changed, 0600));
+    clear();
+    EXPECT_NE(run_cli({"status", "--user", "daemon"}), 0);
+    const std::string shown = out() + err();
+    EXPECT_NE(shown.find("unknown key"), std::string::npos) << shown;
+    for (std::size_t i = 0; i + 4 <= secret.size(); ++i) {
+      ASSERT_EQ(shown.find(secret.substr(i, 4)), std::string::npos)
+          << "status quotes the secret: " << shown;
+    }
+  }
+}
+
 TEST_F(StatusTest, RequiredByAGroupNamesTheGroup) {
   write_config("recovery_codes = 2\nrequire = group:root,group:daemon\n");
   auto j = status_json("daemon", 3);

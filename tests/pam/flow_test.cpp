@@ -243,6 +243,65 @@ TEST_F(FlowTest, RequireByGroupRequiresMembersOnly) {
   EXPECT_EQ(outcome_of(outsider), "not-enrolled-not-required");
 }
 
+// A group database that cannot answer (LDAP or SSSD down) for every group but kUserGroup.
+totp::Result<std::optional<totp::Group>> directory_down(std::string_view name) {
+  if (name == kUserGroup) return totp::lookup_group(name);
+  return totp::make_error(totp::Errc::kIo, "cannot look up group '" + std::string(name) + "'");
+}
+
+// L1: a require group whose lookup fails is not "not required": the user may be in it.
+TEST_F(FlowTest, GroupLookupErrorFailsClosed) {
+  files_.write_config("require = group:pbxtest-directory-admins
+");
+  opts_.group_lookup = directory_down;
+  FakeContext ctx = with_answers({});
+  EXPECT_EQ(run(ctx), PAM_AUTHINFO_UNAVAIL);
+  EXPECT_EQ(ctx.prompts.size(), 0u);
+  EXPECT_EQ(outcome_of(ctx), "group-lookup-failed");
+  EXPECT_NE(logs_.find("cannot look up group 'pbxtest-directory-admins'"), std::string::npos)
+      << logs_;
+
+  // A group the user is certainly in still decides, whatever the other lookups say.
+  files_.write_config("require = group:pbxtest-directory-admins, group:" +
+                      std::string(kUserGroup) + "\n");
+  FakeContext member = with_answers({"123456"});
+  EXPECT_EQ(run(member), PAM_AUTH_ERR);
+  EXPECT_EQ(outcome_of(member), "not-enrolled");
+
+  // An exempt group that cannot be looked up exempts nobody (and needs no verdict from it).
+  files_.write_config("exempt_groups = pbxtest-directory-ops\n");
+  Enrolled e = enroll();
+  FakeContext enrolled = with_answers({e.code_at(kT0)});
+  EXPECT_EQ(run(enrolled), PAM_SUCCESS);
+  EXPECT_EQ(enrolled.prompts.size(), 1u);
+  EXPECT_EQ(outcome_of(enrolled), "accepted");
+}
+
+// L3: a secret line without its key ("JBSW..." alone, or "secret=JBSW...") is refused as
+// corrupt, and the log line names the line number, not a byte of the secret.
+TEST_F(FlowTest, CorruptSecretLineIsNotLogged) {
+  Enrolled e = enroll();
+  const std::string secret = secret_base32(e.enrollment);
+  const std::string path = files_.secret_file(kUser);
+  const std::string text = read_all(path);
+  for (const std::string& broken : {secret, "secret=" + secret}) {
+    std::string changed = text;
+    std::size_t at = changed.find("secret " + secret);
+    ASSERT_NE(at, std::string::npos);
+    changed.replace(at, 7 + secret.size(), broken);
+    ASSERT_TRUE(write_file(path, changed, 0600, files_.trusted_uid()));
+    FakeContext ctx = with_answers({"123456"});
+    EXPECT_EQ(run(ctx), PAM_AUTHINFO_UNAVAIL);
+    EXPECT_EQ(outcome_of(ctx), "unavailable");
+    ASSERT_EQ(ctx.logs.size(), 1u);
+    EXPECT_NE(ctx.logs[0].text.find("line 4: unknown key"), std::string::npos) << ctx.logs[0].text;
+    for (std::size_t i = 0; i + 4 <= secret.size(); ++i) {
+      ASSERT_EQ(ctx.logs[0].text.find(secret.substr(i, 4)), std::string::npos)
+          << "the log line quotes the secret: " << ctx.logs[0].text;
+    }
+  }
+}
+
 TEST_F(FlowTest, WrongCodeFailsAfterOnePrompt) {
   Enrolled e = enroll();
   FakeContext ctx = with_answers({e.wrong_code_at(kT0)});

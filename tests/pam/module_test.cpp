@@ -124,6 +124,54 @@ TEST_F(PamStackTest, LocksOutAndLetsInAgainAfterTheLockout) {
   EXPECT_EQ(after.prompts.size(), 1u);
 }
 
+// M1: in the recommended stacks a wrong password ends the stack before the module, so someone
+// who knows only a user name cannot move the user's failure counter (and so cannot lock the
+// user out). The password module is pam_exec with a script that accepts one password, in the
+// place of pam_unix: Debian's common-auth with the pam-auth-update profile (jump over pam_deny
+// on success, the module as an additional required line), and `requisite` before the module.
+TEST_F(PamStackTest, AStrangerWithoutThePasswordCannotMoveTheFailureCounter) {
+  const std::string check = files_->root() + "/check-password";
+  ASSERT_TRUE(
+      write_file(check,
+                 "#!/bin/sh\n"
+                 "# The password arrives on stdin, NUL-terminated (pam_exec expose_authtok).\n"
+                 "pw=$(head -c 256 | tr -d '\\000')\n"
+                 "[ \"$pw\" = \"the-right-password\" ]\n",
+                 0755, 0, 0));
+  const std::string password = "pam_exec.so quiet expose_authtok " + check + "\n";
+  write_service("debian-style", "",
+                "auth [success=1 default=ignore] " + password +
+                    "auth requisite pam_deny.so\nauth required pam_permit.so\n");
+  write_service("requisite", "", "auth requisite " + password);
+  Enrolled e = files_->enroll(kUser);
+
+  for (const char* service : {"debian-style", "requisite"}) {
+    SCOPED_TRACE(service);
+    LoginSpec s = spec({"the-right-password", e.code_at(unix_now())});
+    s.service = service;
+    ASSERT_EQ(login(s), PAM_SUCCESS) << "the stack must let the password holder in";
+    for (int i = 0; i < 10; ++i) {
+      s.answers = {"not-the-password", e.wrong_code_at(unix_now())};
+      Conversation conv;
+      EXPECT_NE(login(s, conv), PAM_SUCCESS);
+      ASSERT_EQ(conv.prompts.size(), 1u) << "only the password is asked";
+      EXPECT_TRUE(conv.messages.empty()) << conv.messages[0].text;
+    }
+    auto state = totp::parse_state(read_all(files_->state_file(kUser)));
+    ASSERT_TRUE(state.ok()) << state.error().message;
+    EXPECT_EQ(state->failures, 0);
+    EXPECT_EQ(state->locked_until, 0);
+
+    // The counter is live in this stack: the password holder's wrong code does count.
+    s.answers = {"the-right-password", e.wrong_code_at(unix_now())};
+    EXPECT_EQ(login(s), PAM_AUTH_ERR);
+    state = totp::parse_state(read_all(files_->state_file(kUser)));
+    ASSERT_TRUE(state.ok()) << state.error().message;
+    EXPECT_EQ(state->failures, 1);
+    e = files_->enroll(kUser);  // a fresh enrollment, fresh state, for the next stack
+  }
+}
+
 TEST_F(PamStackTest, SilentHidesTheLockoutMessage) {
   files_->write_config("max_failures = 1\nlockout = 60\n");
   Enrolled e = files_->enroll(kUser);

@@ -321,6 +321,61 @@ TEST(EnrollmentFormat, MoreRecoveryCodesThanTheCapAreCorrupt) {
   EXPECT_TRUE(has_errc(parse_enrollment(replace_line(text, "recovery", many)), Errc::kCorrupt));
 }
 
+// L3: a damaged secret file is named by its line, never quoted: the token in question may be
+// the secret itself (its key forgotten or mistyped), and the message reaches syslog and the
+// terminal.
+TEST(EnrollmentFormat, ErrorsNeverQuoteTheFile) {
+  std::string text = serialize_enrollment(full_enrollment());
+  std::string secret = line_with_key(text, "secret").substr(7);
+  ASSERT_GE(secret.size(), 16u);
+  struct Case {
+    std::string text;
+    std::string line;  // what the message names
+  };
+  const std::vector<Case> cases = {
+      {replace_line(text, "secret", secret), "line 4"},
+      {replace_line(text, "secret", "secret=" + secret), "line 4"},
+      {replace_line(text, "secret", secret + "\n" + secret), "line 4"},
+      {replace_line(text, "version", "version " + secret), "line 2"},
+      {before_end(text, secret + " " + secret), "line "},
+  };
+  for (const auto& c : cases) {
+    auto parsed = parse_enrollment(c.text);
+    ASSERT_TRUE(has_errc(parsed, Errc::kCorrupt)) << c.text;
+    const std::string& message = parsed.error().message;
+    EXPECT_NE(message.find(c.line), std::string::npos) << message;
+    for (std::size_t i = 0; i + 4 <= secret.size(); ++i) {
+      ASSERT_EQ(message.find(secret.substr(i, 4)), std::string::npos)
+          << "the message quotes the secret: " << message;
+    }
+  }
+  EXPECT_EQ(parse_enrollment(replace_line(text, "secret", secret)).error().message,
+            "secret file: line 4: unknown key");
+}
+
+// L4: the file may be the user's, the login runs as root: no more than the built-in cost.
+TEST(EnrollmentFormat, RecoveryKdfAboveTheBuiltInCostIsCorrupt) {
+  std::string text = serialize_enrollment(full_enrollment());
+  for (const char* kdf : {"scrypt 131072 8 16", "scrypt 32768 8 1", "scrypt 16384 16 1",
+                          "scrypt 16384 8 2", "scrypt 4194304 64 16", "scrypt 2048 64 2"}) {
+    auto parsed =
+        parse_enrollment(replace_line(text, "recovery-kdf", std::string("recovery-kdf ") + kdf));
+    ASSERT_TRUE(has_errc(parsed, Errc::kCorrupt)) << kdf;
+    EXPECT_NE(parsed.error().message.find("costs more than the built-in scrypt 16384 8 1"),
+              std::string::npos)
+        << parsed.error().message;
+  }
+  // The built-in cost and anything cheaper still parse (files made with kCheapKdf, say).
+  for (const char* kdf : {"scrypt 16384 8 1", "scrypt 1024 8 1", "scrypt 8192 16 1",
+                          "scrypt 2048 8 8", "scrypt 2 1 1"}) {
+    EXPECT_TRUE(is_ok(
+        parse_enrollment(replace_line(text, "recovery-kdf", std::string("recovery-kdf ") + kdf))))
+        << kdf;
+  }
+  EXPECT_TRUE(kdf_within_builtin_cost(KdfParams{}));
+  EXPECT_FALSE(kdf_within_builtin_cost(KdfParams{131072, 8, 16}));
+}
+
 // ---------------------------------------------------------------------------------------------
 // UserState (the state file)
 
@@ -475,6 +530,20 @@ TEST(StateFormat, DuplicatedKeysAreCorrupt) {
   // A second failures line must not be able to reset the count.
   std::string reset = replace_line(text, "failures", "failures 3\nfailures 0");
   EXPECT_TRUE(has_errc(parse_state(reset), Errc::kCorrupt));
+}
+
+TEST(StateFormat, ErrorsNeverQuoteTheFile) {
+  std::string text = serialize_state(full_state());
+  const std::string token = "QZ2EFCDKTZAJGGZCJSIY37ZLJEESZVGP";
+  for (const std::string& bad : {before_end(text, token), before_end(text, token + " 1"),
+                                 before_end(text, token + "\n" + token),
+                                 replace_line(text, "version", "version " + token)}) {
+    auto parsed = parse_state(bad);
+    ASSERT_TRUE(has_errc(parsed, Errc::kCorrupt)) << bad;
+    EXPECT_EQ(parsed.error().message.find(token.substr(0, 6)), std::string::npos)
+        << parsed.error().message;
+    EXPECT_NE(parsed.error().message.find("line "), std::string::npos) << parsed.error().message;
+  }
 }
 
 TEST(StateFormat, HugeNumbersAreCorrupt) {

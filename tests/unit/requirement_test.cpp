@@ -139,5 +139,98 @@ TEST(RequirementTest, ALaterRequireKeyReplacesAnEarlierOne) {
   expect(requirement(c, {}, std::nullopt), RequirementKind::kRequired, "all");
 }
 
+// ---------------------------------------------------------------------------------------------
+// requirement_for(): membership resolved by group name, and a group database that cannot answer.
+
+namespace fake {
+
+// An account no real group lists: getgrouplist() finds nothing for it, so only the fake
+// directory below decides.
+User account() {
+  User u;
+  u.name = "pbxtest-nobody";
+  u.uid = 4000001;
+  u.gid = 4000001;
+  return u;
+}
+
+// pbxtest-admins lists the account; pbxtest-primary is its primary group; pbxtest-others lists
+// someone else; pbxtest-down* cannot be looked up; anything else does not exist.
+Result<std::optional<Group>> directory(std::string_view name) {
+  if (name.rfind("pbxtest-down", 0) == 0) {
+    return make_error(Errc::kIo, "cannot look up group '" + std::string(name) + "'");
+  }
+  if (name == "pbxtest-admins") return std::optional<Group>{Group{4100, {"x", "pbxtest-nobody"}}};
+  if (name == "pbxtest-primary") return std::optional<Group>{Group{4000001, {}}};
+  if (name == "pbxtest-others") return std::optional<Group>{Group{4200, {"pbxtest-else"}}};
+  return std::optional<Group>{};
+}
+
+}  // namespace fake
+
+Requirement decided(const Config& c, std::optional<std::string_view> rhost = std::nullopt) {
+  auto r = requirement_for(c, fake::account(), rhost, fake::directory);
+  EXPECT_TRUE(r.ok()) << r.error().message;
+  return r.ok() ? *r : Requirement{RequirementKind::kExempt, "<error>"};
+}
+
+TEST(RequirementTest, GroupLookupErrorFailsClosed) {
+  // The account might be in the group: not knowing is an error, never "not required".
+  auto r = requirement_for(config_of("require = group:pbxtest-down\n"), fake::account(),
+                           std::nullopt, fake::directory);
+  ASSERT_FALSE(r.ok()) << r->reason;
+  EXPECT_EQ(r.error().code, Errc::kIo);
+  EXPECT_EQ(r.error().message, "cannot look up group 'pbxtest-down'");
+  // Also when a group that does resolve does not hold the account.
+  EXPECT_FALSE(requirement_for(config_of("require = group:pbxtest-others,group:pbxtest-down\n"),
+                               fake::account(), std::nullopt, fake::directory)
+                   .ok());
+  // A group the account is certainly in decides, before or after the one that failed.
+  expect(decided(config_of("require = group:pbxtest-down,group:pbxtest-admins\n")),
+         RequirementKind::kRequired, "group:pbxtest-admins");
+  expect(decided(config_of("require = group:pbxtest-admins,group:pbxtest-down\n")),
+         RequirementKind::kRequired, "group:pbxtest-admins");
+  // require = all needs no group, and an exempt network is decided before any group.
+  expect(decided(config_of("require = all\nexempt_groups = pbxtest-down\n")),
+         RequirementKind::kRequired, "all");
+  expect(decided(config_of("require = group:pbxtest-down\nexempt_networks = 192.0.2.0/24\n"),
+                 "192.0.2.7"),
+         RequirementKind::kExempt, "exempt-network");
+}
+
+TEST(RequirementTest, ExemptGroupLookupErrorExemptsNobody) {
+  expect(decided(config_of("exempt_groups = pbxtest-down\n")), RequirementKind::kRequired, "all");
+  expect(decided(config_of("exempt_groups = pbxtest-down\nrequire = none\n")),
+         RequirementKind::kNotRequired, "not-required");
+  // A later exempt group the account is in still exempts it.
+  expect(decided(config_of("exempt_groups = pbxtest-down, pbxtest-admins\n")),
+         RequirementKind::kExempt, "exempt-group:pbxtest-admins");
+}
+
+TEST(RequirementTest, GroupMembershipIsTheMemberListOrThePrimaryGroup) {
+  expect(decided(config_of("require = group:pbxtest-admins\n")), RequirementKind::kRequired,
+         "group:pbxtest-admins");
+  expect(decided(config_of("require = group:pbxtest-primary\n")), RequirementKind::kRequired,
+         "group:pbxtest-primary");
+  expect(decided(config_of("require = group:pbxtest-others\n")), RequirementKind::kNotRequired,
+         "not-required");
+  // A group that does not exist has no members (doctor reports the name).
+  expect(decided(config_of("require = group:pbxtest-no-such-group\n")),
+         RequirementKind::kNotRequired, "not-required");
+  expect(decided(config_of("exempt_groups = pbxtest-primary\n")), RequirementKind::kExempt,
+         "exempt-group:pbxtest-primary");
+}
+
+TEST(RequirementTest, RealGroupLookupResolvesAndMissesCleanly) {
+  // The primary group of root, by name, through getgrnam_r.
+  auto root = lookup_group("root");
+  ASSERT_TRUE(root.ok()) << root.error().message;
+  ASSERT_TRUE(root->has_value());
+  EXPECT_EQ((*root)->gid, 0u);
+  auto none = lookup_group("pbxtest-no-such-group");
+  ASSERT_TRUE(none.ok()) << none.error().message;
+  EXPECT_FALSE(none->has_value());
+}
+
 }  // namespace
 }  // namespace pbx::totp

@@ -15,6 +15,8 @@
 #include <vector>
 
 #include "pbx/totp/clock.hpp"
+#include "pbx/totp/hotp.hpp"
+#include "pbx/totp/new_enrollment.hpp"
 #include "pbx/totp/state.hpp"
 #include "pbx/totp/store.hpp"
 #include "store_fixture.hpp"
@@ -459,6 +461,37 @@ TEST_F(VerifierTest, ReEnrollmentStartsAfresh) {
   out = verify(codes_[0].view());
   EXPECT_EQ(out.verdict, Verdict::kRecoveryAccepted);
   EXPECT_EQ(out.recovery_left, 2);
+}
+
+// L9: `pbx-mfa enroll` as the user saves the secret but cannot write the root-owned state, so
+// nothing recorded its confirmation code as used: that code must not also open a login.
+TEST_F(VerifierTest, SelfEnrollmentConfirmationCodeIsReplayed) {
+  for (int phone_offset : {0, 1, -1}) {
+    SCOPED_TRACE("phone clock offset " + std::to_string(phone_offset) + " steps");
+    auto made = NewEnrollment::create(EnrollmentPlan{});
+    ASSERT_TRUE(is_ok(made));
+    const NewEnrollment& pending = *made;
+    auto code_at_step = [&](std::int64_t step) {
+      auto v = hotp(pending.secret(), pending.plan().algorithm, static_cast<std::uint64_t>(step),
+                    pending.plan().digits);
+      EXPECT_TRUE(is_ok(v));
+      return format_code(*v, pending.plan().digits);
+    };
+    const std::int64_t now = clock_.now();
+    const std::string confirmation = code_at_step(time_step(now, 30) + phone_offset);
+    auto confirmed = pending.match(confirmation, config_.window, now);
+    ASSERT_TRUE(confirmed.has_value());
+    SaveOptions self;  // as the user: no state write
+    self.overwrite = true;
+    ASSERT_TRUE(is_ok(pending.save(store(), alice_, now, *confirmed, self)));
+
+    Outcome out = verify(confirmation);
+    EXPECT_EQ(out.verdict, Verdict::kReplayed) << "the confirmation code logged in";
+    // The codes of later steps work as usual.
+    clock_.advance(30);
+    const std::int64_t next = std::max(time_step(clock_.now(), 30), *confirmed + 1);
+    EXPECT_EQ(verify(code_at_step(next)).verdict, Verdict::kAccepted);
+  }
 }
 
 TEST_F(VerifierTest, StaleStateDoesNotLockANewEnrollment) {

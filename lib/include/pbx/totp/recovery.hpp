@@ -23,6 +23,10 @@ struct KdfParams {
 // "scrypt N r p", as written in the secret file; parse_kdf_text refuses values scrypt cannot use.
 std::string kdf_text(const KdfParams& kdf);
 bool parse_kdf_text(std::string_view text, KdfParams& kdf);
+// Whether `kdf` costs no more than the built-in KdfParams{}, in memory (N·r) and in time
+// (N·r·p). The secret file may sit in the user's home, so its parameters are the user's choice;
+// a login, run as root, pays at most the built-in cost (pbx-mfa.conf(5) SECRET FILE).
+bool kdf_within_builtin_cost(const KdfParams& kdf);
 
 struct RecoverySet {
   std::string salt;  // hex, one per user: an attempt costs one hash

@@ -8,6 +8,8 @@
 #include <vector>
 
 #include "pbx/totp/config.hpp"
+#include "pbx/totp/result.hpp"
+#include "pbx/totp/user.hpp"
 
 namespace pbx::totp {
 
@@ -42,5 +44,18 @@ bool requirement_needs_groups(const Config& config);
 // supplementary (totp::user_groups).
 Requirement requirement(const Config& config, const std::vector<std::string>& groups,
                         std::optional<std::string_view> rhost);
+
+// How a group name resolves (totp::lookup_group; tests pass a fake that fails).
+using GroupLookup = Result<std::optional<Group>> (*)(std::string_view name);
+
+// requirement() for an account, the way the module and `pbx-mfa status` ask it. The user is in
+// a configured group when getgrouplist() says so (user_groups), or the group, resolved by name
+// through `lookup`, is the user's primary group or lists the user. Fails closed when the group
+// database cannot answer: an exempt group whose lookup fails exempts nobody, and a require group
+// whose lookup fails makes the answer an error (never "not required") unless an earlier rule or
+// another require group already decided.
+Result<Requirement> requirement_for(const Config& config, const User& user,
+                                    std::optional<std::string_view> rhost,
+                                    GroupLookup lookup = lookup_group);
 
 }  // namespace pbx::totp
