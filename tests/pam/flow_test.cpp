@@ -251,8 +251,7 @@ totp::Result<std::optional<totp::Group>> directory_down(std::string_view name) {
 
 // L1: a require group whose lookup fails is not "not required": the user may be in it.
 TEST_F(FlowTest, GroupLookupErrorFailsClosed) {
-  files_.write_config("require = group:pbxtest-directory-admins
-");
+  files_.write_config("require = group:pbxtest-directory-admins\n");
   opts_.group_lookup = directory_down;
   FakeContext ctx = with_answers({});
   EXPECT_EQ(run(ctx), PAM_AUTHINFO_UNAVAIL);

@@ -159,6 +159,12 @@ class OutcomeFlowTest : public FlowTest, public ::testing::WithParamInterface<Ou
         enroll();
         last.ctx.prompt_fault = FakeContext::Fault::kRuntimeError;
         break;
+      case AuthResult::kGroupLookupFailed:  // the directory holding the group is down
+        files_.write_config("require = group:pbxtest-directory-admins\n");
+        opts_.group_lookup = [](std::string_view) -> totp::Result<std::optional<totp::Group>> {
+          return totp::make_error(totp::Errc::kIo, "cannot look up group");
+        };
+        break;
       case AuthResult::kCount:
         ADD_FAILURE() << "kCount is not an outcome";
         break;
