@@ -300,8 +300,8 @@ static int list_has_empty(const char* s) {
  * /tmp/krb5cc_<real uid>: a blocking open() that a FIFO planted by any local user turns into a
  * hang outside the plugin's deadline. Unless the conninfo asks for Kerberos (gssencmode other
  * than disable, or krbsrvname= written), the connection attempts run with GSSAPI pointed at an
- * empty in-memory cache: such a request then fails at once ("No Kerberos credentials
- * available"), which refuses the login (FAILED).
+ * empty in-memory cache: such a request then fails at once (MIT: "No credentials cache
+ * found"), which refuses the login (FAILED).
  *
  * The cache is chosen with gss_krb5_ccache_name(), which sets it for the calling thread only
  * and leaves the environment alone (KRB5CCNAME is ignored in set-uid processes such as sudo

@@ -1187,7 +1187,6 @@ class DbGssenc : public PgPluginTest {
     if (pid < 0) return -2;
     if (pid == 0) {
       ::close(ready[0]);
-      ready[0] = -1;
       char ok = 'n';
       if (::unshare(CLONE_NEWNS) == 0 &&
           ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0 &&
@@ -1205,7 +1204,6 @@ class DbGssenc : public PgPluginTest {
       ::_exit(body());
     }
     ::close(ready[1]);
-    ready[1] = -1;
     char ok = 0;
     if (::read(ready[0], &ok, 1) != 1) ok = 'f';
     std::vector<std::pair<std::string, std::string>> moved;  // (path, backup)
