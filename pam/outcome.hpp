@@ -33,9 +33,11 @@ enum class AuthResult {
   kConvError,
   kNoMemory,
   kInternal,
-  kBreakGlassWrong,   // database unreachable, an answer shaped like a break-glass code that is not
-                      // an unused one of this host (counted)
-  kBreakGlassLocked,  // database unreachable, break-glass locked on this host by wrong answers
+  // Database unreachable, an answer shaped like a break-glass code but not an unused one of
+  // this host (counted).
+  kBreakGlassWrong,
+  // Database unreachable, break-glass locked on this host by wrong answers (no prompt).
+  kBreakGlassLocked,
   kCount,  // not an outcome: how many there are. Keep it last.
 };
 

@@ -49,8 +49,8 @@ Command add_break_glass(CLI::App& app) {
   auto unlock_flag = std::make_shared<bool>(false);
   auto* count_opt = sub->add_option("--count", *count, "how many codes (1 to 20, default 5)")
                         ->check(CLI::Range(1, totp::kMaxBreakGlassCodes));
-  auto* status_opt = sub->add_flag(
-      "--status", *status, "show unused codes and wrong answers instead of making codes");
+  auto* status_opt = sub->add_flag("--status", *status,
+                                   "show unused codes and wrong answers instead of making codes");
   sub->add_flag("--unlock", *unlock_flag,
                 "forget the wrong answers that locked break-glass; keep the codes")
       ->excludes(count_opt)

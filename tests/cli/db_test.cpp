@@ -256,6 +256,13 @@ TEST_F(BreakGlassCliTest, StatusShowsTheLockAndUnlockLiftsItKeepingTheCodes) {
   ASSERT_EQ(run_cli({"break-glass", "--status"}), 0) << err();
   EXPECT_NE(out().find("LOCKED"), std::string::npos) << out();
   EXPECT_EQ(out().find(code), std::string::npos);
+  std::vector<std::string> doctor = {"doctor",    "--json",        "--pam-dir",
+                                     tmp_.path(), "--sshd-config", tmp_ / "none"};
+  clear();
+  run_cli(doctor);
+  std::string check = doctor_checks(out())["break-glass"];
+  EXPECT_EQ(check.rfind("FAIL", 0), 0U) << check;
+  EXPECT_NE(check.find("locked"), std::string::npos) << check;
 
   clear();
   EXPECT_EQ(run_cli({"break-glass", "--unlock", "--count", "3"}), 2);
@@ -272,6 +279,10 @@ TEST_F(BreakGlassCliTest, StatusShowsTheLockAndUnlockLiftsItKeepingTheCodes) {
   auto r = totp::answer_break_glass(config, "abcd-efgh-jkmn-pqrs");
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->failures, 1);
+  clear();
+  run_cli(doctor);
+  check = doctor_checks(out())["break-glass"];
+  EXPECT_EQ(check.rfind("WARN", 0), 0U) << check;
   clear();
   ASSERT_EQ(run_cli({"break-glass", "--json"}), 0) << err();  // a new set: no wrong answers
   clear();

@@ -1,6 +1,8 @@
 // Break-glass codes against guessing (review finding L5): wrong answers are counted on this
 // host under the break-glass lock, break-glass locks after kBreakGlassMaxFailures of them until
 // root unlocks or makes a new set, and a count that is not ours fails closed.
+#include "pbx/totp/break_glass.hpp"
+
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -10,7 +12,6 @@
 #include <string>
 #include <vector>
 
-#include "pbx/totp/break_glass.hpp"
 #include "store_fixture.hpp"
 
 namespace pbx::totp {
