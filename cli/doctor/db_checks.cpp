@@ -110,19 +110,31 @@ std::vector<Check> check_db_schema(const Facts& f) {
 
 std::vector<Check> check_break_glass(const Facts& f) {
   if (!f.uses_database()) return {};
-  auto left = totp::break_glass_left(f.session.config);
-  if (!left) {
-    return {{"break-glass", Status::kFail, left.error().message,
+  auto st = totp::break_glass_status(f.session.config);
+  if (!st) {
+    return {{"break-glass", Status::kFail, st.error().message,
              "run 'pbx-mfa break-glass' to write a fresh set"}};
   }
-  if (*left <= 0) {
+  if (st->left <= 0) {
     return {{"break-glass", Status::kWarn,
              "no unused break-glass codes on this host: while the database cannot be "
              "reached nobody can log in with a second factor",
              "run 'pbx-mfa break-glass' and keep the codes offline"}};
   }
+  std::string wrong = std::to_string(st->failures) + " wrong break-glass answers on this host";
+  if (st->locked()) {
+    return {{"break-glass", Status::kFail,
+             wrong + ": break-glass is locked, no code is accepted while the database is down",
+             "find out who typed them (syslog outcome=break-glass-wrong), then 'pbx-mfa "
+             "break-glass --unlock', or 'pbx-mfa break-glass' if a code may have leaked"}};
+  }
+  if (st->failures > 0) {
+    return {{"break-glass", Status::kWarn,
+             wrong + " (locked at " + std::to_string(totp::kBreakGlassMaxFailures) + ")",
+             "check syslog for outcome=break-glass-wrong, then 'pbx-mfa break-glass --unlock'"}};
+  }
   return {{"break-glass", Status::kPass,
-           std::to_string(*left) + " unused break-glass codes on this host", ""}};
+           std::to_string(st->left) + " unused break-glass codes on this host", ""}};
 }
 
 }  // namespace pbx::cli::doctor
