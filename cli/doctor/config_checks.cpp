@@ -83,7 +83,9 @@ std::vector<NamedGroup> named_groups(const totp::Config& config, const PamScan& 
       scratch.exempt_groups.clear();
       if (!totp::apply_setting(scratch, key, a.substr(key.size() + 1))) continue;
       for (const auto& g : groups_of(scratch)) {
-        out.push_back({g, std::string(kModuleName) + " argument (" + e->where + ")"});
+        std::string where = kModuleName;
+        where.append(" argument (").append(e->where).append(")");
+        out.push_back({g, where});
       }
     }
   }
@@ -97,7 +99,8 @@ Check group_check(const std::string& check_name, const std::string& key,
   std::vector<std::string> found;
   std::set<std::string> done;
   for (const auto& g : groups) {
-    std::string label = g.name + " (" + g.where + ")";
+    std::string label = g.name;
+    label.append(" (").append(g.where).append(")");
     if (!done.insert(label).second) continue;
     GroupLookup r = resolve(g.name);
     switch (r.kind) {
@@ -240,7 +243,8 @@ std::vector<Check> secret_path_checks(const totp::Config& config, const PamScan&
       for (const auto& a : e.args) {
         if (a.rfind("secret_path=", 0) == 0) path = a.substr(12);
       }
-      std::string label = service + " (" + e.where + ", secret_path = " + path + ")";
+      std::string label = service;
+      label.append(" (").append(e.where).append(", secret_path = ").append(path).append(")");
       (secret_path_in_home(path) ? in_home : outside).push_back(label);
       break;
     }
