@@ -144,6 +144,7 @@ TEST_F(DbCliTest, DoctorChecksTheDatabase) {
   EXPECT_EQ(checks["fleet-key"].rfind("FAIL", 0), 0U) << checks["fleet-key"];
   EXPECT_EQ(checks["db-connect"].rfind("PASS", 0), 0U) << checks["db-connect"];
   EXPECT_EQ(checks["db-tls"].rfind("PASS", 0), 0U) << checks["db-tls"];  // Unix socket
+  EXPECT_EQ(checks["db-gssenc"].rfind("PASS Unix socket only", 0), 0U) << checks["db-gssenc"];
   EXPECT_EQ(checks["db-schema"].rfind("FAIL", 0), 0U) << checks["db-schema"];
   EXPECT_EQ(checks["break-glass"].rfind("WARN", 0), 0U) << checks["break-glass"];
 
@@ -165,6 +166,20 @@ TEST_F(DbCliTest, DoctorChecksTheDatabase) {
   checks = doctor_checks(out());
   EXPECT_EQ(checks["db-tls"].rfind("WARN", 0), 0U) << checks["db-tls"];
   EXPECT_NE(checks["db-tls"].find("TLSv1."), std::string::npos) << checks["db-tls"];
+  EXPECT_NE(checks["db-tls"].find("no GSSAPI encryption"), std::string::npos) << checks["db-tls"];
+  EXPECT_EQ(checks["db-gssenc"].rfind("PASS TCP to ", 0), 0U) << checks["db-gssenc"];
+
+  // H1: the same over TCP asking for GSSAPI encryption fails (before connecting), and the
+  // connection reports whether GSSAPI encryption is in use (no Kerberos here: off).
+  use_database(totp::testing::pg_cluster_conninfo("conninfo_tls") +
+               " gssencmode=prefer options='-csearch_path=" + schema_->name() + "'");
+  clear();
+  EXPECT_EQ(run_cli(args), 1);
+  checks = doctor_checks(out());
+  EXPECT_EQ(checks["db-gssenc"].rfind("FAIL pg_conninfo asks for gssencmode=prefer over TCP", 0),
+            0U)
+      << checks["db-gssenc"];
+  EXPECT_NE(checks["db-tls"].find("no GSSAPI encryption"), std::string::npos) << checks["db-tls"];
 
   // Another key: every row would be refused.
   ASSERT_TRUE(totp::testing::write_file(key_path(), std::string(32, 'q'), 0400));
