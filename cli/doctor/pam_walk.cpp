@@ -152,8 +152,9 @@ void restore_level(State& s, int level) {
 // Levels deeper than `level` are dead until re-entered (and then saved afresh).
 void forget_below(State& s, int level) {
   if (level < 0) level = 0;
-  if (level + 1 >= kMaxLevels) return;
-  s.substates &= (std::uint64_t{1} << static_cast<unsigned>((level + 1) * 3)) - 1;
+  if (level >= kMaxLevels - 1) return;
+  auto kept = static_cast<unsigned>(level + 1) * 3U;
+  s.substates &= (std::uint64_t{1} << kept) - 1;
 }
 
 class Walker {
@@ -180,6 +181,9 @@ class Walker {
       }
       if (e.kind == PamEntry::Kind::kModule && roles_.back() == ModuleRole::kPassword) {
         out_.has_password = true;
+      }
+      if ((e.level < 0 || e.level >= kMaxLevels) && out_.incomplete.empty()) {
+        out_.incomplete = "substacks nested deeper than " + std::to_string(kMaxLevels - 1);
       }
     }
   }

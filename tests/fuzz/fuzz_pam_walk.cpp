@@ -132,8 +132,8 @@ void check_flow(const std::vector<PamEntry>& flow) {
   bool any_totp = false, any_password = false;
   for (const auto& e : flow) {
     any_totp = any_totp || (e.kind == PamEntry::Kind::kModule && is_totp_entry(e));
-    any_password = any_password || (e.kind == PamEntry::Kind::kModule &&
-                                    module_role(e) == ModuleRole::kPassword);
+    any_password = any_password ||
+                   (e.kind == PamEntry::Kind::kModule && module_role(e) == ModuleRole::kPassword);
   }
   FUZZ_CHECK(w.has_totp == any_totp && w.has_password == any_password);
   if (w.bypass) {
