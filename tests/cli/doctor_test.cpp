@@ -2,6 +2,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <regex>
@@ -340,6 +342,26 @@ TEST_F(DoctorTest, Module) {
   EXPECT_EQ(doctor(), 1);
   EXPECT_TRUE(says("module", "FAIL", "mode 0666"));
   EXPECT_TRUE(says("module", "FAIL", "Fix: chown root:root"));
+}
+
+// Issue 14: a stack naming the module by absolute path references it, and without --module
+// the module check accepts that file when it exists.
+TEST_F(DoctorTest, ModuleNamedByAbsolutePathInAStack) {
+  std::string dir = tmp_ / "pam.d";
+  std::filesystem::create_directories(dir);
+  {
+    std::ofstream f(dir + "/sshd");
+    f << "auth requisite pam_unix.so\nauth required " << module_ << "\n";
+  }
+  clear();
+  int rc =
+      run_cli(std::vector<std::string>{"doctor", "--sshd-config", sshd("good"), "--pam-dir", dir});
+  EXPECT_NE(out().find("PASS  module: installed: " + module_), std::string::npos) << out();
+  EXPECT_NE(out().find("PASS  pam-stacks: pam_pbx_totp.so is in the auth stack of: sshd"),
+            std::string::npos)
+      << out();
+  EXPECT_NE(out().find("PASS  pam:sshd: 'auth required " + module_), std::string::npos) << out();
+  (void)rc;  // the clock and config checks depend on this machine
 }
 
 TEST_F(DoctorTest, ConfigProblemsAreAFailedCheckNotAUsageError) {
