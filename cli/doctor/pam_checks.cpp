@@ -71,6 +71,12 @@ Check judge_pam_service(const std::string& service, const std::vector<PamEntry>&
                                      module_role(flow[password]) == ModuleRole::kPassword)) {
     ++password;
   }
+  if (ours == flow.size()) {
+    c.status = Status::kWarn;
+    c.message = std::string("the auth stack does not use ") + kModuleName;
+    c.fix = "add 'auth required " + std::string(kModuleName) + "' after '@include common-auth'";
+    return c;
+  }
   const PamEntry& e = flow[ours];
   const bool forward = std::find(e.args.begin(), e.args.end(), "forward_pass") != e.args.end();
   if (w.bypass) {
