@@ -148,13 +148,17 @@ AuthResult Flow::store_failed(const totp::Error& e, const SecretString* typed) {
 
 // The database cannot be reached: fail closed, unless this host has break-glass codes and
 // the user types one (`typed`: the code already read, when the database went away between
-// the first look and the check).
+// the first look and the check). Wrong break-glass answers are counted on this host; after
+// kBreakGlassMaxFailures of them none is checked until root unlocks.
 AuthResult Flow::unreachable(const totp::Error& e, const SecretString* typed) {
-  auto left = totp::break_glass_left(args_.config);
-  if (!left) return finish(AuthResult::kStoreUnreachable, e.message + "; " + left.error().message);
-  if (*left <= 0) {
+  auto status = totp::break_glass_status(args_.config);
+  if (!status) {
+    return finish(AuthResult::kStoreUnreachable, e.message + "; " + status.error().message);
+  }
+  if (status->left <= 0) {
     return finish(AuthResult::kStoreUnreachable, e.message + "; no break-glass codes on this host");
   }
+  if (status->locked()) return break_glass_locked(e, status->failures);
   std::optional<SecretString> code;
   if (typed == nullptr) {
     tell(
@@ -166,13 +170,40 @@ AuthResult Flow::unreachable(const totp::Error& e, const SecretString* typed) {
     if (!code) return finish(AuthResult::kConvError, "conversation failed");
     typed = &*code;
   }
-  auto used = totp::use_break_glass_code(args_.config, typed->view());
-  if (!used) return finish(AuthResult::kStoreUnreachable, e.message + "; " + used.error().message);
-  if (!*used) {
-    return finish(AuthResult::kStoreUnreachable, e.message + "; no break-glass code given");
+  auto answer = totp::answer_break_glass(args_.config, typed->view());
+  if (!answer) {
+    return finish(AuthResult::kStoreUnreachable, e.message + "; " + answer.error().message);
   }
-  return finish(AuthResult::kBreakGlass,
-                e.message + "; break-glass code used, " + std::to_string(*left - 1) + " left");
+  switch (answer->verdict) {
+    case totp::BreakGlassVerdict::kNotACode:
+      return finish(AuthResult::kStoreUnreachable, e.message + "; no break-glass code given");
+    case totp::BreakGlassVerdict::kLocked:  // locked by another login since the look above
+      return break_glass_locked(e, answer->failures);
+    case totp::BreakGlassVerdict::kWrong: {
+      std::string detail = e.message + "; wrong break-glass code, " +
+                           std::to_string(answer->failures) + " of " +
+                           std::to_string(totp::kBreakGlassMaxFailures) + " wrong answers";
+      if (answer->failures >= totp::kBreakGlassMaxFailures) {
+        detail += ", break-glass now locked on this host";
+      }
+      return finish(AuthResult::kBreakGlassWrong, detail);
+    }
+    case totp::BreakGlassVerdict::kAccepted:
+      return finish(AuthResult::kBreakGlass, e.message + "; break-glass code used, " +
+                                                 std::to_string(answer->left) + " left");
+  }
+  return finish(AuthResult::kInternal, "unexpected break-glass verdict");
+}
+
+// Break-glass is locked on this host: no answer is read or checked.
+AuthResult Flow::break_glass_locked(const totp::Error& e, int failures) {
+  tell(
+      "The two-factor database cannot be reached, and this server's break-glass codes are "
+      "locked after too many wrong ones.",
+      true);
+  return finish(AuthResult::kBreakGlassLocked,
+                e.message + "; break-glass locked on this host after " + std::to_string(failures) +
+                    " wrong answers (root: pbx-mfa break-glass --unlock)");
 }
 
 // Reads an answer exactly as for an enrolled user, then refuses: the prompts must not tell

@@ -46,6 +46,7 @@ class Flow {
   AuthResult judge(const totp::Result<totp::Outcome>& verified, const totp::SecretString& code);
   AuthResult store_failed(const totp::Error& e, const totp::SecretString* typed);
   AuthResult unreachable(const totp::Error& e, const totp::SecretString* typed);
+  AuthResult break_glass_locked(const totp::Error& e, int failures);
   AuthResult ask_then(AuthResult r, std::string detail);
   void debug(const std::string& text);
   void tell(const std::string& text, bool error);

@@ -33,6 +33,11 @@ enum class AuthResult {
   kConvError,
   kNoMemory,
   kInternal,
+  // Database unreachable, an answer shaped like a break-glass code but not an unused one of
+  // this host (counted).
+  kBreakGlassWrong,
+  // Database unreachable, break-glass locked on this host by wrong answers (no prompt).
+  kBreakGlassLocked,
   kCount,  // not an outcome: how many there are. Keep it last.
 };
 
@@ -67,6 +72,9 @@ inline constexpr OutcomeRow kOutcomes[] = {
     {AuthResult::kConvError, PAM_CONV_ERR, "conversation-error", LogLevel::kError},
     {AuthResult::kNoMemory, PAM_BUF_ERR, "out-of-memory", LogLevel::kError},
     {AuthResult::kInternal, PAM_SERVICE_ERR, "internal-error", LogLevel::kError},
+    // Someone holding a password tries codes that open any account of the host (L5).
+    {AuthResult::kBreakGlassWrong, PAM_AUTHINFO_UNAVAIL, "break-glass-wrong", LogLevel::kWarning},
+    {AuthResult::kBreakGlassLocked, PAM_AUTHINFO_UNAVAIL, "break-glass-locked", LogLevel::kError},
 };
 
 namespace detail {

@@ -76,8 +76,14 @@ std::vector<Check> check_state_dir(const Facts& f);
 std::vector<Check> check_module(const Facts& f);
 std::vector<Check> check_clock(const Facts& f);
 
+// config_checks.cpp: group names, guessing limits, where the secrets of sudo and su live.
+std::vector<Check> check_groups(const Facts& f);
+std::vector<Check> check_limits(const Facts& f);
+std::vector<Check> check_secret_path(const Facts& f);
+
 // db_checks.cpp, with store = postgresql (none otherwise).
 std::vector<Check> check_db_password(const Facts& f);
+std::vector<Check> check_db_gssenc(const Facts& f);  // from pg_conninfo, before connecting
 std::vector<Check> check_fleet_key(const Facts& f);
 std::vector<Check> check_db_connect(const Facts& f);
 std::vector<Check> check_db_tls(const Facts& f);
@@ -111,7 +117,11 @@ std::vector<Check> check_sshd_match(const Facts& f);
 // Every check in the order doctor prints them.
 inline constexpr CheckFn kChecks[] = {check_config,
                                       check_state_dir,
+                                      check_groups,
+                                      check_limits,
+                                      check_secret_path,
                                       check_db_password,
+                                      check_db_gssenc,
                                       check_fleet_key,
                                       check_db_connect,
                                       check_db_tls,

@@ -1,7 +1,10 @@
-// The checks of store = postgresql: password, fleet key, connection, TLS, schema, break-glass.
+// The checks of store = postgresql: password, GSSAPI encryption, fleet key, connection, TLS,
+// schema, break-glass.
 #include <sys/stat.h>
 
 #include "checks.hpp"
+#include "config_checks.hpp"
+#include "conninfo.hpp"
 #include "pbx/totp/break_glass.hpp"
 #include "pbx/totp/seal.hpp"
 #include "pbx/totp/strings.hpp"
@@ -24,6 +27,54 @@ std::vector<Check> check_db_password(const Facts& f) {
                (readable ? ", in a config file others can read" : ""),
            "put it in a root-only file named by passfile= (mode 0600), or use a "
            "client certificate (sslcert=, sslkey=)"}};
+}
+
+std::vector<Check> gssenc_checks(const std::string& conninfo) {
+  auto params = parse_conninfo(conninfo);
+  if (!params) return {};
+  auto named = [&](const char* key) {
+    auto it = params->find(key);
+    return it == params->end() ? std::string() : it->second;
+  };
+  std::string mode = named("gssencmode");
+  std::vector<std::string> tcp;
+  for (const auto& h : conninfo_hosts(*params)) {
+    if (h.tcp) tcp.push_back(h.name);
+  }
+  Check c{"db-gssenc", Status::kPass, "", ""};
+  if (tcp.empty()) {
+    c.message = "Unix socket only: libpq does not use GSSAPI encryption there";
+    return {c};
+  }
+  std::string hosts;
+  for (const auto& h : tcp) hosts += (hosts.empty() ? "" : ", ") + h;
+  if (mode.empty() || mode == "disable") {
+    c.message = "TCP to " + hosts +
+                (mode.empty() ? " with gssencmode not named: the plugin passes gssencmode=disable"
+                              : " with gssencmode=disable") +
+                ", so the Kerberos credential cache is not read to set up encryption";
+    return {c};
+  }
+  std::string sslmode = named("sslmode");
+  c.status = Status::kFail;
+  c.message = "pg_conninfo asks for gssencmode=" + mode + " over TCP (" + hosts +
+              "): libpq then opens the Kerberos credential cache (by default /tmp/krb5cc_UID, "
+              "a name any local user can plant) before TLS, so a planted file can stall or "
+              "fail database logins, and a planted ticket makes libpq use GSSAPI encryption "
+              "instead of TLS";
+  if (sslmode == "verify-full" || sslmode == "verify-ca") {
+    c.message +=
+        ", whatever sslmode=" + sslmode + " says: the server's certificate would not be checked";
+  }
+  c.fix =
+      "write gssencmode=disable in pg_conninfo (or leave gssencmode out), with "
+      "sslmode=verify-full for TCP";
+  return {c};
+}
+
+std::vector<Check> check_db_gssenc(const Facts& f) {
+  if (!f.uses_database()) return {};
+  return gssenc_checks(f.session.config.pg_conninfo);
 }
 
 std::vector<Check> check_fleet_key(const Facts& f) {
@@ -67,15 +118,27 @@ std::vector<Check> check_db_tls(const Facts& f) {
   if (r.unix_socket) {
     return {{"db-tls", Status::kPass, "Unix socket: nothing crosses the network", ""}};
   }
-  if (r.ssl && (r.sslmode == "verify-full" || r.sslmode == "verify-ca")) {
-    return {{"db-tls", Status::kPass,
-             r.ssl_protocol + " " + r.ssl_cipher + ", sslmode=" + r.sslmode, ""}};
+  bool verify = r.sslmode == "verify-full" || r.sslmode == "verify-ca";
+  if (r.gssenc) {
+    // libpq uses GSSAPI encryption instead of TLS whatever sslmode says.
+    return {{"db-tls", verify ? Status::kFail : Status::kWarn,
+             "GSSAPI encryption instead of TLS (gssenc on): sslmode=" + r.sslmode +
+                 " is not applied and the server is not verified by its certificate",
+             "write gssencmode=disable in pg_conninfo"}};
   }
-  return {{"db-tls", Status::kWarn,
-           r.ssl ? "TLS (" + r.ssl_protocol + ") without verifying the server: sslmode=" + r.sslmode
-                 : "TCP without TLS: login state crosses the network in clear",
-           "add sslmode=verify-full sslrootcert=/etc/ssl/certs/YOUR-CA.pem to pg_conninfo "
-           "(and sslcert/sslkey for client certificates)"}};
+  if (r.ssl && verify) {
+    return {
+        {"db-tls", Status::kPass,
+         r.ssl_protocol + " " + r.ssl_cipher + ", sslmode=" + r.sslmode + ", no GSSAPI encryption",
+         ""}};
+  }
+  return {
+      {"db-tls", Status::kWarn,
+       (r.ssl ? "TLS (" + r.ssl_protocol + ") without verifying the server: sslmode=" + r.sslmode
+              : std::string("TCP without TLS: login state crosses the network in clear")) +
+           ", no GSSAPI encryption",
+       "add sslmode=verify-full sslrootcert=/etc/ssl/certs/YOUR-CA.pem to pg_conninfo "
+       "(and sslcert/sslkey for client certificates)"}};
 }
 
 std::vector<Check> check_db_schema(const Facts& f) {
@@ -110,19 +173,31 @@ std::vector<Check> check_db_schema(const Facts& f) {
 
 std::vector<Check> check_break_glass(const Facts& f) {
   if (!f.uses_database()) return {};
-  auto left = totp::break_glass_left(f.session.config);
-  if (!left) {
-    return {{"break-glass", Status::kFail, left.error().message,
+  auto st = totp::break_glass_status(f.session.config);
+  if (!st) {
+    return {{"break-glass", Status::kFail, st.error().message,
              "run 'pbx-mfa break-glass' to write a fresh set"}};
   }
-  if (*left <= 0) {
+  if (st->left <= 0) {
     return {{"break-glass", Status::kWarn,
              "no unused break-glass codes on this host: while the database cannot be "
              "reached nobody can log in with a second factor",
              "run 'pbx-mfa break-glass' and keep the codes offline"}};
   }
+  std::string wrong = std::to_string(st->failures) + " wrong break-glass answers on this host";
+  if (st->locked()) {
+    return {{"break-glass", Status::kFail,
+             wrong + ": break-glass is locked, no code is accepted while the database is down",
+             "find out who typed them (syslog outcome=break-glass-wrong), then 'pbx-mfa "
+             "break-glass --unlock', or 'pbx-mfa break-glass' if a code may have leaked"}};
+  }
+  if (st->failures > 0) {
+    return {{"break-glass", Status::kWarn,
+             wrong + " (locked at " + std::to_string(totp::kBreakGlassMaxFailures) + ")",
+             "check syslog for outcome=break-glass-wrong, then 'pbx-mfa break-glass --unlock'"}};
+  }
   return {{"break-glass", Status::kPass,
-           std::to_string(*left) + " unused break-glass codes on this host", ""}};
+           std::to_string(st->left) + " unused break-glass codes on this host", ""}};
 }
 
 }  // namespace pbx::cli::doctor

@@ -2,12 +2,14 @@
  * to each host of a list in turn, for pbx_store_postgresql.so (see pg_plugin.c). */
 #define _POSIX_C_SOURCE 200809L
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <libpq-fe.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "pg_internal.h"
@@ -161,6 +163,43 @@ static int classify_failure(enum reached reached, const char* message) {
   return names_attempt && !about_option ? PBX_DB_UNREACHABLE : PBX_DB_FAILED;
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * TLS that sslmode asked for
+ *
+ * libpq uses GSSAPI encryption instead of TLS when it can, "regardless of the value of sslmode"
+ * (libpq manual): with gssencmode other than disable, a connection under sslmode=verify-full may
+ * have checked no certificate at all. The plugin passes gssencmode=disable unless the conninfo
+ * names it (pg_params.c); whatever the conninfo says, a connection made under verify-ca or
+ * verify-full that is not TLS is refused. Over a Unix socket libpq never uses TLS and there is
+ * no network to check, so such a connection is kept (a host list may start with the local
+ * socket and go on to remote servers under one sslmode). */
+
+int pbx_pg_tls_missing(const char* sslmode, int ssl_in_use, int unix_socket) {
+  if (ssl_in_use || unix_socket) return 0;
+  return sslmode != NULL &&
+         (strcmp(sslmode, "verify-ca") == 0 || strcmp(sslmode, "verify-full") == 0);
+}
+
+/* Whether the connection's socket is a Unix socket (what libpq connected, not what was asked:
+ * hostaddr= wins over a socket directory in host=). */
+static int over_unix_socket(const PGconn* pg) {
+  struct sockaddr_storage addr;
+  socklen_t len = sizeof addr;
+  memset(&addr, 0, sizeof addr);
+  int fd = PQsocket(pg);
+  if (fd < 0 || getsockname(fd, (struct sockaddr*)&addr, &len) != 0) return 0;
+  return addr.ss_family == AF_UNIX;
+}
+
+/* The value of `keyword` among the parameters handed to libpq, or NULL. */
+static const char* param_value(const char* const* keys, const char* const* values,
+                               const char* keyword) {
+  for (size_t i = 0; keys[i] != NULL; ++i) {
+    if (strcmp(keys[i], keyword) == 0) return values[i];
+  }
+  return NULL;
+}
+
 /* Drives one PQconnectStartParams attempt to the end or to deadline_ms. NULL on failure, with a
  * one-line reason in why and UNREACHABLE, FAILED or INTERNAL in *status. */
 static PGconn* connect_one(const char* const* keys, const char* const* values, int64_t deadline_ms,
@@ -206,6 +245,20 @@ static PGconn* connect_one(const char* const* keys, const char* const* values, i
     PQfinish(pg);
     return NULL;
   }
+  const char* sslmode = param_value(keys, values, "sslmode");
+  if (pbx_pg_tls_missing(sslmode, PQsslInUse(pg), over_unix_socket(pg))) {
+    const char* host = PQhost(pg);
+    const char* port = PQport(pg);
+    (void)snprintf(why, why_len,
+                   "connection to server at \"%s\", port %s refused: sslmode=%s but the "
+                   "connection is not TLS (%s)",
+                   host != NULL ? host : "?", port != NULL ? port : "?", sslmode,
+                   PQgssEncInUse(pg) ? "GSSAPI encryption; remove gssencmode or set it to disable"
+                                     : "no TLS in use");
+    PQfinish(pg);
+    *status = PBX_DB_FAILED; /* not UNREACHABLE: that would let break-glass codes in */
+    return NULL;
+  }
   return pg;
 }
 
@@ -236,6 +289,81 @@ static int list_has_empty(const char* s) {
     if (*s == ',' && (s[1] == ',' || s[1] == '\0')) return 1;
   }
   return 0;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * The Kerberos credential cache
+ *
+ * With gssencmode=disable libpq no longer asks GSSAPI for credentials on its own, but a server
+ * that requests GSSAPI authentication (pg_hba.conf `gss`, or anything posing as the server when
+ * sslmode does not verify it) still makes MIT Kerberos open the default credential cache,
+ * /tmp/krb5cc_<real uid>: a blocking open() that a FIFO planted by any local user turns into a
+ * hang outside the plugin's deadline. Unless the conninfo asks for Kerberos (gssencmode other
+ * than disable, or krbsrvname= written), the connection attempts run with GSSAPI pointed at an
+ * empty in-memory cache: such a request then fails at once (MIT: "No credentials cache
+ * found"), which refuses the login (FAILED).
+ *
+ * The cache is chosen with gss_krb5_ccache_name(), which sets it for the calling thread only
+ * and leaves the environment alone (KRB5CCNAME is ignored in set-uid processes such as sudo
+ * anyway). The function is looked up in the GSSAPI library libpq already loaded: a libpq built
+ * without GSSAPI never opens a credential cache, and the plugin does not link Kerberos itself.
+ * What the thread had before is put back after connecting (MIT reports the default name when the
+ * thread had none, which is then set explicitly: the same cache). */
+
+typedef uint32_t (*ccache_name_fn)(uint32_t* minor, const char* name, const char** out_name);
+
+static const char kNoCcache[] = "MEMORY:pbx-mfa-no-kerberos";
+
+struct ccache_guard {
+  void* lib;         /* the GSSAPI library libpq loaded, or NULL */
+  ccache_name_fn fn; /* its gss_krb5_ccache_name */
+  char* old;         /* the thread's cache name before (malloc'd), or NULL */
+};
+
+/* Whether the conninfo asks for Kerberos (see above). */
+static int wants_kerberos(const PQconninfoOption* opts, const struct pbx_pg_params* p) {
+  const PQconninfoOption* srv = pbx_pg_find_option(opts, "krbsrvname");
+  if (srv != NULL && pbx_pg_given(srv->val)) return 1;
+  for (size_t i = 0; i < p->n; ++i) {
+    if (strcmp(p->keys[i], "gssencmode") == 0) {
+      return p->values[i] != NULL && strcmp(p->values[i], "disable") != 0;
+    }
+  }
+  return 0;
+}
+
+/* Points the thread's GSSAPI at kNoCcache. 0 on success (also when there is no GSSAPI library to
+ * point); -1 when the library is there and the cache could not be set. */
+static int hide_ccache(struct ccache_guard* g) {
+  memset(g, 0, sizeof *g);
+  /* MIT Kerberos (Debian's, RHEL's libpq), then Heimdal. */
+  static const char* const kLibs[] = {"libgssapi_krb5.so.2", "libgssapi.so.3"};
+  for (size_t i = 0; i < sizeof kLibs / sizeof kLibs[0] && g->lib == NULL; ++i) {
+    g->lib = dlopen(kLibs[i], RTLD_LAZY | RTLD_LOCAL | RTLD_NOLOAD);
+  }
+  if (g->lib == NULL) return 0;
+  void* sym = dlsym(g->lib, "gss_krb5_ccache_name");
+  const char* old = NULL;
+  uint32_t minor = 0;
+  if (sym != NULL) memcpy(&g->fn, &sym, sizeof g->fn);
+  if (g->fn == NULL || g->fn(&minor, kNoCcache, &old) != 0) {
+    (void)dlclose(g->lib);
+    memset(g, 0, sizeof *g);
+    return -1;
+  }
+  /* old stays valid only until the next call: copied. Without memory the thread is pointed back
+   * at the default (NULL) afterwards. */
+  if (old != NULL) g->old = strdup(old);
+  return 0;
+}
+
+static void restore_ccache(struct ccache_guard* g) {
+  if (g->lib == NULL) return;
+  uint32_t minor = 0;
+  (void)g->fn(&minor, g->old, NULL);
+  free(g->old);
+  (void)dlclose(g->lib);
+  memset(g, 0, sizeof *g);
 }
 
 /* libpq walks a host list itself, but without a per-host timeout in its asynchronous API: a
@@ -280,8 +408,16 @@ PGconn* pbx_pg_connect_hosts(const PQconninfoOption* opts, struct pbx_pg_params*
     }
   }
 
+  struct ccache_guard ccache = {NULL, NULL, NULL};
+  if (!wants_kerberos(opts, p) && hide_ccache(&ccache) != 0) {
+    pbx_pg_set_error(err, PBX_DB_INTERNAL, NULL,
+                     "cannot point GSSAPI away from the Kerberos credential cache "
+                     "(gss_krb5_ccache_name failed)");
+    return NULL;
+  }
   char* item = malloc(3 * (text + 1)); /* one host, hostaddr and port of the lists at a time */
   if (item == NULL) {
+    restore_ccache(&ccache);
     pbx_pg_set_error(err, PBX_DB_INTERNAL, NULL, "out of memory");
     return NULL;
   }
@@ -332,6 +468,7 @@ PGconn* pbx_pg_connect_hosts(const PQconninfoOption* opts, struct pbx_pg_params*
     }
   }
   free(item);
+  restore_ccache(&ccache);
   if (pg == NULL) {
     pbx_pg_set_error(err, status, NULL, all_why);
     return NULL;

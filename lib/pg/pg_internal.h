@@ -43,6 +43,11 @@ void pbx_pg_free_params(struct pbx_pg_params* p);
 /* 0 with p filled in from the parsed conninfo; -1 with err filled in (see pg_params.c). */
 int pbx_pg_build_params(const PQconninfoOption* opts, struct pbx_pg_params* p, pbx_db_error* err);
 
+/* Whether a connection made must be refused because sslmode (verify-ca, verify-full) asked for
+ * a checked certificate and the connection is not TLS (e.g. GSSAPI-encrypted); a Unix socket
+ * never uses TLS and is kept (pg_conn.c). 1: refuse. */
+int pbx_pg_tls_missing(const char* sslmode, int ssl_in_use, int unix_socket);
+
 /* Connecting to one host after another (pg_conn.c): the connection, or NULL with err filled in. */
 PGconn* pbx_pg_connect_hosts(const PQconninfoOption* opts, struct pbx_pg_params* p,
                              int64_t deadline_ms, pbx_db_error* err);

@@ -22,6 +22,7 @@
  * send the login to a server of their own, turn TLS off or choose the tables. So the plugin hands
  * libpq every such parameter itself:
  *   - as written in the conninfo;
+ *   - else, for gssencmode, "disable" (see kGssencDefault);
  *   - else libpq's compiled default (sslmode=prefer, port=5432, target_session_attrs=any, ...);
  *   - else, for the files libpq would look for under $HOME, that path under the home directory
  *     of the effective user from the passwd database (what libpq finds without $HOME);
@@ -50,6 +51,15 @@ static const struct {
     {"sslcrl", ".postgresql/root.crl"},
 };
 #define N_HOME_FILES (sizeof kHomeFiles / sizeof kHomeFiles[0])
+
+/* gssencmode when the conninfo does not name it. libpq's compiled default, "prefer", makes it
+ * ask GSSAPI for credentials right after the TCP connect, before TLS: MIT Kerberos then opens the
+ * default credential cache, /tmp/krb5cc_<real uid>, with a blocking open() outside the plugin's
+ * poll loop. Any local user can put a FIFO there (a login hangs until the application gives up,
+ * whatever pg_timeout_ms says) or a cache of their own making (libpq would then use GSSAPI
+ * encryption instead of TLS, whatever sslmode says). An administrator who wants GSSAPI
+ * encryption writes gssencmode= in the conninfo. */
+static const char kGssencDefault[] = "disable";
 
 int pbx_pg_given(const char* value) { return value != NULL && *value != '\0'; }
 
@@ -174,6 +184,8 @@ int pbx_pg_build_params(const PQconninfoOption* opts, struct pbx_pg_params* p, p
     const char* value = NULL;
     if (pbx_pg_given(o->val)) {
       value = o->val;
+    } else if (strcmp(o->keyword, "gssencmode") == 0) {
+      value = kGssencDefault;
     } else if (o->envvar == NULL) {
       continue; /* libpq reads no variable for it */
     } else if (pbx_pg_given(o->compiled)) {

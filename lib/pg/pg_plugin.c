@@ -286,11 +286,13 @@ static int pg_info(const pbx_db_conn* conn, const char* key, char* out, size_t o
     }
     return put(out, out_len, text);
   }
-  if (strcmp(key, "sslmode") == 0) {
+  /* The modes the connection was made with (what the plugin passed: the conninfo's value, else
+   * sslmode's compiled default or gssencmode=disable). */
+  if (strcmp(key, "sslmode") == 0 || strcmp(key, "gssencmode") == 0) {
     PQconninfoOption* opts = PQconninfo(pg);
     int found = 0;
     for (PQconninfoOption* o = opts; o != NULL && o->keyword != NULL; ++o) {
-      if (strcmp(o->keyword, "sslmode") == 0) {
+      if (strcmp(o->keyword, key) == 0) {
         found = put(out, out_len, o->val);
         break;
       }

@@ -1,6 +1,7 @@
 #include "pbx/totp/break_glass.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -17,6 +18,7 @@ constexpr int kLockTimeoutMs = 5000;
 struct BreakGlassSet {
   RecoverySet codes;
   std::vector<int> used;
+  int failures = 0;  // wrong answers since the set was made or unlocked
 };
 
 Error corrupt(const std::string& why) {
@@ -30,6 +32,7 @@ std::string serialize(const BreakGlassSet& set) {
   s += "kdf " + kdf_text(set.codes.kdf) + "\n";
   for (const auto& h : set.codes.hashes) s += "code " + h + "\n";
   if (!set.used.empty()) s += "used " + detail::index_list(set.used) + "\n";
+  if (set.failures > 0) s += "failures " + std::to_string(set.failures) + "\n";
   return s + "end\n";
 }
 
@@ -38,6 +41,7 @@ Result<BreakGlassSet> parse(std::string_view text) {
   if (!lines) return lines.error();
   BreakGlassSet set;
   bool have_kdf = false;
+  bool have_failures = false;
   for (const auto& kv : *lines) {
     if (kv.key == "salt" && set.codes.salt.empty()) {
       if (!detail::is_hex(kv.value, 32)) return corrupt("bad salt");
@@ -56,6 +60,14 @@ Result<BreakGlassSet> parse(std::string_view text) {
                                     set.used)) {
         return corrupt("bad used list");
       }
+    } else if (kv.key == "failures" && !have_failures) {
+      // Never written above the limit: a larger count is not ours, and fails closed.
+      std::int64_t n = 0;
+      if (!detail::parse_i64(kv.value, 1, kBreakGlassMaxFailures, n)) {
+        return corrupt("bad failure count");
+      }
+      set.failures = static_cast<int>(n);
+      have_failures = true;
     } else {
       return corrupt("unexpected line '" + kv.key + "'");
     }
@@ -117,20 +129,76 @@ Result<std::vector<SecretString>> make_break_glass_codes(const Config& config, i
 }
 
 Result<int> break_glass_left(const Config& config) {
-  auto set = read_set(config);
-  if (!set) return set.error();
-  if (!set->has_value()) return 0;
-  return static_cast<int>((*set)->codes.hashes.size()) - static_cast<int>((*set)->used.size());
+  auto status = break_glass_status(config);
+  if (!status) return status.error();
+  return status->left;
 }
 
-Result<bool> use_break_glass_code(const Config& config, std::string_view input) {
-  // Only the shape of a break-glass code costs a slow hash.
+Result<BreakGlassStatus> break_glass_status(const Config& config) {
+  auto set = read_set(config);
+  if (!set) return set.error();
+  BreakGlassStatus status;
+  if (!set->has_value()) return status;
+  status.codes = static_cast<int>((*set)->codes.hashes.size());
+  status.left = status.codes - static_cast<int>((*set)->used.size());
+  status.failures = (*set)->failures;
+  return status;
+}
+
+Result<BreakGlassAnswer> answer_break_glass(const Config& config, std::string_view input) {
+  BreakGlassAnswer answer;
+  // Only the shape of a break-glass code costs a slow hash, or counts: a TOTP code typed out of
+  // habit is no guess at a break-glass code.
   SecretString normalized = normalize_recovery_code(input);
   if (normalized.view().size() != static_cast<std::size_t>(kBreakGlassGroups) * 4 ||
       !std::all_of(normalized.view().begin(), normalized.view().end(),
                    [](char c) { return c >= 'a' && c <= 'z'; })) {
-    return false;
+    return answer;
   }
+  if (auto st = detail::check_private_dir(config.state_dir, config.trusted_uid, false, "state_dir");
+      !st) {
+    return st.error();
+  }
+  // Every answer of every process is judged and counted under this lock.
+  auto lock = detail::lock_file(lock_path(config), config.trusted_uid, kLockTimeoutMs);
+  if (!lock) return lock.error();
+  auto set = read_set(config);
+  if (!set) return set.error();
+  if (!set->has_value()) return answer;
+  BreakGlassSet& bg = **set;
+  answer.failures = bg.failures;
+  answer.left = static_cast<int>(bg.codes.hashes.size()) - static_cast<int>(bg.used.size());
+  if (bg.failures >= kBreakGlassMaxFailures) {
+    answer.verdict = BreakGlassVerdict::kLocked;
+    return answer;
+  }
+  // Counted as wrong before the hash: a process killed in between has used up an attempt.
+  ++bg.failures;
+  if (auto st = write_set(config, bg); !st) return st.error();
+  auto idx = match_recovery_code(bg.codes, input, bg.used);
+  if (!idx) return idx.error();
+  if (!idx->has_value()) {
+    answer.verdict = BreakGlassVerdict::kWrong;
+    answer.failures = bg.failures;
+    return answer;
+  }
+  bg.used.push_back(**idx);
+  --bg.failures;
+  // Recorded before it is accepted: a code that cannot be marked used is not accepted.
+  if (auto st = write_set(config, bg); !st) return st.error();
+  answer.verdict = BreakGlassVerdict::kAccepted;
+  answer.failures = bg.failures;
+  answer.left -= 1;
+  return answer;
+}
+
+Result<bool> use_break_glass_code(const Config& config, std::string_view input) {
+  auto answer = answer_break_glass(config, input);
+  if (!answer) return answer.error();
+  return answer->verdict == BreakGlassVerdict::kAccepted;
+}
+
+Result<int> unlock_break_glass(const Config& config) {
   if (auto st = detail::check_private_dir(config.state_dir, config.trusted_uid, false, "state_dir");
       !st) {
     return st.error();
@@ -139,14 +207,11 @@ Result<bool> use_break_glass_code(const Config& config, std::string_view input) 
   if (!lock) return lock.error();
   auto set = read_set(config);
   if (!set) return set.error();
-  if (!set->has_value()) return false;
-  auto idx = match_recovery_code((*set)->codes, input, (*set)->used);
-  if (!idx) return idx.error();
-  if (!idx->has_value()) return false;
-  (*set)->used.push_back(**idx);
-  // Recorded before it is accepted: a code that cannot be marked used is not accepted.
+  if (!set->has_value() || (*set)->failures == 0) return 0;
+  int forgotten = (*set)->failures;
+  (*set)->failures = 0;
   if (auto st = write_set(config, **set); !st) return st.error();
-  return true;
+  return forgotten;
 }
 
 }  // namespace pbx::totp

@@ -145,6 +145,7 @@ Result<DbReport> db_probe(const Config& config) {
   report.ssl = db.info("ssl") == "on";
   report.ssl_protocol = db.info("ssl_protocol");
   report.ssl_cipher = db.info("ssl_cipher");
+  report.gssenc = db.info("gssenc") == "on";
   report.unix_socket = !report.host.empty() && report.host.front() == '/';
   if (*version == 0) return report;
   db.start_exchange();

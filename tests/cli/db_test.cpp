@@ -144,6 +144,7 @@ TEST_F(DbCliTest, DoctorChecksTheDatabase) {
   EXPECT_EQ(checks["fleet-key"].rfind("FAIL", 0), 0U) << checks["fleet-key"];
   EXPECT_EQ(checks["db-connect"].rfind("PASS", 0), 0U) << checks["db-connect"];
   EXPECT_EQ(checks["db-tls"].rfind("PASS", 0), 0U) << checks["db-tls"];  // Unix socket
+  EXPECT_EQ(checks["db-gssenc"].rfind("PASS Unix socket only", 0), 0U) << checks["db-gssenc"];
   EXPECT_EQ(checks["db-schema"].rfind("FAIL", 0), 0U) << checks["db-schema"];
   EXPECT_EQ(checks["break-glass"].rfind("WARN", 0), 0U) << checks["break-glass"];
 
@@ -165,6 +166,20 @@ TEST_F(DbCliTest, DoctorChecksTheDatabase) {
   checks = doctor_checks(out());
   EXPECT_EQ(checks["db-tls"].rfind("WARN", 0), 0U) << checks["db-tls"];
   EXPECT_NE(checks["db-tls"].find("TLSv1."), std::string::npos) << checks["db-tls"];
+  EXPECT_NE(checks["db-tls"].find("no GSSAPI encryption"), std::string::npos) << checks["db-tls"];
+  EXPECT_EQ(checks["db-gssenc"].rfind("PASS TCP to ", 0), 0U) << checks["db-gssenc"];
+
+  // H1: the same over TCP asking for GSSAPI encryption fails (before connecting), and the
+  // connection reports whether GSSAPI encryption is in use (no Kerberos here: off).
+  use_database(totp::testing::pg_cluster_conninfo("conninfo_tls") +
+               " gssencmode=prefer options='-csearch_path=" + schema_->name() + "'");
+  clear();
+  EXPECT_EQ(run_cli(args), 1);
+  checks = doctor_checks(out());
+  EXPECT_EQ(checks["db-gssenc"].rfind("FAIL pg_conninfo asks for gssencmode=prefer over TCP", 0),
+            0U)
+      << checks["db-gssenc"];
+  EXPECT_NE(checks["db-tls"].find("no GSSAPI encryption"), std::string::npos) << checks["db-tls"];
 
   // Another key: every row would be refused.
   ASSERT_TRUE(totp::testing::write_file(key_path(), std::string(32, 'q'), 0400));
@@ -231,6 +246,69 @@ TEST_F(BreakGlassCliTest, MakesHashedCodesOnlyForTheDatabaseStoreAndOnlyForRoot)
   become("daemon");
   clear();
   EXPECT_EQ(run_cli({"break-glass"}), 4);
+}
+
+// Review finding L5: after too many wrong break-glass answers root sees the lock and lifts it
+// with --unlock, which keeps the codes; a new set starts without wrong answers.
+TEST_F(BreakGlassCliTest, StatusShowsTheLockAndUnlockLiftsItKeepingTheCodes) {
+  write_config("store = postgresql\npg_conninfo = host=/nonexistent\n");
+  ASSERT_EQ(run_cli({"break-glass", "--count", "2", "--json"}), 0) << err();
+  std::string code = nlohmann::json::parse(out()).at("codes")[0];
+  totp::Config config;
+  config.state_dir = state_dir_;
+  config.trusted_uid = 0;
+  for (int i = 0; i < totp::kBreakGlassMaxFailures; ++i) {
+    auto r = totp::answer_break_glass(config, "abcd-efgh-jkmn-pqrs");
+    ASSERT_TRUE(r.ok());
+  }
+  clear();
+  ASSERT_EQ(run_cli({"break-glass", "--status", "--json"}), 0) << err();
+  auto st = nlohmann::json::parse(out());
+  EXPECT_EQ(st.at("left"), 2);
+  EXPECT_EQ(st.at("wrong_answers"), totp::kBreakGlassMaxFailures);
+  EXPECT_EQ(st.at("locked"), true);
+  clear();
+  ASSERT_EQ(run_cli({"break-glass", "--status"}), 0) << err();
+  EXPECT_NE(out().find("LOCKED"), std::string::npos) << out();
+  EXPECT_EQ(out().find(code), std::string::npos);
+  std::vector<std::string> doctor = {"doctor",    "--json",        "--pam-dir",
+                                     tmp_.path(), "--sshd-config", tmp_ / "none"};
+  clear();
+  run_cli(doctor);
+  std::string check = doctor_checks(out())["break-glass"];
+  EXPECT_EQ(check.rfind("FAIL", 0), 0U) << check;
+  EXPECT_NE(check.find("locked"), std::string::npos) << check;
+
+  clear();
+  EXPECT_EQ(run_cli({"break-glass", "--unlock", "--count", "3"}), 2);
+  clear();
+  ASSERT_EQ(run_cli({"break-glass", "--unlock"}), 0) << err();
+  EXPECT_NE(out().find("5 wrong answers forgotten"), std::string::npos) << out();
+  ASSERT_FALSE(audit_.empty());
+  EXPECT_NE(audit_.back().find("break-glass unlock wrong_answers=5"), std::string::npos)
+      << audit_.back();
+  auto used = totp::use_break_glass_code(config, code);  // the same codes work again
+  ASSERT_TRUE(used.ok());
+  EXPECT_TRUE(*used);
+
+  auto r = totp::answer_break_glass(config, "abcd-efgh-jkmn-pqrs");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->failures, 1);
+  clear();
+  run_cli(doctor);
+  check = doctor_checks(out())["break-glass"];
+  EXPECT_EQ(check.rfind("WARN", 0), 0U) << check;
+  clear();
+  ASSERT_EQ(run_cli({"break-glass", "--json"}), 0) << err();  // a new set: no wrong answers
+  clear();
+  ASSERT_EQ(run_cli({"break-glass", "--status", "--json"}), 0) << err();
+  st = nlohmann::json::parse(out());
+  EXPECT_EQ(st.at("wrong_answers"), 0);
+  EXPECT_EQ(st.at("left"), 5);
+
+  become("daemon");
+  clear();
+  EXPECT_EQ(run_cli({"break-glass", "--unlock"}), 4);
 }
 
 }  // namespace

@@ -1,4 +1,5 @@
 // pbx-mfa doctor against sshd_config and pam.d fixtures, good and broken.
+#include <grp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -440,6 +441,82 @@ TEST_F(DoctorTest, Clock) {
   env_.run_program = nullptr;
   EXPECT_EQ(doctor(), 0);
   EXPECT_TRUE(says("clock", "WARN", "unknown"));
+}
+
+// L6 (security review 2026-12): limits that make guessing codes easier, and an exemption of
+// every address, are warnings with the reason and the fix (doctor said nothing).
+TEST_F(DoctorTest, PermissiveLimitsAndAnExemptionOfEveryAddressWarn) {
+  write_config("window = 5\nmax_failures = 100\nexempt_networks = 10.0.0.0/8, 0.0.0.0/0\n");
+  EXPECT_EQ(doctor(), 0) << "warnings only";
+  EXPECT_TRUE(says("window", "WARN", "window = 5 accepts 11 codes at a time"));
+  EXPECT_TRUE(says("window", "WARN", "Fix: window = 1"));
+  EXPECT_TRUE(says("max-failures", "WARN", "max_failures = 100 lets someone who has the password"));
+  EXPECT_TRUE(says("max-failures", "WARN", "Fix: max_failures = 5"));
+  EXPECT_TRUE(says("exempt-networks", "WARN", "0.0.0.0/0, which matches every address"));
+  EXPECT_TRUE(says("exempt-networks", "WARN", "Fix: name only the networks you trust"));
+
+  write_config("exempt_networks = ::/0\n");
+  EXPECT_EQ(doctor(), 0);
+  EXPECT_TRUE(says("exempt-networks", "WARN", "::/0"));
+  EXPECT_EQ(lines_.count("window"), 0U) << "the default window says nothing";
+  EXPECT_EQ(lines_.count("max-failures"), 0U);
+}
+
+// L1: group names in require and exempt_groups that do not resolve fail, naming the group.
+TEST_F(DoctorTest, GroupNamesThatDoNotResolveFail) {
+  const std::string missing = "pbxtest-nosuch-" + std::to_string(::getpid());
+  ASSERT_EQ(::getgrnam(missing.c_str()), nullptr);
+  write_config("require = group:root, group:" + missing + "\nexempt_groups = " + missing + "x\n");
+  EXPECT_EQ(doctor(), 1);
+  EXPECT_TRUE(says("require-groups", "FAIL",
+                   "require names group " + missing + " (the config), which does not exist"));
+  EXPECT_TRUE(
+      says("exempt-groups", "FAIL",
+           "exempt_groups names group " + missing + "x (the config), which does not exist"));
+  EXPECT_EQ(line("require-groups").find("root"), std::string::npos) << line("require-groups");
+
+  write_config("require = group:root\nexempt_groups = root\n");
+  EXPECT_EQ(doctor(), 0) << out();
+  EXPECT_TRUE(says("require-groups", "PASS", "require names group root: it resolves"));
+  EXPECT_TRUE(says("exempt-groups", "PASS", "exempt_groups names group root"));
+}
+
+// M3: the module guarding sudo and su with the secret in the home is a warning.
+TEST_F(DoctorTest, InHomeSecretGuardingSudoAndSuWarns) {
+  write_config("secret_path = %h/.pbx-mfa\n");
+  doctor("good", "sudo-su");  // only secret-path matters here, not how the stacks run
+  EXPECT_TRUE(says("secret-path", "WARN", "guards su (" + pam("sudo-su") + "/su:4"));
+  EXPECT_TRUE(says("secret-path", "WARN", "su-l (" + pam("sudo-su") + "/su:4"));
+  EXPECT_TRUE(says("secret-path", "WARN", "sudo (" + pam("sudo-su") + "/sudo:4"));
+  EXPECT_TRUE(says("secret-path", "WARN", "secret_path = %h/.pbx-mfa"));
+  EXPECT_TRUE(says("secret-path", "WARN", "a compromised session"));
+  EXPECT_TRUE(says("secret-path", "WARN", "Fix: use a root-owned secret_path"));
+
+  write_config("");  // the fixture's secrets are outside the home
+  doctor("good", "sudo-su");
+  EXPECT_TRUE(says("secret-path", "PASS", "with the secret outside the home"));
+
+  write_config("secret_path = %h/.pbx-mfa\n");
+  EXPECT_EQ(doctor(), 0) << out();
+  EXPECT_EQ(lines_.count("secret-path"), 0U) << "sudo's stack does not use the module";
+}
+
+// H1: a TCP pg_conninfo that would negotiate GSSAPI encryption fails, before connecting.
+TEST_F(DoctorTest, GssapiEncryptionOverTcpFails) {
+  const std::string rest = "\npg_timeout_ms = 100\npg_plugin = " + (tmp_ / "no-plugin.so") +
+                           "\nfleet_key = " + (tmp_ / "fleet.key") + "\n";
+  write_config(
+      "store = postgresql\npg_conninfo = host=192.0.2.1 sslmode=verify-full "
+      "gssencmode=prefer" +
+      rest);
+  EXPECT_EQ(doctor(), 1);
+  EXPECT_TRUE(says("db-gssenc", "FAIL", "gssencmode=prefer over TCP (192.0.2.1)"));
+  EXPECT_TRUE(says("db-gssenc", "FAIL", "whatever sslmode=verify-full says"));
+  EXPECT_TRUE(says("db-gssenc", "FAIL", "Fix: write gssencmode=disable"));
+
+  write_config("store = postgresql\npg_conninfo = host=192.0.2.1 sslmode=verify-full" + rest);
+  doctor();
+  EXPECT_TRUE(says("db-gssenc", "PASS", "the plugin passes gssencmode=disable"));
 }
 
 TEST_F(DoctorTest, HelpAndUsage) {

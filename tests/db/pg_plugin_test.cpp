@@ -9,7 +9,12 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pwd.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -20,6 +25,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -146,10 +152,12 @@ class TempDir {
 
 // A loopback "server" that speaks just enough of the PostgreSQL protocol to turn a client away:
 // it answers SSL/GSS encryption requests with 'N', reads the startup packet, then either sends
-// one ErrorResponse (severity FATAL, the given SQLSTATE and message) or closes the connection
-// without a word. Serves every client until destroyed.
+// one ErrorResponse (severity FATAL, the given SQLSTATE and message), or closes the connection
+// without a word, or (kAskForKerberos) asks for GSSAPI authentication and waits for the client
+// to give up. Serves every client until destroyed.
 class FakeServer {
  public:
+  static constexpr const char* kAskForKerberos = "GSSAPI";
   // sqlstate empty: close without answering.
   FakeServer(std::string sqlstate, std::string message)
       : sqlstate_(std::move(sqlstate)), message_(std::move(message)) {
@@ -211,6 +219,15 @@ class FakeServer {
       break;
     }
     if (sqlstate_.empty()) return;  // close without answering
+    if (sqlstate_ == kAskForKerberos) {
+      // AuthenticationGSS ('R', length 8, code 7), then read until the client closes (5 s).
+      const unsigned char gss[] = {'R', 0, 0, 0, 8, 0, 0, 0, 7};
+      if (::send(fd, gss, sizeof gss, MSG_NOSIGNAL) != sizeof gss) return;
+      unsigned char byte;
+      while (read_all(fd, &byte, 1)) {
+      }
+      return;
+    }
     std::string fields;
     for (auto [type, value] : {std::pair<char, std::string>{'S', "FATAL"},
                                {'V', "FATAL"},
@@ -1143,6 +1160,219 @@ TEST_F(PgPluginTest, HostListWithARefusalIsFailed) {
   std::string message = err.message;
   EXPECT_NE(message.find("refused"), std::string::npos) << message;
   EXPECT_NE(message.find("pbx_no_such_role"), std::string::npos) << message;
+}
+
+// ---------------------------------------------------------------------------------------------
+// H1: the Kerberos credential cache. MIT Kerberos opens /tmp/krb5cc_<real uid> with a blocking
+// open(): any local user can put a FIFO there. The plugin must never let libpq open it unless
+// the conninfo asks for Kerberos, and must not trade TLS for GSSAPI encryption under verify-*.
+
+class DbGssenc : public PgPluginTest {
+ protected:
+  // The invoking user of a set-uid login (sudo, su): real uid, with effective uid 0.
+  static constexpr uid_t kOtherUid = 65534;
+
+  // Runs body in a child process with a private /tmp (a tmpfs in a mount namespace of its own,
+  // so nothing else on the host sees what is planted there) holding a FIFO without a writer at
+  // /tmp/krb5cc_<uid> for each of fifo_uids. Where no mount namespace can be made, the FIFOs go
+  // into the real /tmp (anything there is moved aside and put back). Returns body's exit
+  // status; -1 when the child had to be killed after limit_ms (it hung); -2 when the FIFOs
+  // could not be made.
+  int in_child(const std::vector<uid_t>& fifo_uids, const std::function<int()>& body,
+               int64_t limit_ms) {
+    int ready[2];  // both ways: the child says whether it has a private /tmp, the parent "go"
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ready) != 0) return -2;
+    bool shared_tmp = false;
+    pid_t pid = ::fork();
+    if (pid < 0) return -2;
+    if (pid == 0) {
+      ::close(ready[0]);
+      char ok = 'n';
+      if (::unshare(CLONE_NEWNS) == 0 &&
+          ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0 &&
+          ::mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") == 0) {
+        ok = 'y';
+        for (uid_t uid : fifo_uids) {
+          if (::mkfifo(("/tmp/krb5cc_" + std::to_string(uid)).c_str(), 0600) != 0) ok = 'f';
+        }
+      }
+      if (::write(ready[1], &ok, 1) != 1 || ok == 'f') ::_exit(90);
+      if (ok == 'n') {  // the parent plants the FIFOs in the real /tmp, then says go
+        char go = 0;
+        if (::read(ready[1], &go, 1) != 1 || go != 'g') ::_exit(90);
+      }
+      ::_exit(body());
+    }
+    ::close(ready[1]);
+    char ok = 0;
+    if (::read(ready[0], &ok, 1) != 1) ok = 'f';
+    std::vector<std::pair<std::string, std::string>> moved;  // (path, backup)
+    std::vector<std::string> planted;
+    if (ok == 'n') {
+      shared_tmp = true;
+      for (uid_t uid : fifo_uids) {
+        std::string path = "/tmp/krb5cc_" + std::to_string(uid);
+        std::string backup = path + ".pbxtest-" + std::to_string(::getpid());
+        if (::rename(path.c_str(), backup.c_str()) == 0) moved.emplace_back(path, backup);
+        if (::mkfifo(path.c_str(), 0600) == 0) planted.push_back(path);
+      }
+      char go = planted.size() == fifo_uids.size() ? 'g' : 'x';
+      (void)::write(ready[0], &go, 1);
+    }
+    ::close(ready[0]);
+    int status = 0;
+    int result = -1;
+    int64_t end = monotonic_ms() + limit_ms;
+    for (;;) {
+      pid_t done = ::waitpid(pid, &status, WNOHANG);
+      if (done == pid) {
+        result = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        break;
+      }
+      if (monotonic_ms() >= end) {
+        ::kill(pid, SIGKILL);
+        (void)::waitpid(pid, &status, 0);
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    if (shared_tmp) {
+      for (const std::string& path : planted) ::unlink(path.c_str());
+      for (const auto& [path, backup] : moved) (void)::rename(backup.c_str(), path.c_str());
+    }
+    if (ok == 'f' || result == 90) return -2;
+    return result;
+  }
+
+  // In the child: connect within timeout_ms and run a statement; 0 when both worked, else a
+  // code (printed with the plugin's message).
+  int connect_and_query(const std::string& conninfo, int64_t timeout_ms) {
+    pbx_db_error err{};
+    pbx_db_conn* c = db_->connect(conninfo.c_str(), monotonic_ms() + timeout_ms, &err);
+    if (c == nullptr) {
+      std::fprintf(stderr, "connect failed (%d): %s\n", err.status, err.message);
+      return 10 + err.status;
+    }
+    pbx_db_result* res = nullptr;
+    int st = db_->exec(c, "SELECT 1", 0, nullptr, nullptr, nullptr, monotonic_ms() + timeout_ms,
+                       &res, &err);
+    db_->clear(res);
+    db_->finish(c);
+    if (st != PBX_DB_OK) std::fprintf(stderr, "SELECT 1 failed (%d): %s\n", st, err.message);
+    return st == PBX_DB_OK ? 0 : 20 + st;
+  }
+};
+
+// The attack of the review: a FIFO at /tmp/krb5cc_0 (sshd, login) and at /tmp/krb5cc_<uid> of
+// the invoking user (sudo, su: real uid of the user, effective uid 0) hung every connection over
+// TCP (libpq's gssencmode=prefer asked GSSAPI for credentials before TLS). Connecting and a
+// statement must now end well within the deadline, for both real uids.
+TEST_F(DbGssenc, PlantedCcacheFifoDoesNotHangConnect) {
+  const int64_t timeout_ms = 2000;
+  auto start = std::chrono::steady_clock::now();
+  int rc = in_child(
+      {0, kOtherUid},
+      [&] {
+        for (uid_t ruid : {static_cast<uid_t>(0), kOtherUid}) {
+          if (::setresuid(ruid, 0, 0) != 0) return 2;
+          int r = connect_and_query(conninfo_tls_, timeout_ms);
+          if (r != 0) return r;
+          if (::setresuid(0, 0, 0) != 0) return 3;
+        }
+        return 0;
+      },
+      3 * timeout_ms);
+  ASSERT_NE(rc, -2) << "could not plant the FIFOs";
+  ASSERT_NE(rc, -1) << "the connection hung on the FIFO at /tmp/krb5cc_<uid> (child killed after "
+                    << 3 * timeout_ms << " ms; pg_timeout_ms " << timeout_ms << ")";
+  EXPECT_EQ(rc, 0) << "connecting over TCP with the FIFOs planted failed (see stderr)";
+  EXPECT_LT(elapsed_ms(start), 2 * timeout_ms);
+}
+
+// A server that asks for GSSAPI authentication (or anything posing as one when sslmode does not
+// verify it) made libpq open the credential cache even with gssencmode=disable: unless the
+// conninfo asks for Kerberos, the plugin points GSSAPI at an empty in-memory cache, so the
+// attempt fails at once (FAILED: a refusal, not "unreachable"), FIFO or not. With krbsrvname=
+// written, the default cache is used again (the thread's cache name was put back).
+TEST_F(DbGssenc, ServerAskingForKerberosDoesNotOpenTheCcache) {
+  FakeServer server(FakeServer::kAskForKerberos, "");
+  ASSERT_NE(server.port(), 0);
+  const std::string conninfo = "host=127.0.0.1 port=" + std::to_string(server.port()) +
+                               " user=postgres dbname=postgres sslmode=disable";
+  // In the child: connecting must fail with FAILED; 0 when the message does (hidden) or does not
+  // (the default cache) carry MIT's words for the empty in-memory cache.
+  auto fails_with = [&](const std::string& ci, bool hidden) {
+    pbx_db_error err{};
+    pbx_db_conn* c = db_->connect(ci.c_str(), monotonic_ms() + 2000, &err);
+    if (c != nullptr) return 4;
+    std::fprintf(stderr, "%s: %d %s\n", ci.c_str(), err.status, err.message);
+    if (err.status != PBX_DB_FAILED) return 5;
+    bool empty_cache = std::strstr(err.message, "No credentials cache found") != nullptr;
+    return empty_cache == hidden ? 0 : 6;
+  };
+  auto start = std::chrono::steady_clock::now();
+  int rc = in_child(
+      {0, kOtherUid}, [&] { return fails_with(conninfo, true); }, 6000);
+  ASSERT_NE(rc, -2) << "could not plant the FIFOs";
+  ASSERT_NE(rc, -1) << "the connection hung on the FIFO at /tmp/krb5cc_0";
+  EXPECT_EQ(rc, 0) << "expected FAILED, from the empty in-memory cache (see stderr)";
+  EXPECT_LT(elapsed_ms(start), 2000);
+  // krbsrvname= asks for Kerberos: the default cache (here a file that is no cache) is read,
+  // also right after a hidden attempt in the same thread (the thread's cache name was put back).
+  rc = in_child(
+      {},
+      [&] {
+        std::ofstream("/tmp/krb5cc_0") << "not a credential cache\n";
+        int r = fails_with(conninfo, true);
+        return r != 0 ? r : fails_with(conninfo + " krbsrvname=postgres", false);
+      },
+      6000);
+  EXPECT_EQ(rc, 0) << "see stderr";
+}
+
+TEST_F(DbGssenc, GssencmodeIsDisableUnlessNamed) {
+  pbx_db_conn* c = connect(conninfo_tls_);
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(info(c, "gssencmode"), "disable");
+  EXPECT_EQ(info(c, "gssenc"), "off");
+  EXPECT_EQ(info(c, "ssl"), "on");
+  {  // The environment does not choose it either (su and sudo keep the caller's).
+    ScopedEnv gss("PGGSSENCMODE", "prefer");
+    pbx_db_conn* e = connect(conninfo_tls_);
+    ASSERT_NE(e, nullptr);
+    EXPECT_EQ(info(e, "gssencmode"), "disable");
+    e = connect(conninfo_tls_ + " gssencmode=");  // libpq reads "" as not given
+    ASSERT_NE(e, nullptr);
+    EXPECT_EQ(info(e, "gssencmode"), "disable");
+  }
+  // An administrator who names it gets what was written (no Kerberos here: TLS is used).
+  pbx_db_conn* p = connect(conninfo_tls_ + " gssencmode=prefer");
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(info(p, "gssencmode"), "prefer");
+  EXPECT_EQ(info(p, "ssl"), "on");
+  pbx_db_conn* d = connect(conninfo_ + " gssencmode=disable");
+  ASSERT_NE(d, nullptr);
+  EXPECT_EQ(info(d, "gssencmode"), "disable");
+}
+
+// verify-ca/verify-full: a connection that is not TLS is refused, except over a Unix socket
+// (libpq never uses TLS there; a host list may start with the local socket). The refusal itself
+// needs GSSAPI encryption (a KDC) to happen on a real connection: the decision is unit-tested
+// in db_plugin_unit (pg_decisions_test.cpp).
+TEST_F(DbGssenc, VerifyModeOverTheUnixSocketIsKept) {
+  for (const char* mode : {"verify-ca", "verify-full"}) {
+    pbx_db_conn* c = connect(conninfo_ + " sslmode=" + mode);
+    ASSERT_NE(c, nullptr) << mode;
+    EXPECT_EQ(info(c, "ssl"), "off");
+    EXPECT_EQ(scalar(c, "SELECT 1"), "1");
+  }
+  std::string server_crt = datadir_ + "/server.crt";
+  pbx_db_conn* c =
+      connect("host=127.0.0.1 port=" + port_ +
+              " user=postgres dbname=postgres sslmode=verify-ca sslrootcert=" + server_crt);
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(info(c, "ssl"), "on");
+  EXPECT_EQ(info(c, "gssenc"), "off");
 }
 
 }  // namespace

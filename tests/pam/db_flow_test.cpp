@@ -59,7 +59,7 @@ TEST_F(DbDownFlowTest, ABreakGlassCodeLetsInOnceAndIsLoggedAtWarning) {
 
   FakeContext again = with_answers({codes[1]});
   EXPECT_EQ(run(again), PAM_AUTHINFO_UNAVAIL);
-  EXPECT_EQ(outcome_of(again), "store-unavailable");
+  EXPECT_EQ(outcome_of(again), "break-glass-wrong");  // a used code is a wrong one
   auto left = totp::break_glass_left(files_.store_config());
   ASSERT_TRUE(left.ok());
   EXPECT_EQ(*left, 1);
@@ -67,13 +67,66 @@ TEST_F(DbDownFlowTest, ABreakGlassCodeLetsInOnceAndIsLoggedAtWarning) {
 
 TEST_F(DbDownFlowTest, NothingElseOpensTheDoor) {
   auto codes = make_codes(1);
-  for (const std::string& typed : {std::string("123456"), std::string("abcd-efgh-jkmn"),
-                                   std::string("abcd-efgh-jkmn-pqrs"), std::string("")}) {
+  for (const std::string& typed :
+       {std::string("123456"), std::string("abcd-efgh-jkmn"), std::string("")}) {
     FakeContext ctx = with_answers({typed});
     EXPECT_EQ(run(ctx), PAM_AUTHINFO_UNAVAIL) << typed;
     EXPECT_EQ(outcome_of(ctx), "store-unavailable") << typed;
   }
+  FakeContext wrong = with_answers({"abcd-efgh-jkmn-pqrs"});
+  EXPECT_EQ(run(wrong), PAM_AUTHINFO_UNAVAIL);
+  EXPECT_EQ(outcome_of(wrong), "break-glass-wrong");
   EXPECT_EQ(*totp::break_glass_left(files_.store_config()), 1);
+}
+
+// Review finding L5: "unreachable" can be induced from the network, and a break-glass code
+// opens any account. Wrong break-glass answers are logged at warning and counted on this host;
+// after kBreakGlassMaxFailures of them even the right code is refused, without a prompt.
+TEST_F(DbDownFlowTest, WrongBreakGlassAnswersAreLoggedAtWarningAndThenLockBreakGlass) {
+  auto codes = make_codes(2);
+  const std::vector<std::string> wrong = {"abcd-efgh-jkmn-pqrs", "ABCD EFGH JKMN PQRT",
+                                          "zzzz-zzzz-zzzz-zzzz", "qrst-uvwx-yzab-cdef",
+                                          "hjkm-npqr-stuv-wxyz"};
+  ASSERT_EQ(wrong.size(), static_cast<std::size_t>(totp::kBreakGlassMaxFailures));
+  for (std::size_t i = 0; i < wrong.size(); ++i) {
+    FakeContext ctx = with_answers({wrong[i]});
+    EXPECT_EQ(run(ctx), PAM_AUTHINFO_UNAVAIL) << i;
+    ASSERT_EQ(ctx.prompts.size(), 1u) << i;
+    EXPECT_EQ(outcome_of(ctx), "break-glass-wrong") << i;
+    EXPECT_EQ(ctx.logs.at(0).level, LogLevel::kWarning) << i;
+    EXPECT_NE(ctx.logs.at(0).text.find(std::to_string(i + 1) + " of " +
+                                       std::to_string(totp::kBreakGlassMaxFailures)),
+              std::string::npos)
+        << ctx.logs.at(0).text;
+  }
+  EXPECT_NE(logs_.find("break-glass now locked"), std::string::npos) << logs_;
+
+  FakeContext right = with_answers({codes[0]});
+  EXPECT_EQ(run(right), PAM_AUTHINFO_UNAVAIL);
+  EXPECT_TRUE(right.prompts.empty());
+  EXPECT_EQ(outcome_of(right), "break-glass-locked");
+  EXPECT_EQ(right.logs.at(0).level, LogLevel::kError);
+  EXPECT_NE(right.all_messages().find("locked"), std::string::npos);
+  EXPECT_NE(logs_.find("pbx-mfa break-glass --unlock"), std::string::npos) << logs_;
+  EXPECT_EQ(*totp::break_glass_left(files_.store_config()), 2);  // not spent
+}
+
+TEST_F(DbDownFlowTest, RootsUnlockRestoresBreakGlass) {
+  auto codes = make_codes(1);
+  for (int i = 0; i < totp::kBreakGlassMaxFailures; ++i) {
+    FakeContext ctx = with_answers({"abcd-efgh-jkmn-pqrs"});
+    EXPECT_EQ(run(ctx), PAM_AUTHINFO_UNAVAIL);
+  }
+  FakeContext locked = with_answers({codes[0]});
+  EXPECT_EQ(run(locked), PAM_AUTHINFO_UNAVAIL);
+  EXPECT_EQ(outcome_of(locked), "break-glass-locked");
+
+  auto forgotten = totp::unlock_break_glass(files_.store_config());
+  ASSERT_TRUE(forgotten.ok());
+  EXPECT_EQ(*forgotten, totp::kBreakGlassMaxFailures);
+  FakeContext ctx = with_answers({codes[0]});
+  EXPECT_EQ(run(ctx), PAM_SUCCESS);
+  EXPECT_EQ(outcome_of(ctx), "break-glass-accepted");
 }
 
 TEST_F(DbDownFlowTest, ExemptionsAreDecidedWithoutTheDatabase) {

@@ -72,6 +72,8 @@ class OutcomeFlowTest : public FlowTest, public ::testing::WithParamInterface<Ou
         break;
       }
       case AuthResult::kBreakGlass:
+      case AuthResult::kBreakGlassWrong:
+      case AuthResult::kBreakGlassLocked:
       case AuthResult::kStoreUnreachable: {
         files_.write_config(
             "store = postgresql\npg_conninfo = host=127.0.0.1 port=" +
@@ -79,11 +81,18 @@ class OutcomeFlowTest : public FlowTest, public ::testing::WithParamInterface<Ou
             " user=postgres\npg_timeout_ms = 800\npg_plugin = " + totp::testing::pg_plugin_path() +
             "\nfleet_key = " + files_.root() + "/fleet.key\n");
         std::string typed = "123456";
-        if (r == AuthResult::kBreakGlass) {
+        if (r != AuthResult::kStoreUnreachable) {
           auto codes = totp::make_break_glass_codes(files_.store_config(), 1, kCheapKdf);
           EXPECT_TRUE(codes.ok());
           if (codes.ok()) typed = std::string((*codes)[0].view());
           never_log(typed);
+        }
+        if (r == AuthResult::kBreakGlassWrong) typed = "abcd-efgh-jkmn-pqrs";
+        if (r == AuthResult::kBreakGlassLocked) {
+          for (int i = 0; i < totp::kBreakGlassMaxFailures; ++i) {
+            FakeContext wrong = with_answers({"abcd-efgh-jkmn-pqrs"});
+            EXPECT_EQ(run(wrong), PAM_AUTHINFO_UNAVAIL);
+          }
         }
         last.ctx = with_answers({typed});
         break;

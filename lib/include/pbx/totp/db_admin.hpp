@@ -31,6 +31,7 @@ struct DbReport {
   std::string host, port, dbname, user, server_version, sslmode, ssl_protocol, ssl_cipher;
   bool unix_socket = false;
   bool ssl = false;
+  bool gssenc = false;     // GSSAPI encryption in use (it replaces TLS)
   int schema_version = 0;  // 0: no schema
   long enrollments = 0;
   KeyCheck key = KeyCheck::kNoSchema;

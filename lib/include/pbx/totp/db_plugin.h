@@ -76,7 +76,9 @@ typedef struct pbx_db_plugin {
 
   /* Facts about the live connection, for doctor: key is one of "host", "port", "dbname",
    * "user", "server_version", "ssl" ("on"/"off"), "ssl_protocol", "ssl_cipher", "sslmode"
-   * (as requested), "gssenc". Writes a NUL-terminated value and returns 1, or returns 0. */
+   * and "gssencmode" (as requested: the conninfo's value, else the plugin's default, which is
+   * "disable" for gssencmode), "gssenc" ("on"/"off": GSSAPI encryption in use). Writes a
+   * NUL-terminated value and returns 1, or returns 0. */
   int (*info)(const pbx_db_conn* conn, const char* key, char* out, size_t out_len);
 } pbx_db_plugin;
 
