@@ -96,6 +96,14 @@ class PgSchema {
   const std::string& name() const { return name_; }
   std::string conninfo() const { return base_ + " options='-csearch_path=" + name_ + "'"; }
 
+  // The column that holds the state text: state_text from schema version 2 on, state before.
+  std::string state_column() const {
+    return exec(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = "
+        "current_schema() AND table_name = 'pbx_mfa_state' AND column_name IN "
+        "('state', 'state_text')");
+  }
+
   // Runs SQL on the schema; returns the first column of the first row ("" when none).
   std::string exec(const std::string& sql) const {
     PGconn* c = PQconnectdb((base_ + " options='-csearch_path=" + name_ + "'").c_str());
