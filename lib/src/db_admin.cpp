@@ -108,7 +108,9 @@ Result<bool> key_fits(const SecretBytes& key, const std::optional<std::string>& 
 
 }  // namespace
 
-Result<DbInitResult> db_init(const Config& config) {
+namespace {
+
+Result<DbInitResult> init_or_upgrade(const Config& config, bool may_create) {
   auto link = PgLink::open(config);
   if (!link) return link.error();
   PgLink& db = **link;
@@ -130,6 +132,10 @@ Result<DbInitResult> db_init(const Config& config) {
                                               ", newer than this "
                                               "pbx-mfa understands (" +
                                               std::to_string(kDbSchemaVersion) + ")"));
+  }
+  if (*version == 0 && !may_create) {
+    return fail(make_error(Errc::kConfig,
+                           "the database has no pbx-mfa schema to upgrade: run 'pbx-mfa db init'"));
   }
   auto key = load_fleet_key(config.fleet_key, config.trusted_uid);
   if (!key) {
@@ -182,6 +188,12 @@ Result<DbInitResult> db_init(const Config& config) {
   result.to_version = kDbSchemaVersion;
   return result;
 }
+
+}  // namespace
+
+Result<DbInitResult> db_init(const Config& config) { return init_or_upgrade(config, true); }
+
+Result<DbInitResult> db_upgrade(const Config& config) { return init_or_upgrade(config, false); }
 
 Result<DbReport> db_probe(const Config& config) {
   auto link = PgLink::open(config);

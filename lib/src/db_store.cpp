@@ -155,9 +155,9 @@ class DbStore final : public Store {
       rollback();
       return mac.error();
     }
-    auto r = link_->exec(
-        "UPDATE pbx_mfa_state SET state_text = $2, state_mac = $3 WHERE user_name = $1",
-        {{user}, {text}, {*mac, false, true}});
+    auto r =
+        link_->exec("UPDATE pbx_mfa_state SET state_text = $2, state_mac = $3 WHERE user_name = $1",
+                    {{user}, {text}, {*mac, false, true}});
     if (!r) {
       rollback();
       return r.error();

@@ -125,8 +125,8 @@ Result<SecretBytes> derive_fleet_subkey(const SecretBytes& fleet_key, std::strin
   std::string info(label);
   OSSL_PARAM params[] = {
       OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, digest, 0),
-      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, const_cast<std::uint8_t*>(fleet_key.data()),
-                                        fleet_key.size()),
+      OSSL_PARAM_construct_octet_string(
+          OSSL_KDF_PARAM_KEY, const_cast<std::uint8_t*>(fleet_key.data()), fleet_key.size()),
       OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info.data(), info.size()),
       OSSL_PARAM_construct_end()};
   SecretBytes out(32);

@@ -178,8 +178,8 @@ TEST_F(DbLiveFlowTest, ASlowDatabaseIsNoReasonForBreakGlass) {
 std::string planted_state(const std::string& id, std::int64_t last_step, int skew,
                           const std::string& grace_sql) {
   return "'version 1\nid " + id + "\nlast-step " + std::to_string(last_step) +
-         "\nfailures 0\nlocked-until 0\nskew " + std::to_string(skew) +
-         "\nlast-success 0\n' || " + grace_sql + " || 'end\n'";
+         "\nfailures 0\nlocked-until 0\nskew " + std::to_string(skew) + "\nlast-success 0\n' || " +
+         grace_sql + " || 'end\n'";
 }
 
 void plant(const totp::testing::PgSchema& pg, const char* user, const std::string& text_sql) {

@@ -379,17 +379,6 @@ TEST_F(DbStoreTest, StateWithoutMacIsRefusedAndTheEmptyRowIsNoState) {
   EXPECT_EQ(verify_at(alice_, code_now(a, kT0 + 60), store(), kT0 + 60), Verdict::kReplayed);
 }
 
-// Turns this test's schema back into the layout of schema version 1 (state in clear, no MAC
-// column), keeping the rows. A no-op for the tables on a schema-1 build.
-void downgrade_to_schema_1(const testing::PgSchema& pg) {
-  pg.exec(
-      "DO $$ BEGIN IF EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = "
-      "current_schema() AND table_name = 'pbx_mfa_state' AND column_name = 'state_mac') THEN "
-      "ALTER TABLE pbx_mfa_state DROP COLUMN state_mac; "
-      "ALTER TABLE pbx_mfa_state RENAME COLUMN state_text TO state; END IF; END $$; "
-      "UPDATE pbx_mfa_schema SET version = 1");
-}
-
 // db init upgrades a schema-1 database: every state row gets its MAC (trusted as it is then),
 // the replay mark and lockout carry over, and logins keep working. Before the upgrade this
 // pbx-mfa refuses to run on the old layout rather than trust clear state.
@@ -400,7 +389,7 @@ TEST_F(DbStoreTest, InitUpgradesSchema1StateRowsAndLoginsKeepWorking) {
   ASSERT_EQ(verify_at(bob_, "000000", store()), Verdict::kRejected);
   enroll(User{"carol", 1003, 1003, "/nonexistent"}, kIdB);
   reopen();
-  downgrade_to_schema_1(*pg_);
+  pg_->downgrade_to_schema_1();
   pg_->exec("INSERT INTO pbx_mfa_state (user_name, state) VALUES ('carol', 'garbage')");
   EXPECT_FALSE(store().peek_state(alice_).ok()) << "schema 1 state read without a MAC";
   reopen();

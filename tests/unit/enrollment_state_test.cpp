@@ -396,10 +396,14 @@ TEST(StateFormat, ExtremeButValidValuesRoundTrip) {
 // H2: a stored skew beyond the learning bound is clamped when parsed (both stores read state
 // with parse_state), so a planted -500 cannot centre the window on a code hours old.
 TEST(StateFormat, SkewIsClampedToTheLearningBoundWhenParsed) {
-  const std::pair<int, int> cases[] = {{-500, -kMaxSkewSteps}, {500, kMaxSkewSteps},
-                                       {-1000, -kMaxSkewSteps}, {1000, kMaxSkewSteps},
-                                       {-11, -kMaxSkewSteps},  {11, kMaxSkewSteps},
-                                       {-3, -3},               {0, 0}};
+  const std::pair<int, int> cases[] = {{-500, -kMaxSkewSteps},
+                                       {500, kMaxSkewSteps},
+                                       {-1000, -kMaxSkewSteps},
+                                       {1000, kMaxSkewSteps},
+                                       {-11, -kMaxSkewSteps},
+                                       {11, kMaxSkewSteps},
+                                       {-3, -3},
+                                       {0, 0}};
   for (auto [stored, expected] : cases) {
     UserState s = full_state();
     s.skew = stored;

@@ -29,6 +29,10 @@ struct DbInitResult {
 // trusts the rows as they are at that moment.
 Result<DbInitResult> db_init(const Config& config);
 
+// The same upgrade without ever creating a schema or a key: kConfig when the database has no
+// pbx-mfa schema yet (`db migrate` without --from).
+Result<DbInitResult> db_upgrade(const Config& config);
+
 enum class KeyCheck { kMatches, kDiffers, kNoSchema, kKeyUnusable };
 
 // What doctor reports: the connection as made, the schema and whether the fleet key fits.

@@ -44,7 +44,6 @@ Result<std::string> state_mac(const SecretBytes& mac_key, std::string_view user_
 
 // Ok when `mac` is the state MAC of those values (compared in constant time); kCorrupt otherwise.
 Status check_state_mac(const SecretBytes& mac_key, std::string_view user_name,
-                       std::string_view enrollment_id, std::string_view text,
-                       std::string_view mac);
+                       std::string_view enrollment_id, std::string_view text, std::string_view mac);
 
 }  // namespace pbx::totp
