@@ -12,6 +12,7 @@
 #include "pbx/totp/enrollment.hpp"
 #include "pbx/totp/recovery.hpp"
 #include "pbx/totp/state.hpp"
+#include "pbx/totp/verifier.hpp"
 #include "store_fixture.hpp"
 
 namespace pbx::totp {
