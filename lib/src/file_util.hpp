@@ -98,8 +98,8 @@ Status write_file_atomic(const std::string& path, std::string_view data, const W
 // Removes a file, refusing to follow a symlink at that place. kNotEnrolled-free: missing is ok.
 Result<bool> remove_file(const std::string& path, const char* what);
 
-// A directory owned by `owner` without group/other bits; created 0700 when missing and
-// `create` (its parent must exist).
+// A directory owned by `owner` without group/other bits, in directories root trusts (as
+// FileCheck::trusted_parents); created 0700 when missing and `create` (its parent must exist).
 Status check_private_dir(const std::string& path, uid_t owner, bool create, const char* what);
 
 // Exclusive flock on a lock file (created 0600 if missing; must be a regular file of `owner`).
