@@ -76,16 +76,17 @@ Error io_error(const char* what, const std::string& path, const char* action, in
 // set-uid programs run with euid 0, so a root process still trusts only root.
 // A process the kernel runs with privileges its caller lacks (AT_SECURE: set-gid, file
 // capabilities) never widens: there the caller's own files are not the process's to trust.
+bool euid_widens() { return ::geteuid() != 0 && ::getauxval(AT_SECURE) == 0; }
+
 bool owner_trusted(uid_t actual, uid_t expected) {
   if (actual == expected) return true;
-  const uid_t euid = ::geteuid();
-  return expected == 0 && euid != 0 && actual == euid && ::getauxval(AT_SECURE) == 0;
+  return expected == 0 && euid_widens() && actual == ::geteuid();
 }
 
 std::string owner_problem(uid_t actual, uid_t expected) {
   std::string msg =
       "owned by uid " + std::to_string(actual) + ", expected uid " + std::to_string(expected);
-  if (expected == 0 && ::geteuid() != 0) msg += " or " + std::to_string(::geteuid());
+  if (expected == 0 && euid_widens()) msg += " or " + std::to_string(::geteuid());
   return msg;
 }
 
