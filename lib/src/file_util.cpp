@@ -73,9 +73,9 @@ Error io_error(const char* what, const std::string& path, const char* action, in
 // widening: where root is required (config, state_dir, state and lock files, a secret outside
 // a home) a process that is not root also trusts files of its own effective uid. Such a
 // process gains nothing by distrusting its own files (it could rewrite them anyway), and
-// set-uid programs run with euid 0, so a root process still trusts only root.
-// A process the kernel runs with privileges its caller lacks (AT_SECURE: set-gid, file
-// capabilities) never widens: there the caller's own files are not the process's to trust.
+// set-uid programs run with euid 0, so a root process still trusts only root. A process the
+// kernel runs with privileges its caller lacks (AT_SECURE: set-gid, file capabilities) never
+// widens: there the caller's own files are not the process's to trust (review L9).
 bool euid_widens() { return ::geteuid() != 0 && ::getauxval(AT_SECURE) == 0; }
 
 bool owner_trusted(uid_t actual, uid_t expected) {
@@ -131,7 +131,8 @@ Status check_parents(const std::string& path, const struct stat& self, uid_t own
   const std::string prefix = std::string(what) + " " + path + ": ";
   char* resolved = ::realpath(path.c_str(), nullptr);
   if (resolved == nullptr) {
-    return make_error(Errc::kIo, prefix + "cannot resolve its directories: " + errno_text(errno));
+    const int err = errno;
+    return make_error(Errc::kIo, prefix + "cannot resolve its directories: " + errno_text(err));
   }
   std::string real(resolved);
   std::free(resolved);
@@ -141,8 +142,9 @@ Status check_parents(const std::string& path, const struct stat& self, uid_t own
     std::string dir = dir_name(at);
     struct stat st {};
     if (::lstat(dir.c_str(), &st) != 0) {
+      const int err = errno;
       return make_error(Errc::kIo,
-                        prefix + "cannot stat its directory " + dir + ": " + errno_text(errno));
+                        prefix + "cannot stat its directory " + dir + ": " + errno_text(err));
     }
     if (!S_ISDIR(st.st_mode)) {
       return make_error(Errc::kUnsafe, prefix + dir + " is not a directory");
