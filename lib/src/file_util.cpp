@@ -128,11 +128,21 @@ bool parent_owner_trusted(uid_t actual, uid_t expected) {
 // it must still be the file that was opened.
 Status check_parents(const std::string& path, const struct stat& self, uid_t owner,
                      const char* what) {
-  const std::string prefix = std::string(what) + " " + path + ": ";
+  // "WHAT PATH: its directory DIR REASON"
+  auto refuse = [&](Errc code, const std::string& dir, std::string_view reason) -> Status {
+    std::string msg = std::string(what) + " " + path + ": ";
+    if (!dir.empty()) {
+      msg += "its directory ";
+      msg += dir;
+      msg += ' ';
+    }
+    msg += reason;
+    return make_error(code, msg);
+  };
   char* resolved = ::realpath(path.c_str(), nullptr);
   if (resolved == nullptr) {
     const int err = errno;
-    return make_error(Errc::kIo, prefix + "cannot resolve its directories: " + errno_text(err));
+    return refuse(Errc::kIo, {}, "cannot resolve its directories: " + errno_text(err));
   }
   std::string real(resolved);
   std::free(resolved);
@@ -143,17 +153,13 @@ Status check_parents(const std::string& path, const struct stat& self, uid_t own
     struct stat st {};
     if (::lstat(dir.c_str(), &st) != 0) {
       const int err = errno;
-      return make_error(Errc::kIo,
-                        prefix + "cannot stat its directory " + dir + ": " + errno_text(err));
+      return refuse(Errc::kIo, dir, "cannot be examined: " + errno_text(err));
     }
-    if (!S_ISDIR(st.st_mode)) {
-      return make_error(Errc::kUnsafe, prefix + dir + " is not a directory");
-    }
+    if (!S_ISDIR(st.st_mode)) return refuse(Errc::kUnsafe, dir, "is not a directory");
     if (!parent_owner_trusted(st.st_uid, owner)) {
-      return make_error(Errc::kUnsafe, prefix + "its directory " + dir + " is " +
-                                           owner_problem(st.st_uid, owner) +
-                                           " (whoever owns a directory can replace the files "
-                                           "in it)");
+      std::string reason = "is " + owner_problem(st.st_uid, owner);
+      reason += " (whoever owns a directory can replace the files in it)";
+      return refuse(Errc::kUnsafe, dir, reason);
     }
     const bool others_write = (st.st_mode & (S_IWGRP | S_IWOTH)) != 0;
     const bool sticky_guards_child =
@@ -161,16 +167,17 @@ Status check_parents(const std::string& path, const struct stat& self, uid_t own
     if (others_write && !sticky_guards_child) {
       char mode[8];
       (void)std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
-      return make_error(Errc::kUnsafe, prefix + "its directory " + dir + " has mode " + mode +
-                                           ": group or others can write it and replace the "
-                                           "files in it");
+      std::string reason = "has mode ";
+      reason += mode;
+      reason += ": group or others can write it and replace the files in it";
+      return refuse(Errc::kUnsafe, dir, reason);
     }
     child = st;
-    at = dir;
+    at = std::move(dir);
   }
   struct stat now {};
   if (::stat(real.c_str(), &now) != 0 || now.st_dev != self.st_dev || now.st_ino != self.st_ino) {
-    return make_error(Errc::kUnsafe, prefix + "changed while it was checked (refused)");
+    return refuse(Errc::kUnsafe, {}, "changed while it was checked (refused)");
   }
   return Ok{};
 }

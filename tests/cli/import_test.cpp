@@ -591,7 +591,8 @@ TEST_F(ImportTest, ImportThroughAUsersLinkToARootOnlyDirIsRefusedHoweverSpelled)
     auto read = totp::read_import_file(spelling, user);
     ASSERT_EQ(::fchdir(cwd), 0);
     ::close(cwd);
-    ASSERT_FALSE(read.ok()) << "read as root";
+    EXPECT_FALSE(read.ok()) << "read as root";
+    if (read.ok()) continue;
     EXPECT_EQ(read.error().code, totp::Errc::kIo);
     EXPECT_NE(read.error().message.find("Permission denied"), std::string::npos)
         << read.error().message;
