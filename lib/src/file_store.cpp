@@ -62,6 +62,10 @@ class FileStore final : public Store {
     if (!where) return where.error();
     FsIds ids(where->in_home ? user.uid : geteuid(), where->in_home ? user.gid : getegid());
     if (!ids.ok()) return make_error(Errc::kIo, "cannot switch to the user's filesystem ids");
+    if (!where->in_home) {
+      // Root's secret goes only into root's directories: whoever may write one could move it.
+      if (auto st = check_trusted_dir_of(where->path, where->owner, "secret file"); !st) return st;
+    }
     SecretString text(serialize_enrollment(enrollment));
     WriteOptions opts;
     opts.mode = 0600;

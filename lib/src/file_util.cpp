@@ -357,6 +357,34 @@ Status check_private_dir(const std::string& path, uid_t owner, bool create, cons
   return check_parents(path, st, owner, what);
 }
 
+Status check_trusted_dir_of(const std::string& path, uid_t owner, const char* what) {
+  const std::string dir = dir_name(path);
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0) {
+    const int err = errno;
+    std::string msg = std::string(what) + " " + path + ": its directory " + dir;
+    msg += " cannot be examined: ";
+    msg += errno_text(err);
+    return make_error(Errc::kIo, msg);
+  }
+  std::string prefix = std::string(what) + " " + path + ": its directory " + dir;
+  if (!S_ISDIR(st.st_mode)) return make_error(Errc::kUnsafe, prefix + " is not a directory");
+  if (!parent_owner_trusted(st.st_uid, owner)) {
+    prefix += " is ";
+    prefix += owner_problem(st.st_uid, owner);
+    return make_error(Errc::kUnsafe, prefix);
+  }
+  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+    char mode[8];
+    (void)std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    prefix += " has mode ";
+    prefix += mode;
+    prefix += ": group or others can write it";
+    return make_error(Errc::kUnsafe, prefix);
+  }
+  return check_parents(dir, st, owner, what);
+}
+
 Result<Fd> lock_file(const std::string& path, uid_t owner, int timeout_ms) {
   Fd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY,
                0600));

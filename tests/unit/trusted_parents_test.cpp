@@ -9,6 +9,7 @@
 #include <string>
 
 #include "pbx/totp/config.hpp"
+#include "pbx/totp/enrollment.hpp"
 #include "pbx/totp/seal.hpp"
 #include "pbx/totp/store.hpp"
 #include "pbx/totp/user.hpp"
@@ -145,6 +146,19 @@ TEST_F(TrustedParentsTest, SecretOutsideAHomeAndStateDirInADirectoryOfAnotherUse
   EXPECT_NE(loaded.error().message.find("its directory " + theirs + " is owned by uid 65534"),
             std::string::npos)
       << loaded.error().message;
+  // Nor does root write a secret there (whoever owns the directory could move it).
+  Enrollment e;
+  e.id = std::string(testing::kIdA);
+  e.secret = testing::bytes_of(testing::kRfcKey);
+  e.created = testing::kT0;
+  ASSERT_EQ(::unlink((secrets + "/daemon").c_str()), 0);
+  auto saved = (*store)->save(*user, e, true);
+  ASSERT_FALSE(saved.ok());
+  EXPECT_EQ(saved.error().code, Errc::kUnsafe);
+  EXPECT_NE(saved.error().message.find("its directory " + theirs + " is owned by uid 65534"),
+            std::string::npos)
+      << saved.error().message;
+  EXPECT_NE(::access((secrets + "/daemon").c_str(), F_OK), 0) << "written anyway";
   auto state = (*store)->lock_state(*user);
   ASSERT_FALSE(state.ok());
   EXPECT_EQ(state.error().code, Errc::kUnsafe);
