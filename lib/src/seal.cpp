@@ -35,7 +35,9 @@ Error gcm_error(const char* what) {
 }  // namespace
 
 Result<SecretBytes> load_fleet_key(const std::string& path, uid_t owner) {
-  auto text = detail::read_private_file(path, owner, 4096, "fleet key");
+  FileCheck check{owner, 077, 4096};
+  check.trusted_parents = true;  // whoever may write its directory could swap the key
+  auto text = detail::read_checked_file(path, check, "fleet key");
   if (!text) return text.error();
   if (!text->has_value()) {
     return make_error(Errc::kIo, "fleet key " + path +
