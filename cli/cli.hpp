@@ -38,8 +38,11 @@ struct Env {
   std::ostream* out = nullptr;
   std::ostream* err = nullptr;
   bool out_is_tty = false;
-  uid_t uid = 0;              // real uid of the caller
-  uid_t euid = 0;             // refuses to run set-uid when uid != euid
+  uid_t uid = 0;   // real uid of the caller
+  uid_t euid = 0;  // refuses to run set-uid when uid != euid
+  // getauxval(AT_SECURE): the kernel ran this process with privileges its caller does not
+  // have (set-uid, set-gid, file capabilities, an LSM transition). Refused like set-uid.
+  bool secure_exec = false;
   std::string invoking_user;  // name of the caller (from uid)
   const totp::Clock* clock = nullptr;
   uid_t trusted_uid = 0;  // owner of a safe config file and state_dir

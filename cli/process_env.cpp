@@ -5,6 +5,7 @@
 #include <security/pam_appl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/auxv.h>
 #include <sys/wait.h>
 #include <syslog.h>
 #include <termios.h>
@@ -18,8 +19,14 @@
 
 #include "cli.hpp"
 
+#ifndef PBX_PAM_CONFDIR_ENV
+#define PBX_PAM_CONFDIR_ENV 0
+#endif
+
 namespace pbx::cli {
 namespace {
+
+constexpr bool kPamConfdirEnv = PBX_PAM_CONFDIR_ENV != 0;
 
 std::optional<totp::SecretString> read_line_no_echo(std::string_view prompt) {
   std::cerr << prompt << std::flush;
@@ -70,10 +77,11 @@ bool check_password_pam(const std::string& user, const totp::SecretString& passw
   pam_conv conv{answer_password, &data};
   pam_handle_t* pamh = nullptr;
   // PBX_MFA_PAM_CONFDIR: another directory of PAM service files (scripts/demo's sandbox, a
-  // tree that is built but not installed). It grants nothing: pbx-mfa refuses to run set-uid,
-  // so whoever sets it could run libpam with that directory anyway. secure_getenv ignores it
-  // in a set-uid or set-capability process all the same.
-  const char* confdir = secure_getenv("PBX_MFA_PAM_CONFDIR");
+  // tree that is built but not installed). Only a build made with PBX_PAM_CONFDIR_ENV honours
+  // it (cli/CMakeLists.txt): in an installed pbx-mfa it would let anything running as a user
+  // answer the password check with a pam_permit stack (review M3). secure_getenv ignores it in
+  // a set-uid or set-capability process all the same.
+  const char* confdir = kPamConfdirEnv ? secure_getenv("PBX_MFA_PAM_CONFDIR") : nullptr;
   int started = confdir != nullptr && confdir[0] != '\0'
                     ? pam_start_confdir("pbx-mfa", user.c_str(), &conv, confdir, &pamh)
                     : pam_start("pbx-mfa", user.c_str(), &conv, &pamh);
@@ -169,6 +177,7 @@ Env process_env() {
   env.out_is_tty = isatty(STDOUT_FILENO) == 1;
   env.uid = getuid();
   env.euid = geteuid();
+  env.secure_exec = getauxval(AT_SECURE) != 0;
   env.invoking_user = name_of(env.uid);
   env.clock = &kClock;
   env.read_secret = read_line_no_echo;

@@ -9,8 +9,12 @@
 namespace pbx::cli {
 
 int run(const std::vector<std::string>& args, Env& env) {
-  if (env.uid != env.euid) {
-    *env.err << "pbx-mfa: refusing to run set-uid; run it as root or as yourself\n";
+  // Installed set-uid, set-gid or with file capabilities, pbx-mfa would trust files its caller
+  // owns (a non-root process trusts its own euid's config and plugin) inside a process with
+  // more privileges than the caller: refuse all of them, not only a differing uid.
+  if (env.uid != env.euid || env.secure_exec) {
+    *env.err << "pbx-mfa: refusing to run with privileges its caller does not have (set-uid, "
+                "set-gid or file capabilities); run it as root or as yourself\n";
     return kExitStore;
   }
   CLI::App app{"pbx-mfa: time-based one-time codes (TOTP) for logins to PBX servers", "pbx-mfa"};

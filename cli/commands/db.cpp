@@ -1,13 +1,15 @@
-// db init, db migrate --from files: set up the shared database of store = postgresql.
+// db init, db migrate [--from files]: set up and upgrade the shared database of
+// store = postgresql.
 #include "commands.hpp"
 #include "pbx/totp/db_admin.hpp"
 
 namespace pbx::cli {
 namespace {
 
-int db_init(Session& s) {
+// db init, and db migrate without --from (upgrade only: never creates a schema or a key).
+int db_init(Session& s, bool may_create) {
   if (auto st = need_database(s); !st) return fail(s, st.error());
-  auto r = totp::db_init(s.config);
+  auto r = may_create ? totp::db_init(s.config) : totp::db_upgrade(s.config);
   if (!r) return fail(s, r.error());
   if (r->key_created) {
     s.out() << "created the fleet key " << s.config.fleet_key
@@ -21,8 +23,19 @@ int db_init(Session& s) {
     s.out() << "database schema upgraded from version " << r->from_version << " to "
             << r->to_version << "\n";
   }
-  audit(s, "db-init schema=" + std::to_string(r->to_version) +
-               (r->key_created ? " (fleet key created)" : ""));
+  if (r->from_version > 0 && r->from_version < 2) {
+    // The MACs vouch for the rows as they are now: whoever could write them before is trusted.
+    s.out() << r->states_authenticated << " state row" << (r->states_authenticated == 1 ? "" : "s")
+            << " authenticated under the fleet key as they are now";
+    if (r->states_unreadable > 0) {
+      s.out() << "; " << r->states_unreadable
+              << " unreadable, left without a MAC (refused at login, as before: "
+                 "'pbx-mfa reset' those users and enroll them again)";
+    }
+    s.out() << "\n";
+  }
+  audit(s, std::string(may_create ? "db-init" : "db-upgrade") + " schema=" +
+               std::to_string(r->to_version) + (r->key_created ? " (fleet key created)" : ""));
   return kExitOk;
 }
 
@@ -87,16 +100,19 @@ Command add_db(CLI::App& app) {
   auto* sub = app.add_subcommand("db", "set up the shared database of store = postgresql (root)");
   sub->require_subcommand(1, 1);
   auto* init = sub->add_subcommand("init", "create or upgrade the database schema");
-  auto* migrate =
-      sub->add_subcommand("migrate", "copy this host's enrollments and state into the database");
+  auto* migrate = sub->add_subcommand(
+      "migrate",
+      "upgrade the schema and its rows; with --from files, copy this host's enrollments and "
+      "state into the database");
   auto from = std::make_shared<std::string>();
   migrate->add_option("--from", *from, "where the enrollments are now")
-      ->required()
       ->check(CLI::IsMember({"files"}));
   // `from` is captured to keep --from's target alive while CLI11 parses into it.
   return {sub, [init, migrate, from](Session& s) -> int {
-            if (init->parsed()) return db_init(s);
-            if (migrate->parsed()) return db_migrate(s);
+            if (init->parsed()) return db_init(s, /*may_create=*/true);
+            if (migrate->parsed()) {
+              return from->empty() ? db_init(s, /*may_create=*/false) : db_migrate(s);
+            }
             return fail(s, kExitUsage, "db: init or migrate");
           }};
 }

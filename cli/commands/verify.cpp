@@ -21,6 +21,31 @@ int verdict_exit(totp::Verdict v) {
   return kExitInternal;
 }
 
+// The code to check: asked for without echo when none is given, one line of standard input
+// for "-", or (still accepted, with a warning) the argument itself.
+std::optional<totp::SecretString> code_to_check(Session& s, totp::SecretString given,
+                                                bool given_at_all) {
+  if (given_at_all && given.view() != "-") {
+    // Another local user sees it in ps or /proc/PID/cmdline while pbx-mfa runs; with the file
+    // store the code also works on the other hosts of a fleet until its step has passed.
+    s.err() << "pbx-mfa: warning: a code on the command line can be seen by other users of "
+               "this host while pbx-mfa runs (ps, /proc); give - and the code on standard "
+               "input, or no code to be asked for it\n";
+    return given;
+  }
+  totp::SecretString line;
+  if (given_at_all) {
+    if (s.env.in == nullptr || !read_line(*s.env.in, line)) return std::nullopt;
+  } else {
+    if (!s.env.read_secret) return std::nullopt;
+    auto typed = s.env.read_secret("Code: ");
+    if (!typed) return std::nullopt;
+    line = std::move(*typed);
+  }
+  if (!line.empty() && line.view().back() == '\r') line.pop_back();
+  return line;
+}
+
 }  // namespace
 
 Command add_verify(CLI::App& app) {
@@ -28,11 +53,18 @@ Command add_verify(CLI::App& app) {
   auto user = std::make_shared<std::string>();
   auto code = std::make_shared<std::string>();
   sub->add_option("--user", *user, "another user (root only)");
-  sub->add_option("CODE", *code, "the code (or a recovery code)")->required();
-  return {sub, [user, code](Session& s) -> int {
-            totp::SecretString typed(std::move(*code));
+  auto* code_opt =
+      sub->add_option("CODE", *code,
+                      "- to read the code (or a recovery code) from standard input; without it, "
+                      "pbx-mfa asks for it without echo. A code given here works but other users "
+                      "can see it (ps)");
+  return {sub, [user, code, code_opt](Session& s) -> int {
+            const bool given = code_opt->count() > 0;
             auto u = target_user(s, *user);
             if (!u) return fail(s, u.error());
+            auto read = code_to_check(s, totp::SecretString(std::move(*code)), given);
+            if (!read || read->empty()) return fail(s, kExitUsage, "no code given");
+            totp::SecretString typed(std::move(*read));
             auto store = open_store(s);
             if (!store) return fail(s, store.error());
             totp::Verifier verifier(s.config, **store, *s.env.clock);

@@ -127,6 +127,11 @@ std::vector<Check> check_module(const Facts& f) {
   Check c{"module", Status::kPass, "", ""};
   std::vector<std::string> candidates =
       module.empty() ? module_candidates() : std::vector<std::string>{module};
+  // A stack naming the module by path loads that file: check it first.
+  if (module.empty()) {
+    std::vector<std::string> named = module_paths_in_stacks(f.pam);
+    candidates.insert(candidates.begin(), named.begin(), named.end());
+  }
   for (const auto& path : candidates) {
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0) continue;

@@ -37,9 +37,10 @@ struct DoctorOptions {
 
 // The services of the PAM directory and their auth stacks.
 struct PamScan {
-  std::optional<std::string> dir_error;  // the directory cannot be listed (strerror)
-  std::map<std::string, std::vector<PamEntry>> stacks;
-  std::set<std::string> included;  // include files, not services
+  std::optional<std::string> dir_error;                 // the directory cannot be listed (strerror)
+  std::map<std::string, std::vector<PamEntry>> stacks;  // the modules of each flow
+  std::map<std::string, std::vector<PamEntry>> flows;   // PamStackReader::auth_flow()
+  std::set<std::string> included;                       // include files, not services
   std::vector<std::string> problems;
 };
 
@@ -94,6 +95,16 @@ PamScan scan_pam_dir(const std::string& dir, const FileReader& files);
 std::vector<Check> check_pam_stacks(const Facts& f);    // which services use the module
 std::vector<Check> check_pam_services(const Facts& f);  // the module's place in each of them
 std::vector<Check> check_pam_sshd(const Facts& f);      // sshd's service without the module
+// Every file of the PAM directory whose auth stack (includes and substacks followed) names the
+// module, by name or by path; each is judged as a service, also when another one includes it.
+std::vector<std::string> services_with_module(const PamScan& scan);
+// The check of one service's auth flow (PamStackReader::auth_flow(), walked by pam_walk.hpp):
+// FAIL when a correct password logs in without the module or a failed code still logs in,
+// WARN for forward_pass and when the module runs before a password succeeded (lockout).
+Check judge_pam_service(const std::string& service, const std::vector<PamEntry>& flow,
+                        bool enroll_default);
+// The absolute paths the stacks name the module by ("/usr/lib/security/pam_pbx_totp.so").
+std::vector<std::string> module_paths_in_stacks(const PamScan& scan);
 
 // sshd_checks.cpp; only the first when the configuration cannot be read.
 std::vector<Check> check_sshd_config(const Facts& f);

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "checks.hpp"
+#include "pam_walk.hpp"
 
 namespace pbx::cli::doctor {
 namespace {
@@ -23,26 +24,6 @@ bool skipped_pam_file(const std::string& name) {
   return false;
 }
 
-bool is_password_module(const std::string& module) {
-  static const std::set<std::string> kPasswordModules = {
-      "pam_unix.so", "pam_unix2.so",   "pam_sss.so",         "pam_ldap.so",
-      "pam_krb5.so", "pam_winbind.so", "pam_userdb.so",      "pam_radius_auth.so",
-      "pam_pwdb.so", "pam_tacplus.so", "pam_systemd_home.so"};
-  return kPasswordModules.count(module) > 0;
-}
-
-// Services (not include files) whose auth stack has the module.
-std::vector<std::string> users_of_module(const PamScan& scan) {
-  std::vector<std::string> users;
-  for (const auto& [name, stack] : scan.stacks) {
-    if (scan.included.count(name) > 0) continue;
-    bool ours = std::any_of(stack.begin(), stack.end(),
-                            [](const PamEntry& e) { return e.module == kModuleName; });
-    if (ours) users.push_back(name);
-  }
-  return users;
-}
-
 // enroll_at_login from the module's arguments, else the config's.
 bool enrolls_at_login(const PamEntry& e, bool config_default) {
   bool on = config_default;
@@ -54,83 +35,150 @@ bool enrolls_at_login(const PamEntry& e, bool config_default) {
   return on;
 }
 
-// Whether a failed password module at `password` ends the stack before `ours`: the module is
-// requisite (or dies by default), or a requisite pam_deny.so stands between them (Debian's
-// common-auth: "[success=1 default=ignore] pam_unix.so" then "requisite pam_deny.so").
-bool password_failure_stops(const std::vector<PamEntry>& stack, std::size_t password,
-                            std::size_t ours) {
-  auto stops = [](const std::string& control) {
-    return control == "requisite" || control.find("=die") != std::string::npos;
-  };
-  if (stops(stack[password].control)) return true;
-  for (std::size_t i = password + 1; i < ours; ++i) {
-    if (stack[i].module == "pam_deny.so" && stops(stack[i].control)) return true;
-  }
-  return false;
+// "'auth sufficient pam_unix.so' (/etc/pam.d/sshd:1)"
+std::string quoted(const PamEntry& e) {
+  std::string text = e.kind == PamEntry::Kind::kModule ? "auth " + e.control + " " + e.path
+                     : e.control == "@include"         ? "@include " + e.module
+                                                       : "auth " + e.control + " " + e.module;
+  return "'" + text + "' (" + e.where + ")";
 }
 
-Check check_one_stack(const std::string& service, const std::vector<PamEntry>& stack,
-                      bool enroll_default) {
-  Check c{"pam:" + service, Status::kPass, "", ""};
-  std::size_t ours = stack.size();
-  std::size_t password = stack.size();
-  for (std::size_t i = 0; i < stack.size(); ++i) {
-    if (stack[i].module == kModuleName && ours == stack.size()) ours = i;
-    if (is_password_module(stack[i].module) && password == stack.size()) password = i;
-  }
-  const PamEntry& e = stack[ours];
-  std::string line = "auth " + e.control + " " + kModuleName + " (" + e.where + ")";
-  const bool forward = std::find(e.args.begin(), e.args.end(), "forward_pass") != e.args.end();
-  // enroll_at_login binds a new phone to the account inside the login: only safe when a wrong
-  // password has already ended the stack (forward_pass: the module never enrolls).
-  if (enrolls_at_login(e, enroll_default) && !forward &&
-      (password == stack.size() || ours < password ||
-       !password_failure_stops(stack, password, ours))) {
-    c.status = Status::kFail;
-    c.message = line + " with enroll_at_login: " +
-                (password == stack.size()
-                     ? std::string("no password module in this stack")
-                     : "a wrong password to " + stack[password].module + " (" +
-                           stack[password].where + ") does not end the stack before it") +
-                ", so anyone who knows the name of a user who is not enrolled yet can enroll "
-                "their own phone for that user";
-    c.fix =
-        "check the password first and stop on failure: 'auth requisite pam_unix.so' above "
-        "this line, or this line after '@include common-auth'; or enroll_at_login = no";
-    return c;
-  }
-  if (e.control == "optional" || e.control == "sufficient") {
-    c.status = Status::kWarn;
-    c.message = line + ": '" + e.control +
-                "' does not enforce the code: a wrong or missing code is ignored";
-    c.fix = "use 'auth required " + std::string(kModuleName) + "'";
-    return c;
-  }
-  if (password == stack.size()) {
-    c.message = line + "; no password module in this stack: the code is the only PAM factor";
-    return c;
-  }
-  const PamEntry& p = stack[password];
-  if (ours < password) {
-    if (forward) {
-      c.message = line + " comes before " + p.module + " (" + p.where +
-                  ") with forward_pass: password and code are typed together";
-      return c;
-    }
-    c.status = Status::kWarn;
-    c.message = line + " comes before the password module " + p.module + " (" + p.where +
-                "): anyone who knows a user name can guess codes and run up the failures "
-                "that lock the user out, without knowing the password";
-    c.fix = "move the line below '" + p.module +
-            "' (or below '@include common-auth'), or add "
-            "forward_pass";
-    return c;
-  }
-  c.message = line + " comes after " + p.module + " (" + p.where + ")";
-  return c;
+// The stacks doctor recommends: a wrong password ends the stack before the module runs, so
+// only a holder of the password can reach the code (and move its failure counter).
+const char* const kSafeStacks =
+    "check the password first and stop on a wrong one, with nothing before the module that can "
+    "end the stack in success: Debian's 'auth [success=1 default=ignore] pam_unix.so', 'auth "
+    "requisite pam_deny.so', 'auth required pam_permit.so' (that is, '@include common-auth'), "
+    "or 'auth requisite pam_unix.so'; then 'auth required pam_pbx_totp.so'";
+
+std::string password_text(const std::vector<PamEntry>& flow, std::optional<std::size_t> i) {
+  return flow[*i].module + " (" + flow[*i].where + ")";
 }
 
 }  // namespace
+
+Check judge_pam_service(const std::string& service, const std::vector<PamEntry>& flow,
+                        bool enroll_default) {
+  Check c{"pam:" + service, Status::kPass, "", ""};
+  PamWalk w = walk_auth_flow(flow);
+  std::size_t ours = 0;
+  while (ours < flow.size() &&
+         !(flow[ours].kind == PamEntry::Kind::kModule && is_totp_entry(flow[ours]))) {
+    ++ours;
+  }
+  std::size_t password = 0;
+  while (password < flow.size() && !(flow[password].kind == PamEntry::Kind::kModule &&
+                                     module_role(flow[password]) == ModuleRole::kPassword)) {
+    ++password;
+  }
+  if (ours == flow.size()) {
+    c.status = Status::kWarn;
+    c.message = std::string("the auth stack does not use ") + kModuleName;
+    c.fix = "add 'auth required " + std::string(kModuleName) + "' after '@include common-auth'";
+    return c;
+  }
+  const PamEntry& e = flow[ours];
+  const bool forward = std::find(e.args.begin(), e.args.end(), "forward_pass") != e.args.end();
+  if (w.bypass) {
+    c.status = Status::kFail;
+    c.message = "a correct password to " + password_text(flow, w.bypass_password) +
+                " logs in without a code: " + quoted(flow[*w.bypass]) +
+                " opens a path on which the stack succeeds and " + kModuleName + " never runs";
+    c.fix = std::string(
+                "no 'sufficient', 'done' or jump past the module after a password "
+                "check; ") +
+            kSafeStacks;
+    return c;
+  }
+  if (w.ignored_failure) {
+    c.status = Status::kFail;
+    c.message = quoted(flow[*w.ignored_failure]) +
+                ": a wrong or missing code does not fail the stack (on some path the module "
+                "fails and the stack still succeeds)";
+    c.fix = "use 'auth required " + std::string(kModuleName) +
+            "' (or '[success=ok default=die]'), with nothing after it that can end the stack "
+            "in success on its own";
+    return c;
+  }
+  // enroll_at_login binds a new phone to the account inside the login: only safe when a wrong
+  // password has already ended the stack (forward_pass: the module never enrolls).
+  if (enrolls_at_login(e, enroll_default) && !forward && (!w.has_password || w.unguarded)) {
+    std::string why = !w.has_password ? std::string("no password module in this stack")
+                      : w.unguarded_after
+                          ? "a wrong password to " + password_text(flow, w.unguarded_after) +
+                                " does not end the stack before it"
+                          : std::string("it can run before any password module has succeeded");
+    c.status = Status::kFail;
+    c.message = quoted(e) + " with enroll_at_login: " + why +
+                ", so anyone who knows the name of a user who is not enrolled yet can enroll "
+                "their own phone for that user";
+    c.fix = std::string(kSafeStacks) + "; or enroll_at_login = no";
+    return c;
+  }
+  if (!w.incomplete.empty()) {
+    c.status = Status::kWarn;
+    c.message = quoted(e) + ": not every path through the stack could be followed (" +
+                w.incomplete + "), so doctor cannot tell whether a password alone logs in";
+    c.fix = "keep the auth stack inside the PAM directory and simple enough to follow";
+    return c;
+  }
+  if (forward) {
+    c.status = Status::kWarn;
+    c.message = quoted(e) +
+                " with forward_pass: the code is checked before the password, so anyone who "
+                "knows a user name can send wrong codes, run up the failures that lock the user "
+                "out of every service using the module, and learn whether the user is enrolled";
+    c.fix =
+        "drop forward_pass and ask for the code after the password: " + std::string(kSafeStacks);
+    return c;
+  }
+  if (w.unguarded) {
+    std::string when = w.unguarded_after
+                           ? "after a wrong password to " + password_text(flow, w.unguarded_after) +
+                                 ": its failure does not end the stack first"
+                           : std::string("before any password module has succeeded");
+    c.status = Status::kWarn;
+    c.message = quoted(flow[*w.unguarded]) + " runs " + when +
+                "; anyone who knows a user name can guess codes and run up the failures that "
+                "lock the user out, without knowing the password";
+    c.fix = kSafeStacks;
+    return c;
+  }
+  if (!w.module_runs) {
+    c.status = Status::kWarn;
+    c.message = quoted(e) + " runs on no path through the stack: nobody is asked for a code";
+    c.fix = kSafeStacks;
+    return c;
+  }
+  if (!w.has_password) {
+    c.message = quoted(e) + "; no password module in this stack: the code is the only PAM factor";
+    return c;
+  }
+  c.message = quoted(e) + ": every path on which " + flow[password].module + " (" +
+              flow[password].where +
+              ") accepts the password runs the module, a wrong code fails the stack, and a "
+              "wrong password ends it before the module";
+  return c;
+}
+
+std::vector<std::string> services_with_module(const PamScan& scan) {
+  std::vector<std::string> users;
+  for (const auto& [name, stack] : scan.stacks) {
+    if (std::any_of(stack.begin(), stack.end(), is_totp_entry)) users.push_back(name);
+  }
+  return users;
+}
+
+std::vector<std::string> module_paths_in_stacks(const PamScan& scan) {
+  std::vector<std::string> paths;
+  for (const auto& [name, stack] : scan.stacks) {
+    for (const auto& e : stack) {
+      if (e.path.empty() || e.path.front() != '/' || !is_totp_entry(e)) continue;
+      if (std::find(paths.begin(), paths.end(), e.path) == paths.end()) paths.push_back(e.path);
+    }
+  }
+  return paths;
+}
 
 PamScan scan_pam_dir(const std::string& dir_path, const FileReader& files) {
   PamScan scan;
@@ -153,7 +201,10 @@ PamScan scan_pam_dir(const std::string& dir_path, const FileReader& files) {
   std::sort(names.begin(), names.end());
 
   PamStackReader reader(dir_path, files);
-  for (const auto& name : names) scan.stacks[name] = reader.auth_stack(name);
+  for (const auto& name : names) {
+    scan.flows[name] = reader.auth_flow(name);
+    scan.stacks[name] = modules_only(scan.flows[name]);
+  }
   scan.included = reader.included();
   scan.problems = reader.problems();
   return scan;
@@ -168,7 +219,7 @@ std::vector<Check> check_pam_stacks(const Facts& f) {
     summary.fix = "name the PAM configuration directory with --pam-dir";
     return {summary};
   }
-  std::vector<std::string> users = users_of_module(f.pam);
+  std::vector<std::string> users = services_with_module(f.pam);
   if (users.empty()) {
     summary.status = Status::kFail;
     summary.message =
@@ -190,15 +241,15 @@ std::vector<Check> check_pam_stacks(const Facts& f) {
 
 std::vector<Check> check_pam_services(const Facts& f) {
   std::vector<Check> checks;
-  for (const auto& u : users_of_module(f.pam)) {
-    checks.push_back(check_one_stack(u, f.pam.stacks.at(u), f.session.config.enroll_at_login));
+  for (const auto& u : services_with_module(f.pam)) {
+    checks.push_back(judge_pam_service(u, f.pam.flows.at(u), f.session.config.enroll_at_login));
   }
   return checks;
 }
 
 std::vector<Check> check_pam_sshd(const Facts& f) {
   const PamScan& scan = f.pam;
-  std::vector<std::string> users = users_of_module(scan);
+  std::vector<std::string> users = services_with_module(scan);
   if (scan.stacks.count("sshd") == 0 ||
       std::find(users.begin(), users.end(), "sshd") != users.end() ||
       scan.included.count("sshd") > 0) {

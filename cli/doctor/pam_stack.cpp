@@ -31,12 +31,23 @@ std::vector<std::string> pam_fields(std::string_view line) {
   return out;
 }
 
-std::vector<PamEntry> PamStackReader::auth_stack(const std::string& service) {
+std::vector<PamEntry> PamStackReader::auth_flow(const std::string& service) {
   std::vector<PamEntry> out;
   files_read_ = 0;
   top_ = service;
-  expand(service, 0, out);
+  expand(service, 0, 0, out);
   return out;
+}
+
+std::vector<PamEntry> modules_only(std::vector<PamEntry> flow) {
+  flow.erase(std::remove_if(flow.begin(), flow.end(),
+                            [](const PamEntry& e) { return e.kind != PamEntry::Kind::kModule; }),
+             flow.end());
+  return flow;
+}
+
+std::vector<PamEntry> PamStackReader::auth_stack(const std::string& service) {
+  return modules_only(auth_flow(service));
 }
 
 void PamStackReader::note(std::string problem) {
@@ -45,19 +56,20 @@ void PamStackReader::note(std::string problem) {
   }
 }
 
-void PamStackReader::expand(const std::string& service, int depth, std::vector<PamEntry>& out) {
+PamStackReader::Expanded PamStackReader::expand(const std::string& service, int depth, int level,
+                                                std::vector<PamEntry>& out) {
   if (depth > kMaxIncludeDepth) {
     note(service + ": includes nested too deep (a loop?)");
-    return;
+    return Expanded::kFailed;
   }
   if (service.empty() || service.find('/') != std::string::npos) {
     problems_.push_back("include of '" + service + "' outside " + dir_ + " not followed");
-    return;
+    return Expanded::kNotFollowed;
   }
   if (files_read_ >= kMaxIncludedFiles) {
     note(top_ + ": too many included files (more than " + std::to_string(kMaxIncludedFiles) +
          "); the rest not followed");
-    return;
+    return Expanded::kNotFollowed;
   }
   ++files_read_;
   std::string path = dir_ + "/" + service;
@@ -65,7 +77,7 @@ void PamStackReader::expand(const std::string& service, int depth, std::vector<P
   auto text = files_.read(path, error);
   if (!text) {
     if (depth > 0) problems_.push_back(path + " (included): " + error);
-    return;
+    return Expanded::kFailed;
   }
   std::vector<std::string_view> lines = totp::split_lines(*text);
   std::string joined;
@@ -84,19 +96,40 @@ void PamStackReader::expand(const std::string& service, int depth, std::vector<P
     std::vector<std::string> f = pam_fields(joined);
     joined.clear();
     if (f.empty()) continue;
+    // An include libpam cannot load becomes an entry that fails (pam_handlers.c); one doctor
+    // does not follow, an entry that may do anything.
+    auto include = [&](const std::string& name, const std::string& control, int at) {
+      included_.insert(name);
+      Expanded r = expand(name, depth + 1, at, out);
+      if (r == Expanded::kRead) return;
+      PamEntry e;
+      e.control = control;
+      e.module = name.find('/') == std::string::npos ? name : "";
+      e.where = where;
+      e.kind = r == Expanded::kFailed ? PamEntry::Kind::kFail : PamEntry::Kind::kUnknown;
+      e.level = level;
+      out.push_back(std::move(e));
+    };
     if (f[0] == "@include") {
-      if (f.size() >= 2) {
-        included_.insert(f[1]);
-        expand(f[1], depth + 1, out);
-      }
+      if (f.size() >= 2) include(f[1], "@include", level);
       continue;
     }
     std::string type = totp::to_lower(f[0]);
     if (!type.empty() && type.front() == '-') type.erase(0, 1);
     if (type != "auth" || f.size() < 3) continue;
-    if (f[1] == "include" || f[1] == "substack") {
-      included_.insert(f[2]);
-      expand(f[2], depth + 1, out);
+    if (f[1] == "include") {
+      include(f[2], f[1], level);
+      continue;
+    }
+    if (f[1] == "substack") {
+      PamEntry e;
+      e.control = f[1];
+      e.module = f[2].find('/') == std::string::npos ? f[2] : "";
+      e.where = where;
+      e.kind = PamEntry::Kind::kSubstack;
+      e.level = level;
+      out.push_back(std::move(e));
+      include(f[2], f[1], level + 1);
       continue;
     }
     PamEntry e;
@@ -104,8 +137,11 @@ void PamStackReader::expand(const std::string& service, int depth, std::vector<P
     e.module = totp::base_name(f[2]);
     e.args.assign(f.begin() + 3, f.end());
     e.where = where;
+    e.path = f[2];
+    e.level = level;
     out.push_back(std::move(e));
   }
+  return Expanded::kRead;
 }
 
 }  // namespace pbx::cli::doctor

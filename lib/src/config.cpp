@@ -298,7 +298,9 @@ Status parse_config_text(Config& config, std::string_view text, std::string_view
 Result<Config> load_config(const std::string& path, bool explicit_path, uid_t trusted_uid) {
   Config config;
   config.trusted_uid = trusted_uid;
-  auto text = detail::read_checked_file(path, trusted_uid, 022, kMaxConfigSize, "config file");
+  FileCheck check{trusted_uid, 022, kMaxConfigSize};
+  check.trusted_parents = true;  // root acts on it: its directories must be root's alone
+  auto text = detail::read_checked_file(path, check, "config file");
   if (!text) return make_error(Errc::kConfig, text.error().message);
   if (!text->has_value()) {
     if (explicit_path) return make_error(Errc::kConfig, "config file " + path + ": does not exist");

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "pbx/totp/seal.hpp"
+#include "pbx/totp/state.hpp"
 #include "pg_link.hpp"
 #include "text_format.hpp"
 
@@ -22,7 +23,8 @@ using detail::PgLink;
 // The associated data of the key check sealed into pbx_mfa_schema.
 constexpr const char* kKeyCheckAad = "pbx-mfa key check";
 
-// Version 1. Later versions add steps here; db_init applies those above the stored version.
+// Version 1. Later versions add steps (kSchemaV2...); db_init applies those above the stored
+// version, also right after creating version 1.
 constexpr const char* kSchemaV1 =
     "CREATE TABLE pbx_mfa_enrollment ("
     " user_name text PRIMARY KEY,"
@@ -33,6 +35,51 @@ constexpr const char* kSchemaV1 =
     "CREATE TABLE pbx_mfa_state ("
     " user_name text PRIMARY KEY,"
     " state text)";
+
+// Version 2: the state row carries a MAC. The column is renamed as well, so a pbx-mfa of
+// schema 1 still running somewhere fails (a database error) instead of writing state without
+// a MAC, which every updated server would refuse.
+constexpr const char* kSchemaV2 =
+    "ALTER TABLE pbx_mfa_state RENAME COLUMN state TO state_text;"
+    "ALTER TABLE pbx_mfa_state ADD COLUMN state_mac bytea";
+
+// Gives every existing state row its MAC (step 2 of the upgrade, in db_init's transaction,
+// which holds the table's lock from the ALTER TABLE). Rows that do not parse stay without a
+// MAC: they were refused before and still are.
+Status authenticate_states(PgLink& db, const SecretBytes& fleet_key, DbInitResult& result) {
+  auto mac_key = derive_fleet_subkey(fleet_key, kStateMacLabel);
+  if (!mac_key) return mac_key.error();
+  db.start_exchange();
+  static const std::string kSelect =
+      "SELECT user_name, CASE WHEN octet_length(state_text) <= " +
+      std::to_string(kMaxStateFileSize) +
+      " THEN state_text END FROM pbx_mfa_state WHERE state_text IS NOT NULL";
+  auto rows = db.exec(kSelect.c_str());
+  if (!rows) return rows.error();
+  for (const auto& row : *rows) {
+    if (!row.at(0)) continue;
+    if (!row.at(1)) {  // over the size cap
+      ++result.states_unreadable;
+      continue;
+    }
+    auto parsed = parse_state(*row.at(1));
+    if (!parsed) {
+      ++result.states_unreadable;
+      continue;
+    }
+    auto mac = state_mac(*mac_key, *row.at(0), parsed->enrollment_id, *row.at(1));
+    if (!mac) return mac.error();
+    // One deadline per row: a fleet of many users must not hit pg_timeout_ms as a whole.
+    db.start_exchange();
+    if (auto r = db.exec("UPDATE pbx_mfa_state SET state_mac = $2 WHERE user_name = $1",
+                         {{*row.at(0)}, {*mac, false, true}});
+        !r) {
+      return r.error();
+    }
+    ++result.states_authenticated;
+  }
+  return Ok{};
+}
 
 Result<int> schema_version(PgLink& link, std::optional<std::string>* key_check) {
   auto exists = link.exec("SELECT to_regclass('pbx_mfa_schema') IS NOT NULL");
@@ -61,7 +108,9 @@ Result<bool> key_fits(const SecretBytes& key, const std::optional<std::string>& 
 
 }  // namespace
 
-Result<DbInitResult> db_init(const Config& config) {
+namespace {
+
+Result<DbInitResult> init_or_upgrade(const Config& config, bool may_create) {
   auto link = PgLink::open(config);
   if (!link) return link.error();
   PgLink& db = **link;
@@ -84,6 +133,10 @@ Result<DbInitResult> db_init(const Config& config) {
                                               "pbx-mfa understands (" +
                                               std::to_string(kDbSchemaVersion) + ")"));
   }
+  if (*version == 0 && !may_create) {
+    return fail(make_error(Errc::kConfig,
+                           "the database has no pbx-mfa schema to upgrade: run 'pbx-mfa db init'"));
+  }
   auto key = load_fleet_key(config.fleet_key, config.trusted_uid);
   if (!key) {
     struct stat st {};
@@ -104,6 +157,7 @@ Result<DbInitResult> db_init(const Config& config) {
       return fail(r.error());
     }
     if (auto r = db.exec(kSchemaV1); !r) return fail(r.error());
+    if (auto r = db.exec(kSchemaV2); !r) return fail(r.error());
     if (auto r = db.exec("INSERT INTO pbx_mfa_schema (version, key_check) VALUES ($1, $2)",
                          {{std::to_string(kDbSchemaVersion)}, {*box, false, true}});
         !r) {
@@ -117,12 +171,29 @@ Result<DbInitResult> db_init(const Config& config) {
                                                 " is not the key this database was set up with; "
                                                 "copy the key from a server of the fleet"));
     }
-    // Upgrades from older versions go here (none yet).
+    if (*version < 2) {
+      if (auto r = db.exec(kSchemaV2); !r) return fail(r.error());
+      if (auto st = authenticate_states(db, *key, result); !st) return fail(st.error());
+    }
+    if (*version < kDbSchemaVersion) {
+      db.start_exchange();
+      if (auto r = db.exec("UPDATE pbx_mfa_schema SET version = $1, updated = now()",
+                           {{std::to_string(kDbSchemaVersion)}});
+          !r) {
+        return fail(r.error());
+      }
+    }
   }
   if (auto r = db.exec("COMMIT"); !r) return r.error();
   result.to_version = kDbSchemaVersion;
   return result;
 }
+
+}  // namespace
+
+Result<DbInitResult> db_init(const Config& config) { return init_or_upgrade(config, true); }
+
+Result<DbInitResult> db_upgrade(const Config& config) { return init_or_upgrade(config, false); }
 
 Result<DbReport> db_probe(const Config& config) {
   auto link = PgLink::open(config);

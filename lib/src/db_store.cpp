@@ -1,4 +1,5 @@
-// The PostgreSQL store: enrollments sealed under the fleet key, state under a row lock.
+// The PostgreSQL store: enrollments sealed under the fleet key, state under a row lock and
+// authenticated by a MAC under a key derived from it.
 #include "db_store.hpp"
 
 #include <optional>
@@ -104,8 +105,8 @@ class DbStore final : public Store {
     // One statement, so secret and state go together or not at all.
     auto rows = link_->exec(
         "WITH e AS (DELETE FROM pbx_mfa_enrollment WHERE user_name = $1 RETURNING 1), "
-        "s AS (DELETE FROM pbx_mfa_state WHERE user_name = $1 RETURNING state) "
-        "SELECT (SELECT count(*) FROM e), (SELECT count(*) FROM s WHERE state IS NOT NULL)",
+        "s AS (DELETE FROM pbx_mfa_state WHERE user_name = $1 RETURNING state_text) "
+        "SELECT (SELECT count(*) FROM e), (SELECT count(*) FROM s WHERE state_text IS NOT NULL)",
         {{user.name}});
     if (!rows) return rows.error();
     if (rows->size() == 1 && rows->front().at(0) == "0" && rows->front().at(1) == "0") {
@@ -147,8 +148,16 @@ class DbStore final : public Store {
 
   Status commit(const std::string& user, const UserState& next) {
     std::string text = serialize_state(next);
+    // Every write of the state carries its MAC: a row is written whole or not at all.
+    auto key = mac_key();
+    auto mac = key ? state_mac(*key, user, next.enrollment_id, text) : key.error();
+    if (!mac) {
+      rollback();
+      return mac.error();
+    }
     auto r =
-        link_->exec("UPDATE pbx_mfa_state SET state = $2 WHERE user_name = $1", {{user}, {text}});
+        link_->exec("UPDATE pbx_mfa_state SET state_text = $2, state_mac = $3 WHERE user_name = $1",
+                    {{user}, {text}, {*mac, false, true}});
     if (!r) {
       rollback();
       return r.error();
@@ -181,28 +190,59 @@ class DbStore final : public Store {
     return *key_;
   }
 
+  // The key of the state MAC, derived from the fleet key once per store.
+  Result<SecretBytes> mac_key() {
+    if (!mac_key_) {
+      auto k = fleet_key();
+      if (!k) return k.error();
+      auto derived = derive_fleet_subkey(*k, kStateMacLabel);
+      if (!derived) return derived.error();
+      mac_key_ = std::move(derived.value());
+    }
+    return *mac_key_;
+  }
+
   // A row that does not open is never accepted; the message goes to the log with the outcome.
   Error refused(const User& user, const std::string& why) const {
     return make_error(Errc::kCorrupt, "database row of user '" + user.name + "' refused: " + why);
   }
 
-  // The user's state row (none: no state yet), FOR UPDATE with `lock`. A value over the state
-  // file's size cap is not sent (NULL and its size instead) and is refused like such a file.
+  // The user's state row (none, or the empty row lock_state makes: no state yet), FOR UPDATE
+  // with `lock`. A value over the state file's size cap is not sent (NULL and its size instead)
+  // and is refused like such a file. State is trusted only with its MAC: a row without one, or
+  // whose MAC does not verify for this user and the enrollment id it names, is refused.
   Result<UserState> read_state(const User& user, bool lock) {
     static const std::string kSelect =
-        "SELECT CASE WHEN octet_length(state) <= " + std::to_string(kMaxStateFileSize) +
-        " THEN state END, octet_length(state) FROM pbx_mfa_state WHERE user_name = $1";
+        "SELECT CASE WHEN octet_length(state_text) <= " + std::to_string(kMaxStateFileSize) +
+        " THEN state_text END, octet_length(state_text), "
+        "CASE WHEN octet_length(state_mac) <= 64 THEN state_mac END, octet_length(state_mac) "
+        "FROM pbx_mfa_state WHERE user_name = $1";
     static const std::string kSelectForUpdate = kSelect + " FOR UPDATE";
     auto rows = link_->exec((lock ? kSelectForUpdate : kSelect).c_str(), {{user.name}});
     if (!rows) return rows.error();
-    if (!rows->empty() && !rows->front().at(0) && rows->front().at(1)) {
+    if (rows->empty()) return UserState{};
+    const auto& row = rows->front();
+    if (!row.at(0) && row.at(1)) {
       return make_error(Errc::kCorrupt, "database state row larger than " +
                                             std::to_string(kMaxStateFileSize / 1024) + " KiB");
     }
-    if (rows->empty() || !rows->front().at(0)) return UserState{};
-    auto parsed = parse_state(*rows->front().at(0));
+    if (!row.at(0) && !row.at(3)) return UserState{};  // the empty row: no state yet
+    if (!row.at(0)) return refused(user, "state MAC without state");
+    if (!row.at(3)) {
+      return refused(user, "state without MAC (written by hand or by a pbx-mfa before schema 2)");
+    }
+    if (!row.at(2)) return refused(user, "state MAC of a wrong size");
+    auto parsed = parse_state(*row.at(0));
     if (!parsed) {
       return make_error(parsed.error().code, parsed.error().message + " (database state row)");
+    }
+    auto mac = bytea_of(row.at(2));
+    if (!mac) return refused(user, "state MAC is not bytea");
+    auto key = mac_key();
+    if (!key) return key.error();
+    if (auto st = check_state_mac(*key, user.name, parsed->enrollment_id, *row.at(0), *mac); !st) {
+      if (st.error().code != Errc::kCorrupt) return st.error();
+      return refused(user, st.error().message);
     }
     return parsed;
   }
@@ -210,6 +250,7 @@ class DbStore final : public Store {
   Config config_;
   std::unique_ptr<PgLink> link_;
   std::optional<SecretBytes> key_;
+  std::optional<SecretBytes> mac_key_;
   bool in_txn_ = false;
 };
 

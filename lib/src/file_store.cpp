@@ -43,7 +43,11 @@ class FileStore final : public Store {
     if (!where) return where.error();
     FsIds ids(where->in_home ? user.uid : geteuid(), where->in_home ? user.gid : getegid());
     if (!ids.ok()) return make_error(Errc::kIo, "cannot switch to the user's filesystem ids");
-    auto text = read_private_file(where->path, where->owner, kMaxSecretFileSize, "secret file");
+    // Outside a home the secret is root's: so must its directories be. (A home is the user's
+    // anyway; the user's own ids read it there.)
+    FileCheck check{where->owner, 077, kMaxSecretFileSize};
+    check.trusted_parents = !where->in_home;
+    auto text = read_checked_file(where->path, check, "secret file");
     if (!text) return text.error();
     if (!text->has_value()) {
       return make_error(Errc::kNotEnrolled, "user '" + user.name + "' is not enrolled");
@@ -58,6 +62,10 @@ class FileStore final : public Store {
     if (!where) return where.error();
     FsIds ids(where->in_home ? user.uid : geteuid(), where->in_home ? user.gid : getegid());
     if (!ids.ok()) return make_error(Errc::kIo, "cannot switch to the user's filesystem ids");
+    if (!where->in_home) {
+      // Root's secret goes only into root's directories: whoever may write one could move it.
+      if (auto st = check_trusted_dir_of(where->path, where->owner, "secret file"); !st) return st;
+    }
     SecretString text(serialize_enrollment(enrollment));
     WriteOptions opts;
     opts.mode = 0600;

@@ -1,6 +1,7 @@
 #include "file_util.hpp"
 
 #include <fcntl.h>
+#include <sys/auxv.h>
 #include <sys/file.h>
 #include <sys/fsuid.h>
 #include <sys/stat.h>
@@ -8,6 +9,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 
@@ -71,17 +73,20 @@ Error io_error(const char* what, const std::string& path, const char* action, in
 // widening: where root is required (config, state_dir, state and lock files, a secret outside
 // a home) a process that is not root also trusts files of its own effective uid. Such a
 // process gains nothing by distrusting its own files (it could rewrite them anyway), and
-// set-uid programs run with euid 0, so a root process still trusts only root.
+// set-uid programs run with euid 0, so a root process still trusts only root. A process the
+// kernel runs with privileges its caller lacks (AT_SECURE: set-gid, file capabilities) never
+// widens: there the caller's own files are not the process's to trust (review L9).
+bool euid_widens() { return ::geteuid() != 0 && ::getauxval(AT_SECURE) == 0; }
+
 bool owner_trusted(uid_t actual, uid_t expected) {
   if (actual == expected) return true;
-  const uid_t euid = ::geteuid();
-  return expected == 0 && euid != 0 && actual == euid;
+  return expected == 0 && euid_widens() && actual == ::geteuid();
 }
 
 std::string owner_problem(uid_t actual, uid_t expected) {
   std::string msg =
       "owned by uid " + std::to_string(actual) + ", expected uid " + std::to_string(expected);
-  if (expected == 0 && ::geteuid() != 0) msg += " or " + std::to_string(::geteuid());
+  if (expected == 0 && euid_widens()) msg += " or " + std::to_string(::geteuid());
   return msg;
 }
 
@@ -104,6 +109,75 @@ Status check_stat(const struct stat& st, const std::string& path, const FileChec
   }
   if (static_cast<std::size_t>(st.st_size) > max_size) {
     return make_error(Errc::kUnsafe, prefix + "larger than " + std::to_string(max_size) + " bytes");
+  }
+  return Ok{};
+}
+
+// Whether a directory's owner may stand above a file that must belong to `expected`: root
+// always, or whoever owner_trusted accepts.
+bool parent_owner_trusted(uid_t actual, uid_t expected) {
+  return actual == 0 || owner_trusted(actual, expected);
+}
+
+// FileCheck::trusted_parents for the file or directory at `path`, already opened and checked:
+// `self` is its fstat. Every directory above its real path, up to /, must belong to root (or
+// `owner`) and be unwritable by group and others, unless it is sticky and the entry below it
+// on the path belongs to root (or `owner`): the sticky bit keeps others from renaming or
+// removing that entry. Directories above a checked one cannot change under us (only their
+// trusted owners can write them), so after the walk the real path names the file for good;
+// it must still be the file that was opened.
+Status check_parents(const std::string& path, const struct stat& self, uid_t owner,
+                     const char* what) {
+  // "WHAT PATH: its directory DIR REASON"
+  auto refuse = [&](Errc code, const std::string& dir, std::string_view reason) -> Status {
+    std::string msg = std::string(what) + " " + path + ": ";
+    if (!dir.empty()) {
+      msg += "its directory ";
+      msg += dir;
+      msg += ' ';
+    }
+    msg += reason;
+    return make_error(code, msg);
+  };
+  char* resolved = ::realpath(path.c_str(), nullptr);
+  if (resolved == nullptr) {
+    const int err = errno;
+    return refuse(Errc::kIo, {}, "cannot resolve its directories: " + errno_text(err));
+  }
+  std::string real(resolved);
+  std::free(resolved);
+  struct stat child = self;
+  std::string at = real;
+  while (at != "/") {
+    std::string dir = dir_name(at);
+    struct stat st {};
+    if (::lstat(dir.c_str(), &st) != 0) {
+      const int err = errno;
+      return refuse(Errc::kIo, dir, "cannot be examined: " + errno_text(err));
+    }
+    if (!S_ISDIR(st.st_mode)) return refuse(Errc::kUnsafe, dir, "is not a directory");
+    if (!parent_owner_trusted(st.st_uid, owner)) {
+      std::string reason = "is " + owner_problem(st.st_uid, owner);
+      reason += " (whoever owns a directory can replace the files in it)";
+      return refuse(Errc::kUnsafe, dir, reason);
+    }
+    const bool others_write = (st.st_mode & (S_IWGRP | S_IWOTH)) != 0;
+    const bool sticky_guards_child =
+        (st.st_mode & S_ISVTX) != 0 && parent_owner_trusted(child.st_uid, owner);
+    if (others_write && !sticky_guards_child) {
+      char mode[8];
+      (void)std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+      std::string reason = "has mode ";
+      reason += mode;
+      reason += ": group or others can write it and replace the files in it";
+      return refuse(Errc::kUnsafe, dir, reason);
+    }
+    child = st;
+    at = std::move(dir);
+  }
+  struct stat now {};
+  if (::stat(real.c_str(), &now) != 0 || now.st_dev != self.st_dev || now.st_ino != self.st_ino) {
+    return refuse(Errc::kUnsafe, {}, "changed while it was checked (refused)");
   }
   return Ok{};
 }
@@ -141,6 +215,9 @@ Result<Fd> open_checked_file(const std::string& path, const FileCheck& check, co
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) return io_error(what, path, "cannot stat", errno);
   if (auto ok = check_stat(st, path, check, what); !ok) return ok.error();
+  if (check.trusted_parents) {
+    if (auto ok = check_parents(path, st, check.owner.value_or(0), what); !ok) return ok.error();
+  }
   return fd;
 }
 
@@ -275,7 +352,37 @@ Status check_private_dir(const std::string& path, uid_t owner, bool create, cons
     return make_error(Errc::kUnsafe,
                       prefix + "mode " + mode + " lets group or others in (must be 0700)");
   }
-  return Ok{};
+  // The directories above it too (FileCheck::trusted_parents): whoever may write one of them
+  // could put another directory in its place.
+  return check_parents(path, st, owner, what);
+}
+
+Status check_trusted_dir_of(const std::string& path, uid_t owner, const char* what) {
+  const std::string dir = dir_name(path);
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0) {
+    const int err = errno;
+    std::string msg = std::string(what) + " " + path + ": its directory " + dir;
+    msg += " cannot be examined: ";
+    msg += errno_text(err);
+    return make_error(Errc::kIo, msg);
+  }
+  std::string prefix = std::string(what) + " " + path + ": its directory " + dir;
+  if (!S_ISDIR(st.st_mode)) return make_error(Errc::kUnsafe, prefix + " is not a directory");
+  if (!parent_owner_trusted(st.st_uid, owner)) {
+    prefix += " is ";
+    prefix += owner_problem(st.st_uid, owner);
+    return make_error(Errc::kUnsafe, prefix);
+  }
+  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+    char mode[8];
+    (void)std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    prefix += " has mode ";
+    prefix += mode;
+    prefix += ": group or others can write it";
+    return make_error(Errc::kUnsafe, prefix);
+  }
+  return check_parents(dir, st, owner, what);
 }
 
 Result<Fd> lock_file(const std::string& path, uid_t owner, int timeout_ms) {

@@ -98,9 +98,14 @@ Status write_file_atomic(const std::string& path, std::string_view data, const W
 // Removes a file, refusing to follow a symlink at that place. kNotEnrolled-free: missing is ok.
 Result<bool> remove_file(const std::string& path, const char* what);
 
-// A directory owned by `owner` without group/other bits; created 0700 when missing and
-// `create` (its parent must exist).
+// A directory owned by `owner` without group/other bits, in directories root trusts (as
+// FileCheck::trusted_parents); created 0700 when missing and `create` (its parent must exist).
 Status check_private_dir(const std::string& path, uid_t owner, bool create, const char* what);
+
+// Before root writes a file it trusts (a secret outside a home): the directory it goes into
+// is owned by root (or `owner`) and not writable by group or others, and so are the ones above
+// it (FileCheck::trusted_parents).
+Status check_trusted_dir_of(const std::string& path, uid_t owner, const char* what);
 
 // Exclusive flock on a lock file (created 0600 if missing; must be a regular file of `owner`).
 // Waits up to `timeout_ms`, then fails closed.

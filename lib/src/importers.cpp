@@ -300,19 +300,21 @@ Result<ImportedSecret> parse_import(ImportFormat format, std::string_view text,
 
 Result<SecretString> read_import_file(const std::string& path, const User& user) {
   if (path.empty()) return invalid("import source: empty file name");
-  std::string home = user.home;
-  while (home.size() > 1 && home.back() == '/') home.pop_back();
-  bool in_home = home.size() > 1 && path.size() > home.size() &&
-                 path.compare(0, home.size(), home) == 0 && path[home.size()] == '/';
+  // Root importing for another user reads with that user's filesystem ids, whatever the path
+  // looks like: a relative path, "//home/...", a symlinked directory anywhere on the way are all
+  // resolved by the kernel with the user's permissions, so the decision rests on the file
+  // actually reached, never on the spelling. A file only root may read is refused; root passes
+  // it on standard input instead (an explicit act, not something a link can cause).
+  const bool as_user = ::geteuid() == 0 && user.uid != 0;
   std::optional<detail::FsIds> ids;
-  if (in_home) {
+  if (as_user) {
     ids.emplace(user.uid, user.gid);
     if (!ids->ok()) return make_error(Errc::kIo, "cannot switch to the user's filesystem ids");
   }
   std::string prefix = "import source " + path + ": ";
-  // Any owner and mode: the file is the caller's (read with the user's filesystem ids inside a
-  // home). Its size is checked below: too large means "not a secret file", a wrong input
-  // rather than an unsafe one.
+  // Any owner and mode: the file is the caller's (read with the user's filesystem ids when
+  // root imports for another user). Its size is checked below: too large means "not a secret
+  // file", a wrong input rather than an unsafe one.
   auto opened = detail::open_checked_file(
       path, FileCheck{std::nullopt, 0, std::numeric_limits<std::size_t>::max()}, "import source");
   if (!opened) {
@@ -321,6 +323,11 @@ Result<SecretString> read_import_file(const std::string& path, const User& user)
         S_ISLNK(lst.st_mode)) {
       return make_error(Errc::kUnsafe,
                         prefix + "is a symbolic link (refused; name the file it points to)");
+    }
+    if (as_user && opened.error().message.ends_with(detail::errno_text(EACCES))) {
+      return make_error(Errc::kIo, opened.error().message + " (read with " + user.name +
+                                       "'s file system ids; a file only root may read: pass "
+                                       "it on standard input, as SOURCE '-')");
     }
     return opened.error();
   }

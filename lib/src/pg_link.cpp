@@ -17,8 +17,9 @@ namespace {
 // by the trusted uid, not writable by group or others); dlopen goes through the checked file
 // descriptor, so the file cannot be swapped between the check and the load.
 Result<const pbx_db_plugin*> load_plugin(const Config& config) {
-  auto fd = open_checked_file(config.pg_plugin, config.trusted_uid, 022,
-                              std::size_t{64} * 1024 * 1024, "database plugin (pg_plugin)");
+  FileCheck check{config.trusted_uid, 022, std::size_t{64} * 1024 * 1024};
+  check.trusted_parents = true;  // code loaded into root's process: its directories too
+  auto fd = open_checked_file(config.pg_plugin, check, "database plugin (pg_plugin)");
   if (!fd) return fd.error();
   if (!fd->valid()) {
     return make_error(Errc::kConfig, "database plugin " + config.pg_plugin +

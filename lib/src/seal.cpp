@@ -1,6 +1,10 @@
 #include "pbx/totp/seal.hpp"
 
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/kdf.h>
+#include <openssl/params.h>
 
 #include <memory>
 
@@ -11,6 +15,7 @@ namespace pbx::totp {
 namespace {
 
 constexpr std::uint8_t kVersion = 1;
+constexpr std::uint8_t kStateMacVersion = 1;
 constexpr std::size_t kNonceSize = 12;
 constexpr std::size_t kTagSize = 16;
 
@@ -30,7 +35,9 @@ Error gcm_error(const char* what) {
 }  // namespace
 
 Result<SecretBytes> load_fleet_key(const std::string& path, uid_t owner) {
-  auto text = detail::read_private_file(path, owner, 4096, "fleet key");
+  FileCheck check{owner, 077, 4096};
+  check.trusted_parents = true;  // whoever may write its directory could swap the key
+  auto text = detail::read_checked_file(path, check, "fleet key");
   if (!text) return text.error();
   if (!text->has_value()) {
     return make_error(Errc::kIo, "fleet key " + path +
@@ -108,6 +115,67 @@ Result<SecretString> open_sealed(const SecretBytes& key, std::string_view aad,
                       "with, copied from another user, or sealed under another key");
   }
   return plain;
+}
+
+Result<SecretBytes> derive_fleet_subkey(const SecretBytes& fleet_key, std::string_view label) {
+  if (fleet_key.size() != kFleetKeySize) return make_error(Errc::kInternal, "fleet key size");
+  EVP_KDF* kdf = EVP_KDF_fetch(nullptr, "HKDF", nullptr);
+  EVP_KDF_CTX* ctx = kdf != nullptr ? EVP_KDF_CTX_new(kdf) : nullptr;
+  EVP_KDF_free(kdf);
+  if (ctx == nullptr) return make_error(Errc::kInternal, "HKDF is not available");
+  char digest[] = "SHA256";
+  std::string info(label);
+  OSSL_PARAM params[] = {
+      OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, digest, 0),
+      OSSL_PARAM_construct_octet_string(
+          OSSL_KDF_PARAM_KEY, const_cast<std::uint8_t*>(fleet_key.data()), fleet_key.size()),
+      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info.data(), info.size()),
+      OSSL_PARAM_construct_end()};
+  SecretBytes out(32);
+  int rc = EVP_KDF_derive(ctx, out.data(), out.size(), params);
+  EVP_KDF_CTX_free(ctx);
+  if (rc != 1) return make_error(Errc::kInternal, "HKDF derivation failed");
+  return out;
+}
+
+Result<std::string> state_mac(const SecretBytes& mac_key, std::string_view user_name,
+                              std::string_view enrollment_id, std::string_view text) {
+  std::string data;
+  data.reserve(user_name.size() + enrollment_id.size() + text.size() + 2);
+  data.append(user_name).push_back('\0');
+  data.append(enrollment_id).push_back('\0');
+  data.append(text);
+  std::string out(kStateMacSize, '\0');
+  out[0] = static_cast<char>(kStateMacVersion);
+  char digest[] = "SHA256";
+  OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+                         OSSL_PARAM_construct_end()};
+  EVP_MAC* mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+  EVP_MAC_CTX* ctx = mac != nullptr ? EVP_MAC_CTX_new(mac) : nullptr;
+  EVP_MAC_free(mac);
+  std::size_t len = 0;
+  bool ok = ctx != nullptr && EVP_MAC_init(ctx, mac_key.data(), mac_key.size(), params) == 1 &&
+            EVP_MAC_update(ctx, bytes(data), data.size()) == 1 &&
+            EVP_MAC_final(ctx, reinterpret_cast<unsigned char*>(out.data()) + 1, &len,
+                          out.size() - 1) == 1 &&
+            len == out.size() - 1;
+  EVP_MAC_CTX_free(ctx);
+  if (!ok) return make_error(Errc::kInternal, "HMAC of the state row failed");
+  return out;
+}
+
+Status check_state_mac(const SecretBytes& mac_key, std::string_view user_name,
+                       std::string_view enrollment_id, std::string_view text,
+                       std::string_view mac) {
+  auto expected = state_mac(mac_key, user_name, enrollment_id, text);
+  if (!expected) return expected.error();
+  if (mac.size() != expected->size() ||
+      CRYPTO_memcmp(mac.data(), expected->data(), mac.size()) != 0) {
+    return make_error(Errc::kCorrupt,
+                      "state MAC does not verify with the fleet key: tampered with, copied "
+                      "from another user, or written under another key");
+  }
+  return Ok{};
 }
 
 }  // namespace pbx::totp

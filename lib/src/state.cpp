@@ -69,7 +69,7 @@ Result<UserState> parse_state(std::string_view text) {
       s.locked_until = n;
     } else if (kv.key == "skew") {
       if (!detail::parse_i64(kv.value, -1000, 1000, n)) return corrupt("bad skew");
-      s.skew = static_cast<int>(n);
+      s.skew = static_cast<int>(std::clamp<std::int64_t>(n, -kMaxSkewSteps, kMaxSkewSteps));
     } else if (kv.key == "last-success") {
       if (!detail::parse_i64(kv.value, 0, kMaxTime, n)) return corrupt("bad last-success");
       s.last_success = n;

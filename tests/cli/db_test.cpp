@@ -61,7 +61,7 @@ class DbCliTest : public CliTest {
 TEST_F(DbCliTest, InitMakesTheKeyAndSchemaOnceAndIsIdempotent) {
   ASSERT_EQ(run_cli({"db", "init"}), 0) << err();
   EXPECT_NE(out().find("created the fleet key"), std::string::npos) << out();
-  EXPECT_NE(out().find("schema created (version 1)"), std::string::npos) << out();
+  EXPECT_NE(out().find("schema created (version 2)"), std::string::npos) << out();
   struct stat st {};
   ASSERT_EQ(::lstat(key_path().c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 07777, 0400U);
@@ -133,6 +133,31 @@ TEST_F(DbCliTest, MigrateKeepsRecoveryCodesAndTheReplayMark) {
   ASSERT_EQ(run_cli({"db", "migrate", "--from", "files"}), 0) << err();
   EXPECT_NE(out().find("daemon: already in the database, kept"), std::string::npos) << out();
   EXPECT_EQ(status("daemon").at("recovery_codes_left"), 0);
+}
+
+// H2: `db migrate` without --from upgrades a schema-1 database in place: its state rows get
+// their MACs, the replay mark is kept and logins keep working; it never creates a schema.
+TEST_F(DbCliTest, MigrateUpgradesASchema1DatabaseAndLoginsKeepWorking) {
+  clear();
+  EXPECT_EQ(run_cli({"db", "migrate"}), 2) << out();  // usage or config error
+  EXPECT_NE(err().find("run 'pbx-mfa db init'"), std::string::npos) << err();
+  EXPECT_EQ(schema_->exec("SELECT to_regclass('pbx_mfa_schema') IS NULL"), "t");
+
+  ASSERT_EQ(run_cli({"db", "init"}), 0) << err();
+  auto j = enroll("daemon");
+  std::string uri = j.at("otpauth_uri");
+  ASSERT_EQ(verify("daemon", code_for(uri, kNow)), 0) << err();
+  schema_->downgrade_to_schema_1();
+  clear();
+  ASSERT_EQ(run_cli({"db", "migrate"}), 0) << err();
+  EXPECT_NE(out().find("upgraded from version 1 to 2"), std::string::npos) << out();
+  EXPECT_NE(out().find("1 state row authenticated"), std::string::npos) << out();
+  EXPECT_EQ(verify("daemon", code_for(uri, kNow)), 1) << "replay mark lost in the upgrade";
+  clock_.set(kNow + 30);
+  EXPECT_EQ(verify("daemon", code_for(uri, kNow + 30)), 0) << err();
+  clear();
+  ASSERT_EQ(run_cli({"db", "migrate"}), 0) << err();
+  EXPECT_NE(out().find("nothing to do"), std::string::npos) << out();
 }
 
 TEST_F(DbCliTest, DoctorChecksTheDatabase) {

@@ -550,10 +550,72 @@ TEST_F(ImportTest, SourceInAHomeIsReadAsItsOwner) {
   EXPECT_EQ(denied.error().code, totp::Errc::kIo);
   EXPECT_NE(denied.error().message.find("Permission denied"), std::string::npos)
       << denied.error().message;
-  // Outside the home, root reads as root.
+  // Outside the home too: root reads with the user's ids, and a file only root may read must
+  // come on standard input.
   std::string outside = tmp_ / "root-only";
   ASSERT_TRUE(write_file(outside, "x\n", 0600, 0, 0));
-  EXPECT_TRUE(totp::read_import_file(outside, user).ok());
+  auto refused = totp::read_import_file(outside, user);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().message.find("pass it on standard input"), std::string::npos)
+      << refused.error().message;
+  // Root importing for root reads as root.
+  const totp::User root{"root", 0, 0, "/root"};
+  EXPECT_TRUE(totp::read_import_file(outside, root).ok());
+}
+
+// Review L2: the decision used to be a string test on the path as typed, so a relative path
+// or "//home/..." through a link the user planted in their home made root read a root-only
+// file and enroll its secret for the user (readable by them in ~/.pbx-mfa).
+TEST_F(ImportTest, ImportThroughAUsersLinkToARootOnlyDirIsRefusedHoweverSpelled) {
+  auto nobody = totp::lookup_user("nobody");
+  ASSERT_TRUE(nobody.ok());
+  const std::string home = tmp_ / "home";
+  ASSERT_EQ(::mkdir(home.c_str(), 0755), 0);
+  ASSERT_EQ(::chown(home.c_str(), nobody->uid, nobody->gid), 0);
+  const std::string root_dir = tmp_ / "root-only";
+  ASSERT_EQ(::mkdir(root_dir.c_str(), 0700), 0);
+  ASSERT_TRUE(write_file(root_dir + "/.google_authenticator", "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\n",
+                         0600, 0, 0));
+  // The user's link: ~/migrate -> the root-only directory.
+  ASSERT_EQ(::symlink(root_dir.c_str(), (home + "/migrate").c_str()), 0);
+  ASSERT_EQ(::lchown((home + "/migrate").c_str(), nobody->uid, nobody->gid), 0);
+
+  const totp::User user{"nobody", nobody->uid, nobody->gid, home};
+  for (const std::string& spelling :
+       {home + "/migrate/.google_authenticator", "/" + home + "/migrate/.google_authenticator",
+        std::string("migrate/.google_authenticator")}) {
+    SCOPED_TRACE(spelling);
+    int cwd = ::open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    ASSERT_GE(cwd, 0);
+    ASSERT_EQ(::chdir(home.c_str()), 0);
+    auto read = totp::read_import_file(spelling, user);
+    ASSERT_EQ(::fchdir(cwd), 0);
+    ::close(cwd);
+    EXPECT_FALSE(read.ok()) << "read as root";
+    if (read.ok()) continue;
+    EXPECT_EQ(read.error().code, totp::Errc::kIo);
+    EXPECT_NE(read.error().message.find("Permission denied"), std::string::npos)
+        << read.error().message;
+  }
+
+  // And the whole command, from the user's home with a relative path: nothing enrolled.
+  int cwd = ::open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  ASSERT_GE(cwd, 0);
+  ASSERT_EQ(::chdir(home.c_str()), 0);
+  const int rc = run_cli({"import", "--user", "nobody", "--from", "google-authenticator",
+                          "migrate/.google_authenticator"});
+  ASSERT_EQ(::fchdir(cwd), 0);
+  ::close(cwd);
+  EXPECT_EQ(rc, kExitStore) << out() << err();
+  EXPECT_NE(err().find("Permission denied"), std::string::npos) << err();
+  EXPECT_NE(err().find("standard input"), std::string::npos) << err();
+  EXPECT_FALSE(load("nobody").ok()) << "the root-only secret was enrolled for the user";
+
+  // Root may still import it, explicitly, on standard input.
+  clear();
+  in_.str(*totp::testing::read_file(root_dir + "/.google_authenticator"));
+  EXPECT_EQ(run_cli({"import", "--user", "nobody", "--from", "google-authenticator", "-"}), 0)
+      << err();
 }
 
 }  // namespace

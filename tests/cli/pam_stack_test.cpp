@@ -213,5 +213,34 @@ TEST(PamStack, CarriageReturnsAndBlankLines) {
   EXPECT_EQ(stack[0].where, kDir + "/sshd:3");
 }
 
+// auth_flow() keeps what libpam's dispatcher sees besides the modules (issue 14): a substack
+// entry with its lines one level deeper, an include libpam cannot load as a failing entry, an
+// include doctor does not follow as an unknown one; auth_stack() is its modules.
+TEST(PamStack, AuthFlowHasSubstacksFailingAndUnfollowedIncludes) {
+  MemoryFiles files({{kDir + "/sshd",
+                      "auth substack inner\n"
+                      "@include gone\n"
+                      "auth include /etc/elsewhere\n"
+                      "auth required /usr/lib/security/pam_pbx_totp.so\n"},
+                     {kDir + "/inner", "auth requisite pam_unix.so\nauth substack gone-too\n"}});
+  PamStackReader reader(kDir, files);
+  auto flow = reader.auth_flow("sshd");
+  using K = PamEntry::Kind;
+  std::vector<std::pair<K, int>> kinds;
+  for (const auto& e : flow) kinds.emplace_back(e.kind, e.level);
+  EXPECT_EQ(kinds, (std::vector<std::pair<K, int>>{{K::kSubstack, 0},
+                                                   {K::kModule, 1},
+                                                   {K::kSubstack, 1},
+                                                   {K::kFail, 1},
+                                                   {K::kFail, 0},
+                                                   {K::kUnknown, 0},
+                                                   {K::kModule, 0}}));
+  EXPECT_EQ(flow[1].where, kDir + "/inner:1");
+  EXPECT_EQ(flow[3].where, kDir + "/inner:2");
+  EXPECT_EQ(flow.back().module, "pam_pbx_totp.so");
+  EXPECT_EQ(flow.back().path, "/usr/lib/security/pam_pbx_totp.so");
+  EXPECT_EQ(shape(modules_only(flow)), shape(reader.auth_stack("sshd")));
+}
+
 }  // namespace
 }  // namespace pbx::cli::doctor

@@ -14,6 +14,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   auto parsed = parse_state(text);
   if (parsed) {
     FUZZ_CHECK(parsed->failures >= 0);
+    FUZZ_CHECK(parsed->skew >= -kMaxSkewSteps && parsed->skew <= kMaxSkewSteps);
     FUZZ_CHECK(parsed->grace.size() <= static_cast<std::size_t>(kMaxGraceEntries));
     std::string once = serialize_state(*parsed);
     auto again = parse_state(once);

@@ -224,5 +224,72 @@ TEST_F(DbLiveFlowTest, ASlowDatabaseIsNoReasonForBreakGlass) {
   EXPECT_EQ(*totp::break_glass_left(files_.store_config()), 1);
 }
 
+// H2: a writer to pbx_mfa_state without the fleet key. The attacks of the review: plant a state
+// text of their making (the victim's enrollment id is a clear column) and log in with the
+// password only, or with a code hours old. Both are refused (PAM_AUTHINFO_UNAVAIL, logged),
+// before any prompt.
+std::string planted_state(const std::string& id, std::int64_t last_step, int skew,
+                          const std::string& grace_sql) {
+  return "'version 1\nid " + id + "\nlast-step " + std::to_string(last_step) +
+         "\nfailures 0\nlocked-until 0\nskew " + std::to_string(skew) + "\nlast-success 0\n' || " +
+         grace_sql + " || 'end\n'";
+}
+
+void plant(const totp::testing::PgSchema& pg, const char* user, const std::string& text_sql) {
+  std::string col = pg.state_column();
+  pg.exec("INSERT INTO pbx_mfa_state (user_name, " + col + ") VALUES ('" + user + "', E" +
+          text_sql + ") ON CONFLICT (user_name) DO UPDATE SET " + col + " = EXCLUDED." + col);
+}
+
+TEST_F(DbLiveFlowTest, APlantedGraceEntryIsRefusedNotALoginWithoutACode) {
+  files_.write_config(db_lines(schema_->conninfo(), files_.root() + "/fleet.key") +
+                      "grace_period = 600\n");
+  Enrolled e = enroll_in_db();
+  const std::string rhost = "203.0.113.66";
+  // grace <first 32 hex digits of SHA-256(rhost)> <10 s ago>
+  std::string grace = "'grace ' || left(encode(sha256(convert_to('" + rhost +
+                      "', 'UTF8')), 'hex'), 32) || ' " + std::to_string(kT0 - 10) + "\n'";
+  plant(*schema_, kUser, planted_state(e.enrollment.id, -1, 0, grace));
+  FakeContext ctx = with_answers({});
+  ctx.remote_host = rhost;
+  EXPECT_EQ(run(ctx), PAM_AUTHINFO_UNAVAIL);
+  EXPECT_EQ(outcome_of(ctx), "unavailable");
+  EXPECT_NE(logs_.find("state without MAC"), std::string::npos) << logs_;
+  EXPECT_TRUE(ctx.prompts.empty());
+}
+
+TEST_F(DbLiveFlowTest, APlantedSkewDoesNotMakeAnOldCodeWork) {
+  Enrolled e = enroll_in_db();
+  // A code the attacker saw about four hours ago, and the state that would centre the window
+  // on it.
+  std::int64_t old_step = totp::time_step(kT0, 30) - 500;
+  FakeContext first = with_answers({e.code_at(kT0)});
+  ASSERT_EQ(run(first), PAM_SUCCESS);  // a row with a valid MAC exists
+  logs_.clear();
+  plant(*schema_, kUser, planted_state(e.enrollment.id, old_step - 1, -500, "''"));
+  FakeContext ctx = with_answers({e.code_for_step(old_step)});
+  EXPECT_EQ(run(ctx), PAM_AUTHINFO_UNAVAIL);
+  EXPECT_EQ(outcome_of(ctx), "unavailable");
+  EXPECT_NE(logs_.find("MAC does not verify"), std::string::npos) << logs_;
+}
+
+// The row a login writes is trusted by the next login (on any server), with a MAC renewed
+// on every write.
+TEST_F(DbLiveFlowTest, AnUntouchedStateRowKeepsWorkingAndEachLoginRenewsItsMac) {
+  Enrolled e = enroll_in_db();
+  FakeContext ok = with_answers({e.code_at(kT0)});
+  ASSERT_EQ(run(ok), PAM_SUCCESS);
+  std::string mac = schema_->exec("SELECT encode(state_mac, 'hex') FROM pbx_mfa_state");
+  EXPECT_FALSE(mac.empty());
+  clock_.set(kT0 + 30);
+  FakeContext next = with_answers({e.code_at(kT0 + 30)});
+  EXPECT_EQ(run(next), PAM_SUCCESS);
+  EXPECT_EQ(outcome_of(next), "accepted");
+  EXPECT_NE(schema_->exec("SELECT encode(state_mac, 'hex') FROM pbx_mfa_state"), mac);
+  FakeContext replay = with_answers({e.code_at(kT0 + 30)});
+  EXPECT_EQ(run(replay), PAM_AUTH_ERR);
+  EXPECT_EQ(outcome_of(replay), "replayed-code");
+}
+
 }  // namespace
 }  // namespace pbx::pam::testing

@@ -390,7 +390,8 @@ class StoreFixture : public ::testing::Test {
   }
   std::string stored_state(const User& user) const {
     if (on_database()) {
-      return pg_->exec("SELECT state FROM pbx_mfa_state WHERE user_name = '" + user.name + "'");
+      return pg_->exec("SELECT state_text FROM pbx_mfa_state WHERE user_name = '" + user.name +
+                       "'");
     }
     return read_file(state_file(user)).value_or("");
   }

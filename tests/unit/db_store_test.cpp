@@ -58,7 +58,7 @@ TEST_F(DbStoreTest, TheRowHoldsNoSecretInClear) {
   ASSERT_EQ(verify_at(alice_, code_now(e), store()), Verdict::kAccepted);
   std::string row = pg_->exec(
       "SELECT user_name || enrollment_id || created || encode(sealed, 'escape') || "
-      "coalesce((SELECT state FROM pbx_mfa_state WHERE user_name = 'alice'), '') "
+      "coalesce((SELECT state_text FROM pbx_mfa_state WHERE user_name = 'alice'), '') "
       "FROM pbx_mfa_enrollment WHERE user_name = 'alice'");
   ASSERT_NE(row, "");
   EXPECT_EQ(row.find(base32_encode(e.secret, false)), std::string::npos);
@@ -140,11 +140,11 @@ TEST_F(DbStoreTest, ASchemaVersionThatIsNotAWholeNumberIsRefused) {
         << init.error().message;
     EXPECT_TRUE(has_errc(db_probe(config_), Errc::kCorrupt));
   }
-  pg_->exec("UPDATE pbx_mfa_schema SET version = '1'");
+  pg_->exec("UPDATE pbx_mfa_schema SET version = '" + std::to_string(kDbSchemaVersion) + "'");
   EXPECT_TRUE(is_ok(db_init(config_)));
   auto probe = db_probe(config_);
   ASSERT_TRUE(is_ok(probe));
-  EXPECT_EQ(probe->schema_version, 1);
+  EXPECT_EQ(probe->schema_version, kDbSchemaVersion);
   EXPECT_EQ(probe->enrollments, 0);
 }
 
@@ -290,11 +290,11 @@ TEST_F(DbStoreTest, ASlowAnswerAfterConnectingIsAFailureNotUnreachable) {
 TEST_F(DbStoreTest, HugeValuesAreRefusedWithoutBeingRead) {
   Enrollment a = enroll(alice_);
   ASSERT_EQ(verify_at(alice_, code_now(a), store()), Verdict::kAccepted);
-  pg_->exec("UPDATE pbx_mfa_state SET state = repeat('x', 20000000)");
+  pg_->exec("UPDATE pbx_mfa_state SET state_text = repeat('x', 20000000)");
   auto peeked = store().peek_state(alice_);
   ASSERT_TRUE(has_errc(peeked, Errc::kCorrupt));
   EXPECT_EQ(verify_at(alice_, code_now(a, kT0 + 30), store(), kT0 + 30), kVerifyFailed);
-  pg_->exec("UPDATE pbx_mfa_state SET state = NULL");
+  pg_->exec("UPDATE pbx_mfa_state SET state_text = NULL, state_mac = NULL");
   pg_->exec("UPDATE pbx_mfa_enrollment SET sealed = decode(repeat('00', 100000), 'hex')");
   auto loaded = store().load(alice_);
   ASSERT_TRUE(has_errc(loaded, Errc::kCorrupt));
@@ -317,6 +317,100 @@ TEST_F(DbStoreTest, AnEnrollmentWhoseStateCannotBeCommittedIsNotReportedSaved) {
   auto saved = fresh->save(store(), alice_, kT0, time_step(kT0, 30), opts);
   EXPECT_FALSE(saved.ok()) << "told saved, but nothing is in the database";
   EXPECT_TRUE(has_errc(store().load(alice_), Errc::kNotEnrolled));
+}
+
+// H2: authenticated state rows. What a writer to pbx_mfa_state (without the fleet key) may try.
+
+// Every state write carries a MAC: an untouched row keeps working, and each login renews it.
+TEST_F(DbStoreTest, EveryStateWriteCarriesAMacAndAnUntouchedRowKeepsWorking) {
+  Enrollment a = enroll(alice_);
+  ASSERT_EQ(verify_at(alice_, code_now(a), store()), Verdict::kAccepted);
+  std::string first = pg_->exec("SELECT encode(state_mac, 'hex') FROM pbx_mfa_state");
+  ASSERT_EQ(first.size(), 66U);  // 0x01 and an HMAC-SHA256, in hex
+  EXPECT_EQ(verify_at(alice_, code_now(a), store()), Verdict::kReplayed);  // state trusted
+  std::string second = pg_->exec("SELECT encode(state_mac, 'hex') FROM pbx_mfa_state");
+  EXPECT_NE(second, first);  // the failure was recorded with a new MAC
+  EXPECT_EQ(verify_at(alice_, code_now(a, kT0 + 30), store(), kT0 + 30), Verdict::kAccepted);
+  EXPECT_EQ(store().peek_state(alice_)->failures, 0);
+}
+
+// A row copied from another user (same enrollment id, so the ids alone would not tell) does not
+// verify: on schema 1 alice's lockout was lifted by copying bob's clean row over hers.
+TEST_F(DbStoreTest, AStateRowCopiedFromAnotherUserFailsItsMac) {
+  Enrollment a = enroll(alice_, kIdA);
+  enroll(bob_, kIdA);
+  ASSERT_EQ(verify_at(bob_, code_now(a), store()), Verdict::kAccepted);
+  for (int i = 0; i < config_.max_failures; ++i) {
+    ASSERT_EQ(verify_at(alice_, "000000", store()), Verdict::kRejected);
+  }
+  ASSERT_EQ(verify_at(alice_, code_now(a, kT0 + 30), store(), kT0 + 30), Verdict::kLockedOut);
+  std::string col = pg_->state_column();
+  std::string cols = col == "state_text" ? "(state_text, state_mac)" : "(" + col + ")";
+  pg_->exec("UPDATE pbx_mfa_state SET " + cols + " = (SELECT " +
+            (col == "state_text" ? "state_text, state_mac" : col) +
+            " FROM pbx_mfa_state WHERE user_name = 'bob') WHERE user_name = 'alice'");
+  auto peeked = store().peek_state(alice_);
+  ASSERT_TRUE(has_errc(peeked, Errc::kCorrupt)) << "bob's row accepted as alice's";
+  EXPECT_NE(peeked.error().message.find("MAC"), std::string::npos) << peeked.error().message;
+  EXPECT_NE(peeked.error().message.find("alice"), std::string::npos);
+  EXPECT_EQ(verify_at(alice_, code_now(a, kT0 + 60), store(), kT0 + 60), kVerifyFailed);
+  EXPECT_EQ(verify_at(bob_, code_now(a, kT0 + 60), store(), kT0 + 60), Verdict::kAccepted);
+}
+
+// State without a MAC (written by hand) is refused; the empty row that lock_state makes (no text,
+// no MAC) is "no state yet", and a MAC without text is refused too.
+TEST_F(DbStoreTest, StateWithoutMacIsRefusedAndTheEmptyRowIsNoState) {
+  Enrollment a = enroll(alice_);
+  ASSERT_EQ(verify_at(alice_, code_now(a), store()), Verdict::kAccepted);
+  pg_->exec("UPDATE pbx_mfa_state SET state_mac = NULL");
+  auto peeked = store().peek_state(alice_);
+  ASSERT_TRUE(has_errc(peeked, Errc::kCorrupt));
+  EXPECT_NE(peeked.error().message.find("without MAC"), std::string::npos);
+  EXPECT_EQ(verify_at(alice_, code_now(a, kT0 + 30), store(), kT0 + 30), kVerifyFailed);
+
+  pg_->exec("UPDATE pbx_mfa_state SET state_text = NULL, state_mac = '\\x01'::bytea");
+  EXPECT_TRUE(has_errc(store().peek_state(alice_), Errc::kCorrupt));
+
+  pg_->exec("UPDATE pbx_mfa_state SET state_text = NULL, state_mac = NULL");
+  auto fresh = store().peek_state(alice_);
+  ASSERT_TRUE(is_ok(fresh));
+  EXPECT_EQ(fresh->enrollment_id, "");
+  EXPECT_EQ(verify_at(alice_, code_now(a, kT0 + 60), store(), kT0 + 60), Verdict::kAccepted);
+  EXPECT_EQ(verify_at(alice_, code_now(a, kT0 + 60), store(), kT0 + 60), Verdict::kReplayed);
+}
+
+// db init upgrades a schema-1 database: every state row gets its MAC (trusted as it is then),
+// the replay mark and lockout carry over, and logins keep working. Before the upgrade this
+// pbx-mfa refuses to run on the old layout rather than trust clear state.
+TEST_F(DbStoreTest, InitUpgradesSchema1StateRowsAndLoginsKeepWorking) {
+  Enrollment a = enroll(alice_, kIdA);
+  Enrollment b = enroll(bob_, kIdB);
+  ASSERT_EQ(verify_at(alice_, code_now(a), store()), Verdict::kAccepted);
+  ASSERT_EQ(verify_at(bob_, "000000", store()), Verdict::kRejected);
+  enroll(User{"carol", 1003, 1003, "/nonexistent"}, kIdB);
+  reopen();
+  pg_->downgrade_to_schema_1();
+  pg_->exec("INSERT INTO pbx_mfa_state (user_name, state) VALUES ('carol', 'garbage')");
+  EXPECT_FALSE(store().peek_state(alice_).ok()) << "schema 1 state read without a MAC";
+  reopen();
+
+  auto init = db_init(config_);
+  ASSERT_TRUE(is_ok(init));
+  EXPECT_EQ(init->from_version, 1);
+  EXPECT_EQ(init->to_version, 2);
+  EXPECT_EQ(init->states_authenticated, 2);
+  EXPECT_EQ(init->states_unreadable, 1);
+  EXPECT_EQ(db_probe(config_)->schema_version, 2);
+  EXPECT_EQ(pg_->exec("SELECT count(*) FROM pbx_mfa_state WHERE state_mac IS NOT NULL"), "2");
+
+  EXPECT_EQ(verify_at(alice_, code_now(a), store()), Verdict::kReplayed);  // mark kept
+  EXPECT_EQ(store().peek_state(bob_)->failures, 1);                        // failures kept
+  EXPECT_EQ(verify_at(alice_, code_now(a, kT0 + 30), store(), kT0 + 30), Verdict::kAccepted);
+  EXPECT_EQ(verify_at(bob_, code_now(b, kT0 + 30), store(), kT0 + 30), Verdict::kAccepted);
+  auto again = db_init(config_);
+  ASSERT_TRUE(is_ok(again));
+  EXPECT_EQ(again->from_version, 2);
+  EXPECT_EQ(again->states_authenticated, 0);
 }
 
 }  // namespace

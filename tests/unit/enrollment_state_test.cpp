@@ -5,12 +5,14 @@
 #include <limits>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "pbx/totp/base32.hpp"
 #include "pbx/totp/enrollment.hpp"
 #include "pbx/totp/recovery.hpp"
 #include "pbx/totp/state.hpp"
+#include "pbx/totp/verifier.hpp"
 #include "store_fixture.hpp"
 
 namespace pbx::totp {
@@ -445,6 +447,30 @@ TEST(StateFormat, ExtremeButValidValuesRoundTrip) {
   parsed = parse_state(serialize_state(s));
   ASSERT_TRUE(is_ok(parsed));
   EXPECT_EQ(parsed->skew, -10);
+}
+
+// H2: a stored skew beyond the learning bound is clamped when parsed (both stores read state
+// with parse_state), so a planted -500 cannot centre the window on a code hours old.
+TEST(StateFormat, SkewIsClampedToTheLearningBoundWhenParsed) {
+  const std::pair<int, int> cases[] = {{-500, -kMaxSkewSteps},
+                                       {500, kMaxSkewSteps},
+                                       {-1000, -kMaxSkewSteps},
+                                       {1000, kMaxSkewSteps},
+                                       {-11, -kMaxSkewSteps},
+                                       {11, kMaxSkewSteps},
+                                       {-3, -3},
+                                       {0, 0}};
+  for (auto [stored, expected] : cases) {
+    UserState s = full_state();
+    s.skew = stored;
+    auto parsed = parse_state(serialize_state(s));
+    ASSERT_TRUE(is_ok(parsed)) << stored;
+    EXPECT_EQ(parsed->skew, expected) << "stored skew " << stored;
+  }
+  // Beyond the format's range it stays corrupt, as before.
+  UserState s = full_state();
+  s.skew = 1001;
+  EXPECT_TRUE(has_errc(parse_state(serialize_state(s)), Errc::kCorrupt));
 }
 
 TEST(StateFormat, EveryTruncationIsCorrupt) {

@@ -599,6 +599,20 @@ TEST_F(FileStoreTest, DamagedStateIsCorruptAndNotRepaired) {
   expect_state_refused(Errc::kCorrupt, "second failures line");
 }
 
+// H2 (file store too): a skew planted in the state file is clamped to the learning bound, so a
+// code 500 steps old stays a wrong code.
+TEST_F(FileStoreTest, APlantedSkewIsClampedAndAnOldCodeStaysWrong) {
+  PBX_SKIP_UNLESS_ROOT("the store trusts only root-owned files");
+  enroll_and_login();
+  UserState planted = read_state(alice_);
+  std::int64_t old_step = step_of(enrollment_, kT0) - 500;
+  planted.skew = -500;
+  planted.last_step = old_step - 1;
+  plant_state(serialize_state(planted));
+  EXPECT_EQ(read_state(alice_).skew, -kMaxSkewSteps);
+  EXPECT_EQ(verify_at(alice_, kT0, code_for_step(enrollment_, old_step)), Verdict::kRejected);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Hostile lock files
 

@@ -28,6 +28,37 @@ SecretBytes key_of(char fill) {
   return testing::bytes_of(k);
 }
 
+// The state MAC (H2): HKDF-SHA256 of the fleet key with info "pbx-mfa state v1", then
+// HMAC-SHA256 over user || NUL || enrollment id || NUL || text. Known answer computed with
+// Python's hmac/hashlib: a change here would make every fleet's state rows fail.
+TEST(StateMac, MatchesTheKnownAnswerAndIsBoundToUserIdAndText) {
+  SecretBytes fleet(32);
+  for (std::size_t i = 0; i < fleet.size(); ++i) fleet.data()[i] = static_cast<std::uint8_t>(i);
+  auto key = derive_fleet_subkey(fleet, kStateMacLabel);
+  ASSERT_TRUE(is_ok(key));
+  const std::string id = "0123456789abcdef0123456789abcdef";
+  const std::string text = "version 1\nend\n";
+  auto mac = state_mac(*key, "alice", id, text);
+  ASSERT_TRUE(is_ok(mac));
+  std::string hex;
+  for (unsigned char c : *mac) {
+    static const char* kDigits = "0123456789abcdef";
+    hex += kDigits[c >> 4];
+    hex += kDigits[c & 15];
+  }
+  EXPECT_EQ(hex, "015d11419b02986530d9a833faff52fa1c104fdbed3dc103e55948d5c83adbdb03");
+  EXPECT_TRUE(is_ok(check_state_mac(*key, "alice", id, text, *mac)));
+  EXPECT_TRUE(has_errc(check_state_mac(*key, "bob", id, text, *mac), Errc::kCorrupt));
+  EXPECT_TRUE(has_errc(check_state_mac(*key, "alice", "", text, *mac), Errc::kCorrupt));
+  EXPECT_TRUE(has_errc(check_state_mac(*key, "alice", id, text + " ", *mac), Errc::kCorrupt));
+  EXPECT_TRUE(has_errc(check_state_mac(*key, "alice", id, text, mac->substr(1)), Errc::kCorrupt));
+  // Moving a byte across the NUL separators changes the MAC.
+  EXPECT_TRUE(has_errc(check_state_mac(*key, "alice0", id.substr(1), text, *mac), Errc::kCorrupt));
+  auto other = derive_fleet_subkey(key_of('k'), kStateMacLabel);
+  ASSERT_TRUE(is_ok(other));
+  EXPECT_TRUE(has_errc(check_state_mac(*other, "alice", id, text, *mac), Errc::kCorrupt));
+}
+
 TEST(Seal, RoundTripsAndIsRandomised) {
   SecretBytes key = key_of('k');
   auto a = seal(key, "alice", "secret text");

@@ -21,6 +21,14 @@ struct FileCheck {
   mode_t forbidden_mode = 077;  // permission bits the file must not have (0: any mode)
   std::size_t max_size = std::size_t{64} * 1024;  // larger files are refused
   bool follow_symlinks = false;  // read_checked_text only: resolve links instead of refusing
+  // For files root trusts (config, fleet key, plugin, a secret outside a home): every directory
+  // above the file's real path up to / must be owned by root (or by `owner`) and not writable
+  // by group or others, as OpenSSH checks its key paths; whoever may write a directory can
+  // swap the files in it. One exception keeps /tmp-style places usable without weakening it:
+  // a sticky directory writable by others is accepted when the entry below it on the path is
+  // owned by root (or `owner`), since the sticky bit lets no one else rename or remove that
+  // entry (pbx-mfa.conf(5), SECURITY).
+  bool trusted_parents = false;
 };
 
 // The text of `path` once it passes `check`; nullopt when it does not exist (a dangling link

@@ -10,18 +10,28 @@
 
 namespace pbx::totp {
 
-inline constexpr int kDbSchemaVersion = 1;
+// 1: enrollments sealed, state in clear. 2: every state row carries a MAC (state_mac).
+inline constexpr int kDbSchemaVersion = 2;
 
 struct DbInitResult {
   int from_version = 0;  // 0: there was no schema
   int to_version = 0;
   bool key_created = false;  // the fleet key file was made by this call
+  // Upgrading to version 2: state rows given a MAC (trusted as they were), and rows left
+  // without one because they do not parse (refused at login, as they were before).
+  long states_authenticated = 0;
+  long states_unreadable = 0;
 };
 
 // Creates or upgrades the schema in one transaction (idempotent). Creates the fleet key when it
 // is missing and the database has no schema yet; refuses a key other than the one the database
-// was set up with.
+// was set up with. The upgrade to version 2 computes the MAC of every existing state row: it
+// trusts the rows as they are at that moment.
 Result<DbInitResult> db_init(const Config& config);
+
+// The same upgrade without ever creating a schema or a key: kConfig when the database has no
+// pbx-mfa schema yet (`db migrate` without --from).
+Result<DbInitResult> db_upgrade(const Config& config);
 
 enum class KeyCheck { kMatches, kDiffers, kNoSchema, kKeyUnusable };
 

@@ -50,10 +50,10 @@ Result<ImportedSecret> parse_import(ImportFormat format, std::string_view text,
                                     std::string_view user);
 
 // Reads an import source file for `user`: never through a symlink (refused: kUnsafe), never a
-// FIFO, device or directory (kUnsafe), at most kMaxImportSize bytes (kInvalid). A file under
-// the user's home is read with the user's filesystem ids when running as root, so a link
-// planted in a home directory cannot make root read what the user may not.
-// Missing or unreadable: kIo.
+// FIFO, device or directory (kUnsafe), at most kMaxImportSize bytes (kInvalid). Root reads it
+// with the filesystem ids of `user` (unless `user` is root), wherever the path points, so a
+// link or a relative path cannot make root read what the user may not; a file only root can
+// read is refused (kIo) and must come on standard input. Missing or unreadable: kIo.
 Result<SecretString> read_import_file(const std::string& path, const User& user);
 
 }  // namespace pbx::totp

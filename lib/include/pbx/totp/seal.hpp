@@ -1,4 +1,5 @@
-// Sealing: AES-256-GCM under the fleet key, for secrets kept in a shared database.
+// Sealing: AES-256-GCM under the fleet key, for secrets kept in a shared database; and the MAC
+// that authenticates a clear-text state row under a key derived from it.
 #pragma once
 
 #include <cstdint>
@@ -26,5 +27,23 @@ Result<std::string> seal(const SecretBytes& key, std::string_view aad, std::stri
 // kCorrupt when the box was tampered with, was sealed with another aad or another key.
 Result<SecretString> open_sealed(const SecretBytes& key, std::string_view aad,
                                  std::string_view box);
+
+// The HKDF label (info) of the key that authenticates state rows.
+inline constexpr std::string_view kStateMacLabel = "pbx-mfa state v1";
+inline constexpr std::size_t kStateMacSize = 1 + 32;
+
+// A key for one purpose derived from the fleet key: HKDF-SHA256 with `label` as info, no salt.
+Result<SecretBytes> derive_fleet_subkey(const SecretBytes& fleet_key, std::string_view label);
+
+// The MAC of a state row: 0x01 || HMAC-SHA256 under `mac_key` (derive_fleet_subkey with
+// kStateMacLabel) over user name || NUL || enrollment id || NUL || state text. The user name
+// and the id bind the row to its user and its enrollment: a row copied from another user, or
+// any changed byte, does not verify.
+Result<std::string> state_mac(const SecretBytes& mac_key, std::string_view user_name,
+                              std::string_view enrollment_id, std::string_view text);
+
+// Ok when `mac` is the state MAC of those values (compared in constant time); kCorrupt otherwise.
+Status check_state_mac(const SecretBytes& mac_key, std::string_view user_name,
+                       std::string_view enrollment_id, std::string_view text, std::string_view mac);
 
 }  // namespace pbx::totp

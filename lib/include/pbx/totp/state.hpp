@@ -13,6 +13,9 @@ namespace pbx::totp {
 inline constexpr std::size_t kMaxStateFileSize = std::size_t{16} * 1024;
 inline constexpr std::int64_t kNoStep = -1;
 inline constexpr int kMaxGraceEntries = 16;
+// The learning bound of `skew`: the verifier never learns more, and parse_state clamps a stored
+// value to it (a planted skew must not move the window further).
+inline constexpr int kMaxSkewSteps = 10;
 
 struct GraceEntry {
   std::string host;  // hex SHA-256 prefix of the remote host name, never the name itself
@@ -31,7 +34,8 @@ struct UserState {
 };
 
 // Format (version 1): `version 1`, then `id`, `last-step`, `failures`, `locked-until`, `skew`,
-// `last-success`, `used-recovery I,J`, `grace HOST TIME` lines, and a last `end` line.
+// `last-success`, `used-recovery I,J`, `grace HOST TIME` lines, and a last `end` line. A `skew`
+// outside -1000..1000 is corrupt; within it, it is clamped to ±kMaxSkewSteps.
 std::string serialize_state(const UserState& s);
 Result<UserState> parse_state(std::string_view text);
 

@@ -31,7 +31,6 @@ struct Outcome {
   int recovery_left = 0;
 };
 
-constexpr int kMaxSkewSteps = 10;
 constexpr int kMaxLockoutSeconds = 3600;
 
 // What a user's enrollment and state look like now (for status, and to tell a locked-out user
