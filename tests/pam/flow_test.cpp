@@ -269,8 +269,8 @@ TEST_F(FlowTest, GroupLookupErrorFailsClosed) {
       << logs_;
 
   // A group the user is certainly in still decides, whatever the other lookups say.
-  files_.write_config("require = group:pbxtest-directory-admins, group:" +
-                      std::string(kUserGroup) + "\n");
+  files_.write_config("require = group:pbxtest-directory-admins, group:" + std::string(kUserGroup) +
+                      "\n");
   FakeContext member = with_answers({"123456"});
   EXPECT_EQ(run(member), PAM_AUTH_ERR);
   EXPECT_EQ(outcome_of(member), "not-enrolled");
