@@ -117,11 +117,13 @@ PamStackReader::Expanded PamStackReader::expand(const std::string& service, int 
     std::string type = totp::to_lower(f[0]);
     if (!type.empty() && type.front() == '-') type.erase(0, 1);
     if (type != "auth" || f.size() < 3) continue;
-    if (f[1] == "include") {
+    // libpam (pam_handlers.c) takes these two keywords in any case, as the control words.
+    const std::string control = totp::to_lower(f[1]);
+    if (control == "include") {
       include(f[2], f[1], level);
       continue;
     }
-    if (f[1] == "substack") {
+    if (control == "substack") {
       PamEntry e;
       e.control = f[1];
       e.module = f[2].find('/') == std::string::npos ? f[2] : "";
