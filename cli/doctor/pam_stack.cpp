@@ -83,12 +83,16 @@ PamStackReader::Expanded PamStackReader::expand(const std::string& service, int 
   std::string joined;
   for (std::size_t i = 0; i < lines.size(); ++i) {
     std::string line(lines[i]);
+    // As libpam (pam_line.c): a line continues when it ends in a backslash (then only spaces or
+    // tabs), judged before the comment is removed, and a line with a '#' never continues. So
+    // "auth required pam_x.so \\ # note" ends there, and the next line is a line of its own.
+    std::size_t end = line.find_last_not_of(" \t");
+    const bool continues =
+        line.find('#') == std::string::npos && end != std::string::npos && line[end] == '\\';
     std::size_t hash = line.find('#');
     if (hash != std::string::npos) line.erase(hash);
-    // A trailing backslash continues the line.
-    std::string_view t = totp::trim(line);
-    if (!t.empty() && t.back() == '\\') {
-      joined += std::string(t.substr(0, t.size() - 1)) + " ";
+    if (continues) {
+      joined += line.substr(0, end) + " ";
       continue;
     }
     joined += line;

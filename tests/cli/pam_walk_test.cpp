@@ -253,6 +253,24 @@ TEST(PamWalk, IncludeInAnyCaseIsFollowed) {
   EXPECT_EQ(sub.flow.front().kind, PamEntry::Kind::kSubstack);
 }
 
+// libpam ends a line that has a '#' whatever comes before it: "\\ # note" does not continue
+// the line, so the next one is a line of its own that libpam runs (review-14).
+TEST(PamWalk, BackslashBeforeACommentDoesNotContinueTheLine) {
+  auto j = judge({{"sshd",
+                   "auth requisite pam_unix.so\n"
+                   "auth required pam_permit.so \\ # the next line is not an argument\n"
+                   "auth sufficient pam_permit.so\n"
+                   "auth required pam_pbx_totp.so\n"}});
+  EXPECT_EQ(j.check.status, Status::kFail) << j.check.message;
+  EXPECT_TRUE(j.walk.bypass);
+  // A plain continuation still joins.
+  auto c = judge({{"sshd",
+                   "auth requisite \\\n pam_unix.so\n"
+                   "auth required \\  \n pam_pbx_totp.so\n"}});
+  ASSERT_EQ(c.flow.size(), 2U);
+  EXPECT_EQ(c.flow[1].module, "pam_pbx_totp.so");
+}
+
 // A module doctor does not know may answer any value: a jump over the module on one that is
 // not PAM_AUTH_ERR is a password-only login (review-14).
 TEST(PamWalk, UnknownModuleJumpOnAnUnusualAnswerFails) {
