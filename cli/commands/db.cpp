@@ -27,6 +27,10 @@ int db_init(Session& s, bool may_create) {
     // The MACs vouch for the rows as they are now: whoever could write them before is trusted.
     s.out() << r->states_authenticated << " state row" << (r->states_authenticated == 1 ? "" : "s")
             << " authenticated under the fleet key as they are now";
+    if (r->states_grace_dropped > 0) {
+      s.out() << "; grace entries dropped from " << r->states_grace_dropped
+              << " (those users type a code at their next login)";
+    }
     if (r->states_unreadable > 0) {
       s.out() << "; " << r->states_unreadable
               << " unreadable, left without a MAC (refused at login, as before: "

@@ -83,12 +83,16 @@ PamStackReader::Expanded PamStackReader::expand(const std::string& service, int 
   std::string joined;
   for (std::size_t i = 0; i < lines.size(); ++i) {
     std::string line(lines[i]);
+    // As libpam (pam_line.c): a line continues when it ends in a backslash (then only spaces or
+    // tabs), judged before the comment is removed, and a line with a '#' never continues. So
+    // "auth required pam_x.so \\ # note" ends there, and the next line is a line of its own.
+    std::size_t end = line.find_last_not_of(" \t");
+    const bool continues =
+        line.find('#') == std::string::npos && end != std::string::npos && line[end] == '\\';
     std::size_t hash = line.find('#');
     if (hash != std::string::npos) line.erase(hash);
-    // A trailing backslash continues the line.
-    std::string_view t = totp::trim(line);
-    if (!t.empty() && t.back() == '\\') {
-      joined += std::string(t.substr(0, t.size() - 1)) + " ";
+    if (continues) {
+      joined += line.substr(0, end) + " ";
       continue;
     }
     joined += line;
@@ -117,11 +121,13 @@ PamStackReader::Expanded PamStackReader::expand(const std::string& service, int 
     std::string type = totp::to_lower(f[0]);
     if (!type.empty() && type.front() == '-') type.erase(0, 1);
     if (type != "auth" || f.size() < 3) continue;
-    if (f[1] == "include") {
+    // libpam (pam_handlers.c) takes these two keywords in any case, as the control words.
+    const std::string control = totp::to_lower(f[1]);
+    if (control == "include") {
       include(f[2], f[1], level);
       continue;
     }
-    if (f[1] == "substack") {
+    if (control == "substack") {
       PamEntry e;
       e.control = f[1];
       e.module = f[2].find('/') == std::string::npos ? f[2] : "";

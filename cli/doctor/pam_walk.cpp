@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <set>
 #include <tuple>
+#include <utility>
+#include <vector>
 
 #include "pbx/totp/strings.hpp"
 
@@ -16,6 +18,10 @@ constexpr int kSuccess = 0;     // PAM_SUCCESS
 constexpr int kPermDenied = 6;  // PAM_PERM_DENIED: PAM_MUST_FAIL_CODE
 constexpr int kAuthErr = 7;     // PAM_AUTH_ERR: what a failing module answers here
 constexpr int kMaxLevels = 21;  // 3 bits each in 64; the reader stops at depth 17
+// What pam_pbx_totp.so answers other than PAM_IGNORE (pam/outcome.hpp): PAM_SUCCESS,
+// PAM_AUTH_ERR, PAM_AUTHINFO_UNAVAIL, PAM_SERVICE_ERR, PAM_CONV_ERR, PAM_BUF_ERR; and libpam's
+// PAM_MODULE_UNKNOWN when the module cannot be loaded.
+constexpr std::array<int, 7> kTotpResults = {kSuccess, kAuthErr, 9, 3, 19, 5, 28};
 
 // libpam/pam_tokens.h, in its order: return values are matched by prefix, first match wins.
 constexpr std::array<std::string_view, kReturnValues + 1> kReturnNames = {"success",
@@ -206,6 +212,24 @@ class Walker {
   }
 
  private:
+  // One return value of `candidates` for each different thing libpam can do with entry i's
+  // answer (its action, and whether the answer is PAM_SUCCESS).
+  // Without `candidates`: every return value libpam knows (PAM_SUCCESS..PAM_INCOMPLETE).
+  std::vector<int> distinct_results(std::size_t i, const std::vector<int>& candidates = {}) const {
+    std::vector<int> all;
+    if (candidates.empty()) {
+      for (int r = 0; r < kReturnValues; ++r) all.push_back(r);
+    }
+    std::vector<int> out;
+    std::set<std::pair<int, bool>> seen;
+    for (int r : candidates.empty() ? all : candidates) {
+      if (seen.insert({actions_[i][static_cast<std::size_t>(r)], r == kSuccess}).second) {
+        out.push_back(r);
+      }
+    }
+    return out;
+  }
+
   bool is_totp(std::size_t i) const {
     return flow_[i].kind == PamEntry::Kind::kModule && roles_[i] == ModuleRole::kTotp;
   }
@@ -268,8 +292,18 @@ class Walker {
         case ModuleRole::kDeny:
           results = {kAuthErr};
           break;
-        default:
+        case ModuleRole::kPassword:
           results = {kSuccess, kAuthErr};
+          break;
+        case ModuleRole::kTotp:
+          // Every failure the module answers (pam/outcome.hpp), not only a wrong code: a
+          // conversation the client breaks off or a database row it refuses must not slip
+          // through a control that ignores everything but auth_err.
+          results = distinct_results(i, {kTotpResults.begin(), kTotpResults.end()});
+          break;
+        default:
+          // Any module doctor does not know may answer anything.
+          results = distinct_results(i);
       }
     }
     if (is_totp(i)) {

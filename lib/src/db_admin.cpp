@@ -67,12 +67,22 @@ Status authenticate_states(PgLink& db, const SecretBytes& fleet_key, DbInitResul
       ++result.states_unreadable;
       continue;
     }
-    auto mac = state_mac(*mac_key, *row.at(0), parsed->enrollment_id, *row.at(1));
+    // A grace entry is a login without a code, and before schema 2 anyone who could write the
+    // table could plant one, also one that starts in the future. The MAC must not vouch for
+    // them: they are dropped (a user in a grace window types a code once more).
+    std::string text = *row.at(1);
+    if (!parsed->grace.empty()) {
+      parsed->grace.clear();
+      text = serialize_state(*parsed);
+      ++result.states_grace_dropped;
+    }
+    auto mac = state_mac(*mac_key, *row.at(0), parsed->enrollment_id, text);
     if (!mac) return mac.error();
     // One deadline per row: a fleet of many users must not hit pg_timeout_ms as a whole.
     db.start_exchange();
-    if (auto r = db.exec("UPDATE pbx_mfa_state SET state_mac = $2 WHERE user_name = $1",
-                         {{*row.at(0)}, {*mac, false, true}});
+    if (auto r =
+            db.exec("UPDATE pbx_mfa_state SET state_text = $3, state_mac = $2 WHERE user_name = $1",
+                    {{*row.at(0)}, {*mac, false, true}, {text}});
         !r) {
       return r.error();
     }

@@ -1,5 +1,6 @@
 #include "pbx/totp/importers.hpp"
 
+#include <grp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -7,6 +8,7 @@
 #include <charconv>
 #include <limits>
 #include <optional>
+#include <vector>
 
 #include "file_util.hpp"
 #include "hex.hpp"
@@ -298,6 +300,43 @@ Result<ImportedSecret> parse_import(ImportFormat format, std::string_view text,
   return invalid("unknown import format");
 }
 
+namespace {
+
+// The user's supplementary groups for a scope (the CLI, single-threaded). setfsuid/setfsgid
+// leave the process's own list alone, and root's (group root under sudo) would still open a
+// file of group root that the user cannot read.
+class GroupsOf {
+ public:
+  explicit GroupsOf(const User& user) {
+    int n = ::getgroups(0, nullptr);
+    if (n < 0) return;
+    saved_.resize(static_cast<std::size_t>(n));
+    if (n > 0 && ::getgroups(n, saved_.data()) != n) return;
+    int count = 32;
+    std::vector<gid_t> groups(static_cast<std::size_t>(count));
+    if (::getgrouplist(user.name.c_str(), user.gid, groups.data(), &count) < 0) {
+      groups.resize(static_cast<std::size_t>(count));
+      if (::getgrouplist(user.name.c_str(), user.gid, groups.data(), &count) < 0) count = 0;
+    }
+    groups.resize(static_cast<std::size_t>(count));
+    if (groups.empty()) groups.push_back(user.gid);  // unknown to the group database
+    if (::setgroups(groups.size(), groups.data()) != 0) return;
+    changed_ = true;
+  }
+  ~GroupsOf() {
+    if (changed_) (void)::setgroups(saved_.size(), saved_.data());
+  }
+  GroupsOf(const GroupsOf&) = delete;
+  GroupsOf& operator=(const GroupsOf&) = delete;
+  bool ok() const { return changed_; }
+
+ private:
+  std::vector<gid_t> saved_;
+  bool changed_ = false;
+};
+
+}  // namespace
+
 Result<SecretString> read_import_file(const std::string& path, const User& user) {
   if (path.empty()) return invalid("import source: empty file name");
   // Root importing for another user reads with that user's filesystem ids, whatever the path
@@ -306,8 +345,11 @@ Result<SecretString> read_import_file(const std::string& path, const User& user)
   // actually reached, never on the spelling. A file only root may read is refused; root passes
   // it on standard input instead (an explicit act, not something a link can cause).
   const bool as_user = ::geteuid() == 0 && user.uid != 0;
+  std::optional<GroupsOf> groups;
   std::optional<detail::FsIds> ids;
   if (as_user) {
+    groups.emplace(user);
+    if (!groups->ok()) return make_error(Errc::kIo, "cannot switch to the user's groups");
     ids.emplace(user.uid, user.gid);
     if (!ids->ok()) return make_error(Errc::kIo, "cannot switch to the user's filesystem ids");
   }

@@ -1,11 +1,13 @@
 // pbx-mfa import: files written by the real google-authenticator program, oath users files,
 // otpauth URIs on stdin, and hostile input. Codes come from oathtool, an independent program.
 #include <fcntl.h>
+#include <grp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
 #include <random>
+#include <vector>
 
 #include "enroll_fixture.hpp"
 #include "pbx/totp/base32.hpp"
@@ -561,6 +563,35 @@ TEST_F(ImportTest, SourceInAHomeIsReadAsItsOwner) {
   // Root importing for root reads as root.
   const totp::User root{"root", 0, 0, "/root"};
   EXPECT_TRUE(totp::read_import_file(outside, root).ok());
+}
+
+// Root's supplementary groups (group root under sudo) stayed in force while reading with the
+// user's filesystem ids: a file of group root that the user cannot read was imported, and its
+// secret then sat in the user's ~/.pbx-mfa (review-14).
+TEST_F(ImportTest, RootsGroupsDoNotReadForTheUser) {
+  auto nobody = totp::lookup_user("nobody");
+  ASSERT_TRUE(nobody.ok());
+  ASSERT_EQ(::chmod(tmp_.path().c_str(), 0755), 0);
+  const std::string file = tmp_ / "group-root.txt";
+  ASSERT_TRUE(write_file(file, "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\n", 0040, 0, 0));
+  int n = ::getgroups(0, nullptr);
+  ASSERT_GE(n, 0);
+  std::vector<gid_t> saved(static_cast<std::size_t>(n));
+  if (n > 0) ASSERT_EQ(::getgroups(n, saved.data()), n);
+  const gid_t root_group = 0;
+  ASSERT_EQ(::setgroups(1, &root_group), 0);  // as under sudo
+  const totp::User user{"nobody", nobody->uid, nobody->gid, nobody->home};
+  auto read = totp::read_import_file(file, user);
+  int after = ::getgroups(0, nullptr);
+  std::vector<gid_t> now(static_cast<std::size_t>(after > 0 ? after : 0));
+  if (after > 0) ::getgroups(after, now.data());
+  ASSERT_EQ(::setgroups(saved.size(), saved.data()), 0);
+  EXPECT_FALSE(read.ok()) << "read with root's groups";
+  if (!read.ok()) {
+    EXPECT_NE(read.error().message.find("Permission denied"), std::string::npos)
+        << read.error().message;
+  }
+  EXPECT_EQ(now, std::vector<gid_t>{root_group}) << "the caller's groups are put back";
 }
 
 // Review L2: the decision used to be a string test on the path as typed, so a relative path

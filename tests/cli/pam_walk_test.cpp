@@ -215,6 +215,73 @@ TEST(PamWalk, DefaultIgnoreModuleFails) {
   EXPECT_TRUE(j.says("a wrong or missing code does not fail the stack"));
 }
 
+// The module fails with more than PAM_AUTH_ERR: a client that breaks off the conversation gets
+// PAM_CONV_ERR, a state row the module refuses PAM_AUTHINFO_UNAVAIL. A control that fails only
+// on auth_err lets those log in with the password alone (review-14).
+TEST(PamWalk, ModuleFailureOtherThanAuthErrIgnoredFails) {
+  for (const char* control : {"[success=ok auth_err=bad default=ignore]",
+                              "[success=ok auth_err=die maxtries=die default=ignore]",
+                              "[success=ok auth_err=bad conv_err=bad default=1]"}) {
+    auto j = judge({{"common-auth", kCommonAuth},
+                    {"sshd", "@include common-auth\nauth " + std::string(control) +
+                                 " pam_pbx_totp.so\nauth required pam_permit.so\n"}});
+    EXPECT_EQ(j.check.status, Status::kFail) << control << ": " << j.check.message;
+    EXPECT_TRUE(j.walk.ignored_failure) << control;
+  }
+  // Every failure counted: passes.
+  auto ok = judge({{"common-auth", kCommonAuth},
+                   {"sshd",
+                    "@include common-auth\nauth [success=ok ignore=ignore default=die] "
+                    "pam_pbx_totp.so\n"}});
+  EXPECT_EQ(ok.check.status, Status::kPass) << ok.check.message;
+}
+
+// libpam takes "include" and "substack" in any case: a password-only file pulled in with
+// "Include" is still a bypass (review-14).
+TEST(PamWalk, IncludeInAnyCaseIsFollowed) {
+  for (const char* kw : {"Include", "INCLUDE"}) {
+    auto j = judge({{"evil", "auth sufficient pam_unix.so\n"},
+                    {"sshd", "auth " + std::string(kw) +
+                                 " evil\nauth required pam_unix.so\n"
+                                 "auth required pam_pbx_totp.so\n"}});
+    EXPECT_EQ(j.check.status, Status::kFail) << kw << ": " << j.check.message;
+    EXPECT_TRUE(j.walk.bypass) << kw;
+  }
+  auto sub = judge({{"inner", "auth required pam_unix.so\n"},
+                    {"sshd", "auth SubStack inner\nauth required pam_pbx_totp.so\n"}});
+  ASSERT_FALSE(sub.flow.empty());
+  EXPECT_EQ(sub.flow.front().kind, PamEntry::Kind::kSubstack);
+}
+
+// libpam ends a line that has a '#' whatever comes before it: "\\ # note" does not continue
+// the line, so the next one is a line of its own that libpam runs (review-14).
+TEST(PamWalk, BackslashBeforeACommentDoesNotContinueTheLine) {
+  auto j = judge({{"sshd",
+                   "auth requisite pam_unix.so\n"
+                   "auth required pam_permit.so \\ # the next line is not an argument\n"
+                   "auth sufficient pam_permit.so\n"
+                   "auth required pam_pbx_totp.so\n"}});
+  EXPECT_EQ(j.check.status, Status::kFail) << j.check.message;
+  EXPECT_TRUE(j.walk.bypass);
+  // A plain continuation still joins.
+  auto c = judge({{"sshd",
+                   "auth requisite \\\n pam_unix.so\n"
+                   "auth required \\  \n pam_pbx_totp.so\n"}});
+  ASSERT_EQ(c.flow.size(), 2U);
+  EXPECT_EQ(c.flow[1].module, "pam_pbx_totp.so");
+}
+
+// A module doctor does not know may answer any value: a jump over the module on one that is
+// not PAM_AUTH_ERR is a password-only login (review-14).
+TEST(PamWalk, UnknownModuleJumpOnAnUnusualAnswerFails) {
+  auto j = judge({{"sshd",
+                   "auth requisite pam_unix.so\n"
+                   "auth [success=ok authinfo_unavail=1 default=ignore] pam_radius.so\n"
+                   "auth required pam_pbx_totp.so\n"}});
+  EXPECT_EQ(j.check.status, Status::kFail) << j.check.message;
+  EXPECT_TRUE(j.walk.bypass);
+}
+
 TEST(PamWalk, SufficientModuleThenPermitFails) {
   auto j = judge({{"sshd",
                    "auth requisite pam_unix.so\n"

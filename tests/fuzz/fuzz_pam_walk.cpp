@@ -9,6 +9,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "doctor/pam_walk.hpp"
 #include "fuzz_check.hpp"
@@ -20,7 +21,7 @@ namespace {
 
 const std::string kDir = "/etc/pam.d";
 constexpr std::size_t kMaxServices = 8;
-constexpr std::size_t kOracleBranches = 12;
+constexpr std::uint64_t kOraclePaths = 4096;
 constexpr std::size_t kMaxLevels = 32;
 
 struct Oracle {
@@ -36,8 +37,36 @@ bool two_way(const PamEntry& e) {
   return r != ModuleRole::kPermit && r != ModuleRole::kDeny;
 }
 
-// One path: `choice` bit k is the result of the k-th two-way entry (1: it fails).
-void run_path(const std::vector<PamEntry>& flow, std::uint32_t choice, bool has_password,
+// What an entry may answer: a password module succeeds or fails (PAM_AUTH_ERR); the module
+// answers what pam/outcome.hpp lists (and PAM_MODULE_UNKNOWN when it cannot be loaded); any
+// other module anything. Values libpam treats alike (same action, both or neither
+// PAM_SUCCESS) are kept once.
+std::vector<int> answers(const PamEntry& e) {
+  std::vector<int> candidates;
+  ModuleRole r = module_role(e);
+  if (r == ModuleRole::kPassword) {
+    candidates = {0, 7};
+  } else if (r == ModuleRole::kTotp) {
+    candidates = {0, 7, 9, 3, 19, 5, 28};
+  } else {
+    for (int v = 0; v < kReturnValues; ++v) candidates.push_back(v);
+  }
+  std::array<int, kReturnValues> actions = pam_actions(e.control);
+  std::vector<int> out;
+  for (int v : candidates) {
+    bool same = false;
+    for (int w : out) {
+      same =
+          same || (actions[static_cast<std::size_t>(w)] == actions[static_cast<std::size_t>(v)] &&
+                   (w == 0) == (v == 0));
+    }
+    if (!same) out.push_back(v);
+  }
+  return out;
+}
+
+// One path: `choice` picks, in mixed radix, the answer of each two-way entry.
+void run_path(const std::vector<PamEntry>& flow, std::uint64_t choice, bool has_password,
               Oracle& o) {
   enum { kUndef, kPos, kNeg };
   int impression = kUndef;
@@ -46,7 +75,6 @@ void run_path(const std::vector<PamEntry>& flow, std::uint32_t choice, bool has_
   bool saved_ok[kMaxLevels] = {};
   int prev_level = 0;
   bool password_ok = false, totp_ran = false, totp_failed = false;
-  std::size_t branch = 0;
   for (std::size_t h = 0; h < flow.size(); ++h) {
     const PamEntry& e = flow[h];
     int level = e.level;
@@ -67,8 +95,9 @@ void run_path(const std::vector<PamEntry>& flow, std::uint32_t choice, bool has_
       } else if (r == ModuleRole::kDeny) {
         retval = 7;
       } else {
-        retval = ((choice >> branch) & 1U) != 0 ? 7 : 0;
-        ++branch;
+        std::vector<int> a = answers(e);
+        retval = a[choice % a.size()];
+        choice /= a.size();
       }
       if (r == ModuleRole::kTotp) {
         o.module_runs = true;
@@ -148,14 +177,17 @@ void check_flow(const std::vector<PamEntry>& flow) {
   if (!any_totp) FUZZ_CHECK(!w.module_runs && !w.ignored_failure && !w.unguarded);
 
   // The oracle, where it is cheap and the walk finished.
-  std::size_t branches = 0;
-  for (const auto& e : flow) branches += two_way(e);
-  if (branches > kOracleBranches || !w.incomplete.empty()) return;
+  std::uint64_t paths = 1;
+  for (const auto& e : flow) {
+    if (two_way(e)) paths *= answers(e).size();
+    if (paths > kOraclePaths) return;
+  }
+  if (!w.incomplete.empty()) return;
   for (const auto& e : flow) {
     if (static_cast<std::size_t>(e.level) >= kMaxLevels) return;
   }
   Oracle o;
-  for (std::uint32_t choice = 0; choice < (1U << branches); ++choice) {
+  for (std::uint64_t choice = 0; choice < paths; ++choice) {
     run_path(flow, choice, any_password, o);
   }
   FUZZ_CHECK(o.bypass == w.bypass.has_value());

@@ -413,5 +413,31 @@ TEST_F(DbStoreTest, InitUpgradesSchema1StateRowsAndLoginsKeepWorking) {
   EXPECT_EQ(again->states_authenticated, 0);
 }
 
+// Under schema 1 anyone who could write pbx_mfa_state could plant a grace entry, also one that
+// starts in the future (a login without a code then). The upgrade's MAC must not vouch for it:
+// grace entries are dropped, the rest of the row is kept (review-14).
+TEST_F(DbStoreTest, Schema1UpgradeDropsPlantedGraceEntries) {
+  Enrollment a = enroll(alice_, kIdA);
+  ASSERT_EQ(verify_at(alice_, code_now(a), store()), Verdict::kAccepted);
+  reopen();
+  pg_->downgrade_to_schema_1();
+  pg_->exec(
+      "UPDATE pbx_mfa_state SET state = replace(state, E'end\\n', "
+      "E'grace 0123456789abcdef0123456789abcdef " +
+      std::to_string(kT0 + 86400) + "\\nend\\n') WHERE user_name = 'alice'");
+  ASSERT_EQ(pg_->exec("SELECT count(*) FROM pbx_mfa_state WHERE state LIKE '%grace %'"), "1");
+  reopen();
+
+  auto init = db_init(config_);
+  ASSERT_TRUE(is_ok(init));
+  EXPECT_EQ(init->states_authenticated, 1);
+  EXPECT_EQ(init->states_grace_dropped, 1);
+  auto st = store().peek_state(alice_);
+  ASSERT_TRUE(is_ok(st));
+  EXPECT_TRUE(st->grace.empty()) << "a grace entry planted under schema 1 got a MAC";
+  EXPECT_EQ(st->enrollment_id, kIdA);
+  EXPECT_NE(st->last_step, kNoStep);  // the replay mark is kept
+}
+
 }  // namespace
 }  // namespace pbx::totp

@@ -21,12 +21,15 @@ struct DbInitResult {
   // without one because they do not parse (refused at login, as they were before).
   long states_authenticated = 0;
   long states_unreadable = 0;
+  // ... of which had grace entries, dropped before the MAC: a MAC must not vouch for a login
+  // without a code that anyone with write access could have planted under schema 1.
+  long states_grace_dropped = 0;
 };
 
 // Creates or upgrades the schema in one transaction (idempotent). Creates the fleet key when it
 // is missing and the database has no schema yet; refuses a key other than the one the database
 // was set up with. The upgrade to version 2 computes the MAC of every existing state row: it
-// trusts the rows as they are at that moment.
+// trusts the rows as they are at that moment, except their grace entries, which it drops.
 Result<DbInitResult> db_init(const Config& config);
 
 // The same upgrade without ever creating a schema or a key: kConfig when the database has no
