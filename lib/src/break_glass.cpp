@@ -96,6 +96,17 @@ Result<std::optional<BreakGlassSet>> read_set(const Config& config) {
   return std::optional<BreakGlassSet>(std::move(set.value()));
 }
 
+// Checks state_dir and takes the break-glass lock: every change of the set, and every answer,
+// happens while the returned descriptor is open.
+Result<detail::Fd> lock_set(const Config& config, bool create_dir) {
+  if (auto st =
+          detail::check_private_dir(config.state_dir, config.trusted_uid, create_dir, "state_dir");
+      !st) {
+    return st.error();
+  }
+  return detail::lock_file(lock_path(config), config.trusted_uid, kLockTimeoutMs);
+}
+
 Status write_set(const Config& config, const BreakGlassSet& set) {
   detail::WriteOptions opts;
   opts.mode = 0600;
@@ -112,11 +123,7 @@ Result<std::vector<SecretString>> make_break_glass_codes(const Config& config, i
   if (count < 1 || count > kMaxBreakGlassCodes) {
     return make_error(Errc::kInvalid, "break-glass code count must be 1 to 20");
   }
-  if (auto st = detail::check_private_dir(config.state_dir, config.trusted_uid, true, "state_dir");
-      !st) {
-    return st.error();
-  }
-  auto lock = detail::lock_file(lock_path(config), config.trusted_uid, kLockTimeoutMs);
+  auto lock = lock_set(config, true);
   if (!lock) return lock.error();
   auto codes = generate_recovery_codes(count, kBreakGlassGroups);
   if (!codes) return codes.error();
@@ -155,12 +162,7 @@ Result<BreakGlassAnswer> answer_break_glass(const Config& config, std::string_vi
                    [](char c) { return c >= 'a' && c <= 'z'; })) {
     return answer;
   }
-  if (auto st = detail::check_private_dir(config.state_dir, config.trusted_uid, false, "state_dir");
-      !st) {
-    return st.error();
-  }
-  // Every answer of every process is judged and counted under this lock.
-  auto lock = detail::lock_file(lock_path(config), config.trusted_uid, kLockTimeoutMs);
+  auto lock = lock_set(config, false);
   if (!lock) return lock.error();
   auto set = read_set(config);
   if (!set) return set.error();
@@ -199,11 +201,7 @@ Result<bool> use_break_glass_code(const Config& config, std::string_view input) 
 }
 
 Result<int> unlock_break_glass(const Config& config) {
-  if (auto st = detail::check_private_dir(config.state_dir, config.trusted_uid, false, "state_dir");
-      !st) {
-    return st.error();
-  }
-  auto lock = detail::lock_file(lock_path(config), config.trusted_uid, kLockTimeoutMs);
+  auto lock = lock_set(config, false);
   if (!lock) return lock.error();
   auto set = read_set(config);
   if (!set) return set.error();
