@@ -47,6 +47,12 @@ other_uid=65534
 # Outside /tmp: the logins below get a /tmp of their own.
 tmp=$(mktemp -d /var/tmp/pbx-e2e-ccache.XXXXXX)
 chmod 755 "$tmp"
+# The module and the plugin too: the build tree may itself lie under /tmp (a CI clone), which
+# the private /tmp of the logins would hide.
+install -m 644 "$module" "$tmp/pam_pbx_totp.so"
+install -m 644 "$plugin" "$tmp/pbx_store_postgresql.so"
+module=$tmp/pam_pbx_totp.so
+plugin=$tmp/pbx_store_postgresql.so
 made_db=0
 planted=()   # FIFOs put into the real /tmp (only without a mount namespace)
 moved=()     # what was there before, "path backup"
