@@ -2,7 +2,9 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <charconv>
+#include <iterator>
 #include <cstring>
 
 #include "file_util.hpp"
@@ -207,6 +209,30 @@ Status require_in(Config& c, std::string_view, std::string_view value) {
 Status networks_in(Config& c, std::string_view, std::string_view value) {
   return set_networks(c.exempt_networks, value);
 }
+Status enroll_in(Config& c, std::string_view key, std::string_view value) {
+  if (value == "with-code") {
+    c.enroll_at_login = true;
+    c.enroll_with_code = true;
+    return Ok{};
+  }
+  bool on = false;
+  if (!set_bool(on, key, value)) return bad(key, "must be yes, no or with-code");
+  c.enroll_at_login = on;
+  c.enroll_with_code = false;
+  return Ok{};
+}
+Status actions_in(Config& c, std::string_view key, std::string_view value) {
+  auto items = split_list(key, value);
+  if (!items) return items.error();
+  for (const auto& a : *items) {
+    if (std::find(std::begin(kHelpdeskActions), std::end(kHelpdeskActions), a) ==
+        std::end(kHelpdeskActions)) {
+      return bad(key, "'" + a + "' is not one of status, unlock, temp-code, require, reset");
+    }
+  }
+  c.helpdesk_actions = std::move(items.value());
+  return Ok{};
+}
 
 // clang-format off
 constexpr Setting kSettings[] = {
@@ -236,8 +262,8 @@ constexpr Setting kSettings[] = {
      "comma list of groups whose members skip the second factor"},
     {"exempt_networks", "", networks_in,
      "comma list of networks (CIDR) whose logins skip the second factor"},
-    {"enroll_at_login", "no", bool_in<&Config::enroll_at_login>,
-     "yes: a required user who is not enrolled enrolls inside the login"},
+    {"enroll_at_login", "no", enroll_in,
+     "yes: a required user who is not enrolled enrolls inside the login; with-code: only after a temp code"},
     {"grace_period", "0", int_in<&Config::grace_period, 0, 86400>,
      "seconds after a good code in which the same user and host need none, 0 to 86400"},
     {"store", "files", set_store,
@@ -250,6 +276,12 @@ constexpr Setting kSettings[] = {
      "key sealing the secrets in the database (32 bytes, root-owned)"},
     {"pg_plugin", PBX_DEFAULT_PG_PLUGIN, path_in<&Config::pg_plugin>,
      "the PostgreSQL plugin, loaded only with store = postgresql", true},
+    {"helpdesk_groups", "", groups_in<&Config::helpdesk_groups>,
+     "comma list of groups whose members may run helpdesk actions through sudo (empty: off)"},
+    {"helpdesk_actions", "status,unlock,temp-code", actions_in,
+     "what helpdesk members may do: a subset of status,unlock,temp-code,require,reset"},
+    {"protected_groups", "", groups_in<&Config::protected_groups>,
+     "comma list of groups whose members the helpdesk may not act on (root never)"},
 };
 // clang-format on
 

@@ -14,7 +14,7 @@ bool holds(const std::vector<std::string>& names, const std::string& name) {
 // true, false or an error (the group database could not say).
 template <class Member>
 Result<Requirement> decide(const Config& config, std::optional<std::string_view> rhost,
-                           Member member) {
+                           bool marked, Member member) {
   if (rhost && in_exempt_network(config, *rhost)) {
     return Requirement{RequirementKind::kExempt, "exempt-network"};
   }
@@ -23,6 +23,7 @@ Result<Requirement> decide(const Config& config, std::optional<std::string_view>
     auto in = member(g);
     if (in && *in) return Requirement{RequirementKind::kExempt, "exempt-group:" + g};
   }
+  if (marked) return Requirement{RequirementKind::kRequired, "marked"};
   if (config.require_all) return Requirement{RequirementKind::kRequired, "all"};
   std::optional<Error> failed;
   for (const auto& g : config.require_groups) {
@@ -51,17 +52,18 @@ bool requirement_needs_groups(const Config& config) {
 }
 
 Requirement requirement(const Config& config, const std::vector<std::string>& groups,
-                        std::optional<std::string_view> rhost) {
-  auto r =
-      decide(config, rhost, [&](const std::string& g) -> Result<bool> { return holds(groups, g); });
+                        std::optional<std::string_view> rhost, bool marked) {
+  auto r = decide(config, rhost, marked,
+                  [&](const std::string& g) -> Result<bool> { return holds(groups, g); });
   return std::move(r.value());  // name lists never fail
 }
 
 Result<Requirement> requirement_for(const Config& config, const User& user,
-                                    std::optional<std::string_view> rhost, GroupLookup lookup) {
+                                    std::optional<std::string_view> rhost, GroupLookup lookup,
+                                    bool marked) {
   std::vector<std::string> listed;
   if (requirement_needs_groups(config)) listed = user_groups(user);
-  return decide(config, rhost, [&](const std::string& g) -> Result<bool> {
+  return decide(config, rhost, marked, [&](const std::string& g) -> Result<bool> {
     if (holds(listed, g)) return true;
     auto found = lookup(g);
     if (!found) return found.error();

@@ -18,6 +18,10 @@ namespace pbx::totp {
 inline constexpr const char* kDefaultConfigPath = "/etc/security/pbx-mfa.conf";
 inline constexpr std::size_t kMaxConfigSize = std::size_t{64} * 1024;
 
+// The actions helpdesk_actions may name (pbx-mfa(1) HELPDESK), as subcommand names.
+inline constexpr std::string_view kHelpdeskActions[] = {"status", "unlock", "temp-code", "require",
+                                                        "reset"};
+
 struct Cidr {
   bool v6 = false;
   std::uint8_t addr[16] = {};
@@ -41,6 +45,9 @@ struct Config {
   std::vector<std::string> exempt_groups;
   std::vector<Cidr> exempt_networks;
   bool enroll_at_login = false;
+  // enroll_at_login = with-code (enroll_at_login is then true too): the QR code only after a
+  // valid temporary access code issued for the user (pbx-mfa temp-code).
+  bool enroll_with_code = false;
   int grace_period = 0;
   std::string store = "files";
   std::string pg_conninfo;
@@ -49,6 +56,11 @@ struct Config {
   // The PostgreSQL plugin, loaded only with store = postgresql (root-owned, not writable by
   // others). A config key, never an environment variable: a PAM module runs inside su and sudo.
   std::string pg_plugin = PBX_DEFAULT_PG_PLUGIN;
+  // Delegated helpdesk (pbx-mfa(1) HELPDESK): members of these groups, running pbx-mfa as root
+  // through sudo, may do only helpdesk_actions, never to root or members of protected_groups.
+  std::vector<std::string> helpdesk_groups;
+  std::vector<std::string> helpdesk_actions = {"status", "unlock", "temp-code"};
+  std::vector<std::string> protected_groups;
 
   // Who owns a safe config file and the state directory; a parameter so tests can vary it.
   uid_t trusted_uid = 0;

@@ -22,7 +22,8 @@ enum class RequirementKind {
 struct Requirement {
   RequirementKind kind = RequirementKind::kRequired;
   // Why, as a stable token that `pbx-mfa status` prints (pbx-mfa(1) STATUS): "all",
-  // "group:NAME", "exempt-group:NAME", "exempt-network" or "not-required".
+  // "group:NAME", "marked" (pbx-mfa require), "exempt-group:NAME", "exempt-network" or
+  // "not-required".
   std::string reason;
 
   bool required() const noexcept { return kind == RequirementKind::kRequired; }
@@ -39,11 +40,11 @@ bool requirement_needs_groups(const Config& config);
 
 // Decides, first match wins: an exempt network (only when `rhost` is given: nullopt means where
 // the login comes from is unknown, as for `pbx-mfa status`, and no network exemption applies),
-// the first of exempt_groups the user is in, require = all, the first of the require groups the
-// user is in, else not required. `groups`: the names of the user's groups, primary and
-// supplementary (totp::user_groups).
+// the first of exempt_groups the user is in, the per-user mark (`marked`: pbx-mfa require),
+// require = all, the first of the require groups the user is in, else not required. `groups`:
+// the names of the user's groups, primary and supplementary (totp::user_groups).
 Requirement requirement(const Config& config, const std::vector<std::string>& groups,
-                        std::optional<std::string_view> rhost);
+                        std::optional<std::string_view> rhost, bool marked = false);
 
 // How a group name resolves (totp::lookup_group; tests pass a fake that fails).
 using GroupLookup = Result<std::optional<Group>> (*)(std::string_view name);
@@ -56,6 +57,6 @@ using GroupLookup = Result<std::optional<Group>> (*)(std::string_view name);
 // another require group already decided.
 Result<Requirement> requirement_for(const Config& config, const User& user,
                                     std::optional<std::string_view> rhost,
-                                    GroupLookup lookup = lookup_group);
+                                    GroupLookup lookup = lookup_group, bool marked = false);
 
 }  // namespace pbx::totp

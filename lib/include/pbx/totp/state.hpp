@@ -2,10 +2,12 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "pbx/totp/recovery.hpp"
 #include "pbx/totp/result.hpp"
 
 namespace pbx::totp {
@@ -22,6 +24,29 @@ struct GraceEntry {
   std::int64_t at = 0;
 };
 
+// A temporary access code (pbx-mfa temp-code): only its salted scrypt hash is stored, as a
+// RecoverySet of one code.
+struct TempCode {
+  RecoverySet hash;
+  std::int64_t issued = 0;
+  std::int64_t expires = 0;  // refused from this time on
+  int uses_left = 0;
+  std::string issuer;  // user name of who made it (a name: [A-Za-z0-9._-], up to 64)
+  std::string reason;  // printable text, up to kMaxTempCodeReason bytes, may be empty
+
+  bool active(std::int64_t now) const noexcept { return uses_left > 0 && now < expires; }
+  bool operator==(const TempCode&) const = default;
+};
+inline constexpr std::size_t kMaxTempCodeReason = 200;
+
+// pbx-mfa require --user U: required whatever the require groups say.
+struct RequiredMark {
+  bool on = false;
+  std::string by;  // who set it (a user name)
+  std::int64_t at = 0;
+  bool operator==(const RequiredMark&) const = default;
+};
+
 struct UserState {
   std::string enrollment_id;  // the enrollment this state belongs to
   std::int64_t last_step = kNoStep;
@@ -31,11 +56,16 @@ struct UserState {
   std::int64_t last_success = 0;
   std::vector<int> used_recovery;
   std::vector<GraceEntry> grace;
+  // Of the account, not of an enrollment: they survive re-enrollment and reset.
+  RequiredMark required;
+  std::optional<TempCode> temp_code;
 };
 
 // Format (version 1): `version 1`, then `id`, `last-step`, `failures`, `locked-until`, `skew`,
-// `last-success`, `used-recovery I,J`, `grace HOST TIME` lines, and a last `end` line. A `skew`
-// outside -1000..1000 is corrupt; within it, it is clamped to ±kMaxSkewSteps.
+// `last-success`, `used-recovery I,J`, `grace HOST TIME` lines, the account's `required BY AT`
+// and `temp-code SALT HASH ISSUED EXPIRES USES ISSUER` (+ `temp-code-kdf scrypt N r p`,
+// `temp-code-reason TEXT`), and a last `end` line. A `skew` outside -1000..1000 is corrupt;
+// within it, it is clamped to ±kMaxSkewSteps.
 std::string serialize_state(const UserState& s);
 Result<UserState> parse_state(std::string_view text);
 

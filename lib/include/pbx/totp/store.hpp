@@ -2,6 +2,8 @@
 #pragma once
 
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "pbx/totp/config.hpp"
 #include "pbx/totp/enrollment.hpp"
@@ -38,6 +40,9 @@ class Store {
   // The last committed state without taking the lock (a whole snapshot, never a torn one);
   // for reports and for telling a locked-out user before asking for a code.
   virtual Result<UserState> peek_state(const User& user) = 0;
+  // Every user with an enrollment that the store itself can name (the database: every row of
+  // the fleet; files: none, as the secrets live in homes — `pbx-mfa list` walks getent passwd).
+  virtual Result<std::vector<std::string>> enrolled_users() = 0;
 };
 
 // The backend named by config.store: "files", or "postgresql" (loads the plugin named by

@@ -20,6 +20,7 @@ enum class Verdict {
   kReplayed,          // a valid code at or before the last accepted time step (a failure too)
   kLockedOut,         // too many failures: nothing was checked
   kNotEnrolled,
+  kTempCodeAccepted,  // a temporary access code (pbx-mfa temp-code), one use spent
 };
 
 const char* verdict_name(Verdict v) noexcept;
@@ -29,6 +30,9 @@ struct Outcome {
   std::int64_t locked_until = 0;  // set when locked out, also when this failure locked the user
   int failures = 0;
   int recovery_left = 0;
+  // kTempCodeAccepted: uses left after this one, and who issued the code.
+  int temp_code_uses_left = 0;
+  std::string temp_code_issuer;
 };
 
 constexpr int kMaxLockoutSeconds = 3600;
@@ -41,8 +45,12 @@ struct UserStatus {
   int digits = 6;
   int period = 30;
   int recovery_left = 0;
+  std::int64_t created = 0;  // of the enrollment (0: unknown or not enrolled)
+  // The stored state; for a user who is not enrolled only failures, lockout, the required mark
+  // and the temp code mean anything.
   UserState state;
-  bool locked = false;  // locked_until is in the future
+  bool locked = false;            // locked_until is in the future
+  bool temp_code_active = false;  // state.temp_code is set, not expired and not used up
 };
 
 class Verifier {
@@ -52,14 +60,30 @@ class Verifier {
 
   // Never throws for bad input. `rhost` keys the grace period (may be empty). Errors: store
   // unreadable, unsafe, corrupt or unreachable, or the outcome could not be recorded (then
-  // nothing counts as accepted: fail closed).
+  // nothing counts as accepted: fail closed). An answer shaped like a temp code is checked
+  // against the user's active temp code only (kTempCodeAccepted, or kRejected and counted);
+  // that is also how a user who is not enrolled gets past kNotEnrolled (enroll_at_login =
+  // with-code). A temp code moves no replay mark, opens no grace period and restores no used
+  // recovery code.
   Result<Outcome> verify(const User& user, std::string_view input, std::string_view rhost = {});
 
   // Reads without changing anything. Errors: store unreadable, unsafe or corrupt.
   Result<UserStatus> status(const User& user);
 
-  // Clears failures and lockout (keeps the replay mark). kNotEnrolled when not enrolled.
+  // Clears failures and lockout (keeps the replay mark). kNotEnrolled when not enrolled and
+  // nothing is recorded for the user.
   Status unlock(const User& user);
+
+  // Stores `code` as the user's temp code, replacing any earlier one (enrolled or not).
+  Status set_temp_code(const User& user, const TempCode& code);
+  // Ends the user's temp code; true when one was active.
+  Result<bool> revoke_temp_code(const User& user);
+  // Sets or clears (mark.on false) the per-user required mark.
+  Status set_required(const User& user, const RequiredMark& mark);
+  // Removes the enrollment (secret, replay mark, failures, recovery codes used) and keeps what
+  // belongs to the account: the required mark and an active temp code. kNotEnrolled when
+  // there was no enrollment.
+  Status reset(const User& user);
 
   // True when grace_period > 0 and this user succeeded from this host recently enough.
   Result<bool> in_grace(const User& user, std::string_view rhost);
