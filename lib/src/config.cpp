@@ -4,8 +4,8 @@
 
 #include <algorithm>
 #include <charconv>
-#include <iterator>
 #include <cstring>
+#include <iterator>
 
 #include "file_util.hpp"
 #include "pbx/totp/strings.hpp"
