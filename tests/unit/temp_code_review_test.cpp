@@ -3,6 +3,7 @@
 // Runs on both stores (also as "pg.TempCodeReviewTest.*").
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <functional>
@@ -299,6 +300,65 @@ TEST_F(TempCodeReviewTest, NotEnrolledStatusFailsClosedOnAnUnsafeStateDir) {
   auto st = verifier().status(bob_);
   EXPECT_FALSE(st.ok());
   ASSERT_EQ(::chmod(state_dir_.c_str(), 0700), 0);
+}
+
+// Race (holds): eight logins with the same one-use code, started together in eight processes
+// with their own stores (own connections), for an enrolled and a not-enrolled user: exactly
+// one is accepted, the others are rejected, none errs.
+TEST_F(TempCodeReviewTest, EightRacingLoginsSpendAOneUseCodeOnce) {
+  config_.max_failures = 100;  // the losers' failures must not lock the next round out
+  reopen();
+  enroll(alice_);
+  for (const User* who : {&alice_, &bob_}) {
+    for (int round = 0; round < 3; ++round) {
+      SecretString code = give(*who);
+      const std::string typed(code.view());
+      int gun[2];
+      ASSERT_EQ(::pipe(gun), 0);
+      std::vector<pid_t> pids;
+      for (int i = 0; i < 8; ++i) {
+        pid_t pid = ::fork();
+        ASSERT_GE(pid, 0);
+        if (pid == 0) {
+          ::close(gun[1]);
+          int status = 100;
+          try {
+            auto opened = open_store(config_);
+            if (opened.ok()) {
+              FixedClock clock(kT0);
+              Verifier v(config_, *opened.value(), clock);
+              char c = 0;
+              ssize_t n = ::read(gun[0], &c, 1);  // 0 once the parent closes its end
+              (void)n;
+              status = testing::verdict_code(v.verify(*who, typed));
+            }
+          } catch (...) {
+            status = 101;
+          }
+          ::_exit(status);
+        }
+        pids.push_back(pid);
+      }
+      ::close(gun[0]);
+      ::close(gun[1]);  // fire
+      int accepted = 0;
+      int rejected = 0;
+      for (pid_t pid : pids) {
+        int status = 0;
+        ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+        ASSERT_TRUE(WIFEXITED(status));
+        int v = WEXITSTATUS(status);
+        if (v == static_cast<int>(Verdict::kTempCodeAccepted)) ++accepted;
+        // Not enrolled: once the code is spent nothing is active, so the rest are kNotEnrolled.
+        if (v == static_cast<int>(Verdict::kRejected) ||
+            v == static_cast<int>(Verdict::kNotEnrolled)) {
+          ++rejected;
+        }
+      }
+      EXPECT_EQ(accepted, 1) << who->name << " round " << round;
+      EXPECT_EQ(rejected, 7) << who->name << " round " << round << ": errors";
+    }
+  }
 }
 
 // F6. The reason is shown to root (audit line, and status/list if they ever print it) but
