@@ -361,6 +361,23 @@ TEST_F(TempCodeReviewTest, EightRacingLoginsSpendAOneUseCodeOnce) {
   }
 }
 
+// F8. Nothing bounded a temp code's lifetime below the parser's 2^40 s: a record made by hand
+// (a caller that does not go through make_temp_code) was stored and honoured for decades.
+TEST_F(TempCodeReviewTest, ATempCodeLongerThan72HoursIsNeitherWrittenNorRead) {
+  enroll(alice_);
+  auto made = make_temp_code(kT0, 600, 1, "helpdesk1", "", kCheapKdf);
+  ASSERT_TRUE(made.ok());
+  TempCode t = made->record;
+  t.expires = t.issued + 10 * 365 * 86400;
+  EXPECT_FALSE(verifier().set_temp_code(alice_, t).ok());
+  clock_.advance(kTempCodeMaxTtl + 1);
+  EXPECT_NE(verify(alice_, made->code.view()).verdict, Verdict::kTempCodeAccepted);
+  UserState s;
+  s.temp_code = made->record;
+  s.temp_code->expires = s.temp_code->issued - 1;
+  EXPECT_FALSE(parse_state(serialize_state(s)).ok()) << "expires before it was issued";
+}
+
 // F6. The reason is shown to root (audit line, and status/list if they ever print it) but
 // may be set by a less trusted helpdesk member: C1 controls (CSI as U+009B) and malformed
 // UTF-8 pass the check today.
