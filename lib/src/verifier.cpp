@@ -372,27 +372,45 @@ Status Verifier::set_required(const User& user, const RequiredMark& mark) {
   });
 }
 
-Status Verifier::reset(const User& user) {
-  // Reset is the repair: a secret that does not load (missing while its state is left,
-  // unreadable, corrupt) is removed like any other. Not enrolled means neither a secret nor
-  // an enrollment's state.
-  auto enrollment = store_.load(user);
-  auto before = store_.peek_state(user);
-  if (!before) return before.error();
-  if (!enrollment && enrollment.error().code == Errc::kNotEnrolled &&
-      before->enrollment_id.empty()) {
-    return enrollment.error();
+Result<ResetReport> Verifier::reset(const User& user) {
+  try {
+    ResetReport report;
+    auto txn = store_.lock_state(user);
+    if (!txn) {
+      // Reset is the repair: a state that does not read goes with the secret, and a required
+      // mark or temp code in it with it (the report says so).
+      if (txn.error().code != Errc::kCorrupt) return txn.error();
+      if (auto st = store_.remove(user); !st) return st.error();
+      report.state_unreadable = true;
+      return report;
+    }
+    const UserState current = (*txn)->state();
+    // A secret that does not load (missing while its state is left, unreadable, corrupt) is
+    // removed like any other. Not enrolled means neither a secret nor an enrollment's state.
+    auto enrollment = store_.load(user);
+    if (!enrollment && enrollment.error().code == Errc::kNotEnrolled &&
+        current.enrollment_id.empty()) {
+      return enrollment.error();
+    }
+    report.kept_mark = current.required.on;
+    report.kept_temp_code = current.temp_code && current.temp_code->active(clock_.now());
+    if (!report.kept_mark && !report.kept_temp_code) {
+      txn->reset();  // nothing to keep: secret and state go, as before the account's part
+      if (auto st = store_.remove(user); !st) return st.error();
+      return report;
+    }
+    // Something to keep: the secret goes and the state is replaced under the same lock, so a
+    // login or a revoke meanwhile can neither be undone nor revived.
+    auto removed = store_.remove_secret(user);
+    if (!removed) return removed.error();
+    UserState kept;
+    if (report.kept_mark) kept.required = current.required;
+    if (report.kept_temp_code) kept.temp_code = current.temp_code;
+    if (auto st = (*txn)->commit(kept); !st) return st.error();
+    return report;
+  } catch (const std::exception& ex) {
+    return make_error(Errc::kInternal, ex.what());
   }
-  if (auto st = store_.remove(user); !st) return st;
-  const bool keep =
-      before->required.on || (before->temp_code && before->temp_code->active(clock_.now()));
-  if (!keep) return Ok{};
-  // The account's part goes back (merged with anything written since the removal).
-  return update_state(user, [&](UserState& s, bool) -> Status {
-    if (!s.required.on) s.required = before->required;
-    if (!s.temp_code) s.temp_code = before->temp_code;
-    return Ok{};
-  });
 }
 
 Status Verifier::unlock(const User& user) {
