@@ -350,6 +350,24 @@ TEST_F(WithCodeStackTest, AnotherUsersTempCodeEnrollsNobody) {
   EXPECT_TRUE(status(kOtherUser).temp_code_active);
 }
 
+// The lost phone without a recovery code: pbx-mfa reset, then a temp code, and the user sets up
+// the new phone at the next login; the required mark stays on the account throughout.
+TEST_F(WithCodeStackTest, AfterAResetATempCodeReEnrollsAndTheMarkStays) {
+  configure("require = none\nenroll_at_login = with-code\nrecovery_codes = 0\n");
+  mark_required(kUser);
+  Enrolled old = enroll();
+  with_verifier([&](totp::Verifier& v) { return v.reset(account(kUser)); });
+  EXPECT_FALSE(enrolled());
+  std::string code = issue();
+  Conversation conv;
+  answer_like_a_user(conv, code);
+  ASSERT_EQ(login(spec(), conv), PAM_SUCCESS) << all_messages(conv);
+  totp::UserStatus st = status();
+  EXPECT_TRUE(st.enrolled);
+  EXPECT_TRUE(st.state.required.on);
+  EXPECT_EQ(login(spec({old.code_at(unix_now())})), PAM_AUTH_ERR);  // the old phone is out
+}
+
 TEST_F(WithCodeStackTest, AnAbandonedEnrollmentHasSpentTheTempCode) {
   std::string code = issue();
   Conversation conv;
