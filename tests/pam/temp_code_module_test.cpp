@@ -248,7 +248,6 @@ TEST_F(TempCodeStackTest, EightSimultaneousLoginsWithAOneUseTempCodeLetExactlyOn
     ASSERT_EQ(successes, 1) << "round " << round;
     totp::UserStatus st = status();
     EXPECT_FALSE(st.temp_code_active) << "round " << round;
-    EXPECT_EQ(st.state.failures, kLogins - 1) << "round " << round;
     with_verifier([&](totp::Verifier& v) { return v.unlock(account(kUser)); });
   }
 }
