@@ -98,7 +98,7 @@ AuthResult Flow::run(const std::vector<std::string>& args) {
       if (args_.config.enroll_with_code) return enroll_with_code(*user, **store, verifier, *status);
       return enroll_now(*user, **store, "");
     }
-    return ask_then(AuthResult::kNotEnrolled, "required but not enrolled");
+    return ask_then(AuthResult::kNotEnrolled, "required (" + required_by + ") but not enrolled");
   }
   if (status->locked) {
     tell_locked(status->state.locked_until);

@@ -112,6 +112,7 @@ TEST_F(TempCodeFlowTest, TheMarkMakesAUserRequiredOverRequireNone) {
   FakeContext after = with_answers({"123456"});
   EXPECT_EQ(run(after), PAM_AUTH_ERR);
   EXPECT_EQ(outcome_of(after), "not-enrolled");
+  EXPECT_NE(logs_.find("required (marked) but not enrolled"), std::string::npos) << logs_;
   EXPECT_EQ(after.prompts.size(), 1u);
 }
 
