@@ -296,7 +296,7 @@ stop_sshd
 # issue_temp_code USER: the code, from `pbx-mfa temp-code` (or the test tool while the CLI has
 # no temp-code command).
 issue_temp_code() {
-  if "$pbx_mfa" temp-code --help >/dev/null 2>&1; then
+  if "$pbx_mfa" --help 2>/dev/null | grep -qE '^ +temp-code '; then
     "$pbx_mfa" --config "$tmp/pbx-mfa.conf" temp-code --user "$1" --json |
       python3 -c 'import json, sys; print(json.load(sys.stdin)["code"])'
   else
