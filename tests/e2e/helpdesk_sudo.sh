@@ -2,7 +2,7 @@
 # End-to-end: the delegated helpdesk through the real sudo and the real pbx-mfa binary.
 #   helpdesk_sudo.sh PBX_MFA
 # Test users and groups (pbxtest-*): helpdesk members pbxtest-hd1 and pbxtest-hd2 (group
-# pbxtest-helpdesk), pbxtest-target, pbxtest-prot (group pbxtest-prot, in protected_groups) and
+# pbxtest-helpdesk), pbxtest-target, pbxtest-prot (group pbxtest-protected, in protected_groups) and
 # pbxtest-adm (given pbx-mfa through sudo but in no helpdesk group). A test-only sudoers file
 # /etc/sudoers.d/pbxtest-helpdesk (NOPASSWD, checked with visudo -c) gives the group and
 # pbxtest-adm a copy of the binary. A helpdesk member may not choose a config, so the test
@@ -18,7 +18,7 @@
 set -euo pipefail
 cli=$(readlink -f "${1:?usage: helpdesk_sudo.sh PBX_MFA}")
 [ "$(id -u)" = 0 ] || { echo "SKIP: needs root (test users, a sudoers file, the system config)"; exit 77; }
-for tool in sudo visudo runuser python3 unshare useradd userdel groupadd groupdel; do
+for tool in sudo visudo runuser logger python3 unshare useradd userdel groupadd groupdel; do
   command -v "$tool" >/dev/null || { echo "FAIL: $tool missing (scripts/test installs it)"; exit 1; }
 done
 
@@ -34,7 +34,7 @@ fi
 conf=/etc/security/pbx-mfa.conf
 sudoers=/etc/sudoers.d/pbxtest-helpdesk
 group=pbxtest-helpdesk
-pgroup=pbxtest-prot
+pgroup=pbxtest-protected
 users=(pbxtest-hd1 pbxtest-hd2 pbxtest-target pbxtest-prot pbxtest-adm)
 tmp=$(mktemp -d /tmp/pbxtest-helpdesk.XXXXXX)
 chmod 755 "$tmp"
@@ -178,10 +178,11 @@ as() {
 
 as pbxtest-hd1 0 "by=pbxtest-hd1 helpdesk status user=pbxtest-target (exit 0)" \
   status --user pbxtest-target
-if grep -q "sudo\[[0-9]*\]: *pbxtest-hd1 : .*USER=root ; COMMAND=$bin status --user pbxtest-target" "$log"; then
+if grep -E 'sudo(\[[0-9]+\])?: +pbxtest-hd1 : .*USER=root ; COMMAND=' "$log" |
+  grep -qF "COMMAND=$bin status --user pbxtest-target"; then
   pass "sudo logged the member's command itself (the audit trail sudo gives for free)"
 else
-  fail "no sudo line for pbxtest-hd1's command: $(grep 'sudo\[' "$log" | tail -n 2)"
+  fail "no sudo line for pbxtest-hd1's command: $(grep 'COMMAND=' "$log" | tail -n 2)"
 fi
 as pbxtest-hd1 0 "by=pbxtest-hd1 helpdesk unlock user=pbxtest-target (failures and lockout cleared)" \
   unlock --user pbxtest-target
@@ -236,5 +237,5 @@ fi
 chmod 0440 "$sudoers"
 
 echo "---- the authpriv lines of the session"
-grep -E ' (pbx-mfa|sudo)\[' "$log" | sed 's/^/  /'
+grep -E ' pbx-mfa\[|sudo(\[[0-9]+\])?: .*COMMAND=' "$log" | sed 's/^/  /'
 if [ "$fails" = 0 ]; then echo "helpdesk_sudo: all checks passed"; else echo "helpdesk_sudo: $fails failed"; exit 1; fi
