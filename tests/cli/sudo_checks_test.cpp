@@ -82,7 +82,7 @@ TEST_F(SudoersTest, VisudoVerdictDecides) {
 }
 
 TEST_F(SudoersTest, WhatLetsAMemberForgeSudoUidFails) {
-  for (const std::string text : {
+  for (const std::string& text : std::vector<std::string>{
            "%pbx-helpdesk ALL=(root) SETENV: /usr/bin/pbx-mfa\n",
            "%pbx-helpdesk ALL=(root) NOPASSWD:SETENV: /usr/bin/pbx-mfa\n",
            "Defaults setenv\n" + kRule,
@@ -94,7 +94,7 @@ TEST_F(SudoersTest, WhatLetsAMemberForgeSudoUidFails) {
     Check c = one(file(text));
     EXPECT_EQ(c.status, Status::kFail) << text << " -> " << c.message;
   }
-  for (const std::string text : {
+  for (const std::string& text : std::vector<std::string>{
            "Defaults !setenv\n" + kRule,
            "%pbx-helpdesk ALL=(root) NOSETENV: /usr/bin/pbx-mfa\n",
            "# %pbx-helpdesk ALL=(ALL) ALL   a comment\n" + kRule,
