@@ -311,7 +311,8 @@ SudoersScan scan_sudoers_dir(const std::string& dir) {
   DiskFiles disk;
   for (const auto& name : names) {
     SudoersFile f;
-    f.path = dir + "/" + name;
+    f.path = dir;
+    f.path.append("/").append(name);
     struct stat st {};
     if (::lstat(f.path.c_str(), &st) != 0) continue;
     f.is_link = S_ISLNK(st.st_mode);
@@ -355,10 +356,17 @@ std::vector<Check> helpdesk_group_checks(const totp::Config& config, const Group
       if (r.kind == GroupLookup::Kind::kFound) {
         found.push_back(g);
       } else if (r.kind == GroupLookup::Kind::kMissing) {
-        problems.push_back(key + " names group " + g + ", which does not exist: " + missing_means);
+        std::string p = key;
+        p.append(" names group ")
+            .append(g)
+            .append(", which does not exist: ")
+            .append(missing_means);
+        problems.push_back(std::move(p));
       } else {
-        problems.push_back("cannot look up group " + g + " of " + key + " (" + r.error +
-                           "): pbx-mfa refuses the helpdesk while it fails");
+        std::string p = "cannot look up group ";
+        p.append(g).append(" of ").append(key).append(" (").append(r.error);
+        p.append("): pbx-mfa refuses the helpdesk while it fails");
+        problems.push_back(std::move(p));
       }
     }
   };
