@@ -12,7 +12,8 @@
 # on exit). Each member runs `runuser -u MEMBER -- sudo -n pbx-mfa ...`. Checks: status and
 # unlock work; root, a protected_groups member and another helpdesk member are refused (exit 4);
 # --config, reset (not in helpdesk_actions) and enroll (not a helpdesk command) are refused
-# (exit 4); each is one authpriv line naming member, action and target; pbxtest-adm, through
+# (exit 4); each is one authpriv line naming member, action and target; sudo refuses a member's
+# SUDO_UID=0 (no SETENV); pbxtest-adm, through
 # sudo but not a member, is full root; doctor passes the sudoers file and fails it
 # group-writable. Prints PASS:/FAIL: lines (and the session), exits non-zero on a failure.
 set -euo pipefail
@@ -204,6 +205,18 @@ if [ -f "$tmp/secrets/pbxtest-target" ] && [ ! -e "$tmp/secrets/pbxtest-hd2" ]; 
   pass "the refused reset and enroll changed nothing on disk"
 else
   fail "a refused action changed the secrets: $(ls "$tmp/secrets")"
+fi
+# Without SETENV a member cannot forge SUDO_UID: sudo itself refuses, pbx-mfa never runs.
+before=$(grep -c ' pbx-mfa\[' "$log" || true)
+rc=0
+runuser -u pbxtest-hd1 -- sudo -n SUDO_UID=0 "$bin" reset --user pbxtest-target \
+  >"$tmp/out" 2>"$tmp/err" || rc=$?
+sleep 0.3
+if [ "$rc" != 0 ] && grep -q 'not allowed to set the following environment variables: SUDO_UID' "$tmp/err" &&
+  [ "$(grep -c ' pbx-mfa\[' "$log" || true)" = "$before" ]; then
+  pass "sudo SUDO_UID=0 pbx-mfa: sudo refuses to let the member set SUDO_UID"
+else
+  fail "sudo SUDO_UID=0 pbx-mfa: exit $rc, $(cat "$tmp/err" "$tmp/out")"
 fi
 # Through sudo but in no helpdesk group: SUDO_UID only ever restricts, this is full root.
 as pbxtest-adm 0 "by=root reset user=pbxtest-target (secret and state removed)" \
