@@ -84,6 +84,10 @@ std::string audit_field(std::string_view value) {
   return totp::escape_field(value, kAuditField);
 }
 
+const std::string& acting_user(const Session& s) {
+  return s.helpdesk ? s.helpdesk->name : s.env.invoking_user;
+}
+
 void audit(Session& s, const std::string& what) {
   std::string line;
   if (s.helpdesk) {

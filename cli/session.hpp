@@ -62,6 +62,10 @@ void print_json(Session& s, const nlohmann::json& j);
 // every string in `j` are wiped afterwards.
 void print_secret_json(Session& s, nlohmann::json& j);
 
+// Who acts, for a record that names them (a temp code's issuer): the helpdesk member in helpdesk
+// mode, else the invoking user.
+const std::string& acting_user(const Session& s);
+
 // Logs one audit line (Env::audit) naming who did it: "by=CALLER " + `what`; in helpdesk mode
 // "by=MEMBER helpdesk " + `what`.
 void audit(Session& s, const std::string& what);

@@ -11,6 +11,7 @@
 
 #include "enroll_fixture.hpp"
 #include "root.hpp"
+#include "session.hpp"
 
 namespace pbx::cli::testing {
 namespace {
@@ -241,6 +242,17 @@ TEST(HelpdeskPolicy, FailedGroupLookupFailsClosed) {
   auto self = helpdesk_protection(config, *lp, lp->uid, failing_lookup);
   ASSERT_TRUE(self.ok());
   EXPECT_FALSE(self->has_value());
+}
+
+TEST(HelpdeskPolicy, ActingUserIsTheMemberInHelpdeskMode) {
+  Env env;
+  env.invoking_user = "root";
+  Session root{env, {}, "", false, std::nullopt, std::nullopt};
+  EXPECT_EQ(acting_user(root), "root");
+  HelpdeskActor member;
+  member.name = "alice";
+  Session desk{env, {}, "", false, std::nullopt, member};
+  EXPECT_EQ(acting_user(desk), "alice");  // a temp code's issuer is alice, not root
 }
 
 }  // namespace
