@@ -1,0 +1,105 @@
+#include "user_report.hpp"
+
+#include <pwd.h>
+
+#include <unordered_set>
+#include <utility>
+
+#include "pbx/totp/hotp.hpp"
+#include "session.hpp"
+
+namespace pbx::cli {
+namespace {
+
+// The GroupCache in use on this thread (list holds one while it walks the accounts).
+thread_local GroupCache* active_cache = nullptr;
+
+}  // namespace
+
+GroupCache::GroupCache() : previous_(active_cache) { active_cache = this; }
+GroupCache::~GroupCache() { active_cache = previous_; }
+
+totp::Result<std::optional<totp::Group>> GroupCache::lookup(std::string_view name) {
+  if (active_cache == nullptr) return totp::lookup_group(name);
+  auto& groups = active_cache->groups_;
+  auto it = groups.find(name);
+  if (it == groups.end()) it = groups.emplace(std::string(name), totp::lookup_group(name)).first;
+  return it->second;
+}
+
+bool is_login_shell(std::string_view shell) {
+  std::size_t slash = shell.rfind('/');
+  std::string_view base = slash == std::string_view::npos ? shell : shell.substr(slash + 1);
+  return base != "nologin" && base != "false";
+}
+
+Account account_of(const totp::User& user) {
+  Account a{user, true, true};
+  passwd pw{};
+  passwd* found = nullptr;
+  std::vector<char> buf(16384);
+  if (getpwnam_r(user.name.c_str(), &pw, buf.data(), buf.size(), &found) == 0 && found != nullptr &&
+      pw.pw_shell != nullptr) {
+    a.login_shell = is_login_shell(pw.pw_shell);
+  }
+  return a;
+}
+
+std::vector<Account> all_accounts() {
+  std::vector<Account> accounts;
+  std::unordered_set<std::string> seen;
+  setpwent();
+  while (passwd* pw = getpwent()) {
+    if (pw->pw_name == nullptr || !seen.insert(pw->pw_name).second) continue;
+    Account a;
+    a.user.name = pw->pw_name;
+    a.user.uid = pw->pw_uid;
+    a.user.gid = pw->pw_gid;
+    a.user.home = pw->pw_dir != nullptr ? pw->pw_dir : "";
+    a.login_shell = is_login_shell(pw->pw_shell != nullptr ? pw->pw_shell : "");
+    accounts.push_back(std::move(a));
+  }
+  endpwent();
+  return accounts;
+}
+
+totp::Result<UserRow> user_row(const totp::Config& config, totp::Verifier& verifier,
+                               const Account& account, totp::GroupLookup lookup) {
+  const totp::User& u = account.user;
+  auto st = verifier.status(u);
+  if (!st) return st.error();
+  // No remote host: where a login comes from is unknown here, so no network exemption applies
+  // (pbx-mfa(1) STATUS).
+  auto need = totp::requirement_for(config, u, std::nullopt, lookup, st->state.required.on);
+  if (!need) return need.error();
+
+  UserRow row{{}, std::move(st.value()), std::move(need.value())};
+  const totp::UserStatus& s = row.status;
+  nlohmann::json& j = row.json;
+  j["user"] = u.name;
+  j["enrolled"] = s.enrolled;
+  j["required"] = row.requirement.required();
+  j["required_by"] = row.requirement.reason;
+  j["exempt"] = row.requirement.kind == totp::RequirementKind::kExempt;
+  j["login_shell"] = account.has_account ? nlohmann::json(account.login_shell) : nullptr;
+  if (s.enrolled) {
+    j["created"] = iso8601(s.created);
+    j["algorithm"] = totp::algorithm_name(s.algorithm);
+    j["digits"] = s.digits;
+    j["period"] = s.period;
+    j["recovery_codes_left"] = s.recovery_left;
+  } else {
+    for (const char* k : {"created", "algorithm", "digits", "period", "recovery_codes_left"}) {
+      j[k] = nullptr;
+    }
+  }
+  // Failures and a lockout count for a user who is not enrolled too: a wrong temp code is one.
+  j["failures"] = s.state.failures;
+  j["locked_until"] = s.locked ? iso8601(s.state.locked_until) : nullptr;
+  j["last_success"] = iso8601(s.state.last_success);
+  j["temp_code_expires"] =
+      s.temp_code_active && s.state.temp_code ? iso8601(s.state.temp_code->expires) : nullptr;
+  return row;
+}
+
+}  // namespace pbx::cli
