@@ -9,6 +9,7 @@ int verdict_exit(totp::Verdict v) {
   switch (v) {
     case totp::Verdict::kAccepted:
     case totp::Verdict::kRecoveryAccepted:
+    case totp::Verdict::kTempCodeAccepted:
       return kExitOk;
     case totp::Verdict::kRejected:
     case totp::Verdict::kReplayed:
@@ -87,6 +88,10 @@ Command add_verify(CLI::App& app) {
                 break;
               case totp::Verdict::kRecoveryAccepted:
                 s.out() << "recovery code accepted; " << outcome.recovery_left << " left\n";
+                break;
+              case totp::Verdict::kTempCodeAccepted:
+                s.out() << "temporary access code accepted (issued by " << outcome.temp_code_issuer
+                        << "); " << outcome.temp_code_uses_left << " uses left\n";
                 break;
               case totp::Verdict::kRejected:
                 s.err() << "pbx-mfa: code rejected\n";
