@@ -12,6 +12,7 @@
 #include "enroll_fixture.hpp"
 #include "pbx/totp/verifier.hpp"
 #include "root.hpp"
+#include "session.hpp"
 
 namespace pbx::cli::testing {
 

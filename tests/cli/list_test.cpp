@@ -76,7 +76,9 @@ TEST_F(ListTest, EveryRowEqualsStatusJson) {
       EXPECT_EQ(row["temp_code_expires"], iso8601(kNow + 7200));
       EXPECT_EQ(row["login_shell"], false);  // /usr/sbin/nologin
     }
-    if (row["user"] == "root") EXPECT_EQ(row["login_shell"], true);
+    if (row["user"] == "root") {
+      EXPECT_EQ(row["login_shell"], true);
+    }
   }
 }
 
