@@ -57,9 +57,11 @@ n=0
 while IFS= read -r row; do
   [[ $row =~ \"user\":\"([^\"]*)\" ]] || fail "a row without a user: $row"
   user=${BASH_REMATCH[1]}
+  [[ $user == pbxtest* ]] && continue # other tests add and remove these meanwhile
   status=$(mfa status --user "$user" --json)
   [ "$row" = "$status" ] || fail "list row of $user: $row != status --json: $status"
   n=$((n + 1))
 done <<<"$rows"
-[ "$n" -eq "$(getent passwd | cut -d: -f1 | sort -u | wc -l)" ] || fail "$n rows for $(getent passwd | wc -l) accounts"
+accounts=$(getent passwd | cut -d: -f1 | grep -v '^pbxtest' | sort -u | wc -l)
+[ "$n" -eq "$accounts" ] || fail "$n rows for $accounts accounts"
 echo "ok: $n rows of list --json, each equal to status --json"
