@@ -106,6 +106,10 @@ Command add_verify(CLI::App& app) {
               case totp::Verdict::kNotEnrolled:
                 s.err() << "pbx-mfa: " << u->name << " is not enrolled\n";
                 break;
+              case totp::Verdict::kTempCodeAccepted:
+                s.out() << "temporary access code accepted; " << outcome.temp_code_uses_left
+                        << " use" << (outcome.temp_code_uses_left == 1 ? "" : "s") << " left\n";
+                break;
             }
             return verdict_exit(outcome.verdict);
           }};
