@@ -89,10 +89,6 @@ Command add_verify(CLI::App& app) {
               case totp::Verdict::kRecoveryAccepted:
                 s.out() << "recovery code accepted; " << outcome.recovery_left << " left\n";
                 break;
-              case totp::Verdict::kTempCodeAccepted:
-                s.out() << "temporary access code accepted (issued by " << outcome.temp_code_issuer
-                        << "); " << outcome.temp_code_uses_left << " uses left\n";
-                break;
               case totp::Verdict::kRejected:
                 s.err() << "pbx-mfa: code rejected\n";
                 break;
