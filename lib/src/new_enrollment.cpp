@@ -130,6 +130,9 @@ Result<SaveReport> NewEnrollment::save(Store& store, const User& user, std::int6
     UserState fresh;
     fresh.enrollment_id = e.id;
     fresh.last_step = confirmed_step;
+    // What belongs to the account, not to an enrollment, survives re-enrollment (state.hpp).
+    fresh.required = txn->state().required;
+    fresh.temp_code = txn->state().temp_code;
     if (auto st = txn->commit(fresh); !st) {
       txn.reset();
       // The database store saves inside the state transaction: a failed commit took the
