@@ -1,5 +1,6 @@
 #include "user_report.hpp"
 
+#include <grp.h>
 #include <pwd.h>
 
 #include <unordered_set>
@@ -9,22 +10,48 @@
 #include "session.hpp"
 
 namespace pbx::cli {
-namespace {
+GroupIndex::GroupIndex(const totp::Config& config) {
+  if (!totp::requirement_needs_groups(config)) return;
+  for (const auto* names : {&config.exempt_groups, &config.require_groups}) {
+    for (const auto& name : *names) {
+      bool seen = false;
+      for (const auto& e : groups_) seen = seen || e.name == name;
+      if (!seen) groups_.push_back(Entry{name, {}, {}});
+    }
+  }
+  // Every entry of each name (a name may appear more than once, in one source or several) ...
+  setgrent();
+  while (group* gr = getgrent()) {
+    if (gr->gr_name == nullptr) continue;
+    for (auto& e : groups_) {
+      if (e.name != gr->gr_name) continue;
+      e.gids.push_back(gr->gr_gid);
+      for (char** m = gr->gr_mem; m != nullptr && *m != nullptr; ++m) e.members.insert(*m);
+    }
+  }
+  endgrent();
+  // ... and what getgrnam says, as the module asks it (a directory may not enumerate).
+  for (auto& e : groups_) {
+    auto found = totp::lookup_group(e.name);
+    if (!found) {
+      failed_ = true;
+      continue;
+    }
+    if (!*found) continue;
+    e.gids.push_back((*found)->gid);
+    for (const auto& m : (*found)->members) e.members.insert(m);
+  }
+}
 
-// The GroupCache in use on this thread (list holds one while it walks the accounts).
-thread_local GroupCache* active_cache = nullptr;
-
-}  // namespace
-
-GroupCache::GroupCache() : previous_(active_cache) { active_cache = this; }
-GroupCache::~GroupCache() { active_cache = previous_; }
-
-totp::Result<std::optional<totp::Group>> GroupCache::lookup(std::string_view name) {
-  if (active_cache == nullptr) return totp::lookup_group(name);
-  auto& groups = active_cache->groups_;
-  auto it = groups.find(name);
-  if (it == groups.end()) it = groups.emplace(std::string(name), totp::lookup_group(name)).first;
-  return it->second;
+std::optional<std::vector<std::string>> GroupIndex::groups_of(const totp::User& user) const {
+  if (failed_) return std::nullopt;
+  std::vector<std::string> in;
+  for (const auto& e : groups_) {
+    bool primary = false;
+    for (gid_t g : e.gids) primary = primary || g == user.gid;
+    if (primary || e.members.count(user.name) > 0) in.push_back(e.name);
+  }
+  return in;
 }
 
 bool is_login_shell(std::string_view shell) {
@@ -64,13 +91,17 @@ std::vector<Account> all_accounts() {
 }
 
 totp::Result<UserRow> user_row(const totp::Config& config, totp::Verifier& verifier,
-                               const Account& account, totp::GroupLookup lookup) {
+                               const Account& account, const GroupIndex* groups) {
   const totp::User& u = account.user;
   auto st = verifier.status(u);
   if (!st) return st.error();
   // No remote host: where a login comes from is unknown here, so no network exemption applies
   // (pbx-mfa(1) STATUS).
-  auto need = totp::requirement_for(config, u, std::nullopt, lookup, st->state.required.on);
+  const bool marked = st->state.required.on;
+  std::optional<std::vector<std::string>> in = groups ? groups->groups_of(u) : std::nullopt;
+  auto need =
+      in ? totp::Result<totp::Requirement>(totp::requirement(config, *in, std::nullopt, marked))
+         : totp::requirement_for(config, u, std::nullopt, totp::lookup_group, marked);
   if (!need) return need.error();
 
   UserRow row{{}, std::move(st.value()), std::move(need.value())};

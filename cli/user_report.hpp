@@ -2,11 +2,11 @@
 #pragma once
 
 #include <cstdint>
-#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <vector>
 
 #include "pbx/totp/config.hpp"
@@ -26,17 +26,19 @@ struct Account {
   bool login_shell = true;
 };
 
+class GroupIndex;
+
 struct UserRow {
   nlohmann::json json;  // pbx-mfa(1) STATUS: the object status --json prints
   totp::UserStatus status;
   totp::Requirement requirement;
 };
 
-// Builds the row from the store (through `verifier`) and the config's policy. `lookup` resolves
-// group names (list passes a GroupCache's). Errors: the store or the group database failed.
+// Builds the row from the store (through `verifier`) and the config's policy: group membership
+// as the module asks it (requirement_for), or from `groups` when given (list). Errors: the store
+// or the group database failed.
 totp::Result<UserRow> user_row(const totp::Config& config, totp::Verifier& verifier,
-                               const Account& account,
-                               totp::GroupLookup lookup = totp::lookup_group);
+                               const Account& account, const GroupIndex* groups = nullptr);
 
 // The account named `user` as status sees it (its login shell from getpwnam).
 Account account_of(const totp::User& user);
@@ -47,20 +49,25 @@ std::vector<Account> all_accounts();
 // Is `shell` one that runs no session (nologin, false)? An empty shell is /bin/sh.
 bool is_login_shell(std::string_view shell);
 
-// While alive, GroupCache::lookup answers every group name from one getgrnam_r per name: list
-// asks the same few groups for every account. One per thread at a time.
-class GroupCache {
+// The configured groups (exempt_groups, require) with their gids and members, read once for
+// many accounts: one pass over the group database (getgrent) plus getgrnam per configured name.
+// requirement_for asks getgrouplist() for each account, which reads the whole group database
+// each time: for list over 10,000 accounts that is quadratic.
+class GroupIndex {
  public:
-  GroupCache();
-  ~GroupCache();
-  GroupCache(const GroupCache&) = delete;
-  GroupCache& operator=(const GroupCache&) = delete;
-
-  static totp::Result<std::optional<totp::Group>> lookup(std::string_view name);
+  explicit GroupIndex(const totp::Config& config);
+  // The configured groups `user` is in (the primary group or listed as a member); nullopt when
+  // a configured group could not be looked up, so the caller asks requirement_for instead.
+  std::optional<std::vector<std::string>> groups_of(const totp::User& user) const;
 
  private:
-  std::map<std::string, totp::Result<std::optional<totp::Group>>, std::less<>> groups_;
-  GroupCache* previous_;
+  struct Entry {
+    std::string name;
+    std::vector<gid_t> gids;
+    std::unordered_set<std::string> members;
+  };
+  std::vector<Entry> groups_;
+  bool failed_ = false;
 };
 
 }  // namespace pbx::cli

@@ -117,13 +117,13 @@ Command add_list(CLI::App& app) {
               }
             }
 
-            GroupCache groups;  // the same few groups are asked for every account
+            const GroupIndex groups(s.config);  // read once, not once per account
             std::vector<UserRow> rows;
             std::vector<const Account*> shown;
             bool missing = false;
             bool errors = false;
             for (const auto& a : accounts) {
-              auto row = user_row(s.config, verifier, a, &GroupCache::lookup);
+              auto row = user_row(s.config, verifier, a, &groups);
               if (!row) {
                 // The database gone: every further row would fail the same way.
                 if (row.error().code == totp::Errc::kUnavailable) return fail(s, row.error());
