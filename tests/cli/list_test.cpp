@@ -2,6 +2,7 @@
 // for that user; exit 1 while a required user is not enrolled; --not-enrolled and --stale.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
@@ -89,6 +90,39 @@ TEST_F(ListTest, EveryRowEqualsStatusJson) {
     if (row["user"] == "root") {
       EXPECT_EQ(row["login_shell"], true);
     }
+  }
+}
+
+// Membership through the group's member list (not the primary group), as list reads it once
+// for all accounts and status asks it per account (getgrouplist).
+TEST_F(ListTest, SupplementaryGroupsCountAsInStatus) {
+  const std::string group = "pbxtestlistgrp";
+  (void)std::system(("groupdel " + group + " 2>/dev/null").c_str());
+  ASSERT_EQ(
+      std::system(("groupadd " + group + " && gpasswd -a daemon " + group + " >/dev/null").c_str()),
+      0);
+  struct Cleanup {
+    std::string name;
+    ~Cleanup() { (void)std::system(("groupdel " + name).c_str()); }
+  } cleanup{group};
+  for (const std::string& rules : {"require = group:" + group + "\n",
+                                   "require = group:root\nexempt_groups = " + group + "\n"}) {
+    write_config("recovery_codes = 2\n" + rules);
+    auto j = list({}, 1);
+    ASSERT_TRUE(j.is_object()) << out();
+    bool saw_daemon = false;
+    for (const auto& row : j["users"]) {
+      const std::string name = row["user"];
+      if (transient(name)) continue;
+      EXPECT_EQ(row, status_json(name)) << name;
+      if (name == "daemon") {
+        saw_daemon = true;
+        EXPECT_EQ(row["required_by"], rules.starts_with("require = group:pbx")
+                                          ? "group:" + group
+                                          : "exempt-group:" + group);
+      }
+    }
+    EXPECT_TRUE(saw_daemon);
   }
 }
 
