@@ -130,7 +130,8 @@ Result<SaveReport> NewEnrollment::save(Store& store, const User& user, std::int6
     UserState fresh;
     fresh.enrollment_id = e.id;
     fresh.last_step = confirmed_step;
-    // What belongs to the account, not to an enrollment, survives re-enrollment (state.hpp).
+    // The account's part (state.hpp) survives a new enrollment: the required mark, and a temp
+    // code that still has uses left.
     fresh.required = txn->state().required;
     fresh.temp_code = txn->state().temp_code;
     if (auto st = txn->commit(fresh); !st) {
