@@ -15,5 +15,8 @@ Command add_unlock(CLI::App& app);
 Command add_doctor(CLI::App& app);
 Command add_db(CLI::App& app);
 Command add_break_glass(CLI::App& app);
+Command add_temp_code(CLI::App& app);
+Command add_require(CLI::App& app);
+Command add_list(CLI::App& app);
 
 }  // namespace pbx::cli

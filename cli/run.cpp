@@ -26,8 +26,9 @@ int run(const std::vector<std::string>& args, Env& env) {
 
   std::vector<Command> commands = {
       add_enroll(app),         add_import(app), add_status(app), add_verify(app),
-      add_recovery_codes(app), add_reset(app),  add_unlock(app), add_db(app),
-      add_break_glass(app),    add_doctor(app)};
+      add_recovery_codes(app), add_reset(app),  add_unlock(app), add_temp_code(app),
+      add_require(app),        add_list(app),   add_db(app),     add_break_glass(app),
+      add_doctor(app)};
   std::ostringstream help_out;
   try {
     std::vector<std::string> reversed(args.rbegin(), args.rend());

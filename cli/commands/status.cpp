@@ -1,13 +1,54 @@
 // status: a user's enrollment, whether a second factor is required of them and why, failures
-// and lockout, as text or one JSON object.
-#include <optional>
+// and lockout, the required mark and the temp code, as text or one JSON object (the same row
+// as pbx-mfa list: user_report.hpp).
 #include <string>
-#include <vector>
 
 #include "commands.hpp"
-#include "pbx/totp/requirement.hpp"
+#include "user_report.hpp"
 
 namespace pbx::cli {
+namespace {
+
+std::string time_or(std::int64_t t, const char* none) {
+  auto j = iso8601(t);
+  return j.is_null() ? std::string(none) : j.get<std::string>();
+}
+
+void print_text(Session& s, const totp::User& u, const UserRow& row) {
+  const totp::UserStatus& st = row.status;
+  std::ostream& out = s.out();
+  if (st.enrolled) {
+    out << u.name << ": enrolled (" << totp::algorithm_name(st.algorithm) << ", " << st.digits
+        << " digits, " << st.period << " s)\n";
+  } else {
+    out << u.name << ": not enrolled\n";
+  }
+  out << "  required: " << (row.requirement.required() ? "yes" : "no") << " ("
+      << row.requirement.reason << ")\n";
+  if (st.state.required.on) {
+    out << "  required mark: set by " << st.state.required.by << " at "
+        << time_or(st.state.required.at, "an unknown time") << " (pbx-mfa require)\n";
+  }
+  if (st.temp_code_active && st.state.temp_code) {
+    const totp::TempCode& t = *st.state.temp_code;
+    out << "  temp code: active until " << time_or(t.expires, "?") << ", " << t.uses_left
+        << (t.uses_left == 1 ? " use" : " uses") << " left, issued by " << t.issuer << "\n";
+  }
+  if (st.enrolled) {
+    if (st.created > 0) out << "  created: " << time_or(st.created, "unknown") << "\n";
+    out << "  recovery codes left: " << st.recovery_left << "\n"
+        << "  failures: " << st.state.failures << "\n"
+        << "  locked until: "
+        << (st.locked ? time_or(st.state.locked_until, "?") : std::string("not locked")) << "\n"
+        << "  last success: " << time_or(st.state.last_success, "never") << "\n";
+  } else if (st.locked) {
+    // A wrong temp code counts toward the lockout of a user who is not enrolled too.
+    out << "  failures: " << st.state.failures << "\n"
+        << "  locked until: " << time_or(st.state.locked_until, "?") << "\n";
+  }
+}
+
+}  // namespace
 
 Command add_status(CLI::App& app) {
   auto* sub = app.add_subcommand("status", "show a user's enrollment, failures and lockout");
@@ -21,54 +62,14 @@ Command add_status(CLI::App& app) {
             auto store = open_store(s);
             if (!store) return fail(s, store.error());
             totp::Verifier verifier(s.config, **store, *s.env.clock);
-            auto st = verifier.status(*u);
-            if (!st) return fail(s, st.error());
-            // No remote host: where a login comes from is unknown here, so no network
-            // exemption applies (pbx-mfa(1) STATUS).
-            auto required = totp::requirement_for(s.config, *u, std::nullopt);
-            if (!required) return fail(s, required.error());
-            const totp::Requirement& need = *required;
-            const std::string need_line = std::string("  required: ") +
-                                          (need.required() ? "yes" : "no") + " (" + need.reason +
-                                          ")\n";
+            auto row = user_row(s.config, verifier, account_of(*u));
+            if (!row) return fail(s, row.error());
             if (*json) {
-              nlohmann::json j = {{"user", u->name},
-                                  {"enrolled", st->enrolled},
-                                  {"required", need.required()},
-                                  {"required_by", need.reason}};
-              if (st->enrolled) {
-                j["algorithm"] = totp::algorithm_name(st->algorithm);
-                j["digits"] = st->digits;
-                j["period"] = st->period;
-                j["recovery_codes_left"] = st->recovery_left;
-                j["failures"] = st->state.failures;
-                j["locked_until"] = st->locked ? iso8601(st->state.locked_until) : nullptr;
-                j["last_success"] = iso8601(st->state.last_success);
-              } else {
-                for (const char* k : {"algorithm", "digits", "period", "recovery_codes_left",
-                                      "failures", "locked_until", "last_success"}) {
-                  j[k] = nullptr;
-                }
-              }
-              print_json(s, j);
-            } else if (!st->enrolled) {
-              s.out() << u->name << ": not enrolled\n" << need_line;
+              print_json(s, row->json);
             } else {
-              s.out() << u->name << ": enrolled (" << totp::algorithm_name(st->algorithm) << ", "
-                      << st->digits << " digits, " << st->period << " s)\n"
-                      << need_line << "  recovery codes left: " << st->recovery_left << "\n"
-                      << "  failures: " << st->state.failures << "\n"
-                      << "  locked until: "
-                      << (st->locked ? iso8601(st->state.locked_until).get<std::string>()
-                                     : std::string("not locked"))
-                      << "\n"
-                      << "  last success: "
-                      << (st->state.last_success > 0
-                              ? iso8601(st->state.last_success).get<std::string>()
-                              : std::string("never"))
-                      << "\n";
+              print_text(s, *u, *row);
             }
-            return st->enrolled ? kExitOk : kExitNotEnrolled;
+            return row->status.enrolled ? kExitOk : kExitNotEnrolled;
           }};
 }
 

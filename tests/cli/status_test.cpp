@@ -126,14 +126,18 @@ TEST_F(StatusTest, NetworkExemptionsAreNotApplied) {
 
 TEST_F(StatusTest, JsonKeysOfANotEnrolledUser) {
   auto j = status_json("daemon", 3);
-  for (const char* key : {"user", "enrolled", "required", "required_by"}) {
+  for (const char* key : {"user", "enrolled", "required", "required_by", "exempt", "login_shell"}) {
     EXPECT_FALSE(j[key].is_null()) << key;
   }
-  for (const char* key : {"algorithm", "digits", "period", "recovery_codes_left", "failures",
-                          "locked_until", "last_success"}) {
+  for (const char* key : {"created", "algorithm", "digits", "period", "recovery_codes_left",
+                          "locked_until", "last_success", "temp_code_expires"}) {
     ASSERT_TRUE(j.contains(key)) << key;
     EXPECT_TRUE(j[key].is_null()) << key;
   }
+  // A wrong temp code counts for a user who is not enrolled too.
+  EXPECT_EQ(j["failures"], 0);
+  EXPECT_EQ(j["exempt"], false);
+  EXPECT_EQ(j["login_shell"], false);  // daemon: /usr/sbin/nologin
 }
 
 }  // namespace
