@@ -131,7 +131,11 @@ Command add_list(CLI::App& app) {
                 errors = true;
                 continue;
               }
-              if (row->requirement.required() && !row->status.enrolled) missing = true;
+              // An account without a login shell (nologin, false) is shown but does not fail
+              // the check: a monitoring run would otherwise never pass on a stock system.
+              if (row->requirement.required() && !row->status.enrolled && a.login_shell) {
+                missing = true;
+              }
               if (*not_enrolled && row->status.enrolled) continue;
               if (*stale >= 0 && !is_stale(*row, now, *stale)) continue;
               rows.push_back(std::move(row.value()));

@@ -129,12 +129,24 @@ TEST_F(ListTest, SupplementaryGroupsCountAsInStatus) {
 TEST_F(ListTest, ExitOneWhileARequiredUserIsNotEnrolled) {
   list({}, 0);  // nobody is required
   clear();
+  // daemon has no login shell: listed as required, but it does not fail the check.
   ASSERT_EQ(run_cli({"require", "--user", "daemon"}), 0) << err();
+  auto quiet = list({}, 0);
+  bool saw = false;
+  for (const auto& row : quiet["users"]) {
+    if (row["user"] != "daemon") continue;
+    saw = true;
+    EXPECT_EQ(row["required"], true);
+    EXPECT_EQ(row["login_shell"], false);
+  }
+  EXPECT_TRUE(saw);
+  clear();
+  ASSERT_EQ(run_cli({"require", "--user", "root"}), 0) << err();
   auto j = list({}, 1);
   EXPECT_TRUE(j.is_object()) << out();  // the report is printed all the same
   clear();
   EXPECT_EQ(run_cli({"list"}), 1);
-  enroll("daemon");
+  enroll("root");
   list({}, 0);
   // require = all: every account not enrolled counts.
   write_config("recovery_codes = 2\n");
