@@ -9,6 +9,7 @@ int verdict_exit(totp::Verdict v) {
   switch (v) {
     case totp::Verdict::kAccepted:
     case totp::Verdict::kRecoveryAccepted:
+    case totp::Verdict::kTempCodeAccepted:
       return kExitOk;
     case totp::Verdict::kRejected:
     case totp::Verdict::kReplayed:
@@ -100,6 +101,10 @@ Command add_verify(CLI::App& app) {
                 break;
               case totp::Verdict::kNotEnrolled:
                 s.err() << "pbx-mfa: " << u->name << " is not enrolled\n";
+                break;
+              case totp::Verdict::kTempCodeAccepted:
+                s.out() << "temporary access code accepted; " << outcome.temp_code_uses_left
+                        << " use" << (outcome.temp_code_uses_left == 1 ? "" : "s") << " left\n";
                 break;
             }
             return verdict_exit(outcome.verdict);

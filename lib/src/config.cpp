@@ -4,8 +4,8 @@
 
 #include <algorithm>
 #include <charconv>
-#include <iterator>
 #include <cstring>
+#include <iterator>
 
 #include "file_util.hpp"
 #include "pbx/totp/strings.hpp"
@@ -263,7 +263,7 @@ constexpr Setting kSettings[] = {
     {"exempt_networks", "", networks_in,
      "comma list of networks (CIDR) whose logins skip the second factor"},
     {"enroll_at_login", "no", enroll_in,
-     "yes: a required user who is not enrolled enrolls inside the login; with-code: only after a temp code"},
+     "yes: a required user not yet enrolled enrolls in the login; with-code: after a temp code"},
     {"grace_period", "0", int_in<&Config::grace_period, 0, 86400>,
      "seconds after a good code in which the same user and host need none, 0 to 86400"},
     {"store", "files", set_store,

@@ -146,6 +146,18 @@ class DbStore final : public Store {
     return read_state(user, /*lock=*/false);
   }
 
+  Result<std::vector<std::string>> enrolled_users() override {
+    begin_call();
+    auto rows = link_->exec("SELECT user_name FROM pbx_mfa_enrollment ORDER BY user_name");
+    if (!rows) return rows.error();
+    std::vector<std::string> names;
+    names.reserve(rows->size());
+    for (const auto& row : *rows) {
+      if (row.at(0)) names.push_back(*row.at(0));
+    }
+    return names;
+  }
+
   Status commit(const std::string& user, const UserState& next) {
     std::string text = serialize_state(next);
     // Every write of the state carries its MAC: a row is written whole or not at all.

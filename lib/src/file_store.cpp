@@ -145,6 +145,10 @@ class FileStore final : public Store {
     return read_state(state_base(user) + ".state");
   }
 
+  Result<std::vector<std::string>> enrolled_users() override {
+    return std::vector<std::string>{};  // secrets live in homes: `list` walks the accounts
+  }
+
  private:
   struct Location {
     std::string path;

@@ -13,8 +13,8 @@ bool holds(const std::vector<std::string>& names, const std::string& name) {
 // The decision of requirement(), with group membership asked of `member(name)`, which answers
 // true, false or an error (the group database could not say).
 template <class Member>
-Result<Requirement> decide(const Config& config, std::optional<std::string_view> rhost,
-                           bool marked, Member member) {
+Result<Requirement> decide(const Config& config, std::optional<std::string_view> rhost, bool marked,
+                           Member member) {
   if (rhost && in_exempt_network(config, *rhost)) {
     return Requirement{RequirementKind::kExempt, "exempt-network"};
   }

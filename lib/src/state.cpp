@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "hex.hpp"
+#include "pbx/totp/temp_code.hpp"
 #include "text_format.hpp"
 
 namespace pbx::totp {
@@ -22,8 +23,62 @@ Error corrupt_line(const detail::KeyValueLine& kv, const std::string& why) {
   return corrupt("line " + std::to_string(kv.line) + ": " + why);
 }
 
-constexpr std::string_view kKeys[] = {"id",   "last-step",    "failures",      "locked-until",
-                                      "skew", "last-success", "used-recovery", "grace"};
+constexpr std::string_view kKeys[] = {
+    "id",       "last-step",    "failures",      "locked-until",
+    "skew",     "last-success", "used-recovery", "grace",
+    "required", "temp-code",    "temp-code-kdf", "temp-code-reason"};
+
+bool valid_name(std::string_view name) {
+  if (name.empty() || name.size() > 64) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '-';
+  });
+}
+
+// Splits "a b c" into exactly `n` space-separated fields.
+bool fields(std::string_view v, std::size_t n, std::vector<std::string_view>& out) {
+  out.clear();
+  while (out.size() + 1 < n) {
+    std::size_t sp = v.find(' ');
+    if (sp == std::string_view::npos || sp == 0) return false;
+    out.push_back(v.substr(0, sp));
+    v.remove_prefix(sp + 1);
+  }
+  if (v.empty() || v.find(' ') != std::string_view::npos) return false;
+  out.push_back(v);
+  return true;
+}
+
+// "required BY AT"
+bool parse_required(std::string_view v, RequiredMark& m) {
+  std::vector<std::string_view> f;
+  std::int64_t at = 0;
+  if (!fields(v, 2, f) || !valid_name(f[0]) || !detail::parse_i64(f[1], 0, kMaxTime, at)) {
+    return false;
+  }
+  m = RequiredMark{true, std::string(f[0]), at};
+  return true;
+}
+
+// "temp-code SALT HASH ISSUED EXPIRES USES ISSUER"
+bool parse_temp_code(std::string_view v, TempCode& t) {
+  std::vector<std::string_view> f;
+  std::int64_t issued = 0, expires = 0, uses = 0;
+  if (!fields(v, 6, f) || !detail::is_hex(f[0], 32) || !detail::is_hex(f[1], 64) ||
+      !detail::parse_i64(f[2], 0, kMaxTime, issued) ||
+      !detail::parse_i64(f[3], 0, kMaxTime, expires) ||
+      !detail::parse_i64(f[4], 0, kTempCodeMaxUses, uses) || !valid_name(f[5])) {
+    return false;
+  }
+  t.hash.salt = f[0];
+  t.hash.hashes = {std::string(f[1])};
+  t.issued = issued;
+  t.expires = expires;
+  t.uses_left = static_cast<int>(uses);
+  t.issuer = f[5];
+  return true;
+}
 }  // namespace
 
 std::string serialize_state(const UserState& s) {
@@ -38,6 +93,17 @@ std::string serialize_state(const UserState& s) {
     out += "used-recovery " + detail::index_list(s.used_recovery) + "\n";
   }
   for (const auto& g : s.grace) out += "grace " + g.host + " " + std::to_string(g.at) + "\n";
+  if (s.required.on) {
+    out += "required " + s.required.by + " " + std::to_string(s.required.at) + "\n";
+  }
+  if (s.temp_code && s.temp_code->hash.hashes.size() == 1) {
+    const TempCode& t = *s.temp_code;
+    out += "temp-code " + t.hash.salt + " " + t.hash.hashes.front() + " " +
+           std::to_string(t.issued) + " " + std::to_string(t.expires) + " " +
+           std::to_string(t.uses_left) + " " + t.issuer + "\n";
+    out += "temp-code-kdf " + kdf_text(t.hash.kdf) + "\n";
+    if (!t.reason.empty()) out += "temp-code-reason " + t.reason + "\n";
+  }
   out += "end\n";
   return out;
 }
@@ -85,12 +151,37 @@ Result<UserState> parse_state(std::string_view text) {
         return corrupt("bad grace entry");
       }
       s.grace.push_back(GraceEntry{kv.value.substr(0, sp), n});
+    } else if (kv.key == "required") {
+      if (!parse_required(kv.value, s.required)) return corrupt("bad required mark");
+    } else if (kv.key == "temp-code") {
+      TempCode t;
+      if (!parse_temp_code(kv.value, t)) return corrupt("bad temp-code");
+      if (s.temp_code) {  // its kdf or reason line came first
+        t.hash.kdf = s.temp_code->hash.kdf;
+        t.reason = s.temp_code->reason;
+      }
+      s.temp_code = std::move(t);
+    } else if (kv.key == "temp-code-kdf") {
+      if (!s.temp_code) s.temp_code = TempCode{};
+      // A temp code is checked by root at every login: it never costs more than the built-in
+      // scrypt parameters.
+      if (!parse_kdf_text(kv.value, s.temp_code->hash.kdf) ||
+          !kdf_within_builtin_cost(s.temp_code->hash.kdf)) {
+        return corrupt("bad temp-code-kdf");
+      }
+    } else if (kv.key == "temp-code-reason") {
+      if (!s.temp_code) s.temp_code = TempCode{};
+      if (!valid_temp_code_reason(kv.value)) return corrupt("bad temp-code-reason");
+      s.temp_code->reason = kv.value;
     } else {
       return corrupt_line(kv, "unknown key");
     }
   }
   for (const char* key : {"id", "last-step", "failures", "locked-until"}) {
     if (seen.count(key) == 0) return corrupt(std::string("missing '") + key + "'");
+  }
+  if (s.temp_code && (seen.count("temp-code") == 0 || seen.count("temp-code-kdf") == 0)) {
+    return corrupt("temp-code needs both 'temp-code' and 'temp-code-kdf'");
   }
   return s;
 }

@@ -9,6 +9,7 @@
 #include "pbx/totp/code_shape.hpp"
 #include "pbx/totp/hotp.hpp"
 #include "pbx/totp/recovery.hpp"
+#include "pbx/totp/temp_code.hpp"
 
 namespace pbx::totp {
 namespace {
@@ -70,11 +71,56 @@ std::optional<Match> match_totp(const Enrollment& e, std::string_view code, std:
 // confirmation code's use is recorded nowhere but in the creation time, which
 // NewEnrollment::save puts after that code's step: the confirmation code (seen over a
 // shoulder, say) cannot also log in (pbx-mfa(1) enroll).
-UserState fresh_state(const Enrollment& e) {
+// What belongs to the account rather than to an enrollment (the required mark, the temp code)
+// is carried over from `prior`.
+UserState fresh_state(const Enrollment& e, const UserState& prior) {
   UserState s;
   s.enrollment_id = e.id;
   if (e.created > 0) s.last_step = std::max(kNoStep, time_step(e.created, e.period) - 1);
+  s.required = prior.required;
+  s.temp_code = prior.temp_code;
   return s;
+}
+
+// The state of a user who is not enrolled: failures and lockout count only when they were
+// recorded without an enrollment (wrong temp codes); state of a removed enrollment keeps only
+// the account's part.
+UserState unenrolled_state(const UserState& stored) {
+  if (stored.enrollment_id.empty()) return stored;
+  UserState s;
+  s.required = stored.required;
+  s.temp_code = stored.temp_code;
+  return s;
+}
+
+// A failure: counted, and a lockout once there are enough.
+void count_failure(const Config& config, UserState& state, std::int64_t now) {
+  state.failures = std::min(state.failures + 1, 1000000);
+  std::int64_t lock = lockout_seconds(config, state.failures);
+  if (lock > 0) state.locked_until = now + lock;
+}
+
+// Checks `code` against the user's temp code when it has the shape of one and one is active:
+// nullopt when it was not checked, else whether it matched (one use is then spent).
+Result<std::optional<bool>> try_temp_code(UserState& state, std::string_view code, std::int64_t now,
+                                          Outcome& out) {
+  if (!state.temp_code || !state.temp_code->active(now) || !looks_like_temp_code(code)) {
+    return std::optional<bool>{};
+  }
+  auto match = match_temp_code(*state.temp_code, code);
+  if (!match) return match.error();
+  if (!*match) return std::optional<bool>(false);
+  state.temp_code->uses_left -= 1;
+  out.verdict = Verdict::kTempCodeAccepted;
+  out.temp_code_uses_left = state.temp_code->uses_left;
+  out.temp_code_issuer = state.temp_code->issuer;
+  return std::optional<bool>(true);
+}
+
+std::string_view trim_spaces(std::string_view code) {
+  while (!code.empty() && code.front() == ' ') code.remove_prefix(1);
+  while (!code.empty() && code.back() == ' ') code.remove_suffix(1);
+  return code;
 }
 
 }  // namespace
@@ -93,6 +139,8 @@ const char* verdict_name(Verdict v) noexcept {
       return "locked-out";
     case Verdict::kNotEnrolled:
       return "not-enrolled";
+    case Verdict::kTempCodeAccepted:
+      return "temp-code-accepted";
   }
   return "unknown";
 }
@@ -116,18 +164,19 @@ Result<Outcome> Verifier::verify(const User& user, std::string_view input, std::
       return txn.error();
     }
     if (!enrollment) {
-      if (enrollment.error().code == Errc::kNotEnrolled) {
+      if (enrollment.error().code != Errc::kNotEnrolled) return enrollment.error();
+      if (!txn) {
         Outcome o;
         o.verdict = Verdict::kNotEnrolled;
         return o;
       }
-      return enrollment.error();
+      return verify_unenrolled(**txn, input);
     }
     if (!txn) return txn.error();
     const Enrollment& e = *enrollment;
     UserState state = (*txn)->state();
     // None yet, or stale: belongs to an earlier enrollment.
-    if (state.enrollment_id != e.id) state = fresh_state(e);
+    if (state.enrollment_id != e.id) state = fresh_state(e, state);
 
     const std::int64_t now = clock_.now();
     Outcome out;
@@ -139,13 +188,19 @@ Result<Outcome> Verifier::verify(const User& user, std::string_view input, std::
       return out;
     }
 
-    std::string_view code = input;
-    while (!code.empty() && code.front() == ' ') code.remove_prefix(1);
-    while (!code.empty() && code.back() == ' ') code.remove_suffix(1);
+    std::string_view code = trim_spaces(input);
 
     bool success = false;
+    bool temp_code = false;
     CodeShape shape = classify_code(code, e.digits, CodeForm::kTyped);
-    if (shape == CodeShape::kTotp) {
+    auto temp = try_temp_code(state, code, now, out);
+    if (!temp) return temp.error();
+    if (temp->has_value()) {
+      // A temp code's shape is checked against the temp code only: one slow hash.
+      success = **temp;
+      temp_code = success;
+      if (!success) out.verdict = Verdict::kRejected;
+    } else if (shape == CodeShape::kTotp) {
       std::int64_t centre = time_step(now, e.period) + state.skew;
       bool hmac_failed = false;
       auto m = match_totp(e, code, centre, config_.window, state.last_step, hmac_failed);
@@ -178,7 +233,8 @@ Result<Outcome> Verifier::verify(const User& user, std::string_view input, std::
       state.failures = 0;
       state.locked_until = 0;
       state.last_success = now;
-      if (config_.grace_period > 0 && !rhost.empty()) {
+      // A temp code opens no grace period: the next login asks again.
+      if (config_.grace_period > 0 && !rhost.empty() && !temp_code) {
         std::string key = host_key(rhost);
         std::erase_if(state.grace, [&](const GraceEntry& g) {
           return g.host == key || g.at + config_.grace_period <= now;
@@ -189,9 +245,7 @@ Result<Outcome> Verifier::verify(const User& user, std::string_view input, std::
         state.grace.push_back(GraceEntry{key, now});
       }
     } else {
-      state.failures = std::min(state.failures + 1, 1000000);
-      std::int64_t lock = lockout_seconds(config_, state.failures);
-      if (lock > 0) state.locked_until = now + lock;
+      count_failure(config_, state, now);
     }
     // Record before answering: an outcome that cannot be written is no success (fail closed).
     if (auto st = (*txn)->commit(state); !st) return st.error();
@@ -204,36 +258,136 @@ Result<Outcome> Verifier::verify(const User& user, std::string_view input, std::
   }
 }
 
+// verify() for a user without an enrollment: only an active temp code can be right (it is the
+// key to enrollment at login, enroll_at_login = with-code). Without one nothing is checked or
+// counted (kNotEnrolled); with one, any other answer is a counted failure.
+Result<Outcome> Verifier::verify_unenrolled(StateTxn& txn, std::string_view input) {
+  UserState state = unenrolled_state(txn.state());
+  const std::int64_t now = clock_.now();
+  Outcome out;
+  if (state.locked_until > now) {
+    out.verdict = Verdict::kLockedOut;
+    out.locked_until = state.locked_until;
+    out.failures = state.failures;
+    return out;
+  }
+  if (!state.temp_code || !state.temp_code->active(now)) {
+    out.verdict = Verdict::kNotEnrolled;
+    return out;
+  }
+  auto temp = try_temp_code(state, trim_spaces(input), now, out);
+  if (!temp) return temp.error();
+  if (temp->has_value() && **temp) {
+    state.failures = 0;
+    state.locked_until = 0;
+    state.last_success = now;
+  } else {
+    out.verdict = Verdict::kRejected;
+    count_failure(config_, state, now);
+  }
+  if (auto st = txn.commit(state); !st) return st.error();
+  out.failures = state.failures;
+  out.locked_until = state.locked_until;
+  return out;
+}
+
 Result<UserStatus> Verifier::status(const User& user) {
   UserStatus st;
   auto enrollment = store_.load(user);
-  if (!enrollment) {
-    if (enrollment.error().code == Errc::kNotEnrolled) return st;
-    return enrollment.error();
-  }
-  st.enrolled = true;
-  st.algorithm = enrollment->algorithm;
-  st.digits = enrollment->digits;
-  st.period = enrollment->period;
+  if (!enrollment && enrollment.error().code != Errc::kNotEnrolled) return enrollment.error();
   auto state = store_.peek_state(user);
   if (!state) return state.error();
-  if (state->enrollment_id == enrollment->id) st.state = std::move(state.value());
-  st.state.enrollment_id = enrollment->id;
-  st.recovery_left = recovery_left(*enrollment, st.state);
-  st.locked = st.state.locked_until > clock_.now();
+  const std::int64_t now = clock_.now();
+  if (!enrollment) {
+    st.state = unenrolled_state(*state);
+  } else {
+    st.enrolled = true;
+    st.algorithm = enrollment->algorithm;
+    st.digits = enrollment->digits;
+    st.period = enrollment->period;
+    st.created = enrollment->created;
+    st.state = state->enrollment_id == enrollment->id ? std::move(state.value())
+                                                      : fresh_state(*enrollment, *state);
+    st.recovery_left = recovery_left(*enrollment, st.state);
+  }
+  st.locked = st.state.locked_until > now;
+  st.temp_code_active = st.state.temp_code && st.state.temp_code->active(now);
   return st;
 }
 
-Status Verifier::unlock(const User& user) {
-  auto txn = store_.lock_state(user);
-  if (!txn) return txn.error();
+// Runs `change` on the user's state under the lock and commits it; the state is the
+// enrollment's (fresh when stale) or, without an enrollment, the account's.
+template <class Change>
+Status Verifier::update_state(const User& user, Change change) {
+  try {
+    auto txn = store_.lock_state(user);
+    if (!txn) return txn.error();
+    auto enrollment = store_.load(user);
+    if (!enrollment && enrollment.error().code != Errc::kNotEnrolled) return enrollment.error();
+    UserState state = (*txn)->state();
+    if (!enrollment) {
+      state = unenrolled_state(state);
+    } else if (state.enrollment_id != enrollment->id) {
+      state = fresh_state(*enrollment, state);
+    }
+    if (auto st = change(state, enrollment.ok()); !st) return st;
+    return (*txn)->commit(state);
+  } catch (const std::exception& ex) {
+    return make_error(Errc::kInternal, ex.what());
+  }
+}
+
+Status Verifier::set_temp_code(const User& user, const TempCode& code) {
+  return update_state(user, [&](UserState& s, bool) -> Status {
+    s.temp_code = code;
+    return Ok{};
+  });
+}
+
+Result<bool> Verifier::revoke_temp_code(const User& user) {
+  bool was_active = false;
+  auto st = update_state(user, [&](UserState& s, bool) -> Status {
+    was_active = s.temp_code && s.temp_code->active(clock_.now());
+    s.temp_code.reset();
+    return Ok{};
+  });
+  if (!st) return st.error();
+  return was_active;
+}
+
+Status Verifier::set_required(const User& user, const RequiredMark& mark) {
+  return update_state(user, [&](UserState& s, bool) -> Status {
+    s.required = mark.on ? mark : RequiredMark{};
+    return Ok{};
+  });
+}
+
+Status Verifier::reset(const User& user) {
   auto enrollment = store_.load(user);
   if (!enrollment) return enrollment.error();
-  UserState state = (*txn)->state();
-  if (state.enrollment_id != enrollment->id) state = fresh_state(*enrollment);
-  state.failures = 0;
-  state.locked_until = 0;
-  return (*txn)->commit(state);
+  auto before = store_.peek_state(user);
+  if (!before) return before.error();
+  if (auto st = store_.remove(user); !st) return st;
+  const bool keep =
+      before->required.on || (before->temp_code && before->temp_code->active(clock_.now()));
+  if (!keep) return Ok{};
+  // The account's part goes back (merged with anything written since the removal).
+  return update_state(user, [&](UserState& s, bool) -> Status {
+    if (!s.required.on) s.required = before->required;
+    if (!s.temp_code) s.temp_code = before->temp_code;
+    return Ok{};
+  });
+}
+
+Status Verifier::unlock(const User& user) {
+  return update_state(user, [&](UserState& s, bool enrolled) -> Status {
+    if (!enrolled && s.failures == 0 && s.locked_until == 0) {
+      return make_error(Errc::kNotEnrolled, "user '" + user.name + "' is not enrolled");
+    }
+    s.failures = 0;
+    s.locked_until = 0;
+    return Ok{};
+  });
 }
 
 Result<bool> Verifier::in_grace(const User& user, std::string_view rhost) {

@@ -50,6 +50,10 @@ TEST(ConfigDefaults, MatchTheContract) {
   EXPECT_TRUE(c.exempt_groups.empty());
   EXPECT_TRUE(c.exempt_networks.empty());
   EXPECT_FALSE(c.enroll_at_login);
+  EXPECT_FALSE(c.enroll_with_code);
+  EXPECT_TRUE(c.helpdesk_groups.empty());
+  EXPECT_EQ(c.helpdesk_actions, (std::vector<std::string>{"status", "unlock", "temp-code"}));
+  EXPECT_TRUE(c.protected_groups.empty());
   EXPECT_EQ(c.grace_period, 0);
   EXPECT_EQ(c.store, "files");
   EXPECT_EQ(c.pg_conninfo, "");
@@ -170,6 +174,21 @@ TEST(ConfigApply, EveryKeyAcceptsAGoodValue) {
        [](const Config& c) { EXPECT_EQ(c.fleet_key, "/etc/pbx/fleet.key"); }},
       {"pg_plugin", "/opt/pbx/pbx_store_postgresql.so",
        [](const Config& c) { EXPECT_EQ(c.pg_plugin, "/opt/pbx/pbx_store_postgresql.so"); }},
+      {"enroll_at_login", "with-code",
+       [](const Config& c) { EXPECT_TRUE(c.enroll_at_login && c.enroll_with_code); }},
+      {"helpdesk_groups", "noc, tier1",
+       [](const Config& c) {
+         EXPECT_EQ(c.helpdesk_groups, (std::vector<std::string>{"noc", "tier1"}));
+       }},
+      {"helpdesk_groups", "", [](const Config& c) { EXPECT_TRUE(c.helpdesk_groups.empty()); }},
+      {"helpdesk_actions", "status,reset",
+       [](const Config& c) {
+         EXPECT_EQ(c.helpdesk_actions, (std::vector<std::string>{"status", "reset"}));
+       }},
+      {"helpdesk_actions", "status, unlock, temp-code, require, reset",
+       [](const Config& c) { EXPECT_EQ(c.helpdesk_actions.size(), 5U); }},
+      {"protected_groups", "sudo",
+       [](const Config& c) { EXPECT_EQ(c.protected_groups, (std::vector<std::string>{"sudo"})); }},
   };
   for (const auto& g : cases) {
     SCOPED_TRACE(std::string(g.key) + " = " + g.value);
@@ -275,6 +294,13 @@ TEST(ConfigApply, EveryKeyRejectsBadValuesNamingTheKey) {
       {"fleet_key", "pbx-mfa.key"},  // relative
       {"pg_conninfo", "host=db1\x01"},
       {"pg_plugin", ""},
+      {"enroll_at_login", "with_code"},
+      {"helpdesk_groups", "noc,,tier1"},
+      {"helpdesk_groups", "bad group"},
+      {"helpdesk_actions", "enroll"},
+      {"helpdesk_actions", "status,break-glass"},
+      {"helpdesk_actions", "status,"},
+      {"protected_groups", "a:b"},
       {"pg_plugin", "pbx_store_postgresql.so"},  // relative: found through the search path
   };
   for (const auto& b : cases) {

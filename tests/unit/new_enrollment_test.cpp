@@ -65,6 +65,7 @@ class MemoryStore final : public Store {
     return std::unique_ptr<StateTxn>(std::make_unique<Txn>(*this));
   }
   Result<UserState> peek_state(const User&) override { return state; }
+  Result<std::vector<std::string>> enrolled_users() override { return std::vector<std::string>{}; }
 
   std::optional<Enrollment> enrollment;
   UserState state;

@@ -611,6 +611,7 @@ class FakeStore final : public Store {
     if (lock_error) return *lock_error;
     return state;
   }
+  Result<std::vector<std::string>> enrolled_users() override { return std::vector<std::string>{}; }
 
   std::optional<Error> load_error;
   std::optional<Error> lock_error;

@@ -18,6 +18,7 @@ struct KdfParams {
   std::uint64_t n = 16384;
   std::uint32_t r = 8;
   std::uint32_t p = 1;
+  bool operator==(const KdfParams&) const = default;
 };
 
 // "scrypt N r p", as written in the secret file; parse_kdf_text refuses values scrypt cannot use.
@@ -32,6 +33,7 @@ struct RecoverySet {
   std::string salt;  // hex, one per user: an attempt costs one hash
   KdfParams kdf;
   std::vector<std::string> hashes;  // hex, one per code, in the order they were made
+  bool operator==(const RecoverySet&) const = default;
 };
 
 constexpr int kMaxRecoveryCodes = 20;

@@ -89,6 +89,10 @@ class Verifier {
   Result<bool> in_grace(const User& user, std::string_view rhost);
 
  private:
+  Result<Outcome> verify_unenrolled(StateTxn& txn, std::string_view input);
+  template <class Change>
+  Status update_state(const User& user, Change change);
+
   const Config& config_;
   Store& store_;
   const Clock& clock_;
