@@ -33,6 +33,14 @@ std::string when_text(std::int64_t seconds) {
 
 }  // namespace
 
+// The log detail of an accepted temp code: who issued it and how many uses are left, never
+// the code.
+std::string Flow::temp_code_detail(const totp::Outcome& outcome) {
+  return "temp code issued by " + printable(outcome.temp_code_issuer) + ", " +
+         std::to_string(outcome.temp_code_uses_left) + " use" +
+         (outcome.temp_code_uses_left == 1 ? "" : "s") + " left";
+}
+
 AuthResult Flow::run(const std::vector<std::string>& args) {
   auto parsed = parse_module_args(args, opts_.trusted_uid);
   if (!parsed) return finish(AuthResult::kBadConfig, parsed.error().message);
@@ -57,13 +65,13 @@ AuthResult Flow::run(const std::vector<std::string>& args) {
     // Ask anyway so an unknown name looks like any other.
     return ask_then(AuthResult::kUnknownUser, "unknown user");
   }
-  // The network was decided above, so an exemption here is a group's.
+  // The network was decided above, so an exemption here is a group's. The per-user mark
+  // (pbx-mfa require) lives in the store: an exempt group wins over it and is decided here,
+  // before the store is opened; the mark is read below with the status the flow needs anyway.
   auto requirement = totp::requirement_for(args_.config, *user, rhost_, opts_.group_lookup);
-  if (!requirement) return finish(AuthResult::kGroupLookupFailed, requirement.error().message);
-  if (requirement->kind == totp::RequirementKind::kExempt) {
+  if (requirement && requirement->kind == totp::RequirementKind::kExempt) {
     return finish(AuthResult::kExempt, "exempt group");
   }
-  const bool required = requirement->required();
 
   auto store = totp::open_store(args_.config);
   if (!store) return finish(AuthResult::kBadConfig, store.error().message);
@@ -71,13 +79,26 @@ AuthResult Flow::run(const std::vector<std::string>& args) {
 
   auto status = verifier.status(*user);
   if (!status) return store_failed(status.error(), nullptr);
-  debug(std::string("required=") + (required ? "yes" : "no") + " enrolled=" +
-        (status->enrolled ? "yes" : "no") + " locked=" + (status->locked ? "yes" : "no"));
+  // The mark comes before the require groups (requirement.hpp): a marked user is required even
+  // when a require group cannot be looked up.
+  const bool marked = status->state.required.on;
+  if (!requirement && !marked) {
+    return finish(AuthResult::kGroupLookupFailed, requirement.error().message);
+  }
+  std::string required_by = "marked";
+  if (requirement && requirement->required()) required_by = requirement->reason;
+  const bool required = marked || (requirement && requirement->required());
+  debug(std::string("required=") + (required ? "yes (" + required_by + ")" : "no") + " enrolled=" +
+        (status->enrolled ? "yes" : "no") + " locked=" + (status->locked ? "yes" : "no") +
+        " temp_code=" + (status->temp_code_active ? "active" : "none"));
   if (!status->enrolled) {
     if (!required) return finish(AuthResult::kNotRequired, "not enrolled, not required");
     // PAM_SILENT: the QR code and the key could not be shown, so there is nothing to confirm.
-    if (args_.config.enroll_at_login && !opts_.silent) return enroll_now(*user, **store);
-    return ask_then(AuthResult::kNotEnrolled, "required but not enrolled");
+    if (args_.config.enroll_at_login && !opts_.silent) {
+      if (args_.config.enroll_with_code) return enroll_with_code(*user, **store, verifier, *status);
+      return enroll_now(*user, **store, "");
+    }
+    return ask_then(AuthResult::kNotEnrolled, "required (" + required_by + ") but not enrolled");
   }
   if (status->locked) {
     tell_locked(status->state.locked_until);
@@ -134,6 +155,14 @@ AuthResult Flow::judge(const totp::Result<totp::Outcome>& verified, const Secret
       return finish(AuthResult::kLockedOut, "locked out");
     case totp::Verdict::kNotEnrolled:
       return finish(AuthResult::kNotEnrolled, "enrollment removed during login");
+    case totp::Verdict::kTempCodeAccepted: {
+      const int left = outcome.temp_code_uses_left;
+      tell("Temporary access code accepted (" + std::to_string(left) + " use" +
+               (left == 1 ? "" : "s") +
+               " left). Set up your authenticator again: pbx-mfa enroll --force",
+           false);
+      return finish(AuthResult::kTempCodeAccepted, temp_code_detail(outcome));
+    }
   }
   return finish(AuthResult::kInternal, "unexpected verdict");
 }

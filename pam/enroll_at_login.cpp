@@ -27,15 +27,12 @@ std::string host_name() {
 // sequences from keyboard-interactive text — the key in groups of four and the URI), asks for
 // a current code (kEnrollTries), shows the recovery codes and only then saves: a failure or a
 // dropped connection before that leaves nothing behind, and the next login starts afresh.
-AuthResult Flow::enroll_now(const totp::User& user, totp::Store& store) {
+// `via`: how the login earned the enrollment (with-code: the temp code's issuer), for the log.
+AuthResult Flow::enroll_now(const totp::User& user, totp::Store& store, const std::string& via) {
   const totp::Config& c = args_.config;
   // forward_pass puts this module before the password module: the password is not checked
   // yet, and whoever knows a user name could bind their own phone to that account.
-  if (args_.forward_pass) {
-    return ask_then(AuthResult::kNotEnrolled,
-                    "required but not enrolled; enroll_at_login is not offered with "
-                    "forward_pass (the password is checked only after this module)");
-  }
+  if (args_.forward_pass) return refuse_forward_pass();
   // An unusable state_dir, or no directory for the secret (a home made only at session
   // start), would refuse the save: find out before a key is shown that would then sit in the
   // user's app as a dead entry.
@@ -144,7 +141,53 @@ AuthResult Flow::enroll_now(const totp::User& user, totp::Store& store) {
                   "enrolled, but the login could not be recorded: " + state_error->message);
   }
   tell("Two-factor authentication is set up for " + user.name + ".", false);
-  return finish(AuthResult::kEnrolled, "");
+  return finish(AuthResult::kEnrolled, via);
+}
+
+AuthResult Flow::refuse_forward_pass() {
+  return ask_then(AuthResult::kNotEnrolled,
+                  "required but not enrolled; enroll_at_login is not offered with "
+                  "forward_pass (the password is checked only after this module)");
+}
+
+// enroll_at_login = with-code: the same "Security code:" prompt as any login, so nothing tells
+// a stranger holding the password that the account is not enrolled. Only a valid temp code
+// issued for this user (pbx-mfa temp-code) leads on to enroll_now(); the verifier checks it,
+// spends one use and counts a wrong answer toward the lockout. The use is spent when the code
+// is accepted: an enrollment that then fails or is abandoned has used it up.
+AuthResult Flow::enroll_with_code(const totp::User& user, totp::Store& store,
+                                  totp::Verifier& verifier, const totp::UserStatus& status) {
+  if (args_.forward_pass) return refuse_forward_pass();
+  if (status.locked) {
+    tell_locked(status.state.locked_until);
+    return finish(AuthResult::kLockedOut, "locked out");
+  }
+  bool from_authtok = false;
+  auto code = read_code(args_.config.digits, from_authtok);
+  if (!code) return finish(AuthResult::kConvError, "conversation failed");
+  auto verified = verifier.verify(user, code->view(), rhost_);
+  if (verified && from_authtok && args_.try_first_pass &&
+      verified->verdict != totp::Verdict::kTempCodeAccepted &&
+      verified->verdict != totp::Verdict::kLockedOut && verified->locked_until <= clock_.now()) {
+    // try_first_pass: the earlier module's token was not a temp code; ask for one.
+    code = ask_code();
+    if (!code) return finish(AuthResult::kConvError, "conversation failed");
+    verified = verifier.verify(user, code->view(), rhost_);
+  }
+  if (verified && verified->verdict == totp::Verdict::kTempCodeAccepted) {
+    debug("temp code accepted: enrolling");
+    tell("Temporary access code accepted.", false);
+    return enroll_now(user, store, "with a " + temp_code_detail(*verified));
+  }
+  if (verified && verified->verdict == totp::Verdict::kNotEnrolled) {
+    return finish(AuthResult::kNotEnrolled,
+                  status.temp_code_active
+                      ? "required but not enrolled; the answer was no temp code"
+                      : "required but not enrolled; no temp code issued (enroll_at_login = "
+                        "with-code)");
+  }
+  // Wrong (counted), locked out, an error; or enrolled meanwhile and a code of that enrollment.
+  return judge(verified, *code);
 }
 
 // One info message: what is happening, the QR code (UTF-8 half blocks), the key and the URI.

@@ -51,9 +51,13 @@ class Flow {
   void debug(const std::string& text);
   void tell(const std::string& text, bool error);
   void tell_locked(std::int64_t until);
+  static std::string temp_code_detail(const totp::Outcome& outcome);
 
   // enroll_at_login.cpp
-  AuthResult enroll_now(const totp::User& user, totp::Store& store);
+  AuthResult enroll_now(const totp::User& user, totp::Store& store, const std::string& via);
+  AuthResult enroll_with_code(const totp::User& user, totp::Store& store, totp::Verifier& verifier,
+                              const totp::UserStatus& status);
+  AuthResult refuse_forward_pass();
   bool show_setup(const totp::NewEnrollment& pending, const totp::User& user);
 
   // code_input.cpp. No code they return is longer than kMaxCodeInput.

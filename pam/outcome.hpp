@@ -39,7 +39,9 @@ enum class AuthResult {
   // Database unreachable, break-glass locked on this host by wrong answers (no prompt).
   kBreakGlassLocked,
   kGroupLookupFailed,  // a require group could not be looked up (directory down)
-  kCount,              // not an outcome: how many there are. Keep it last.
+  // A temporary access code (pbx-mfa temp-code) instead of the user's own second factor.
+  kTempCodeAccepted,
+  kCount,  // not an outcome: how many there are. Keep it last.
 };
 
 struct OutcomeRow {
@@ -77,6 +79,8 @@ inline constexpr OutcomeRow kOutcomes[] = {
     {AuthResult::kBreakGlassWrong, PAM_AUTHINFO_UNAVAIL, "break-glass-wrong", LogLevel::kWarning},
     {AuthResult::kBreakGlassLocked, PAM_AUTHINFO_UNAVAIL, "break-glass-locked", LogLevel::kError},
     {AuthResult::kGroupLookupFailed, PAM_AUTHINFO_UNAVAIL, "group-lookup-failed", LogLevel::kError},
+    // A helpdesk-issued code stood in for the user's own second factor (lost phone).
+    {AuthResult::kTempCodeAccepted, PAM_SUCCESS, "temp-code-accepted", LogLevel::kWarning},
 };
 
 namespace detail {

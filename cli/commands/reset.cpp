@@ -9,14 +9,17 @@ Command add_reset(CLI::App& app) {
       app, "reset", "remove a user's secret and state (root)",
       [](Session& s, totp::Store& store, const totp::User& u) -> int {
         totp::Verifier verifier(s.config, store, *s.env.clock);
-        if (auto st = verifier.reset(u); !st) return fail(s, st.error());
-        auto kept = verifier.status(u);
-        const bool temp = kept && kept->temp_code_active;
-        const bool marked = kept && kept->state.required.on;
+        auto report = verifier.reset(u);
+        if (!report) return fail(s, report.error());
         std::string note;
-        if (temp || marked) {
-          note = std::string("; kept: ") + (marked ? "the required mark" : "") +
-                 (temp && marked ? " and " : "") + (temp ? "the active temp code" : "");
+        if (report->kept_mark || report->kept_temp_code) {
+          note = std::string("; kept: ") + (report->kept_mark ? "the required mark" : "") +
+                 (report->kept_mark && report->kept_temp_code ? " and " : "") +
+                 (report->kept_temp_code ? "the active temp code" : "");
+        } else if (report->state_unreadable) {
+          note =
+              "; the state did not read and was removed whole (a required mark or temp code "
+              "in it is gone: set them again)";
         }
         audit(s, "reset user=" + audit_field(u.name) + " (secret and state removed" + note + ")");
         s.out() << u.name << ": secret and state removed" << note

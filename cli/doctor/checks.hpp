@@ -101,8 +101,10 @@ std::vector<std::string> services_with_module(const PamScan& scan);
 // The check of one service's auth flow (PamStackReader::auth_flow(), walked by pam_walk.hpp):
 // FAIL when a correct password logs in without the module or a failed code still logs in,
 // WARN for forward_pass and when the module runs before a password succeeded (lockout).
+// enroll_at_login (pbx-mfa.conf(5)); WARN for yes on sshd (with-code is the safe one there).
+enum class EnrollMode { kNo, kYes, kWithCode };
 Check judge_pam_service(const std::string& service, const std::vector<PamEntry>& flow,
-                        bool enroll_default);
+                        EnrollMode enroll_default);
 // The absolute paths the stacks name the module by ("/usr/lib/security/pam_pbx_totp.so").
 std::vector<std::string> module_paths_in_stacks(const PamScan& scan);
 

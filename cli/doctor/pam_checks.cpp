@@ -25,14 +25,16 @@ bool skipped_pam_file(const std::string& name) {
 }
 
 // enroll_at_login from the module's arguments, else the config's.
-bool enrolls_at_login(const PamEntry& e, bool config_default) {
-  bool on = config_default;
+EnrollMode enroll_mode(const PamEntry& e, EnrollMode config_default) {
+  EnrollMode mode = config_default;
   for (const auto& a : e.args) {
     if (a.rfind("enroll_at_login=", 0) != 0) continue;
     std::string v = a.substr(16);
-    on = v == "yes" || v == "true" || v == "on" || v == "1";
+    mode = v == "with-code"                                     ? EnrollMode::kWithCode
+           : v == "yes" || v == "true" || v == "on" || v == "1" ? EnrollMode::kYes
+                                                                : EnrollMode::kNo;
   }
-  return on;
+  return mode;
 }
 
 // "'auth sufficient pam_unix.so' (/etc/pam.d/sshd:1)"
@@ -58,7 +60,7 @@ std::string password_text(const std::vector<PamEntry>& flow, std::optional<std::
 }  // namespace
 
 Check judge_pam_service(const std::string& service, const std::vector<PamEntry>& flow,
-                        bool enroll_default) {
+                        EnrollMode enroll_default) {
   Check c{"pam:" + service, Status::kPass, "", ""};
   PamWalk w = walk_auth_flow(flow);
   std::size_t ours = 0;
@@ -102,7 +104,8 @@ Check judge_pam_service(const std::string& service, const std::vector<PamEntry>&
   }
   // enroll_at_login binds a new phone to the account inside the login: only safe when a wrong
   // password has already ended the stack (forward_pass: the module never enrolls).
-  if (enrolls_at_login(e, enroll_default) && !forward && (!w.has_password || w.unguarded)) {
+  const EnrollMode enroll = enroll_mode(e, enroll_default);
+  if (enroll != EnrollMode::kNo && !forward && (!w.has_password || w.unguarded)) {
     std::string why = !w.has_password ? std::string("no password module in this stack")
                       : w.unguarded_after
                           ? "a wrong password to " + password_text(flow, w.unguarded_after) +
@@ -152,6 +155,18 @@ Check judge_pam_service(const std::string& service, const std::vector<PamEntry>&
   }
   if (!w.has_password) {
     c.message = quoted(e) + "; no password module in this stack: the code is the only PAM factor";
+    return c;
+  }
+  // enroll_at_login = yes over ssh: a password that leaked binds a stranger's phone to any
+  // account not enrolled yet. with-code needs a temp code made for the user as well.
+  if (enroll == EnrollMode::kYes && service == "sshd") {
+    c.status = Status::kWarn;
+    c.message = quoted(e) +
+                " with enroll_at_login = yes: over ssh, whoever has the password of a user who "
+                "is not enrolled yet can bind their own phone to that account";
+    c.fix =
+        "enroll_at_login = with-code (the QR code only after a temp code from pbx-mfa "
+        "temp-code)";
     return c;
   }
   c.message = quoted(e) + ": every path on which " + flow[password].module + " (" +
@@ -242,7 +257,11 @@ std::vector<Check> check_pam_stacks(const Facts& f) {
 std::vector<Check> check_pam_services(const Facts& f) {
   std::vector<Check> checks;
   for (const auto& u : services_with_module(f.pam)) {
-    checks.push_back(judge_pam_service(u, f.pam.flows.at(u), f.session.config.enroll_at_login));
+    const totp::Config& config = f.session.config;
+    EnrollMode mode = !config.enroll_at_login   ? EnrollMode::kNo
+                      : config.enroll_with_code ? EnrollMode::kWithCode
+                                                : EnrollMode::kYes;
+    checks.push_back(judge_pam_service(u, f.pam.flows.at(u), mode));
   }
   return checks;
 }

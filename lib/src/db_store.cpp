@@ -115,6 +115,14 @@ class DbStore final : public Store {
     return Ok{};
   }
 
+  Result<bool> remove_secret(const User& user) override {
+    begin_call();
+    auto rows = link_->exec("DELETE FROM pbx_mfa_enrollment WHERE user_name = $1 RETURNING 1",
+                            {{user.name}});
+    if (!rows) return rows.error();
+    return !rows->empty();
+  }
+
   Result<std::unique_ptr<StateTxn>> lock_state(const User& user) override {
     if (in_txn_) return make_error(Errc::kInternal, "nested state transaction");
     link_->start_exchange();

@@ -89,17 +89,18 @@ class FileStore final : public Store {
     return Ok{};
   }
 
-  Status remove(const User& user) override {
+  Result<bool> remove_secret(const User& user) override {
     auto where = locate(user);
     if (!where) return where.error();
-    bool removed_secret = false;
-    {
-      FsIds ids(where->in_home ? user.uid : geteuid(), where->in_home ? user.gid : getegid());
-      if (!ids.ok()) return make_error(Errc::kIo, "cannot switch to the user's filesystem ids");
-      auto r = remove_file(where->path, "secret file");
-      if (!r) return r.error();
-      removed_secret = *r;
-    }
+    FsIds ids(where->in_home ? user.uid : geteuid(), where->in_home ? user.gid : getegid());
+    if (!ids.ok()) return make_error(Errc::kIo, "cannot switch to the user's filesystem ids");
+    return remove_file(where->path, "secret file");
+  }
+
+  Status remove(const User& user) override {
+    auto removed = remove_secret(user);
+    if (!removed) return removed.error();
+    const bool removed_secret = *removed;
     if (auto st = check_private_dir(config_.state_dir, config_.trusted_uid, false, "state_dir");
         !st) {
       if (!removed_secret) return st;

@@ -130,6 +130,10 @@ Result<SaveReport> NewEnrollment::save(Store& store, const User& user, std::int6
     UserState fresh;
     fresh.enrollment_id = e.id;
     fresh.last_step = confirmed_step;
+    // The account's part (state.hpp) survives a new enrollment: the required mark, and a temp
+    // code that still has uses left.
+    fresh.required = txn->state().required;
+    fresh.temp_code = txn->state().temp_code;
     if (auto st = txn->commit(fresh); !st) {
       txn.reset();
       // The database store saves inside the state transaction: a failed commit took the

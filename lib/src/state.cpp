@@ -71,6 +71,8 @@ bool parse_temp_code(std::string_view v, TempCode& t) {
       !detail::parse_i64(f[4], 0, kTempCodeMaxUses, uses) || !valid_name(f[5])) {
     return false;
   }
+  // No code lives longer than `pbx-mfa temp-code` can make one (72 h), whoever wrote it.
+  if (expires <= issued || expires - issued > kTempCodeMaxTtl) return false;
   t.hash.salt = f[0];
   t.hash.hashes = {std::string(f[1])};
   t.issued = issued;

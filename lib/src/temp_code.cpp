@@ -1,6 +1,7 @@
 #include "pbx/totp/temp_code.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <vector>
 
 namespace pbx::totp {
@@ -21,11 +22,45 @@ bool valid_issuer(std::string_view name) {
 
 bool valid_temp_code_reason(std::string_view reason) {
   if (reason.size() > kMaxTempCodeReason) return false;
-  // Printable ASCII or UTF-8 bytes; no control characters (the state file is one line a key).
-  return std::all_of(reason.begin(), reason.end(), [](char c) {
-    auto u = static_cast<unsigned char>(c);
-    return u >= 0x20 && u != 0x7f;
-  });
+  // Printable ASCII or well-formed UTF-8 (the state file is one line a key; the reason, set by
+  // a helpdesk member, is read by root in logs and reports): no control characters, C0 or C1
+  // (U+0080..U+009F, CSI among them), no line or paragraph separators, no bidi overrides.
+  for (std::size_t i = 0; i < reason.size();) {
+    const auto u = static_cast<unsigned char>(reason[i]);
+    if (u < 0x80) {
+      if (u < 0x20 || u == 0x7f) return false;
+      ++i;
+      continue;
+    }
+    std::size_t len = 0;
+    std::uint32_t cp = 0;
+    if (u >= 0xc2 && u <= 0xdf) {
+      len = 2;
+      cp = u & 0x1fU;
+    } else if (u >= 0xe0 && u <= 0xef) {
+      len = 3;
+      cp = u & 0x0fU;
+    } else if (u >= 0xf0 && u <= 0xf4) {
+      len = 4;
+      cp = u & 0x07U;
+    } else {
+      return false;
+    }
+    if (reason.size() - i < len) return false;
+    for (std::size_t k = 1; k < len; ++k) {
+      const auto c = static_cast<unsigned char>(reason[i + k]);
+      if ((c & 0xc0U) != 0x80U) return false;
+      cp = (cp << 6U) | (c & 0x3fU);
+    }
+    const bool overlong = (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000);
+    const bool surrogate = cp >= 0xd800 && cp <= 0xdfff;
+    const bool c1 = cp >= 0x80 && cp <= 0x9f;
+    const bool separator_or_bidi = (cp >= 0x2028 && cp <= 0x202e) ||
+                                   (cp >= 0x2066 && cp <= 0x2069) || cp == 0x200e || cp == 0x200f;
+    if (overlong || surrogate || c1 || separator_or_bidi || cp > 0x10ffff) return false;
+    i += len;
+  }
+  return true;
 }
 
 Result<IssuedTempCode> make_temp_code(std::int64_t now, std::int64_t ttl, int uses,

@@ -82,15 +82,24 @@ UserState fresh_state(const Enrollment& e, const UserState& prior) {
   return s;
 }
 
-// The state of a user who is not enrolled: failures and lockout count only when they were
-// recorded without an enrollment (wrong temp codes); state of a removed enrollment keeps only
-// the account's part.
-UserState unenrolled_state(const UserState& stored) {
-  if (stored.enrollment_id.empty()) return stored;
-  UserState s;
-  s.required = stored.required;
-  s.temp_code = stored.temp_code;
-  return s;
+// The state of a user who is not enrolled is the stored one, whole. It is usually the
+// account's alone (enrollment id ""), but it may still be an enrollment's whose secret is
+// missing (deleted some other way from a home, a home not mounted yet, a database row
+// deleted): its id, replay mark, used recovery codes and lockout must survive a helpdesk
+// action or a login attempt, or enroll_at_login's "key is missing" guard and the used
+// recovery codes would be gone when the secret comes back. Only `reset` clears it.
+UserState unenrolled_state(const UserState& stored) { return stored; }
+
+// What is about to be written must read back as exactly itself: a field that parse_state
+// refuses (a name with '@', a reason with a newline) would make the user's state unreadable,
+// or plant lines of its own (a grace entry: a login without a code). Bad input writes nothing.
+Status check_writable(const UserState& state) {
+  const std::string text = serialize_state(state);
+  auto back = parse_state(text);
+  if (!back || serialize_state(*back) != text) {
+    return make_error(Errc::kInvalid, "the state would not read back (a bad name or reason)");
+  }
+  return Ok{};
 }
 
 // A failure: counted, and a lockout once there are enough.
@@ -331,6 +340,7 @@ Status Verifier::update_state(const User& user, Change change) {
       state = fresh_state(*enrollment, state);
     }
     if (auto st = change(state, enrollment.ok()); !st) return st;
+    if (auto st = check_writable(state); !st) return st;
     return (*txn)->commit(state);
   } catch (const std::exception& ex) {
     return make_error(Errc::kInternal, ex.what());
@@ -362,21 +372,45 @@ Status Verifier::set_required(const User& user, const RequiredMark& mark) {
   });
 }
 
-Status Verifier::reset(const User& user) {
-  auto enrollment = store_.load(user);
-  if (!enrollment) return enrollment.error();
-  auto before = store_.peek_state(user);
-  if (!before) return before.error();
-  if (auto st = store_.remove(user); !st) return st;
-  const bool keep =
-      before->required.on || (before->temp_code && before->temp_code->active(clock_.now()));
-  if (!keep) return Ok{};
-  // The account's part goes back (merged with anything written since the removal).
-  return update_state(user, [&](UserState& s, bool) -> Status {
-    if (!s.required.on) s.required = before->required;
-    if (!s.temp_code) s.temp_code = before->temp_code;
-    return Ok{};
-  });
+Result<ResetReport> Verifier::reset(const User& user) {
+  try {
+    ResetReport report;
+    auto txn = store_.lock_state(user);
+    if (!txn) {
+      // Reset is the repair: a state that does not read goes with the secret, and a required
+      // mark or temp code in it with it (the report says so).
+      if (txn.error().code != Errc::kCorrupt) return txn.error();
+      if (auto st = store_.remove(user); !st) return st.error();
+      report.state_unreadable = true;
+      return report;
+    }
+    const UserState current = (*txn)->state();
+    // A secret that does not load (missing while its state is left, unreadable, corrupt) is
+    // removed like any other. Not enrolled means neither a secret nor an enrollment's state.
+    auto enrollment = store_.load(user);
+    if (!enrollment && enrollment.error().code == Errc::kNotEnrolled &&
+        current.enrollment_id.empty()) {
+      return enrollment.error();
+    }
+    report.kept_mark = current.required.on;
+    report.kept_temp_code = current.temp_code && current.temp_code->active(clock_.now());
+    if (!report.kept_mark && !report.kept_temp_code) {
+      txn->reset();  // nothing to keep: secret and state go, as before the account's part
+      if (auto st = store_.remove(user); !st) return st.error();
+      return report;
+    }
+    // Something to keep: the secret goes and the state is replaced under the same lock, so a
+    // login or a revoke meanwhile can neither be undone nor revived.
+    auto removed = store_.remove_secret(user);
+    if (!removed) return removed.error();
+    UserState kept;
+    if (report.kept_mark) kept.required = current.required;
+    if (report.kept_temp_code) kept.temp_code = current.temp_code;
+    if (auto st = (*txn)->commit(kept); !st) return st.error();
+    return report;
+  } catch (const std::exception& ex) {
+    return make_error(Errc::kInternal, ex.what());
+  }
 }
 
 Status Verifier::unlock(const User& user) {

@@ -250,6 +250,12 @@ TEST_F(DoctorTest, EnrollAtLoginNeedsAStackThatStopsOnAWrongPassword) {
   EXPECT_EQ(doctor("good", "before"), 1);
   EXPECT_TRUE(says("pam:sshd", "FAIL", "with enroll_at_login"));
   EXPECT_EQ(doctor("good", "good"), 0) << out();  // Debian's common-auth, then the module
+  // yes over ssh: a leaked password binds a stranger's phone; with-code is recommended.
+  EXPECT_TRUE(says("pam:sshd", "WARN", "enroll_at_login = yes: over ssh"));
+  EXPECT_TRUE(says("pam:sshd", "WARN", "Fix: enroll_at_login = with-code"));
+  write_config("enroll_at_login = with-code\n");
+  EXPECT_EQ(doctor("good", "good"), 0) << out();
+  EXPECT_TRUE(says("pam:sshd", "PASS", "every path on which pam_unix.so"));
 }
 
 // Every file of the directory is judged as a service, also one that others include (issue 14:

@@ -32,7 +32,7 @@ struct Judged {
 };
 
 Judged judge(const std::map<std::string, std::string>& files, const std::string& service = "sshd",
-             bool enroll = false) {
+             EnrollMode enroll = EnrollMode::kNo) {
   MemoryFiles mf;
   for (const auto& [name, text] : files) mf.add(kDir + "/" + name, text);
   PamStackReader reader(kDir, mf);
@@ -342,10 +342,32 @@ TEST(PamWalk, ModuleBeforeThePasswordWarnsOfLockout) {
 }
 
 TEST(PamWalk, EnrollAtLoginAfterARequiredPasswordFails) {
-  auto j =
-      judge({{"sshd", "auth required pam_unix.so\nauth required pam_pbx_totp.so\n"}}, "sshd", true);
-  EXPECT_EQ(j.check.status, Status::kFail);
-  EXPECT_TRUE(j.says("with enroll_at_login: a wrong password to pam_unix.so"));
+  for (EnrollMode mode : {EnrollMode::kYes, EnrollMode::kWithCode}) {
+    auto j = judge({{"sshd", "auth required pam_unix.so\nauth required pam_pbx_totp.so\n"}}, "sshd",
+                   mode);
+    EXPECT_EQ(j.check.status, Status::kFail);
+    EXPECT_TRUE(j.says("with enroll_at_login: a wrong password to pam_unix.so"));
+  }
+  // The module argument wins over the config, with-code included.
+  auto arg = judge({{"sshd",
+                     "auth required pam_unix.so\n"
+                     "auth required pam_pbx_totp.so enroll_at_login=with-code\n"}});
+  EXPECT_EQ(arg.check.status, Status::kFail);
+  EXPECT_TRUE(arg.says("with enroll_at_login: a wrong password to pam_unix.so"));
+}
+
+TEST(PamWalk, EnrollAtLoginYesOverSshWarnsAndRecommendsWithCode) {
+  const std::string safe = "auth requisite pam_unix.so\nauth required pam_pbx_totp.so\n";
+  auto yes = judge({{"sshd", safe}}, "sshd", EnrollMode::kYes);
+  EXPECT_EQ(yes.check.status, Status::kWarn);
+  EXPECT_TRUE(yes.says("enroll_at_login = with-code")) << yes.check.message;
+  EXPECT_EQ(judge({{"sshd", safe}}, "sshd", EnrollMode::kWithCode).check.status, Status::kPass);
+  EXPECT_EQ(judge({{"login", safe}}, "login", EnrollMode::kYes).check.status, Status::kPass);
+  auto by_arg = judge({{"sshd",
+                        "auth requisite pam_unix.so\n"
+                        "auth required pam_pbx_totp.so enroll_at_login=with-code\n"}},
+                      "sshd", EnrollMode::kYes);
+  EXPECT_EQ(by_arg.check.status, Status::kPass) << by_arg.check.message;
 }
 
 // ---- naming the module, judging every file
@@ -385,7 +407,7 @@ TEST(PamWalk, SuIncludedBySuLBothJudged) {
   ASSERT_EQ(scan.included.count("su"), 1U);
   EXPECT_EQ(services_with_module(scan), (std::vector<std::string>{"su", "su-l"}));
   for (const auto& s : {"su", "su-l"}) {
-    Check c = judge_pam_service(s, scan.flows[s], false);
+    Check c = judge_pam_service(s, scan.flows[s], EnrollMode::kNo);
     EXPECT_EQ(c.status, Status::kFail) << s;
     EXPECT_NE(c.message.find("'auth sufficient pam_unix.so' " + where("su", 2)), std::string::npos)
         << c.message;

@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
 # End-to-end: the real ssh client logs in to a copy of the system sshd (test-only name, so a
 # test-only PAM service), password through pam_unix, then a code through our module.
-#   ssh_login.sh MODULE_SO TEST_ENROLL_TOOL PBX_MFA QR_DECODE_TOOL
+#   ssh_login.sh MODULE_SO TEST_ENROLL_TOOL PBX_MFA QR_DECODE_TOOL TEST_TEMP_CODE_TOOL
 # Checks: right code runs a remote command; wrong code refused; replayed code refused;
 # with exempt_networks = 127.0.0.0/8 no code is asked. Then enroll_at_login for a second user:
 # not required (not in the require group) → password only; added to the group → the next login
 # shows the QR code, which is decoded from the client's screen (zbarimg), its code typed
 # (oathtool) and the remote command runs; the next login asks for a code (a shown recovery code
 # is used); after `pbx-mfa reset` the next login enrolls again, and a dropped connection saves
-# nothing. Cleans up server, users, group, PAM file.
+# nothing. Then enroll_at_login = with-code for the same (not enrolled) user: without a temp code
+# the usual prompt, refused, no QR code shown; with a temp code from `pbx-mfa temp-code` the QR
+# code follows, is confirmed and the remote command runs; the spent temp code opens nothing.
+# Cleans up server, users, group, PAM file.
 set -euo pipefail
 module=$(readlink -f "$1")
 enroll=$(readlink -f "$2")
 pbx_mfa=$(readlink -f "$3")
 qr_decode=$(readlink -f "$4")
+temp_code_tool=$(readlink -f "${5:-/nonexistent}")
 [ "$(id -u)" = 0 ] || { echo "SKIP: needs root (creates a test user and a PAM service)"; exit 77; }
 for tool in /usr/sbin/sshd ssh expect oathtool useradd chpasswd python3; do
   command -v "$tool" >/dev/null || { echo "FAIL: $tool missing (scripts/test installs it)"; exit 1; }
@@ -187,6 +191,14 @@ if {$mode eq "none" || $mode eq "badpw"} {
     eof { exit 0 }
   }
 }
+if {[string match "tempcode:*" $mode]} {
+  expect {
+    "Security code: " { send "[string range $mode 9 end]\r" }
+    "Code from the app: " { puts "\nE2E: QR code before the temp code"; exit 4 }
+    eof { puts "\nE2E: closed before the code prompt"; exit 5 }
+    timeout { puts "\nE2E: no code prompt"; exit 3 }
+  }
+}
 if {[string match "code:*" $mode]} {
   expect {
     "Security code: " { send "[string range $mode 5 end]\r" }
@@ -278,6 +290,53 @@ if [ -e "$home2/.pbx-mfa" ]; then
 else
   echo "PASS: a dropped enrollment saved nothing"
 fi
+stop_sshd
+
+# ---- enroll_at_login = with-code over ssh ----------------------------------------------------
+# issue_temp_code USER: the code, from `pbx-mfa temp-code` (or the test tool while the CLI has
+# no temp-code command).
+issue_temp_code() {
+  if "$pbx_mfa" --help 2>/dev/null | grep -qE '^ +temp-code '; then
+    "$pbx_mfa" --config "$tmp/pbx-mfa.conf" temp-code --user "$1" --json |
+      python3 -c 'import json, sys; print(json.load(sys.stdin)["code"])'
+  else
+    "$temp_code_tool" "$tmp/pbx-mfa.conf" "$1"
+  fi
+}
+write_config "enroll_at_login = with-code
+require = group:$group
+recovery_codes = 2"
+start_sshd
+out=$(login2 nocode "code:123456" "$screen.4" 2>&1 || true)
+check "with-code, no temp code: the usual code prompt" "Security code:" "$out"
+check "with-code, no temp code: refused" "!nocode-42" "$out"
+check "with-code, no temp code: no QR code or key shown" "!Key: " "$out"
+check "with-code, no temp code: no enrollment prompt" "!Code from the app" "$out"
+if [ -e "$home2/.pbx-mfa" ]; then echo "FAIL: with-code enrolled without a temp code"; fails=$((fails+1)); fi
+
+tc=$(issue_temp_code "$user2" || true)
+if [[ $tc =~ ^[a-z]{4}-[a-z]{4}-[a-z]{4}-[a-z]{4}$ ]]; then
+  echo "PASS: a temp code was issued"
+else
+  echo "FAIL: no temp code issued: '$tc'"; fails=$((fails+1))
+fi
+out=$(login2 withcode "tempcode:$tc" "$screen.5" 2>&1 || true)
+check "with-code: the temp code leads to the QR code, its code enrolls and the command runs" "withcode-42" "$out"
+check "with-code: the temp code was accepted" "Temporary access code accepted" "$out"
+shown_uri=$(grep -a -o 'URI: otpauth://[^[:space:]]*' "$screen.5" | head -n 1 | cut -c 6- || true)
+decoded_uri=$("$qr_decode" "$screen.5" 2>&1 || true)
+if [ -n "$shown_uri" ] && [ "$shown_uri" = "$decoded_uri" ]; then
+  echo "PASS: with-code: the QR code shown after the temp code decodes to the URI shown"
+else
+  echo "FAIL: with-code QR code vs URI: decoded '$decoded_uri', shown '$shown_uri'"; fails=$((fails+1))
+fi
+if stat -c '%U %a' "$home2/.pbx-mfa" 2>/dev/null | grep -qx "$user2 600"; then
+  echo "PASS: with-code: the secret is saved in the home"
+else
+  echo "FAIL: with-code: enrolled secret file: $(stat -c '%U %a' "$home2/.pbx-mfa" 2>&1)"; fails=$((fails+1))
+fi
+out=$(login2 spent "code:$tc" "$screen.6" 2>&1 || true)
+check "with-code: the spent temp code opens nothing afterwards" "!spent-42" "$out"
 stop_sshd
 
 if [ $fails -ne 0 ]; then

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,10 @@
 #include "fake_context.hpp"
 #include "pam_test_support.hpp"
 #include "pbx/totp/clock.hpp"
+#include "pbx/totp/store.hpp"
+#include "pbx/totp/temp_code.hpp"
+#include "pbx/totp/user.hpp"
+#include "pbx/totp/verifier.hpp"
 
 namespace pbx::pam::testing {
 
@@ -71,6 +76,26 @@ class FlowTest : public ::testing::Test {
     Enrolled e = files_.enroll(user, recovery_count);
     never_log(secret_base32(e.enrollment));
     return e;
+  }
+
+  // Issues a temp code for `user` as pbx-mfa temp-code would (issued at `issued_at`, by
+  // "pbxhelp"); returns the code, which no log line may hold.
+  std::string issue_temp_code(const std::string& user = kUser, int uses = 1,
+                              std::int64_t ttl = 3600, std::optional<std::int64_t> issued_at = {}) {
+    auto issued = totp::make_temp_code(issued_at.value_or(clock_.now()), ttl, uses, "pbxhelp",
+                                       "test", kCheapKdf);
+    if (!issued) throw std::runtime_error(issued.error().message);
+    totp::Config config = files_.store_config();
+    auto store = totp::open_store(config);
+    auto account = totp::lookup_user(user);
+    if (!store || !account) throw std::runtime_error("cannot open the store for a temp code");
+    totp::Verifier verifier(config, **store, clock_);
+    if (auto st = verifier.set_temp_code(*account, issued->record); !st) {
+      throw std::runtime_error(st.error().message);
+    }
+    std::string code(issued->code.view());
+    never_log(code);
+    return code;
   }
 
   // Strings no log line may ever hold (codes, passwords, secrets). Short ones would match by

@@ -174,6 +174,11 @@ class OutcomeFlowTest : public FlowTest, public ::testing::WithParamInterface<Ou
           return totp::make_error(totp::Errc::kIo, "cannot look up group");
         };
         break;
+      case AuthResult::kTempCodeAccepted: {  // the lost phone: a helpdesk-issued code
+        enroll();
+        last.ctx = with_answers({issue_temp_code()});
+        break;
+      }
       case AuthResult::kCount:
         ADD_FAILURE() << "kCount is not an outcome";
         break;

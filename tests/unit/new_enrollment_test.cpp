@@ -66,6 +66,9 @@ class MemoryStore final : public Store {
   }
   Result<UserState> peek_state(const User&) override { return state; }
   Result<std::vector<std::string>> enrolled_users() override { return std::vector<std::string>{}; }
+  Result<bool> remove_secret(const User&) override {
+    return make_error(Errc::kInternal, "not in this test");
+  }
 
   std::optional<Enrollment> enrollment;
   UserState state;

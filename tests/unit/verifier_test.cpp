@@ -612,6 +612,9 @@ class FakeStore final : public Store {
     return state;
   }
   Result<std::vector<std::string>> enrolled_users() override { return std::vector<std::string>{}; }
+  Result<bool> remove_secret(const User&) override {
+    return make_error(Errc::kInternal, "not in this test");
+  }
 
   std::optional<Error> load_error;
   std::optional<Error> lock_error;

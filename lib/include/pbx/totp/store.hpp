@@ -36,6 +36,9 @@ class Store {
   virtual Status check_saveable(const User& user) = 0;
   // Removes secret and state. kNotEnrolled when there was nothing to remove.
   virtual Status remove(const User& user) = 0;
+  // Removes the secret only (true when there was one); the state stays. Called with the user's
+  // StateTxn open, so the state can be rewritten in the same step (Verifier::reset).
+  virtual Result<bool> remove_secret(const User& user) = 0;
   virtual Result<std::unique_ptr<StateTxn>> lock_state(const User& user) = 0;
   // The last committed state without taking the lock (a whole snapshot, never a torn one);
   // for reports and for telling a locked-out user before asking for a code.

@@ -53,6 +53,12 @@ struct UserStatus {
   bool temp_code_active = false;  // state.temp_code is set, not expired and not used up
 };
 
+struct ResetReport {
+  bool kept_mark = false;
+  bool kept_temp_code = false;
+  bool state_unreadable = false;  // removed whole: a mark or temp code in it is gone too
+};
+
 class Verifier {
  public:
   Verifier(const Config& config, Store& store, const Clock& clock)
@@ -81,9 +87,10 @@ class Verifier {
   // Sets or clears (mark.on false) the per-user required mark.
   Status set_required(const User& user, const RequiredMark& mark);
   // Removes the enrollment (secret, replay mark, failures, recovery codes used) and keeps what
-  // belongs to the account: the required mark and an active temp code. kNotEnrolled when
-  // there was no enrollment.
-  Status reset(const User& user);
+  // belongs to the account: the required mark and an active temp code, rewritten under the
+  // user's lock. A state that does not read is removed whole (state_unreadable). kNotEnrolled
+  // when there was neither a secret nor an enrollment's state.
+  Result<ResetReport> reset(const User& user);
 
   // True when grace_period > 0 and this user succeeded from this host recently enough.
   Result<bool> in_grace(const User& user, std::string_view rhost);
