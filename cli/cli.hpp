@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "pbx/totp/clock.hpp"
+#include "pbx/totp/config.hpp"
 #include "pbx/totp/secret.hpp"
 
 namespace pbx::cli {
@@ -44,6 +45,14 @@ struct Env {
   // have (set-uid, set-gid, file capabilities, an LSM transition). Refused like set-uid.
   bool secure_exec = false;
   std::string invoking_user;  // name of the caller (from uid)
+  // sudo's SUDO_UID and SUDO_USER: whom root runs for when started through sudo(8). They only
+  // ever restrict (helpdesk.hpp, pbx-mfa(1) HELPDESK): root without them, or through sudo for
+  // someone outside helpdesk_groups, is full root.
+  std::optional<uid_t> sudo_uid;
+  bool sudo_uid_invalid = false;  // SUDO_UID set but not a user id (parse_sudo_uid)
+  std::string sudo_user;
+  // The configuration used without --config, and the only one a helpdesk member gets.
+  std::string system_config_path = totp::kDefaultConfigPath;
   const totp::Clock* clock = nullptr;
   uid_t trusted_uid = 0;  // owner of a safe config file and state_dir
   // Reads a line without echo (a code or a password); nullopt on end of input.

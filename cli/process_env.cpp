@@ -18,6 +18,7 @@
 #include <iostream>
 
 #include "cli.hpp"
+#include "helpdesk.hpp"
 
 #ifndef PBX_PAM_CONFDIR_ENV
 #define PBX_PAM_CONFDIR_ENV 0
@@ -179,6 +180,17 @@ Env process_env() {
   env.euid = geteuid();
   env.secure_exec = getauxval(AT_SECURE) != 0;
   env.invoking_user = name_of(env.uid);
+  // Set by sudo; trusted only to restrict root (helpdesk.hpp). One that does not parse is kept
+  // as "invalid", which refuses rather than acting as full root.
+  auto sudo_uid = parse_sudo_uid(secure_getenv("SUDO_UID"));
+  if (sudo_uid) {
+    env.sudo_uid = *sudo_uid;
+  } else {
+    env.sudo_uid_invalid = true;
+  }
+  if (const char* sudo_user = secure_getenv("SUDO_USER"); sudo_user != nullptr) {
+    env.sudo_user.assign(sudo_user, strnlen(sudo_user, 256));
+  }
   env.clock = &kClock;
   env.read_secret = read_line_no_echo;
   env.check_password = check_password_pam;

@@ -46,23 +46,41 @@ int run(const std::vector<std::string>& args, Env& env) {
 
   Session session{env,
                   {},
-                  config_path.empty() ? std::string(totp::kDefaultConfigPath) : config_path,
+                  config_path.empty() ? env.system_config_path : config_path,
                   !config_path.empty(),
+                  std::nullopt,
                   std::nullopt};
-  auto config = totp::load_config(session.config_path, session.config_explicit, env.trusted_uid);
-  if (config) {
-    session.config = std::move(config.value());
-  } else if (app.got_subcommand("doctor")) {
-    session.config_error = config.error();  // doctor reports it as a failed check
-    session.config.trusted_uid = env.trusted_uid;
-  } else {
-    return fail(session, kExitUsage, config.error().message);
+  Command* chosen = nullptr;
+  for (auto& c : commands) {
+    if (c.app->parsed()) chosen = &c;
+  }
+  if (chosen == nullptr) return fail(session, kExitUsage, "no subcommand given");
+
+  // Root through sudo for a member of helpdesk_groups acts only as the helpdesk (helpdesk.hpp):
+  // every command passes this gate, so one added later is refused until the table lists it.
+  const CLI::Option* user_option = chosen->app->get_option_no_throw("--user");
+  std::optional<std::string> user;
+  if (user_option != nullptr && user_option->count() > 0) user = user_option->as<std::string>();
+  if (auto refused =
+          helpdesk_gate(session, chosen->app->get_name(), user, user_option != nullptr)) {
+    return *refused;
   }
 
-  for (auto& c : commands) {
-    if (c.app->parsed()) return c.action(session);
+  if (!session.helpdesk) {  // the helpdesk gate loaded the system config already
+    auto config = totp::load_config(session.config_path, session.config_explicit, env.trusted_uid);
+    if (config) {
+      session.config = std::move(config.value());
+    } else if (chosen->app->get_name() == "doctor") {
+      session.config_error = config.error();  // doctor reports it as a failed check
+      session.config.trusted_uid = env.trusted_uid;
+    } else {
+      return fail(session, kExitUsage, config.error().message);
+    }
   }
-  return fail(session, kExitUsage, "no subcommand given");
+
+  int rc = chosen->action(session);
+  helpdesk_finish(session, rc);
+  return rc;
 }
 
 }  // namespace pbx::cli

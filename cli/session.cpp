@@ -48,6 +48,9 @@ totp::Result<totp::User> target_user(Session& s, const std::string& requested, b
   if (!s.is_root() && user->uid != s.env.uid) {
     return totp::make_error(totp::Errc::kIo, "--user " + name + ": not your account");
   }
+  if (s.helpdesk) {
+    if (auto ok = helpdesk_check_target(s, *user); !ok) return ok.error();
+  }
   return user;
 }
 
@@ -81,9 +84,20 @@ std::string audit_field(std::string_view value) {
   return totp::escape_field(value, kAuditField);
 }
 
+const std::string& acting_user(const Session& s) {
+  return s.helpdesk ? s.helpdesk->name : s.env.invoking_user;
+}
+
 void audit(Session& s, const std::string& what) {
+  std::string line;
+  if (s.helpdesk) {
+    // One line per helpdesk command (helpdesk_finish writes it when the command wrote none).
+    s.helpdesk->audited = true;
+    line = "by=" + audit_field(s.helpdesk->name) + " " + s.helpdesk->role + " " + what;
+  } else {
+    line = "by=" + audit_field(s.env.invoking_user) + " " + what;
+  }
   if (!s.env.audit) return;
-  std::string line = "by=" + audit_field(s.env.invoking_user) + " " + what;
   for (char& c : line) {
     auto u = static_cast<unsigned char>(c);
     if (u < 0x20 || u == 0x7F) c = '?';  // one line, whatever the caller put in `what`

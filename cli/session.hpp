@@ -9,6 +9,7 @@
 #include <string>
 
 #include "cli.hpp"
+#include "helpdesk.hpp"
 #include "pbx/totp/config.hpp"
 #include "pbx/totp/result.hpp"
 #include "pbx/totp/store.hpp"
@@ -26,6 +27,9 @@ struct Session {
   // Set instead of failing when the config does not load and the subcommand diagnoses it
   // (doctor); `config` then holds the defaults.
   std::optional<totp::Error> config_error;
+  // Set when root runs for a member of helpdesk_groups (helpdesk.hpp): only the allowed actions,
+  // on unprotected users, each with one audit line naming the member.
+  std::optional<HelpdeskActor> helpdesk;
 
   std::ostream& out() { return *env.out; }
   std::ostream& err() { return *env.err; }
@@ -45,7 +49,8 @@ int fail(Session& s, int code, const std::string& message);
 int exit_for(const totp::Error& e);
 int fail(Session& s, const totp::Error& e);
 
-// The user a subcommand acts on: the caller by default; another user needs root.
+// The user a subcommand acts on: the caller by default; another user needs root. In helpdesk
+// mode also an unprotected user (helpdesk_check_target).
 totp::Result<totp::User> target_user(Session& s, const std::string& requested,
                                      bool root_only = false);
 
@@ -57,7 +62,12 @@ void print_json(Session& s, const nlohmann::json& j);
 // every string in `j` are wiped afterwards.
 void print_secret_json(Session& s, nlohmann::json& j);
 
-// Logs one audit line (Env::audit) naming who did it: "by=CALLER " + `what`.
+// Who acts, for a record that names them (a temp code's issuer): the helpdesk member in helpdesk
+// mode, else the invoking user.
+const std::string& acting_user(const Session& s);
+
+// Logs one audit line (Env::audit) naming who did it: "by=CALLER " + `what`; in helpdesk mode
+// "by=MEMBER helpdesk " + `what`.
 void audit(Session& s, const std::string& what);
 // A name as one audit field: spaces, '=', quotes, brackets and non-ASCII escaped as \xHH, so a
 // name cannot forge another field.

@@ -33,6 +33,7 @@ struct DoctorOptions {
   std::string module;
   bool json = false;
   bool sshd_config_given = false;
+  std::string sudoers_dir = "/etc/sudoers.d";  // no option: the tests call sudoers_checks()
 };
 
 // The services of the PAM directory and their auth stacks.
@@ -81,6 +82,10 @@ std::vector<Check> check_groups(const Facts& f);
 std::vector<Check> check_limits(const Facts& f);
 std::vector<Check> check_secret_path(const Facts& f);
 
+// sudo_checks.cpp: the sudoers files that hand pbx-mfa to the helpdesk, and its groups.
+std::vector<Check> check_sudoers(const Facts& f);
+std::vector<Check> check_helpdesk_groups(const Facts& f);
+
 // db_checks.cpp, with store = postgresql (none otherwise).
 std::vector<Check> check_db_password(const Facts& f);
 std::vector<Check> check_db_gssenc(const Facts& f);  // from pg_conninfo, before connecting
@@ -122,6 +127,8 @@ inline constexpr CheckFn kChecks[] = {check_config,
                                       check_groups,
                                       check_limits,
                                       check_secret_path,
+                                      check_helpdesk_groups,
+                                      check_sudoers,
                                       check_db_password,
                                       check_db_gssenc,
                                       check_fleet_key,

@@ -10,6 +10,7 @@ PBX_DEPS=(
   googletest libgtest-dev libbenchmark-dev
   oathtool pamtester expect zbar-tools groff valgrind
   libpam-google-authenticator libpam-oath openssh-server
+  sudo  # tests/e2e/helpdesk_sudo.sh: the helpdesk through the real sudo
   clang-format clang-tidy shellcheck  # scripts/lint (clang-tidy brings run-clang-tidy)
   debhelper lintian  # tests/e2e/package.sh: dpkg-buildpackage (dpkg-dev is in build-essential)
   # store = postgresql: libpq for lib/pg (the plugin), and the server and client tools that

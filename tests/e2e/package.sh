@@ -189,6 +189,7 @@ install_and_check() {
     [/etc/pam.d/pbx-mfa]=pbx-mfa
     [/usr/share/man/man1/pbx-mfa.1.gz]=pbx-mfa
     [/usr/share/bash-completion/completions/pbx-mfa]=pbx-mfa
+    [/usr/share/doc/pbx-mfa/examples/sudoers.d/pbx-helpdesk]=pbx-mfa
   )
   local f
   for f in $(printf '%s\n' "${!owner[@]}" | sort); do
@@ -233,6 +234,29 @@ install_and_check() {
     pass "profile pbx-totp: Auth-Type Additional, Default no, required pam_pbx_totp.so"
   else
     fail "profile pbx-totp: $(cat $profile)"
+  fi
+
+  # The helpdesk's sudoers example: inactive as shipped (nothing but comments), nothing put into
+  # /etc/sudoers.d, and its rule, once uncommented, is what sudo parses.
+  local example=/usr/share/doc/pbx-mfa/examples/sudoers.d/pbx-helpdesk
+  if [ -f "$example" ] && ! grep -qv '^#' "$example" &&
+    grep -qx '#%pbx-helpdesk ALL=(root) /usr/bin/pbx-mfa' "$example"; then
+    pass "$example: only comments, with the rule '%pbx-helpdesk ALL=(root) /usr/bin/pbx-mfa'"
+  else
+    fail "$example: missing, active, or without the rule: $(cat "$example" 2>&1)"
+  fi
+  if dpkg-query -L libpam-pbx-totp pbx-mfa | grep -q '^/etc/sudoers\.d'; then
+    fail "the packages install into /etc/sudoers.d: delegation must be the admin's choice"
+  else
+    pass "nothing installed into /etc/sudoers.d (the example stays an example)"
+  fi
+  if command -v visudo >/dev/null; then
+    sed 's/^#%pbx-helpdesk/%pbx-helpdesk/' "$example" >"$tmp/pbx-helpdesk"
+    if visudo -c -f "$tmp/pbx-helpdesk" >"$tmp/visudo.log" 2>&1; then
+      pass "the example's rule, uncommented, passes visudo -c"
+    else
+      fail "the example's rule, uncommented, fails visudo -c: $(cat "$tmp/visudo.log")"
+    fi
   fi
 
   # The profile is registered (pam-auth-update saw it) but not enabled.
