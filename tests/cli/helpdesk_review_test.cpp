@@ -144,5 +144,30 @@ TEST(SudoersReview, PbxMfaForAUserOrThroughACmndAliasOutsideHelpdeskGroupsFails)
       << "%ops gets pbx-mfa through a Cmnd_Alias";
 }
 
+// A rule with a run-as list beyond root lets a member run pbx-mfa as any other user (uid not 0:
+// no helpdesk gate), e.g. `sudo -u alice pbx-mfa recovery-codes` prints a fresh set of alice's
+// recovery codes (a user replaces their own without a password), for a protected alice too.
+TEST(SudoersReview, RunAsOtherThanRootFails) {
+  totp::Config config;
+  config.helpdesk_groups = {"pbx-helpdesk"};
+  auto verdict = [&](const std::string& text) {
+    SudoersScan scan;
+    SudoersFile f;
+    f.path = "/etc/sudoers.d/pbx-helpdesk";
+    f.text = text;
+    scan.files.push_back(f);
+    auto checks =
+        sudoers_checks(scan, "/etc/sudoers.d", config, [](const std::vector<std::string>&) {
+          return std::optional<ProgramResult>(ProgramResult{0, ""});
+        });
+    return checks.empty() ? Status::kPass : checks[0].status;
+  };
+  EXPECT_EQ(verdict("%pbx-helpdesk ALL=(root) /usr/bin/pbx-mfa\n"), Status::kPass);
+  EXPECT_EQ(verdict("%pbx-helpdesk ALL = /usr/bin/pbx-mfa\n"), Status::kPass);  // root
+  EXPECT_EQ(verdict("%pbx-helpdesk ALL=(ALL) /usr/bin/pbx-mfa\n"), Status::kFail);
+  EXPECT_EQ(verdict("%pbx-helpdesk ALL=(ALL:ALL) NOPASSWD: /usr/bin/pbx-mfa\n"), Status::kFail);
+  EXPECT_EQ(verdict("%pbx-helpdesk ALL=(root,alice) /usr/bin/pbx-mfa\n"), Status::kFail);
+}
+
 }  // namespace
 }  // namespace pbx::cli::doctor
