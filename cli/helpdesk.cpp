@@ -220,9 +220,16 @@ totp::Result<std::optional<std::string>> helpdesk_protection(const totp::Config&
                                                              const totp::User& target,
                                                              uid_t actor_uid,
                                                              totp::GroupLookup lookup) {
+  if (target.uid == 0) return std::optional<std::string>{"root is always protected"};
+  return helpdesk_protection_of(config, target, accounts_of_uid(target), actor_uid, lookup);
+}
+
+totp::Result<std::optional<std::string>> helpdesk_protection_of(
+    const totp::Config& config, const totp::User& target, const std::vector<totp::User>& accounts,
+    uid_t actor_uid, totp::GroupLookup lookup) {
   using Why = std::optional<std::string>;
   if (target.uid == 0) return Why{"root is always protected"};
-  for (const totp::User& account : accounts_of_uid(target)) {
+  for (const totp::User& account : accounts) {
     const std::string of =
         account.name == target.name ? "" : " (as '" + account.name + "', of the same uid)";
     auto prot = first_group_of(config.protected_groups, account, lookup);
