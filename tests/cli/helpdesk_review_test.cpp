@@ -82,6 +82,14 @@ TEST_F(HelpdeskReviewTest, UserOptionFormsCannotSmuggleRoot) {
   EXPECT_EQ(out().find("Temporary access code for root"), std::string::npos) << out();
 }
 
+// A --reason of up to 200 bytes is accepted, but audit_field kept 128 bytes of it with no mark:
+// the audit line showed another, shorter reason ("ticket 4711 ... not for X" cut before "not").
+TEST_F(HelpdeskReviewTest, TheAuditLineHoldsTheWholeReason) {
+  const std::string reason = std::string(150, 'a') + "-not-approved";
+  EXPECT_EQ(hd({"temp-code", "--user", "lp", "--reason", reason, "--json"}), 0) << err();
+  EXPECT_NE(last_audit().find("reason=" + reason), std::string::npos) << last_audit();
+}
+
 // A second account with the uid of a protected user (useradd -o), whose name and primary group
 // are not in protected_groups: the gate asks only the alias's name and gid, so the helpdesk
 // acts on the protected uid (a temp code for the alias logs in as uid 2, bin).
