@@ -186,19 +186,62 @@ totp::Result<std::optional<HelpdeskActor>> helpdesk_actor(const Env& env,
   return None{};
 }
 
+namespace {
+
+// `target` and every other account of its uid (useradd -o aliases): getpwuid's and those
+// getpwent lists. Protection follows the uid: a second name of a protected uid, with a primary
+// group outside protected_groups, logs in as the same uid.
+std::vector<totp::User> accounts_of_uid(const totp::User& target) {
+  std::vector<totp::User> out = {target};
+  auto add = [&](const passwd* pw) {
+    if (pw == nullptr || pw->pw_name == nullptr || pw->pw_uid != target.uid) return;
+    for (const auto& u : out) {
+      if (u.name == pw->pw_name && u.gid == pw->pw_gid) return;
+    }
+    out.push_back(
+        totp::User{pw->pw_name, pw->pw_uid, pw->pw_gid, pw->pw_dir != nullptr ? pw->pw_dir : ""});
+  };
+  if (auto canonical = user_of_uid(target.uid)) {
+    passwd pw{};
+    pw.pw_name = canonical->name.data();
+    pw.pw_uid = canonical->uid;
+    pw.pw_gid = canonical->gid;
+    add(&pw);
+  }
+  setpwent();
+  while (passwd* pw = getpwent()) add(pw);
+  endpwent();
+  return out;
+}
+
+}  // namespace
+
 totp::Result<std::optional<std::string>> helpdesk_protection(const totp::Config& config,
                                                              const totp::User& target,
                                                              uid_t actor_uid,
                                                              totp::GroupLookup lookup) {
+  if (target.uid == 0) return std::optional<std::string>{"root is always protected"};
+  return helpdesk_protection_of(config, target, accounts_of_uid(target), actor_uid, lookup);
+}
+
+totp::Result<std::optional<std::string>> helpdesk_protection_of(
+    const totp::Config& config, const totp::User& target, const std::vector<totp::User>& accounts,
+    uid_t actor_uid, totp::GroupLookup lookup) {
   using Why = std::optional<std::string>;
   if (target.uid == 0) return Why{"root is always protected"};
-  auto prot = first_group_of(config.protected_groups, target, lookup);
-  if (!prot) return prot.error();
-  if (*prot) return Why{"member of protected group '" + **prot + "' (protected_groups)"};
-  if (target.uid != actor_uid) {
-    auto desk = first_group_of(config.helpdesk_groups, target, lookup);
-    if (!desk) return desk.error();
-    if (*desk) return Why{"another helpdesk member (group '" + **desk + "' of helpdesk_groups)"};
+  for (const totp::User& account : accounts) {
+    const std::string of =
+        account.name == target.name ? "" : " (as '" + account.name + "', of the same uid)";
+    auto prot = first_group_of(config.protected_groups, account, lookup);
+    if (!prot) return prot.error();
+    if (*prot) return Why{"member of protected group '" + **prot + "' (protected_groups)" + of};
+    if (target.uid != actor_uid) {
+      auto desk = first_group_of(config.helpdesk_groups, account, lookup);
+      if (!desk) return desk.error();
+      if (*desk) {
+        return Why{"another helpdesk member (group '" + **desk + "' of helpdesk_groups)" + of};
+      }
+    }
   }
   return Why{};
 }

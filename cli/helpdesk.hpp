@@ -85,6 +85,12 @@ totp::Result<std::optional<std::string>> helpdesk_protection(
     const totp::Config& config, const totp::User& target, uid_t actor_uid,
     totp::GroupLookup lookup = totp::lookup_group);
 
+// The same with the accounts of target's uid given (target among them; list, which has them all
+// already, instead of a getpwent per account).
+totp::Result<std::optional<std::string>> helpdesk_protection_of(
+    const totp::Config& config, const totp::User& target, const std::vector<totp::User>& accounts,
+    uid_t actor_uid, totp::GroupLookup lookup = totp::lookup_group);
+
 struct Session;
 
 // run()'s gate, after parsing and before the config is loaded: when root runs for a helpdesk

@@ -80,7 +80,9 @@ void print_secret_json(Session& s, nlohmann::json& j) {
 
 std::string audit_field(std::string_view value) {
   // ' ' and '=' would start another field, '"' and brackets would fake a quoted or bracketed one.
-  static constexpr totp::EscapeSet kAuditField{" =\"()", 128, ""};
+  // 256 bytes: a whole user name (lookup_user's limit) or --reason (kMaxTempCodeReason); a
+  // longer value is marked as cut rather than shown as another, shorter one.
+  static constexpr totp::EscapeSet kAuditField{" =\"()", 256, "..."};
   return totp::escape_field(value, kAuditField);
 }
 

@@ -3,6 +3,7 @@
 // success, recovery codes, lockout, temp code. Exit 1 while a required user is not enrolled.
 #include <algorithm>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -117,12 +118,29 @@ Command add_list(CLI::App& app) {
               }
             }
 
+            // The helpdesk sees the rows status would show it: no root, protected user,
+            // other helpdesk member, or user without an account here (pbx-mfa(1) HELPDESK).
+            std::unordered_map<uid_t, std::vector<totp::User>> by_uid;
+            if (s.helpdesk) {
+              for (const auto& a : accounts) {
+                if (a.has_account) by_uid[a.user.uid].push_back(a.user);
+              }
+            }
+            auto hidden = [&](const Account& a) {
+              if (!s.helpdesk) return false;
+              if (!a.has_account) return true;
+              auto why =
+                  helpdesk_protection_of(s.config, a.user, by_uid[a.user.uid], s.helpdesk->uid);
+              return !why || why->has_value();  // undecided counts as protected
+            };
+
             const GroupIndex groups(s.config);  // read once, not once per account
             std::vector<UserRow> rows;
             std::vector<const Account*> shown;
             bool missing = false;
             bool errors = false;
             for (const auto& a : accounts) {
+              if (hidden(a)) continue;
               auto row = user_row(s.config, verifier, a, &groups);
               if (!row) {
                 // The database gone: every further row would fail the same way.

@@ -132,6 +132,30 @@ std::vector<std::string> spec_users(const std::string& line) {
   return out;
 }
 
+// The run-as users of a user specification: what precedes ':' in each "(...)" after the first
+// '=' ("(root)" -> root, "(ALL:ALL)" -> ALL, "(root,alice)" -> root, alice). None: root.
+std::vector<std::string> spec_runas_users(const std::string& line) {
+  std::vector<std::string> out;
+  std::size_t eq = line.find('=');
+  if (eq == std::string::npos) return out;
+  for (std::size_t at = line.find('(', eq); at != std::string::npos; at = line.find('(', at + 1)) {
+    std::size_t close = line.find(')', at);
+    if (close == std::string::npos) break;
+    std::string inside = line.substr(at + 1, close - at - 1);
+    inside = inside.substr(0, inside.find(':'));
+    std::string cur;
+    for (char c : inside + ",") {
+      if (c == ',') {
+        if (auto t = trim(cur); !t.empty()) out.push_back(t);
+        cur.clear();
+      } else {
+        cur += c;
+      }
+    }
+  }
+  return out;
+}
+
 struct Finding {
   Status status;
   std::string message;
@@ -182,6 +206,19 @@ std::vector<Finding> judge_text(const std::string& path, const std::string& text
                          "' has the SETENV tag: a member can set SUDO_UID and escape "
                          "the helpdesk's limits",
                      "remove SETENV"});
+    }
+    if (pbx) {
+      std::vector<std::string> others;
+      for (const auto& r : spec_runas_users(line)) {
+        if (r != "root" && r != "#0") others.push_back(r);
+      }
+      if (!others.empty()) {
+        out.push_back({Status::kFail,
+                       "'" + line + "' lets its users run pbx-mfa as " + join(others) +
+                           ": as a user other than root pbx-mfa is that user, outside the "
+                           "helpdesk's limits (sudo -u alice pbx-mfa recovery-codes)",
+                       "run pbx-mfa as root only: ALL=(root) /usr/bin/pbx-mfa"});
+      }
     }
     auto commands = spec_commands(line);
     if (!desk_groups.empty() && holds(commands, "ALL")) {
