@@ -190,7 +190,18 @@ std::vector<Finding> judge_text(const std::string& path, const std::string& text
       }
       continue;
     }
-    if (first.size() > 6 && first.compare(first.size() - 6, 6, "_Alias") == 0) continue;
+    if (first.size() > 6 && first.compare(first.size() - 6, 6, "_Alias") == 0) {
+      // Who gets an alias's commands is decided elsewhere: doctor cannot tell helpdesk
+      // members from full admins through it.
+      if (first == "Cmnd_Alias" && line.find("pbx-mfa") != std::string::npos) {
+        out.push_back({Status::kFail,
+                       "'" + line +
+                           "' puts pbx-mfa in a command alias: whoever is given the alias "
+                           "runs pbx-mfa as root, helpdesk member or not",
+                       "name /usr/bin/pbx-mfa directly in a %group rule of helpdesk_groups"});
+      }
+      continue;
+    }
     const bool pbx = line.find("pbx-mfa") != std::string::npos;
     std::vector<std::string> desk_groups;
     std::vector<std::string> other_groups;

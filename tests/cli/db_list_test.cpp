@@ -75,8 +75,12 @@ TEST_F(DbListTest, TempCodeAndMarkAreInTheDatabase) {
   auto row = json_of({"status", "--user", "daemon", "--json"}, 3);
   EXPECT_EQ(row["required_by"], "marked");
   EXPECT_EQ(row["temp_code_expires"], iso8601(kNow + 3600));
-  // Required and not enrolled: list says so by its exit status.
+  // Required and not enrolled, but daemon has no login shell: listed, not failing the check.
+  json_of({"list", "--json"}, 0);
+  // root has one: list says so by its exit status.
+  ASSERT_EQ(run_cli({"require", "--user", "root"}), 0) << err();
   json_of({"list", "--json"}, 1);
+  ASSERT_EQ(run_cli({"require", "--user", "root", "--off"}), 0) << err();
   clear();
   ASSERT_EQ(run_cli({"temp-code", "--user", "daemon", "--revoke"}), 0) << err();
   EXPECT_TRUE(json_of({"status", "--user", "daemon", "--json"}, 3)["temp_code_expires"].is_null());

@@ -46,10 +46,12 @@ echo "ok: temp-code --json: {\"code\":\"(16 letters)\",\"expires\",\"user\",\"us
 
 mfa list --json >/dev/null || fail "list: exit $? with nobody required"
 mfa require --user daemon >/dev/null || fail "require: exit $?"
+mfa list >/dev/null || fail "list: exit $? while only daemon (no login shell) is required"
+mfa require --user root >/dev/null || fail "require: exit $?"
 mfa list >/dev/null
 rc=$?
-[ "$rc" = 1 ] || fail "list: exit $rc while daemon is required and not enrolled, not 1"
-echo "ok: list exits 1 while a required user is not enrolled"
+[ "$rc" = 1 ] || fail "list: exit $rc while root is required and not enrolled, not 1"
+echo "ok: list exits 1 while a required user with a login shell is not enrolled, 0 for daemon"
 
 # Every row equals status --json (rows hold no nested objects, so one per line after the split).
 rows=$(mfa list --json | sed -e 's/^{"users":\[//' -e 's/\]}$//' -e 's/},{/}\n{/g')
