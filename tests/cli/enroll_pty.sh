@@ -156,8 +156,11 @@ OWNER_MODE=$(stat -c '%U %a' "$SECRET_FILE")
 STATUS=$("$WORK/pbx-mfa" status --user "$USER_NAME" --json --config "$CONF") ||
   fail "status exited $?"
 echo "$STATUS" | jq -e --arg u "$USER_NAME" '
-  (keys == ["algorithm","digits","enrolled","failures","last_success","locked_until",
-            "period","recovery_codes_left","required","required_by","user"])
+  (keys == ["algorithm","created","digits","enrolled","exempt","failures","last_success",
+            "locked_until","login_shell","period","recovery_codes_left","required","required_by",
+            "temp_code_expires","user"])
+  and .exempt == false and .login_shell == true and .temp_code_expires == null
+  and (.created | test("^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z$"))
   and .user == $u and .enrolled == true and .required == true and .required_by == "all"
   and .algorithm == "SHA1" and .digits == 6
   and .period == 30 and .recovery_codes_left == 5 and .failures == 0
