@@ -18,13 +18,14 @@
 #endif
 
 namespace pbx::cli::doctor {
-namespace {
 
 std::string octal(mode_t mode) {
   char buf[16];
   (void)std::snprintf(buf, sizeof buf, "%04o", static_cast<unsigned>(mode & 07777));
   return buf;
 }
+
+namespace {
 
 std::vector<std::string> module_candidates() {
   std::vector<std::string> dirs;

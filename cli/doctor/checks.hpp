@@ -1,6 +1,8 @@
 // doctor's checks: each one looks at the gathered facts and returns its PASS/WARN/FAIL lines.
 #pragma once
 
+#include <sys/types.h>
+
 #include <map>
 #include <optional>
 #include <set>
@@ -120,6 +122,9 @@ std::vector<Check> check_sshd_kbdinteractive(const Facts& f);
 std::vector<Check> check_sshd_authmethods(const Facts& f);
 std::vector<Check> check_sshd_password(const Facts& f);
 std::vector<Check> check_sshd_match(const Facts& f);
+
+// A file mode as doctor prints it ("0640").
+std::string octal(mode_t mode);
 
 // Every check in the order doctor prints them.
 inline constexpr CheckFn kChecks[] = {check_config,

@@ -15,12 +15,6 @@
 namespace pbx::cli::doctor {
 namespace {
 
-std::string octal(mode_t mode) {
-  char buf[16];
-  (void)std::snprintf(buf, sizeof buf, "%04o", static_cast<unsigned>(mode & 07777));
-  return buf;
-}
-
 std::string join(const std::vector<std::string>& items, const char* sep = ", ") {
   std::string out;
   for (const auto& i : items) out += (out.empty() ? "" : sep) + i;
