@@ -3,15 +3,15 @@
 #include "config_checks.hpp"
 
 #include <arpa/inet.h>
-#include <grp.h>
 #include <sys/socket.h>
 
-#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <set>
 #include <utility>
+
+#include "pbx/totp/user.hpp"
 
 namespace pbx::cli::doctor {
 namespace {
@@ -156,19 +156,10 @@ Check limit_warning(const std::string& name, std::string message, std::string fi
 }  // namespace
 
 GroupLookup lookup_group(const std::string& name) {
-  std::vector<char> buf(1024);
-  for (;;) {
-    struct group gr {};
-    struct group* result = nullptr;
-    int rc = ::getgrnam_r(name.c_str(), &gr, buf.data(), buf.size(), &result);
-    if (rc == ERANGE && buf.size() < (std::size_t{1} << 24)) {
-      buf.resize(buf.size() * 2);
-      continue;
-    }
-    if (rc != 0) return {GroupLookup::Kind::kError, std::strerror(rc)};
-    if (result == nullptr) return {GroupLookup::Kind::kMissing, ""};
-    return {GroupLookup::Kind::kFound, ""};
-  }
+  auto found = totp::lookup_group(name);  // the module's own lookup: the same answers
+  if (!found) return {GroupLookup::Kind::kError, found.error().message};
+  if (!found->has_value()) return {GroupLookup::Kind::kMissing, ""};
+  return {GroupLookup::Kind::kFound, ""};
 }
 
 std::vector<Check> group_checks(const totp::Config& config, const PamScan& pam,
