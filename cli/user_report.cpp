@@ -59,7 +59,7 @@ std::optional<std::vector<std::string>> GroupIndex::groups_of(const totp::User& 
 // A login shell is one /etc/shells lists (getusershell(3)); an empty field is /bin/sh. Without
 // /etc/shells, anything but nologin and false.
 bool is_login_shell(std::string_view shell) {
-  static const std::set<std::string> listed = [] {
+  static const std::set<std::string> kListed = [] {
     std::set<std::string> out;
     std::ifstream in("/etc/shells");
     for (std::string line; std::getline(in, line);) {
@@ -68,7 +68,7 @@ bool is_login_shell(std::string_view shell) {
     return out;
   }();
   if (shell.empty()) shell = "/bin/sh";
-  if (!listed.empty()) return listed.count(std::string(shell)) > 0;
+  if (!kListed.empty()) return kListed.count(std::string(shell)) > 0;
   std::size_t slash = shell.rfind('/');
   std::string_view base = slash == std::string_view::npos ? shell : shell.substr(slash + 1);
   return base != "nologin" && base != "false";
