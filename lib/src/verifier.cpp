@@ -102,6 +102,22 @@ Status check_writable(const UserState& state) {
   return Ok{};
 }
 
+// A success (TOTP, recovery or temp code): failures and lockout cleared.
+void count_success(UserState& state, std::int64_t now) {
+  state.failures = 0;
+  state.locked_until = 0;
+  state.last_success = now;
+}
+
+// The answer to a locked-out user: nothing was checked.
+Outcome locked_out(const UserState& state) {
+  Outcome out;
+  out.verdict = Verdict::kLockedOut;
+  out.locked_until = state.locked_until;
+  out.failures = state.failures;
+  return out;
+}
+
 // A failure: counted, and a lockout once there are enough.
 void count_failure(const Config& config, UserState& state, std::int64_t now) {
   state.failures = std::min(state.failures + 1, 1000000);
@@ -188,14 +204,12 @@ Result<Outcome> Verifier::verify(const User& user, std::string_view input, std::
     if (state.enrollment_id != e.id) state = fresh_state(e, state);
 
     const std::int64_t now = clock_.now();
-    Outcome out;
     if (state.locked_until > now) {
-      out.verdict = Verdict::kLockedOut;
-      out.locked_until = state.locked_until;
-      out.failures = state.failures;
+      Outcome out = locked_out(state);
       out.recovery_left = recovery_left(e, state);
       return out;
     }
+    Outcome out;
 
     std::string_view code = trim_spaces(input);
 
@@ -239,9 +253,7 @@ Result<Outcome> Verifier::verify(const User& user, std::string_view input, std::
     }
 
     if (success) {
-      state.failures = 0;
-      state.locked_until = 0;
-      state.last_success = now;
+      count_success(state, now);
       // A temp code opens no grace period: the next login asks again.
       if (config_.grace_period > 0 && !rhost.empty() && !temp_code) {
         std::string key = host_key(rhost);
@@ -273,13 +285,8 @@ Result<Outcome> Verifier::verify(const User& user, std::string_view input, std::
 Result<Outcome> Verifier::verify_unenrolled(StateTxn& txn, std::string_view input) {
   UserState state = unenrolled_state(txn.state());
   const std::int64_t now = clock_.now();
+  if (state.locked_until > now) return locked_out(state);
   Outcome out;
-  if (state.locked_until > now) {
-    out.verdict = Verdict::kLockedOut;
-    out.locked_until = state.locked_until;
-    out.failures = state.failures;
-    return out;
-  }
   if (!state.temp_code || !state.temp_code->active(now)) {
     out.verdict = Verdict::kNotEnrolled;
     return out;
@@ -287,9 +294,7 @@ Result<Outcome> Verifier::verify_unenrolled(StateTxn& txn, std::string_view inpu
   auto temp = try_temp_code(state, trim_spaces(input), now, out);
   if (!temp) return temp.error();
   if (temp->has_value() && **temp) {
-    state.failures = 0;
-    state.locked_until = 0;
-    state.last_success = now;
+    count_success(state, now);
   } else {
     out.verdict = Verdict::kRejected;
     count_failure(config_, state, now);
