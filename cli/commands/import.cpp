@@ -114,15 +114,12 @@ int run_import(Session& s, ImportOptions& o) {
     return fail(s, existing.error());
   }
 
-  totp::Enrollment e;
   auto id = totp::new_enrollment_id();
   if (!id) return fail(s, id.error());
-  e.id = std::move(id.value());
-  e.secret = std::move(in.params.secret);
-  e.algorithm = in.params.algorithm;
-  e.digits = in.params.digits;
-  e.period = in.params.period;
-  e.created = s.env.clock->now();
+  totp::Enrollment e = totp::single_device_enrollment(
+      std::move(id.value()), std::move(in.params.secret), in.params.algorithm, in.params.digits,
+      in.params.period, s.env.clock->now());
+  const totp::Device& d = e.devices.front();
   int codes = static_cast<int>(in.scratch_codes.size());
   if (codes > 0) {
     auto set = totp::hash_recovery_codes(in.scratch_codes);
@@ -143,15 +140,15 @@ int run_import(Session& s, ImportOptions& o) {
   if (o.json) {
     print_json(s, {{"user", user->name},
                    {"from", totp::import_format_name(*format)},
-                   {"algorithm", totp::algorithm_name(e.algorithm)},
-                   {"digits", e.digits},
-                   {"period", e.period},
+                   {"algorithm", totp::algorithm_name(d.algorithm)},
+                   {"digits", d.digits},
+                   {"period", d.period},
                    {"recovery_codes_imported", codes},
                    {"notes", notes}});
     return kExitOk;
   }
   s.out() << user->name << ": imported from " << totp::import_format_name(*format) << " ("
-          << totp::algorithm_name(e.algorithm) << ", " << e.digits << " digits, " << e.period
+          << totp::algorithm_name(d.algorithm) << ", " << d.digits << " digits, " << d.period
           << " s)\n";
   if (codes > 0) {
     s.out() << "  " << codes << " scratch code" << (codes == 1 ? "" : "s")

@@ -8,6 +8,7 @@
 #include <iterator>
 
 #include "file_util.hpp"
+#include "pbx/totp/enrollment.hpp"
 #include "pbx/totp/strings.hpp"
 
 namespace pbx::totp {
@@ -256,6 +257,8 @@ constexpr Setting kSettings[] = {
      "first lockout in seconds, 1 to 3600 (doubles with each further failure)"},
     {"recovery_codes", "5", int_in<&Config::recovery_codes, 0, 20>,
      "one-time recovery codes made at enrollment, 0 to 20"},
+    {"max_devices", "2", int_in<&Config::max_devices, 1, kMaxDevices>,
+     "authenticator devices a user may have (pbx-mfa device add), 1 to 5"},
     {"require", "all", require_in,
      "who must use a second factor: all, none, or a comma list of group:NAME"},
     {"exempt_groups", "", groups_in<&Config::exempt_groups>,

@@ -25,11 +25,68 @@ Error corrupt_line(const detail::KeyValueLine& kv, const std::string& why) {
   return corrupt("line " + std::to_string(kv.line) + ": " + why);
 }
 
-constexpr std::string_view kKeys[] = {"id",      "secret",  "algorithm",     "digits",
-                                      "period",  "created", "recovery-salt", "recovery-kdf",
-                                      "recovery"};
+constexpr std::string_view kKeysV1[] = {"id",      "secret",  "algorithm",     "digits",
+                                        "period",  "created", "recovery-salt", "recovery-kdf",
+                                        "recovery"};
+constexpr std::string_view kKeysV2[] = {"id",           "created", "device", "recovery-salt",
+                                        "recovery-kdf", "recovery"};
+constexpr std::int64_t kMaxTime = INT64_C(1) << 40;
+
+bool parse_secret(std::string_view b32, SecretBytes& out) {
+  auto bytes = base32_decode(b32);
+  if (!bytes || bytes->size() < 10 || bytes->size() > 128) return false;
+  out = std::move(bytes.value());
+  return true;
+}
+
+bool parse_digits(std::string_view v, int& out) {
+  std::int64_t n = 0;
+  if (!detail::parse_i64(v, kMinDigits, kMaxDigits, n)) return false;
+  out = static_cast<int>(n);
+  return true;
+}
+
+bool parse_period(std::string_view v, int& out) {
+  std::int64_t n = 0;
+  if (!detail::parse_i64(v, 1, 300, n)) return false;
+  out = static_cast<int>(n);
+  return true;
+}
+
+// "device NAME CREATED ALGORITHM DIGITS PERIOD BASE32"
+bool parse_device(std::string_view v, Device& d) {
+  std::vector<std::string_view> f;
+  std::int64_t created = 0;
+  if (!detail::split_fields(v, 6, f) || !valid_device_name(f[0]) ||
+      !detail::parse_i64(f[1], 0, kMaxTime, created)) {
+    return false;
+  }
+  auto a = parse_algorithm(f[2]);
+  if (!a || !parse_digits(f[3], d.digits) || !parse_period(f[4], d.period) ||
+      !parse_secret(f[5], d.secret)) {
+    return false;
+  }
+  d.name = std::string(f[0]);
+  d.created = created;
+  d.algorithm = *a;
+  return true;
+}
 
 }  // namespace
+
+bool valid_device_name(std::string_view name) noexcept {
+  if (name.empty() || name.size() > 32) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+  });
+}
+
+const Device* Enrollment::find_device(std::string_view name) const noexcept {
+  for (const auto& d : devices) {
+    if (d.name == name) return &d;
+  }
+  return nullptr;
+}
 
 Result<std::string> new_enrollment_id() {
   std::uint8_t b[kIdBytes];
@@ -37,30 +94,46 @@ Result<std::string> new_enrollment_id() {
   return detail::to_hex(b, sizeof b);
 }
 
+Enrollment single_device_enrollment(std::string id, SecretBytes secret, Algorithm algorithm,
+                                    int digits, int period, std::int64_t created) {
+  Enrollment e;
+  e.id = std::move(id);
+  e.created = created;
+  Device d;
+  d.secret = std::move(secret);
+  d.algorithm = algorithm;
+  d.digits = digits;
+  d.period = period;
+  d.created = created;
+  e.devices.push_back(std::move(d));
+  return e;
+}
+
 std::string serialize_enrollment(const Enrollment& e) {
-  std::string secret = base32_encode(e.secret, false);
   std::string s;
-  s.reserve(512 + e.recovery.hashes.size() * 80);
+  s.reserve(256 + e.devices.size() * 200 + e.recovery.hashes.size() * 80);
   s += "# pbx-mfa secret file: written by pbx-mfa, do not edit\n";
-  s += "version 1\n";
+  s += "version 2\n";
   s += "id " + e.id + "\n";
-  s += "secret " + secret + "\n";
-  s += std::string("algorithm ") + algorithm_name(e.algorithm) + "\n";
-  s += "digits " + std::to_string(e.digits) + "\n";
-  s += "period " + std::to_string(e.period) + "\n";
   s += "created " + std::to_string(e.created) + "\n";
+  for (const auto& d : e.devices) {
+    std::string secret = base32_encode(d.secret, false);
+    s += "device " + d.name + " " + std::to_string(d.created) + " " + algorithm_name(d.algorithm) +
+         " " + std::to_string(d.digits) + " " + std::to_string(d.period) + " " + secret + "\n";
+    wipe(secret);
+  }
   if (!e.recovery.hashes.empty()) {
     s += "recovery-salt " + e.recovery.salt + "\n";
     s += "recovery-kdf " + kdf_text(e.recovery.kdf) + "\n";
     for (const auto& h : e.recovery.hashes) s += "recovery " + h + "\n";
   }
   s += "end\n";
-  wipe(secret);
   return s;
 }
 
 Result<Enrollment> parse_enrollment(std::string_view text) {
-  auto lines = detail::parse_key_values(text, kWhat);
+  int version = 0;
+  auto lines = detail::parse_key_values(text, kWhat, 2, &version);
   if (!lines) return lines.error();
   // The secret's base32 text sits in these lines: wipe them on every way out.
   struct WipeLines {
@@ -72,14 +145,17 @@ Result<Enrollment> parse_enrollment(std::string_view text) {
       }
     }
   } guard{lines.value()};
+  const bool v1 = version == 1;
   Enrollment e;
+  Device one;  // version 1: the one secret
   std::set<std::string> seen;
   bool have_kdf = false;
   for (auto& kv : *lines) {
-    if (std::find(std::begin(kKeys), std::end(kKeys), kv.key) == std::end(kKeys)) {
-      return corrupt_line(kv, "unknown key");
-    }
-    if (kv.key != "recovery" && !seen.insert(kv.key).second) {
+    bool known =
+        v1 ? std::find(std::begin(kKeysV1), std::end(kKeysV1), kv.key) != std::end(kKeysV1)
+           : std::find(std::begin(kKeysV2), std::end(kKeysV2), kv.key) != std::end(kKeysV2);
+    if (!known) return corrupt_line(kv, "unknown key");
+    if (kv.key != "recovery" && kv.key != "device" && !seen.insert(kv.key).second) {
       return corrupt_line(kv, "'" + kv.key + "' given twice");
     }
     std::int64_t n = 0;
@@ -87,22 +163,26 @@ Result<Enrollment> parse_enrollment(std::string_view text) {
       if (!detail::is_hex(kv.value, kIdBytes * 2)) return corrupt("bad id");
       e.id = kv.value;
     } else if (kv.key == "secret") {
-      auto bytes = base32_decode(kv.value);
-      if (!bytes || bytes->size() < 10 || bytes->size() > 128) return corrupt("bad secret");
-      e.secret = std::move(bytes.value());
+      if (!parse_secret(kv.value, one.secret)) return corrupt("bad secret");
     } else if (kv.key == "algorithm") {
       auto a = parse_algorithm(kv.value);
       if (!a) return corrupt("bad algorithm");
-      e.algorithm = *a;
+      one.algorithm = *a;
     } else if (kv.key == "digits") {
-      if (!detail::parse_i64(kv.value, kMinDigits, kMaxDigits, n)) return corrupt("bad digits");
-      e.digits = static_cast<int>(n);
+      if (!parse_digits(kv.value, one.digits)) return corrupt("bad digits");
     } else if (kv.key == "period") {
-      if (!detail::parse_i64(kv.value, 1, 300, n)) return corrupt("bad period");
-      e.period = static_cast<int>(n);
+      if (!parse_period(kv.value, one.period)) return corrupt("bad period");
     } else if (kv.key == "created") {
-      if (!detail::parse_i64(kv.value, 0, INT64_C(1) << 40, n)) return corrupt("bad created time");
+      if (!detail::parse_i64(kv.value, 0, kMaxTime, n)) return corrupt("bad created time");
       e.created = n;
+    } else if (kv.key == "device") {
+      Device d;
+      if (!parse_device(kv.value, d)) return corrupt_line(kv, "bad device");
+      if (e.find_device(d.name) != nullptr) return corrupt_line(kv, "device given twice");
+      if (e.devices.size() >= static_cast<std::size_t>(kMaxDevices)) {
+        return corrupt_line(kv, "more than " + std::to_string(kMaxDevices) + " devices");
+      }
+      e.devices.push_back(std::move(d));
     } else if (kv.key == "recovery-salt") {
       if (!detail::is_hex(kv.value, 32)) return corrupt("bad recovery-salt");
       e.recovery.salt = kv.value;
@@ -123,8 +203,17 @@ Result<Enrollment> parse_enrollment(std::string_view text) {
       return corrupt_line(kv, "unknown key");
     }
   }
-  for (const char* key : {"id", "secret", "algorithm", "digits", "period", "created"}) {
-    if (seen.count(key) == 0) return corrupt(std::string("missing '") + key + "'");
+  if (v1) {
+    for (const char* key : {"id", "secret", "algorithm", "digits", "period", "created"}) {
+      if (seen.count(key) == 0) return corrupt(std::string("missing '") + key + "'");
+    }
+    one.created = e.created;
+    e.devices.push_back(std::move(one));
+  } else {
+    for (const char* key : {"id", "created"}) {
+      if (seen.count(key) == 0) return corrupt(std::string("missing '") + key + "'");
+    }
+    if (e.devices.empty()) return corrupt("no device");
   }
   if (!e.recovery.hashes.empty() && (e.recovery.salt.empty() || !have_kdf)) {
     return corrupt("recovery hashes without salt or kdf");

@@ -97,6 +97,25 @@ Result<std::vector<SecretString>> NewEnrollment::make_recovery_codes(const KdfPa
   return codes;
 }
 
+Device NewEnrollment::device(std::string name, std::int64_t now,
+                             std::int64_t confirmed_step) const {
+  Device d;
+  d.name = std::move(name);
+  d.secret = secret_;
+  d.algorithm = plan_.algorithm;
+  d.digits = plan_.digits;
+  d.period = plan_.period;
+  d.created = now;
+  // Dated after the confirmation code's time step (up to window + 1 steps ahead, for a phone
+  // whose clock is ahead): until a login writes state, the verifier counts the steps before
+  // the creation as used, so the confirmation code cannot also log in even when the state
+  // could not be written (a self-enrollment).
+  if (confirmed_step != kNoStep && confirmed_step < (INT64_C(1) << 40) / plan_.period) {
+    d.created = std::max(now, (confirmed_step + 1) * plan_.period);
+  }
+  return d;
+}
+
 Result<SaveReport> NewEnrollment::save(Store& store, const User& user, std::int64_t now,
                                        std::int64_t confirmed_step,
                                        const SaveOptions& options) const {
@@ -104,18 +123,8 @@ Result<SaveReport> NewEnrollment::save(Store& store, const User& user, std::int6
   if (!id) return id.error();
   Enrollment e;
   e.id = *id;
-  e.secret = secret_;
-  e.algorithm = plan_.algorithm;
-  e.digits = plan_.digits;
-  e.period = plan_.period;
-  e.created = now;
-  // Dated after the confirmation code's time step (up to window + 1 steps ahead, for a phone
-  // whose clock is ahead): until a login writes state, the verifier counts the steps before
-  // the creation as used, so the confirmation code cannot also log in even when the state
-  // could not be written (a self-enrollment).
-  if (confirmed_step != kNoStep && confirmed_step < (INT64_C(1) << 40) / plan_.period) {
-    e.created = std::max(now, (confirmed_step + 1) * plan_.period);
-  }
+  e.devices.push_back(device(std::string(kDefaultDevice), now, confirmed_step));
+  e.created = e.devices.front().created;
   e.recovery = recovery_;
 
   std::unique_ptr<StateTxn> txn;
@@ -129,7 +138,7 @@ Result<SaveReport> NewEnrollment::save(Store& store, const User& user, std::int6
   if (txn) {
     UserState fresh;
     fresh.enrollment_id = e.id;
-    fresh.last_step = confirmed_step;
+    fresh.marks.push_back(DeviceMark{e.devices.front().name, e.created, confirmed_step});
     // The account's part (state.hpp) survives a new enrollment: the required mark, and a temp
     // code that still has uses left.
     fresh.required = txn->state().required;

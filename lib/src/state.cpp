@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "hex.hpp"
+#include "pbx/totp/enrollment.hpp"
 #include "pbx/totp/temp_code.hpp"
 #include "text_format.hpp"
 
@@ -23,10 +24,33 @@ Error corrupt_line(const detail::KeyValueLine& kv, const std::string& why) {
   return corrupt("line " + std::to_string(kv.line) + ": " + why);
 }
 
-constexpr std::string_view kKeys[] = {
+constexpr std::string_view kKeysV1[] = {
     "id",       "last-step",    "failures",      "locked-until",
     "skew",     "last-success", "used-recovery", "grace",
     "required", "temp-code",    "temp-code-kdf", "temp-code-reason"};
+constexpr std::string_view kKeysV2[] = {
+    "id",    "failures", "locked-until", "last-success",  "device",          "used-recovery",
+    "grace", "required", "temp-code",    "temp-code-kdf", "temp-code-reason"};
+
+bool parse_skew(std::string_view v, int& out) {
+  std::int64_t n = 0;
+  if (!detail::parse_i64(v, -1000, 1000, n)) return false;
+  out = static_cast<int>(std::clamp<std::int64_t>(n, -kMaxSkewSteps, kMaxSkewSteps));
+  return true;
+}
+
+// "device NAME CREATED LAST_STEP SKEW LAST_USED"
+bool parse_mark(std::string_view v, DeviceMark& m) {
+  std::vector<std::string_view> f;
+  if (!detail::split_fields(v, 5, f) || !valid_device_name(f[0]) ||
+      !detail::parse_i64(f[1], 0, kMaxTime, m.created) ||
+      !detail::parse_i64(f[2], kNoStep, kMaxTime, m.last_step) || !parse_skew(f[3], m.skew) ||
+      !detail::parse_i64(f[4], 0, kMaxTime, m.last_used)) {
+    return false;
+  }
+  m.device = std::string(f[0]);
+  return true;
+}
 
 bool valid_name(std::string_view name) {
   if (name.empty() || name.size() > 64) return false;
@@ -36,25 +60,12 @@ bool valid_name(std::string_view name) {
   });
 }
 
-// Splits "a b c" into exactly `n` space-separated fields.
-bool fields(std::string_view v, std::size_t n, std::vector<std::string_view>& out) {
-  out.clear();
-  while (out.size() + 1 < n) {
-    std::size_t sp = v.find(' ');
-    if (sp == std::string_view::npos || sp == 0) return false;
-    out.push_back(v.substr(0, sp));
-    v.remove_prefix(sp + 1);
-  }
-  if (v.empty() || v.find(' ') != std::string_view::npos) return false;
-  out.push_back(v);
-  return true;
-}
-
 // "required BY AT"
 bool parse_required(std::string_view v, RequiredMark& m) {
   std::vector<std::string_view> f;
   std::int64_t at = 0;
-  if (!fields(v, 2, f) || !valid_name(f[0]) || !detail::parse_i64(f[1], 0, kMaxTime, at)) {
+  if (!detail::split_fields(v, 2, f) || !valid_name(f[0]) ||
+      !detail::parse_i64(f[1], 0, kMaxTime, at)) {
     return false;
   }
   m = RequiredMark{true, std::string(f[0]), at};
@@ -65,7 +76,7 @@ bool parse_required(std::string_view v, RequiredMark& m) {
 bool parse_temp_code(std::string_view v, TempCode& t) {
   std::vector<std::string_view> f;
   std::int64_t issued = 0, expires = 0, uses = 0;
-  if (!fields(v, 6, f) || !detail::is_hex(f[0], 32) || !detail::is_hex(f[1], 64) ||
+  if (!detail::split_fields(v, 6, f) || !detail::is_hex(f[0], 32) || !detail::is_hex(f[1], 64) ||
       !detail::parse_i64(f[2], 0, kMaxTime, issued) ||
       !detail::parse_i64(f[3], 0, kMaxTime, expires) ||
       !detail::parse_i64(f[4], 0, kTempCodeMaxUses, uses) || !valid_name(f[5])) {
@@ -84,13 +95,18 @@ bool parse_temp_code(std::string_view v, TempCode& t) {
 }  // namespace
 
 std::string serialize_state(const UserState& s) {
-  std::string out = "version 1\n";
+  std::string out = "version 2\n";
   out += "id " + s.enrollment_id + "\n";
-  out += "last-step " + std::to_string(s.last_step) + "\n";
   out += "failures " + std::to_string(s.failures) + "\n";
   out += "locked-until " + std::to_string(s.locked_until) + "\n";
-  out += "skew " + std::to_string(s.skew) + "\n";
   out += "last-success " + std::to_string(s.last_success) + "\n";
+  for (const auto& m : s.marks) {
+    // A version 1 mark (kAnyCreated) is written as created 0, which no device matches: the
+    // verifier binds it to the device "default" before it writes.
+    out += "device " + m.device + " " + std::to_string(std::max<std::int64_t>(m.created, 0)) + " " +
+           std::to_string(m.last_step) + " " + std::to_string(m.skew) + " " +
+           std::to_string(m.last_used) + "\n";
+  }
   if (!s.used_recovery.empty()) {
     out += "used-recovery " + detail::index_list(s.used_recovery) + "\n";
   }
@@ -111,15 +127,19 @@ std::string serialize_state(const UserState& s) {
 }
 
 Result<UserState> parse_state(std::string_view text) {
-  auto lines = detail::parse_key_values(text, kWhat);
+  int version = 0;
+  auto lines = detail::parse_key_values(text, kWhat, 2, &version);
   if (!lines) return lines.error();
+  const bool v1 = version == 1;
   UserState s;
+  DeviceMark legacy{std::string(kDefaultDevice), kAnyCreated};  // version 1: last-step, skew
   std::set<std::string> seen;
   for (const auto& kv : *lines) {
-    if (std::find(std::begin(kKeys), std::end(kKeys), kv.key) == std::end(kKeys)) {
-      return corrupt_line(kv, "unknown key");
-    }
-    if (kv.key != "grace" && !seen.insert(kv.key).second) {
+    bool known =
+        v1 ? std::find(std::begin(kKeysV1), std::end(kKeysV1), kv.key) != std::end(kKeysV1)
+           : std::find(std::begin(kKeysV2), std::end(kKeysV2), kv.key) != std::end(kKeysV2);
+    if (!known) return corrupt_line(kv, "unknown key");
+    if (kv.key != "grace" && kv.key != "device" && !seen.insert(kv.key).second) {
       return corrupt_line(kv, "'" + kv.key + "' given twice");
     }
     std::int64_t n = 0;
@@ -128,7 +148,7 @@ Result<UserState> parse_state(std::string_view text) {
       s.enrollment_id = kv.value;
     } else if (kv.key == "last-step") {
       if (!detail::parse_i64(kv.value, kNoStep, kMaxTime, n)) return corrupt("bad last-step");
-      s.last_step = n;
+      legacy.last_step = n;
     } else if (kv.key == "failures") {
       if (!detail::parse_i64(kv.value, 0, 1000000, n)) return corrupt("bad failures");
       s.failures = static_cast<int>(n);
@@ -136,8 +156,18 @@ Result<UserState> parse_state(std::string_view text) {
       if (!detail::parse_i64(kv.value, 0, kMaxTime, n)) return corrupt("bad locked-until");
       s.locked_until = n;
     } else if (kv.key == "skew") {
-      if (!detail::parse_i64(kv.value, -1000, 1000, n)) return corrupt("bad skew");
-      s.skew = static_cast<int>(std::clamp<std::int64_t>(n, -kMaxSkewSteps, kMaxSkewSteps));
+      if (!parse_skew(kv.value, legacy.skew)) return corrupt("bad skew");
+    } else if (kv.key == "device") {
+      DeviceMark m;
+      if (!parse_mark(kv.value, m)) return corrupt_line(kv, "bad device mark");
+      if (std::any_of(s.marks.begin(), s.marks.end(),
+                      [&](const DeviceMark& o) { return o.device == m.device; })) {
+        return corrupt_line(kv, "device mark given twice");
+      }
+      if (s.marks.size() >= static_cast<std::size_t>(kMaxDevices)) {
+        return corrupt_line(kv, "more device marks than devices allowed");
+      }
+      s.marks.push_back(std::move(m));
     } else if (kv.key == "last-success") {
       if (!detail::parse_i64(kv.value, 0, kMaxTime, n)) return corrupt("bad last-success");
       s.last_success = n;
@@ -179,8 +209,13 @@ Result<UserState> parse_state(std::string_view text) {
       return corrupt_line(kv, "unknown key");
     }
   }
-  for (const char* key : {"id", "last-step", "failures", "locked-until"}) {
+  for (const char* key : {"id", "failures", "locked-until"}) {
     if (seen.count(key) == 0) return corrupt(std::string("missing '") + key + "'");
+  }
+  if (v1) {
+    if (seen.count("last-step") == 0) return corrupt("missing 'last-step'");
+    legacy.last_used = s.last_success;
+    s.marks.push_back(std::move(legacy));
   }
   if (s.temp_code && (seen.count("temp-code") == 0 || seen.count("temp-code-kdf") == 0)) {
     return corrupt("temp-code needs both 'temp-code' and 'temp-code-kdf'");

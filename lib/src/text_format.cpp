@@ -16,6 +16,19 @@ bool parse_i64(std::string_view text, std::int64_t lo, std::int64_t hi, std::int
   return true;
 }
 
+bool split_fields(std::string_view v, std::size_t n, std::vector<std::string_view>& out) {
+  out.clear();
+  while (out.size() + 1 < n) {
+    std::size_t sp = v.find(' ');
+    if (sp == std::string_view::npos || sp == 0) return false;
+    out.push_back(v.substr(0, sp));
+    v.remove_prefix(sp + 1);
+  }
+  if (v.empty() || v.find(' ') != std::string_view::npos) return false;
+  out.push_back(v);
+  return true;
+}
+
 bool parse_index_list(std::string_view text, int max, std::size_t max_count,
                       std::vector<int>& out) {
   while (true) {
@@ -37,7 +50,8 @@ std::string index_list(const std::vector<int>& indexes) {
   return out;
 }
 
-Result<std::vector<KeyValueLine>> parse_key_values(std::string_view text, const char* what) {
+Result<std::vector<KeyValueLine>> parse_key_values(std::string_view text, const char* what,
+                                                   int max_version, int* version) {
   std::vector<KeyValueLine> lines;
   bool versioned = false;
   bool ended = false;
@@ -65,11 +79,13 @@ Result<std::vector<KeyValueLine>> parse_key_values(std::string_view text, const 
         return make_error(Errc::kCorrupt,
                           std::string(what) + ": does not start with a version line");
       }
-      if (kv.value != "1") {
+      std::int64_t n = 0;
+      if (!parse_i64(kv.value, 1, max_version, n)) {
         return make_error(Errc::kCorrupt, std::string(what) + ": line " + std::to_string(line_no) +
                                               ": unknown version");
       }
       versioned = true;
+      if (version != nullptr) *version = static_cast<int>(n);
       continue;
     }
     if (kv.key == "end" && kv.value.empty()) {

@@ -17,10 +17,15 @@ struct KeyValueLine {
   int line = 0;  // 1-based, for errors: they name the line, never quote it (the file is secret)
 };
 
-// Splits into lines; rejects NUL bytes, control characters, lines without a key, and a missing
-// or unknown first "version 1", and a missing last "end" line (a truncated file). `what` names the
-// file kind in errors (kCorrupt), which name line numbers and never quote a byte of the file.
-Result<std::vector<KeyValueLine>> parse_key_values(std::string_view text, const char* what);
+// Splits into lines; rejects NUL bytes, control characters, lines without a key, a missing
+// first "version N" or one with N outside 1..max_version, and a missing last "end" line (a
+// truncated file). `what` names the file kind in errors (kCorrupt), which name line numbers and
+// never quote a byte of the file. `version`, when given, receives N.
+Result<std::vector<KeyValueLine>> parse_key_values(std::string_view text, const char* what,
+                                                   int max_version = 1, int* version = nullptr);
+
+// Splits "a b c" into exactly `n` fields separated by single spaces; false otherwise.
+bool split_fields(std::string_view v, std::size_t n, std::vector<std::string_view>& out);
 
 // Strict whole-string integer in [lo, hi].
 bool parse_i64(std::string_view text, std::int64_t lo, std::int64_t hi, std::int64_t& out);

@@ -39,44 +39,104 @@ struct Match {
   int offset;
 };
 
-std::optional<Match> match_totp(const Enrollment& e, std::string_view code, std::int64_t centre,
+std::optional<Match> match_totp(const Device& d, std::string_view code, std::int64_t centre,
                                 int window, std::int64_t last_step, bool& hmac_failed) {
-  Hmac hmac(e.algorithm, e.secret);
+  Hmac hmac(d.algorithm, d.secret);
   if (!hmac.ok()) {
     hmac_failed = true;
     return std::nullopt;
   }
   std::optional<Match> best;
-  for (int d = -window; d <= window; ++d) {
-    std::int64_t step = centre + d;
+  for (int w = -window; w <= window; ++w) {
+    std::int64_t step = centre + w;
     if (step < 0) continue;
-    auto value = hotp(hmac, static_cast<std::uint64_t>(step), e.digits);
+    auto value = hotp(hmac, static_cast<std::uint64_t>(step), d.digits);
     if (!value) {
       hmac_failed = true;
       return std::nullopt;
     }
-    std::string expected = format_code(*value, e.digits);
+    std::string expected = format_code(*value, d.digits);
     bool same = expected.size() == code.size() &&
                 CRYPTO_memcmp(expected.data(), code.data(), code.size()) == 0;
     wipe(expected);
     // Prefer a match after the last accepted step: two steps may share a code.
-    if (same && (!best || (best->step <= last_step && step > last_step))) best = Match{step, d};
+    if (same && (!best || (best->step <= last_step && step > last_step))) best = Match{step, w};
   }
   return best;
 }
 
+// The mark of device `d`: its own from the state, else a fresh one. The steps before the
+// device was made count as used, whatever the state says: a self-enrollment or a device added
+// by its user (who cannot write the root-owned state) records the confirmation code's use
+// nowhere but in the created time, which is put after that code's step (NewEnrollment), so the
+// confirmation code (seen over a shoulder, say) cannot also log in.
+DeviceMark mark_of(const Device& d, const UserState& state) {
+  DeviceMark m{d.name, d.created};
+  for (const auto& stored : state.marks) {
+    bool same_device =
+        stored.created == d.created || (stored.created == kAnyCreated && d.name == kDefaultDevice);
+    if (stored.device == d.name && same_device) {
+      m.last_step = stored.last_step;
+      m.skew = stored.skew;
+      m.last_used = stored.last_used;
+    }
+  }
+  if (d.created > 0) {
+    m.last_step = std::max(m.last_step, time_step(d.created, d.period) - 1);
+  }
+  return m;
+}
+
+// The marks of the enrollment's devices, in its order; marks of other devices are dropped.
+std::vector<DeviceMark> marks_of(const Enrollment& e, const UserState& state) {
+  std::vector<DeviceMark> marks;
+  marks.reserve(e.devices.size());
+  for (const auto& d : e.devices) marks.push_back(mark_of(d, state));
+  return marks;
+}
+
+// The TOTP check over every device: all are computed and compared (no early exit across
+// devices or steps). The first device with a match after its replay mark wins; else the first
+// with a match at or before it (a replay).
+struct TotpHit {
+  std::size_t device = 0;
+  Match match{};
+  bool fresh = false;
+};
+
+Result<std::optional<TotpHit>> match_devices(const Enrollment& e,
+                                             const std::vector<DeviceMark>& marks,
+                                             std::string_view code, std::int64_t now, int window) {
+  std::optional<TotpHit> hit;
+  for (std::size_t i = 0; i < e.devices.size(); ++i) {
+    const Device& d = e.devices[i];
+    std::int64_t centre = time_step(now, d.period) + marks[i].skew;
+    bool hmac_failed = false;
+    auto m = match_totp(d, code, centre, window, marks[i].last_step, hmac_failed);
+    if (hmac_failed) return make_error(Errc::kInternal, "HMAC computation failed");
+    if (!m) continue;
+    bool fresh = m->step > marks[i].last_step;
+    if (!hit || (fresh && !hit->fresh)) hit = TotpHit{i, *m, fresh};
+  }
+  return hit;
+}
+
+// Whether `code` has the shape of a TOTP code of some device.
+bool totp_shaped(const Enrollment& e, std::string_view code) {
+  bool any = false;
+  for (const auto& d : e.devices) {
+    any = classify_code(code, d.digits, CodeForm::kTyped) == CodeShape::kTotp || any;
+  }
+  return any;
+}
+
 // The state a login starts from when there is none for this enrollment (none yet, or an
-// earlier enrollment's): the time steps before the enrollment was made count as used. A
-// self-enrollment (`pbx-mfa enroll` as the user) cannot write the root-owned state, so its
-// confirmation code's use is recorded nowhere but in the creation time, which
-// NewEnrollment::save puts after that code's step: the confirmation code (seen over a
-// shoulder, say) cannot also log in (pbx-mfa(1) enroll).
+// earlier enrollment's): no marks (each device's starts at its created time, mark_of).
 // What belongs to the account rather than to an enrollment (the required mark, the temp code)
 // is carried over from `prior`.
 UserState fresh_state(const Enrollment& e, const UserState& prior) {
   UserState s;
   s.enrollment_id = e.id;
-  if (e.created > 0) s.last_step = std::max(kNoStep, time_step(e.created, e.period) - 1);
   s.required = prior.required;
   s.temp_code = prior.temp_code;
   return s;
@@ -199,6 +259,7 @@ Result<Outcome> Verifier::verify(const User& user, std::string_view input, std::
     }
     if (!txn) return txn.error();
     const Enrollment& e = *enrollment;
+    if (e.devices.empty()) return make_error(Errc::kCorrupt, "the enrollment has no device");
     UserState state = (*txn)->state();
     // None yet, or stale: belongs to an earlier enrollment.
     if (state.enrollment_id != e.id) state = fresh_state(e, state);
@@ -215,7 +276,7 @@ Result<Outcome> Verifier::verify(const User& user, std::string_view input, std::
 
     bool success = false;
     bool temp_code = false;
-    CodeShape shape = classify_code(code, e.digits, CodeForm::kTyped);
+    std::vector<DeviceMark> marks = marks_of(e, state);
     auto temp = try_temp_code(state, code, now, out);
     if (!temp) return temp.error();
     if (temp->has_value()) {
@@ -223,22 +284,25 @@ Result<Outcome> Verifier::verify(const User& user, std::string_view input, std::
       success = **temp;
       temp_code = success;
       if (!success) out.verdict = Verdict::kRejected;
-    } else if (shape == CodeShape::kTotp) {
-      std::int64_t centre = time_step(now, e.period) + state.skew;
-      bool hmac_failed = false;
-      auto m = match_totp(e, code, centre, config_.window, state.last_step, hmac_failed);
-      if (hmac_failed) return make_error(Errc::kInternal, "HMAC computation failed");
-      if (m && m->step > state.last_step) {
+    } else if (totp_shaped(e, code)) {
+      auto hit = match_devices(e, marks, code, now, config_.window);
+      if (!hit) return hit.error();
+      if (hit->has_value() && (*hit)->fresh) {
+        DeviceMark& mark = marks[(*hit)->device];
         out.verdict = Verdict::kAccepted;
-        state.last_step = m->step;
-        state.skew = std::clamp(state.skew + m->offset, -kMaxSkewSteps, kMaxSkewSteps);
+        mark.last_step = (*hit)->match.step;
+        mark.skew = std::clamp(mark.skew + (*hit)->match.offset, -kMaxSkewSteps, kMaxSkewSteps);
+        mark.last_used = now;
+        out.device = mark.device;
         success = true;
-      } else if (m) {
+      } else if (hit->has_value()) {
         out.verdict = Verdict::kReplayed;
+        out.device = marks[(*hit)->device].device;
       } else {
         out.verdict = Verdict::kRejected;
       }
-    } else if (shape == CodeShape::kRecovery) {
+    } else if (classify_code(code, e.devices.front().digits, CodeForm::kTyped) ==
+               CodeShape::kRecovery) {
       auto idx = match_recovery_code(e.recovery, code, state.used_recovery);
       if (!idx) return idx.error();
       if (idx->has_value()) {
@@ -251,6 +315,7 @@ Result<Outcome> Verifier::verify(const User& user, std::string_view input, std::
     } else {
       out.verdict = Verdict::kRejected;
     }
+    state.marks = std::move(marks);
 
     if (success) {
       count_success(state, now);
@@ -315,14 +380,21 @@ Result<UserStatus> Verifier::status(const User& user) {
   if (!enrollment) {
     st.state = unenrolled_state(*state);
   } else {
+    const Enrollment& e = *enrollment;
+    if (e.devices.empty()) return make_error(Errc::kCorrupt, "the enrollment has no device");
     st.enrolled = true;
-    st.algorithm = enrollment->algorithm;
-    st.digits = enrollment->digits;
-    st.period = enrollment->period;
-    st.created = enrollment->created;
-    st.state = state->enrollment_id == enrollment->id ? std::move(state.value())
-                                                      : fresh_state(*enrollment, *state);
-    st.recovery_left = recovery_left(*enrollment, st.state);
+    st.algorithm = e.devices.front().algorithm;
+    st.digits = e.devices.front().digits;
+    st.period = e.devices.front().period;
+    st.created = e.created;
+    st.state = state->enrollment_id == e.id ? std::move(state.value()) : fresh_state(e, *state);
+    st.state.marks = marks_of(e, st.state);
+    for (std::size_t i = 0; i < e.devices.size(); ++i) {
+      const Device& d = e.devices[i];
+      st.devices.push_back(DeviceStatus{d.name, d.algorithm, d.digits, d.period, d.created,
+                                        st.state.marks[i].last_used});
+    }
+    st.recovery_left = recovery_left(e, st.state);
   }
   st.locked = st.state.locked_until > now;
   st.temp_code_active = st.state.temp_code && st.state.temp_code->active(now);

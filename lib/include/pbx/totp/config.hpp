@@ -40,7 +40,8 @@ struct Config {
   int max_failures = 5;
   int lockout = 60;
   int recovery_codes = 5;
-  bool require_all = true;                  // require = all
+  int max_devices = 2;      // devices per user (pbx-mfa device add), 1 to kMaxDevices
+  bool require_all = true;  // require = all
   std::vector<std::string> require_groups;  // require = group:a,group:b (require_all false)
   std::vector<std::string> exempt_groups;
   std::vector<Cidr> exempt_networks;

@@ -64,11 +64,16 @@ class NewEnrollment {
   // ("123 456" as apps show it). Every step is computed and compared (no early exit).
   std::optional<std::int64_t> match(std::string_view typed, int window, std::int64_t now) const;
 
+  // This secret as a device named `name`, dated after the confirmation code's time step
+  // (`confirmed_step`, kNoStep when none was confirmed) so that code cannot also log in.
+  Device device(std::string name, std::int64_t now, std::int64_t confirmed_step) const;
+
   // Makes plan().recovery_codes codes and keeps their hashes for save(); returns them in clear,
   // to be shown once. Calling it again replaces them.
   Result<std::vector<SecretString>> make_recovery_codes(const KdfParams& kdf = {});
 
-  // Saves the secret (with the recovery codes made so far, if any) atomically; without
+  // Saves the secret as the device "default" of a new enrollment (with the recovery codes made
+  // so far, if any) atomically; without
   // overwrite an enrollment made meanwhile wins (kExists) and nothing changes. With
   // reset_state the user's lock is held across the save, so a concurrent login sees the old
   // enrollment or the new one with its state, never a mix. A failure to write that state after

@@ -47,12 +47,27 @@ struct RequiredMark {
   bool operator==(const RequiredMark&) const = default;
 };
 
+// What a login changes for one device: its replay mark and learned clock offset.
+struct DeviceMark {
+  std::string device;  // the device's name
+  // The device's created time: a device removed and added again under the same name starts
+  // afresh. kAnyCreated: read from a version 1 state, whose one mark is the device "default"'s.
+  std::int64_t created = 0;
+  std::int64_t last_step = kNoStep;  // the last accepted time step (replay mark)
+  int skew = 0;                      // learned clock offset, in time steps
+  std::int64_t last_used = 0;        // Unix time of its last accepted code (0: never)
+  bool operator==(const DeviceMark&) const = default;
+};
+inline constexpr std::int64_t kAnyCreated = -1;
+
 struct UserState {
   std::string enrollment_id;  // the enrollment this state belongs to
-  std::int64_t last_step = kNoStep;
+  // One per device that has one; a device without a mark has never been used here (its steps
+  // before its created time count as used). Marks of devices no longer in the enrollment mean
+  // nothing and are dropped at the next login.
+  std::vector<DeviceMark> marks;
   int failures = 0;
   std::int64_t locked_until = 0;
-  int skew = 0;  // learned clock offset, in time steps
   std::int64_t last_success = 0;
   std::vector<int> used_recovery;
   std::vector<GraceEntry> grace;
@@ -61,11 +76,14 @@ struct UserState {
   std::optional<TempCode> temp_code;
 };
 
-// Format (version 1): `version 1`, then `id`, `last-step`, `failures`, `locked-until`, `skew`,
-// `last-success`, `used-recovery I,J`, `grace HOST TIME` lines, the account's `required BY AT`
-// and `temp-code SALT HASH ISSUED EXPIRES USES ISSUER` (+ `temp-code-kdf scrypt N r p`,
-// `temp-code-reason TEXT`), and a last `end` line. A `skew` outside -1000..1000 is corrupt;
-// within it, it is clamped to ±kMaxSkewSteps.
+// Format (version 2, written): `version 2`, then `id`, `failures`, `locked-until`,
+// `last-success`, `device NAME CREATED LAST_STEP SKEW LAST_USED` (once per mark, at most
+// kMaxDevices), `used-recovery I,J`, `grace HOST TIME` lines, the account's `required BY AT` and
+// `temp-code SALT HASH ISSUED EXPIRES USES ISSUER` (+ `temp-code-kdf scrypt N r p`,
+// `temp-code-reason TEXT`), and a last `end` line. Version 1 (read, never written) has
+// `last-step` and `skew` lines instead of device lines: they read as the mark of the device
+// "default" (created kAnyCreated). A skew outside -1000..1000 is corrupt; within it, it is
+// clamped to ±kMaxSkewSteps.
 std::string serialize_state(const UserState& s);
 Result<UserState> parse_state(std::string_view text);
 

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <optional>
 #include <string_view>
+#include <vector>
 
 #include "pbx/totp/clock.hpp"
 #include "pbx/totp/config.hpp"
@@ -33,6 +34,18 @@ struct Outcome {
   // kTempCodeAccepted: uses left after this one, and who issued the code.
   int temp_code_uses_left = 0;
   std::string temp_code_issuer;
+  // kAccepted and kReplayed: the device whose code it was.
+  std::string device;
+};
+
+// One device as status reports it (never its secret).
+struct DeviceStatus {
+  std::string name;
+  Algorithm algorithm = Algorithm::kSha1;
+  int digits = 6;
+  int period = 30;
+  std::int64_t created = 0;
+  std::int64_t last_used = 0;  // 0: no code of it accepted yet
 };
 
 constexpr int kMaxLockoutSeconds = 3600;
@@ -41,9 +54,11 @@ constexpr int kMaxLockoutSeconds = 3600;
 // before asking for a code). State of an earlier enrollment is reported as fresh.
 struct UserStatus {
   bool enrolled = false;
+  // The first device's (the oldest): what a single-device report shows.
   Algorithm algorithm = Algorithm::kSha1;
   int digits = 6;
   int period = 30;
+  std::vector<DeviceStatus> devices;  // in the order added; empty when not enrolled
   int recovery_left = 0;
   std::int64_t created = 0;  // of the enrollment (0: unknown or not enrolled)
   // The stored state; for a user who is not enrolled only failures, lockout, the required mark
@@ -70,7 +85,9 @@ class Verifier {
   // against the user's active temp code only (kTempCodeAccepted, or kRejected and counted);
   // that is also how a user who is not enrolled gets past kNotEnrolled (enroll_at_login =
   // with-code). A temp code moves no replay mark, opens no grace period and restores no used
-  // recovery code.
+  // recovery code. A TOTP code is computed and compared for every device over the whole window
+  // (no early exit, so the time taken tells neither which device nor whether one matched); the
+  // first device with a fresh match is accepted and only its replay mark moves.
   Result<Outcome> verify(const User& user, std::string_view input, std::string_view rhost = {});
 
   // Reads without changing anything. Errors: store unreadable, unsafe or corrupt.
