@@ -18,9 +18,9 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <iterator>
 #include <cstdlib>
 #include <filesystem>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <system_error>

@@ -119,9 +119,9 @@ AuthResult Flow::run(const std::vector<std::string>& args) {
   if (lengths.digits.size() > 1) {
     lengths.matches = [&](std::string_view candidate) {
       if (!loaded) loaded.emplace((*store)->load(*user));
-      return *loaded && totp::match_existing_device(**loaded, candidate, args_.config.window,
-                                                    clock_.now())
-                            .has_value();
+      return *loaded &&
+             totp::match_existing_device(**loaded, candidate, args_.config.window, clock_.now())
+                 .has_value();
     };
   }
   bool from_authtok = false;

@@ -81,7 +81,7 @@ class Flow {
   std::optional<totp::SecretString> ask_code();
   std::optional<totp::SecretString> read_enroll_code();
   std::optional<totp::SecretString> read_forwarded(const CodeLengths& lengths,
-                                                  const std::string& prompt);
+                                                   const std::string& prompt);
 
   PamContext& ctx_;
   const AuthOptions& opts_;
