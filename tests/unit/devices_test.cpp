@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "pbx/totp/base32.hpp"
+#include "pbx/totp/clock.hpp"
 #include "pbx/totp/enrollment.hpp"
 #include "pbx/totp/state.hpp"
 #include "pbx/totp/verifier.hpp"
@@ -207,6 +208,7 @@ class DevicesTest : public testing::StoreFixture {
   }
 
   Enrollment e_;
+  FixedClock clock_{kT0};
 };
 
 TEST_F(DevicesTest, EveryDevicesCodeIsAcceptedAndNamed) {
