@@ -74,6 +74,12 @@ Result<SaveReport> add_device(Store& store, const User& user, Device device,
       return make_error(Errc::kExists, user.name + " already has a device named '" + device.name +
                                            "' (remove it first)");
     }
+    const int limit = std::clamp(options.max_devices, 1, kMaxDevices);
+    if (e.devices.size() >= static_cast<std::size_t>(limit)) {
+      return make_error(Errc::kInvalid, user.name + " has " + std::to_string(e.devices.size()) +
+                                            " device(s), the most max_devices = " +
+                                            std::to_string(limit) + " allows");
+    }
     // The same secret twice would let a code accepted for one device be accepted again for the
     // other (each has its own replay mark): one seen over a shoulder would log in a second time.
     for (const auto& d : e.devices) {
@@ -81,12 +87,6 @@ Result<SaveReport> add_device(Store& store, const User& user, Device device,
         return make_error(Errc::kExists,
                           user.name + "'s device '" + d.name + "' already has this secret");
       }
-    }
-    const int limit = std::clamp(options.max_devices, 1, kMaxDevices);
-    if (e.devices.size() >= static_cast<std::size_t>(limit)) {
-      return make_error(Errc::kInvalid, user.name + " has " + std::to_string(e.devices.size()) +
-                                            " device(s), the most max_devices = " +
-                                            std::to_string(limit) + " allows");
     }
     std::erase_if(state.marks, [&](const DeviceMark& m) { return m.device == device.name; });
     if (confirmed_step != kNoStep) {
