@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "device_marks.hpp"
 #include "hex.hpp"
 #include "pbx/totp/code_shape.hpp"
 #include "pbx/totp/hotp.hpp"
@@ -12,6 +13,34 @@
 #include "pbx/totp/temp_code.hpp"
 
 namespace pbx::totp {
+namespace detail {
+
+bool mark_is_of(const DeviceMark& m, const Device& d) noexcept {
+  return m.device == d.name &&
+         (m.created == d.created || (m.created == kAnyCreated && d.name == kDefaultDevice));
+}
+
+// The steps before the device was made count as used, whatever the state says: a
+// self-enrollment or a device added by its user (who cannot write the root-owned state) records
+// the confirmation code's use nowhere but in the created time, which is put after that code's
+// step (NewEnrollment), so the confirmation code (seen over a shoulder, say) cannot also log in.
+DeviceMark mark_of(const Device& d, const UserState& state) {
+  DeviceMark m{d.name, d.created};
+  for (const auto& stored : state.marks) {
+    if (mark_is_of(stored, d)) {
+      m.last_step = stored.last_step;
+      m.skew = stored.skew;
+      m.last_used = stored.last_used;
+    }
+  }
+  if (d.created > 0) {
+    m.last_step = std::max(m.last_step, time_step(d.created, d.period) - 1);
+  }
+  return m;
+}
+
+}  // namespace detail
+
 namespace {
 
 // 16 bytes of SHA-256: enough to tell hosts apart without keeping their names.
@@ -65,33 +94,11 @@ std::optional<Match> match_totp(const Device& d, std::string_view code, std::int
   return best;
 }
 
-// The mark of device `d`: its own from the state, else a fresh one. The steps before the
-// device was made count as used, whatever the state says: a self-enrollment or a device added
-// by its user (who cannot write the root-owned state) records the confirmation code's use
-// nowhere but in the created time, which is put after that code's step (NewEnrollment), so the
-// confirmation code (seen over a shoulder, say) cannot also log in.
-DeviceMark mark_of(const Device& d, const UserState& state) {
-  DeviceMark m{d.name, d.created};
-  for (const auto& stored : state.marks) {
-    bool same_device =
-        stored.created == d.created || (stored.created == kAnyCreated && d.name == kDefaultDevice);
-    if (stored.device == d.name && same_device) {
-      m.last_step = stored.last_step;
-      m.skew = stored.skew;
-      m.last_used = stored.last_used;
-    }
-  }
-  if (d.created > 0) {
-    m.last_step = std::max(m.last_step, time_step(d.created, d.period) - 1);
-  }
-  return m;
-}
-
 // The marks of the enrollment's devices, in its order; marks of other devices are dropped.
 std::vector<DeviceMark> marks_of(const Enrollment& e, const UserState& state) {
   std::vector<DeviceMark> marks;
   marks.reserve(e.devices.size());
-  for (const auto& d : e.devices) marks.push_back(mark_of(d, state));
+  for (const auto& d : e.devices) marks.push_back(detail::mark_of(d, state));
   return marks;
 }
 
