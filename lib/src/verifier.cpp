@@ -128,11 +128,12 @@ Result<std::optional<TotpHit>> match_devices(const Enrollment& e,
   return hit;
 }
 
-// Whether `code` has the shape of a TOTP code of some device.
-bool totp_shaped(const Enrollment& e, std::string_view code) {
+// Whether `code` has `shape` for some device (an 8-digit answer is a TOTP code of an 8-digit
+// device and an imported scratch code of a 6-digit one).
+bool shaped(const Enrollment& e, std::string_view code, CodeShape shape) {
   bool any = false;
   for (const auto& d : e.devices) {
-    any = classify_code(code, d.digits, CodeForm::kTyped) == CodeShape::kTotp || any;
+    any = classify_code(code, d.digits, CodeForm::kTyped) == shape || any;
   }
   return any;
 }
@@ -291,36 +292,42 @@ Result<Outcome> Verifier::verify(const User& user, std::string_view input, std::
       success = **temp;
       temp_code = success;
       if (!success) out.verdict = Verdict::kRejected;
-    } else if (totp_shaped(e, code)) {
-      auto hit = match_devices(e, marks, code, now, config_.window);
-      if (!hit) return hit.error();
-      if (hit->has_value() && (*hit)->fresh) {
-        DeviceMark& mark = marks[(*hit)->device];
-        out.verdict = Verdict::kAccepted;
-        mark.last_step = (*hit)->match.step;
-        mark.skew = std::clamp(mark.skew + (*hit)->match.offset, -kMaxSkewSteps, kMaxSkewSteps);
-        mark.last_used = now;
-        out.device = mark.device;
-        success = true;
-      } else if (hit->has_value()) {
-        out.verdict = Verdict::kReplayed;
-        out.device = marks[(*hit)->device].device;
-      } else {
-        out.verdict = Verdict::kRejected;
-      }
-    } else if (classify_code(code, e.devices.front().digits, CodeForm::kTyped) ==
-               CodeShape::kRecovery) {
-      auto idx = match_recovery_code(e.recovery, code, state.used_recovery);
-      if (!idx) return idx.error();
-      if (idx->has_value()) {
-        out.verdict = Verdict::kRecoveryAccepted;
-        state.used_recovery.push_back(**idx);
-        success = true;
-      } else {
-        out.verdict = Verdict::kRejected;
-      }
     } else {
-      out.verdict = Verdict::kRejected;
+      bool totp_hit = false;
+      if (shaped(e, code, CodeShape::kTotp)) {
+        auto hit = match_devices(e, marks, code, now, config_.window);
+        if (!hit) return hit.error();
+        totp_hit = hit->has_value();
+        if (totp_hit && (*hit)->fresh) {
+          DeviceMark& mark = marks[(*hit)->device];
+          out.verdict = Verdict::kAccepted;
+          mark.last_step = (*hit)->match.step;
+          mark.skew = std::clamp(mark.skew + (*hit)->match.offset, -kMaxSkewSteps, kMaxSkewSteps);
+          mark.last_used = now;
+          out.device = mark.device;
+          success = true;
+        } else if (totp_hit) {
+          out.verdict = Verdict::kReplayed;
+          out.device = marks[(*hit)->device].device;
+        } else {
+          out.verdict = Verdict::kRejected;
+        }
+      }
+      // Not a code of any device: a recovery code (or a scratch code of the same length as
+      // another device's codes) is checked next.
+      if (!totp_hit && shaped(e, code, CodeShape::kRecovery)) {
+        auto idx = match_recovery_code(e.recovery, code, state.used_recovery);
+        if (!idx) return idx.error();
+        if (idx->has_value()) {
+          out.verdict = Verdict::kRecoveryAccepted;
+          state.used_recovery.push_back(**idx);
+          success = true;
+        } else {
+          out.verdict = Verdict::kRejected;
+        }
+      } else if (!totp_hit) {
+        out.verdict = Verdict::kRejected;
+      }
     }
     state.marks = std::move(marks);
 
