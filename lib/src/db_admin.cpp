@@ -253,22 +253,17 @@ Status upgrade_user(PgLink& db, const Config& config, const SecretBytes& fleet_k
     } else if (!checked) {
       left(
           "state row left as it is: its MAC does not verify (forged or damaged; refused at login)");
-    } else if (le.exists && !le.enrollment && le.id_column == parsed->enrollment_id) {
-      left("state row left at version 1: its enrollment row does not open");
     } else {
       // A version 1 replay mark belongs to the device "default" of the same enrollment: it is
-      // tied to that device's created time. A mark of an earlier enrollment means nothing (the
-      // verifier starts that state afresh) and goes.
+      // tied to that device's created time, as a login would. Without that enrollment to read
+      // it stays unbound (kAnyCreated), as the verifier takes it.
       UserState next = std::move(parsed.value());
       const Enrollment* e =
           le.enrollment && le.enrollment->id == next.enrollment_id ? &*le.enrollment : nullptr;
-      std::erase_if(next.marks, [&](DeviceMark& m) {
-        if (m.created != kAnyCreated) return false;
+      for (DeviceMark& m : next.marks) {
         const Device* d = e != nullptr ? e->find_device(m.device) : nullptr;
-        if (d == nullptr) return true;
-        m.created = d->created;
-        return false;
-      });
+        if (m.created == kAnyCreated && d != nullptr) m.created = d->created;
+      }
       std::string upgraded = serialize_state(next);
       auto new_mac = state_mac(mac_key, user, next.enrollment_id, upgraded);
       if (!new_mac) return fail(new_mac.error());

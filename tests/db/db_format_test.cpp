@@ -261,7 +261,7 @@ TEST_F(DbFormatTest, MigrateUpgradesVersion1RowsOnceAndBlessesNoForgedState) {
       "UPDATE pbx_mfa_state SET state_text = replace(state_text, 'failures 4', "
       "'failures 0') WHERE user_name = 'bob'");
   // Carol has only a state row of version 1 (an earlier enrollment's, say): it is upgraded, its
-  // mark means nothing any more and goes.
+  // mark kept unbound (created -1) as the verifier reads it.
   put_v1_state("carol", v1_state_text(kIdB, last, 0), kIdB);
   schema_of_previous_release();
   std::string alice_id_before = pg_->exec(
@@ -307,7 +307,8 @@ TEST_F(DbFormatTest, MigrateUpgradesVersion1RowsOnceAndBlessesNoForgedState) {
   EXPECT_NE(state.find("\nfailures 2\n"), std::string::npos) << state;
   std::string carol = pg_->exec("SELECT state_text FROM pbx_mfa_state WHERE user_name = 'carol'");
   EXPECT_EQ(carol.rfind("version 2\n", 0), 0U) << carol;
-  EXPECT_EQ(carol.find("device "), std::string::npos) << carol;
+  EXPECT_NE(carol.find("\ndevice default -1 " + std::to_string(last) + " 0 "), std::string::npos)
+      << carol;
   EXPECT_EQ(pg_->exec("SELECT state_text || encode(state_mac, 'hex') FROM pbx_mfa_state WHERE "
                       "user_name = 'bob'"),
             bob_state_before)

@@ -33,10 +33,10 @@ struct DbInitResult {
   // fresh MAC. Only state rows whose MAC verifies are rewritten.
   long enrollments_upgraded = 0;
   long states_upgraded = 0;
-  // Rows of format version 1 left as they are, one "user NAME: why" line each: an enrollment
-  // that does not open under the fleet key or parse, a state row without a MAC that verifies
-  // (forged or damaged), or that does not parse, or whose enrollment does not open. Each was
-  // refused at login before the upgrade and still is.
+  // Rows left as they are, one "user NAME: why" line each: an enrollment that does not open
+  // under the fleet key or does not parse (whatever its version), a state row of version 1
+  // without a MAC that verifies (forged or damaged) or that does not parse. Each was refused
+  // at login before the upgrade and still is; every run names them again.
   std::vector<std::string> rows_left;
 };
 
