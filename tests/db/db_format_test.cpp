@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -14,6 +16,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "pbx/totp/base32.hpp"
@@ -373,6 +376,56 @@ TEST_F(DbFormatTest, MigrateAgainUpgradesLateRowsAndReportsRowsThatDoNotOpen) {
   auto next = verify(alice_, code_at(kRfcKey, kT0 + 30), kT0 + 30);
   ASSERT_TRUE(next.ok()) << next.error().message;
   EXPECT_EQ(next->verdict, Verdict::kAccepted);
+}
+
+// The upgrade rewrites a user's rows under the state row's lock: a login that holds the lock
+// and writes the state (version 2, a later replay mark) while db migrate runs is not undone by
+// the upgrade, which waits for it and then finds nothing left to do for that state row.
+TEST_F(DbFormatTest, MigrateWaitsForALoginThatHoldsTheRowAndKeepsWhatItWrote) {
+  const std::int64_t last = time_step(kT0, 30);
+  put_v1_enrollment("alice", kIdA, kRfcKey);
+  put_v1_state("alice", v1_state_text(kIdA, last, 0), kIdA);
+  std::string login_text =
+      "version 2\nid " + std::string(kIdA) + "\nfailures 0\nlocked-until 0\nlast-success " +
+      std::to_string(kT0 + 150) + "\ndevice default " + std::to_string(kCreated) + " " +
+      std::to_string(last + 5) + " 0 " + std::to_string(kT0 + 150) + "\nend\n";
+  auto mac_key = derive_fleet_subkey(key_, kStateMacLabel);
+  ASSERT_TRUE(mac_key.ok());
+  auto login_mac = state_mac(*mac_key, "alice", kIdA, login_text);
+  ASSERT_TRUE(login_mac.ok());
+
+  PGconn* login = PQconnectdb(pg_->conninfo().c_str());
+  ASSERT_EQ(PQstatus(login), CONNECTION_OK);
+  auto run = [&](const std::string& sql) {
+    PGresult* r = PQexec(login, sql.c_str());
+    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+    PQclear(r);
+    return ok;
+  };
+  ASSERT_TRUE(run("BEGIN"));
+  ASSERT_TRUE(run("SELECT 1 FROM pbx_mfa_state WHERE user_name = 'alice' FOR UPDATE"));
+  std::atomic<bool> done{false};
+  std::optional<Result<DbInitResult>> up;
+  std::thread migrate([&] {
+    up = db_upgrade(config_);
+    done = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  EXPECT_FALSE(done) << "db migrate did not wait for the row lock of a login";
+  EXPECT_TRUE(run("UPDATE pbx_mfa_state SET state_text = '" + login_text +
+                  "', state_mac = decode('" + hex_of(*login_mac) +
+                  "', 'hex') WHERE user_name = 'alice'"));
+  EXPECT_TRUE(run("COMMIT"));
+  migrate.join();
+  PQfinish(login);
+  ASSERT_TRUE(up.has_value() && up->ok()) << (up && !up->ok() ? up->error().message : "");
+  EXPECT_EQ((*up)->enrollments_upgraded, 1);
+  EXPECT_EQ((*up)->states_upgraded, 0);
+  EXPECT_EQ(pg_->exec("SELECT state_text FROM pbx_mfa_state WHERE user_name = 'alice'"), login_text)
+      << "the upgrade overwrote what the login wrote";
+  auto replay = verify(alice_, code_at(kRfcKey, kT0 + 150), kT0 + 150);
+  ASSERT_TRUE(replay.ok()) << replay.error().message;
+  EXPECT_EQ(replay->verdict, Verdict::kReplayed);
 }
 
 // (c) An enrollment of two devices round-trips through the database store, each device's
