@@ -64,7 +64,7 @@ class DbCliTest : public CliTest {
 TEST_F(DbCliTest, InitMakesTheKeyAndSchemaOnceAndIsIdempotent) {
   ASSERT_EQ(run_cli({"db", "init"}), 0) << err();
   EXPECT_NE(out().find("created the fleet key"), std::string::npos) << out();
-  EXPECT_NE(out().find("schema created (version 2)"), std::string::npos) << out();
+  EXPECT_NE(out().find("schema created (version 3)"), std::string::npos) << out();
   struct stat st {};
   ASSERT_EQ(::lstat(key_path().c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 07777, 0400U);
