@@ -57,13 +57,16 @@ TEST_F(StatusTest, ACorruptSecretFileIsNotQuoted) {
   enroll_daemon();
   auto text = totp::testing::read_file(secret_file("daemon"));
   ASSERT_TRUE(text.has_value());
-  std::size_t at = text->find("\nsecret ");
+  // The device line: "device default CREATED SHA1 6 30 SECRET".
+  std::size_t at = text->find("\ndevice ");
   ASSERT_NE(at, std::string::npos);
   std::size_t end = text->find('\n', at + 1);
-  const std::string secret = text->substr(at + 8, end - at - 8);
-  for (const std::string& broken : {std::string(""), std::string("secret=")}) {
+  const std::string line = text->substr(at + 1, end - at - 1);
+  const std::string secret = line.substr(line.rfind(' ') + 1);
+  ASSERT_GE(secret.size(), 16u);
+  for (const std::string& broken : {secret, "secret=" + secret}) {
     std::string changed = *text;
-    changed.replace(at + 1, 7, broken);  // "secret " -> "" or "secret="
+    changed.replace(at + 1, line.size(), broken);  // the key lost, or mistyped
     ASSERT_TRUE(totp::testing::write_file(secret_file("daemon"), changed, 0600));
     clear();
     EXPECT_NE(run_cli({"status", "--user", "daemon"}), 0);

@@ -296,7 +296,7 @@ TEST_F(StateDirFaultTest, EnrollAtLoginOnAFullFilesystemAcceptsNoCodeItCannotRec
       << "the confirmation code opened the login, but its use could not be recorded";
   // The new secret is kept (the app holds it). The confirmation code itself never logs in, not
   // even after the disk has room (the enrollment is dated after its step); the next code does.
-  EXPECT_NE(read_all(files_->secret_file(kUser)).find("secret " + key), std::string::npos);
+  EXPECT_NE(read_all(files_->secret_file(kUser)).find(" " + key + "\n"), std::string::npos);
   free_filesystem(files_->state_dir());
   EXPECT_EQ(login(spec({typed})), PAM_AUTH_ERR) << "the confirmation code logged in";
   auto bytes = totp::base32_decode(key);
