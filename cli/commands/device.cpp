@@ -36,7 +36,7 @@ struct RemoveOptions {
 totp::Status check_name(const std::string& name) {
   if (totp::valid_device_name(name)) return totp::Ok{};
   return totp::make_error(totp::Errc::kInvalid,
-                          "device name " + audit_field(name) +
+                          "device name '" + audit_field(name) + "'" +
                               ": expected 1 to 32 of a-z, 0-9 and '-' (such as phone2)");
 }
 
