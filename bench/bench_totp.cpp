@@ -246,10 +246,8 @@ void BM_VerifierEndToEnd(benchmark::State& state, const char* base) {
     state.SkipWithError("new_enrollment_id failed");
     return;
   }
-  totp::Enrollment enrollment;
-  enrollment.id = *id;
-  enrollment.secret = totp::SecretBytes(kKey, sizeof kKey);
-  enrollment.created = kNow;
+  totp::Enrollment enrollment = totp::single_device_enrollment(
+      *id, totp::SecretBytes(kKey, sizeof kKey), totp::Algorithm::kSha1, kDigits, kPeriod, kNow);
   if (auto saved = (*store)->save(user, enrollment, true); !saved) {
     state.SkipWithError(("save: " + saved.error().message).c_str());
     return;
@@ -260,7 +258,7 @@ void BM_VerifierEndToEnd(benchmark::State& state, const char* base) {
   for (auto _ : state) {
     clock.advance(kPeriod);
     const auto code =
-        totp::hotp(enrollment.secret, totp::Algorithm::kSha1,
+        totp::hotp(enrollment.devices.front().secret, totp::Algorithm::kSha1,
                    static_cast<std::uint64_t>(totp::time_step(clock.now(), kPeriod)), kDigits);
     const std::string typed = totp::format_code(code.value_or(0), kDigits);
     const auto outcome = verifier.verify(user, typed);

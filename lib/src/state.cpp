@@ -43,7 +43,7 @@ bool parse_skew(std::string_view v, int& out) {
 bool parse_mark(std::string_view v, DeviceMark& m) {
   std::vector<std::string_view> f;
   if (!detail::split_fields(v, 5, f) || !valid_device_name(f[0]) ||
-      !detail::parse_i64(f[1], 0, kMaxTime, m.created) ||
+      !detail::parse_i64(f[1], kAnyCreated, kMaxTime, m.created) ||
       !detail::parse_i64(f[2], kNoStep, kMaxTime, m.last_step) || !parse_skew(f[3], m.skew) ||
       !detail::parse_i64(f[4], 0, kMaxTime, m.last_used)) {
     return false;
@@ -101,9 +101,9 @@ std::string serialize_state(const UserState& s) {
   out += "locked-until " + std::to_string(s.locked_until) + "\n";
   out += "last-success " + std::to_string(s.last_success) + "\n";
   for (const auto& m : s.marks) {
-    // A version 1 mark (kAnyCreated) is written as created 0, which no device matches: the
-    // verifier binds it to the device "default" before it writes.
-    out += "device " + m.device + " " + std::to_string(std::max<std::int64_t>(m.created, 0)) + " " +
+    // A version 1 mark not yet bound to its device (kAnyCreated) is written as such: a change
+    // that is not a login (unlock, temp-code) must keep the replay mark.
+    out += "device " + m.device + " " + std::to_string(m.created) + " " +
            std::to_string(m.last_step) + " " + std::to_string(m.skew) + " " +
            std::to_string(m.last_used) + "\n";
   }

@@ -214,7 +214,7 @@ class StateDirFaultTest : public PamStackTest {
     Conversation again;
     EXPECT_EQ(login(spec({fresh}), again), PAM_AUTH_ERR) << "accepted twice";
     totp::UserState s = parsed_state(files_->state_file(kUser));
-    EXPECT_EQ(s.last_step, totp::time_step(unix_now(), 30));
+    EXPECT_EQ(mark(s).last_step, totp::time_step(unix_now(), 30));
   }
 
   std::unique_ptr<TmpfsMount> mount_;
@@ -334,23 +334,23 @@ class KillTest : public PamStackTest {
   // A code for `e` that the module accepts now: within the window around the learned skew, and
   // after the last accepted step of this enrollment's state.
   std::string acceptable_code(const totp::Enrollment& e, const std::string& user) {
-    std::int64_t centre = totp::time_step(unix_now(), e.period);
+    std::int64_t centre = totp::time_step(unix_now(), dev0(e).period);
     // Without state of this enrollment, the steps before its creation count as used (the
     // confirmation code of a self-enrollment cannot log in).
-    std::int64_t last = e.created > 0 ? totp::time_step(e.created, e.period) - 1 : totp::kNoStep;
+    std::int64_t last = e.created > 0 ? totp::time_step(e.created, dev0(e).period) - 1 : totp::kNoStep;
     struct stat st {};
     if (::stat(files_->state_file(user).c_str(), &st) == 0) {
       totp::UserState s = parsed_state(files_->state_file(user));
       if (s.enrollment_id == e.id) {
-        centre += s.skew;
-        last = s.last_step;
+        centre += mark(s).skew;
+        last = mark(s).last_step;
       }
     }
     for (std::int64_t step = centre - 1; step <= centre + 1; ++step) {
       if (step > last) {
-        auto code = totp::hotp(e.secret, e.algorithm, static_cast<std::uint64_t>(step), e.digits);
+        auto code = totp::hotp(dev0(e).secret, dev0(e).algorithm, static_cast<std::uint64_t>(step), dev0(e).digits);
         if (!code) throw std::runtime_error("hotp failed");
-        return totp::format_code(*code, e.digits);
+        return totp::format_code(*code, dev0(e).digits);
       }
     }
     throw std::runtime_error("no unused step in the window for " + user);
@@ -611,7 +611,7 @@ TEST(ClockJumpTest, UsedCodesStayUsedThroughTheFlowAfterAJumpBack) {
     // A code older than the window is refused too.
     EXPECT_EQ(attempt(e.code_for_step(centre - 5)).rc, PAM_AUTH_ERR);
     totp::UserState s = parsed_state(files.state_file(kUser));
-    EXPECT_EQ(s.last_step, used_step) << "the replay mark moved back";
+    EXPECT_EQ(mark(s).last_step, used_step) << "the replay mark moved back";
   }
   // Time moves on: the next step's code is accepted, once.
   clock.set(kT + 30);

@@ -13,17 +13,25 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::string_view text(reinterpret_cast<const char*>(data), size);
   auto parsed = parse_enrollment(text);
   if (parsed) {
-    FUZZ_CHECK(!parsed->secret.empty());
-    FUZZ_CHECK(parsed->digits >= 6 && parsed->digits <= 8);
-    FUZZ_CHECK(parsed->period > 0);
+    FUZZ_CHECK(!parsed->devices.empty() &&
+               parsed->devices.size() <= static_cast<std::size_t>(kMaxDevices));
+    for (const auto& d : parsed->devices) {
+      FUZZ_CHECK(valid_device_name(d.name));
+      FUZZ_CHECK(!d.secret.empty());
+      FUZZ_CHECK(d.digits >= 6 && d.digits <= 8);
+      FUZZ_CHECK(d.period > 0);
+    }
     std::string once = serialize_enrollment(*parsed);
     auto again = parse_enrollment(once);
     FUZZ_CHECK(again.ok());
     FUZZ_CHECK(again->id == parsed->id);
-    FUZZ_CHECK(again->secret == parsed->secret);
-    FUZZ_CHECK(again->algorithm == parsed->algorithm);
-    FUZZ_CHECK(again->digits == parsed->digits);
-    FUZZ_CHECK(again->period == parsed->period);
+    FUZZ_CHECK(again->devices.size() == parsed->devices.size());
+    for (std::size_t i = 0; i < again->devices.size(); ++i) {
+      const Device& a = again->devices[i];
+      const Device& b = parsed->devices[i];
+      FUZZ_CHECK(a.name == b.name && a.secret == b.secret && a.algorithm == b.algorithm &&
+                 a.digits == b.digits && a.period == b.period && a.created == b.created);
+    }
     FUZZ_CHECK(again->created == parsed->created);
     FUZZ_CHECK(again->recovery.salt == parsed->recovery.salt);
     FUZZ_CHECK(again->recovery.hashes == parsed->recovery.hashes);

@@ -5,6 +5,7 @@
 #include <string_view>
 
 #include "fuzz_check.hpp"
+#include "pbx/totp/enrollment.hpp"
 #include "pbx/totp/state.hpp"
 
 using namespace pbx::totp;
@@ -14,16 +15,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   auto parsed = parse_state(text);
   if (parsed) {
     FUZZ_CHECK(parsed->failures >= 0);
-    FUZZ_CHECK(parsed->skew >= -kMaxSkewSteps && parsed->skew <= kMaxSkewSteps);
+    for (const auto& m : parsed->marks) {
+      FUZZ_CHECK(m.skew >= -kMaxSkewSteps && m.skew <= kMaxSkewSteps);
+    }
     FUZZ_CHECK(parsed->grace.size() <= static_cast<std::size_t>(kMaxGraceEntries));
     std::string once = serialize_state(*parsed);
     auto again = parse_state(once);
     FUZZ_CHECK(again.ok());
     FUZZ_CHECK(again->enrollment_id == parsed->enrollment_id);
-    FUZZ_CHECK(again->last_step == parsed->last_step);
+    FUZZ_CHECK(again->marks == parsed->marks);
     FUZZ_CHECK(again->failures == parsed->failures);
     FUZZ_CHECK(again->locked_until == parsed->locked_until);
-    FUZZ_CHECK(again->skew == parsed->skew);
     FUZZ_CHECK(again->last_success == parsed->last_success);
     FUZZ_CHECK(again->used_recovery == parsed->used_recovery);
     FUZZ_CHECK(again->grace.size() == parsed->grace.size());

@@ -20,13 +20,13 @@ int main(int argc, char** argv) {
   std::string dir = argv[1];
   Enrollment e;
   e.id = "0123456789abcdef0123456789abcdef";
-  e.secret = *base32_decode("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ");  // RFC 6238 SHA1 key
+  dev0(e).secret = *base32_decode("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ");  // RFC 6238 SHA1 key
   e.created = 1700000000;
   put(dir + "/enrollment/plain", serialize_enrollment(e));
-  e.algorithm = Algorithm::kSha256;
-  e.digits = 8;
-  e.period = 60;
-  e.secret = *base32_decode("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQGEZA");
+  dev0(e).algorithm = Algorithm::kSha256;
+  dev0(e).digits = 8;
+  dev0(e).period = 60;
+  dev0(e).secret = *base32_decode("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQGEZA");
   e.recovery.salt = "00112233445566778899aabbccddeeff";
   e.recovery.hashes = {std::string(64, 'a'), std::string(64, 'b'), std::string(64, '0')};
   put(dir + "/enrollment/sha256_recovery", serialize_enrollment(e));
@@ -34,10 +34,10 @@ int main(int argc, char** argv) {
   UserState s;
   s.enrollment_id = "0123456789abcdef0123456789abcdef";
   put(dir + "/state/fresh", serialize_state(s));
-  s.last_step = 56666666;
+  mark(s).last_step = 56666666;
   s.failures = 3;
   s.locked_until = 1700000120;
-  s.skew = -1;
+  mark(s).skew = -1;
   s.last_success = 1700000000;
   s.used_recovery = {0, 2};
   s.grace = {{"0123456789abcdef", 1700000000}, {"fedcba9876543210", 1700000100}};

@@ -159,7 +159,7 @@ class DbLiveFlowTest : public FlowTest {
     auto id = totp::new_enrollment_id();
     auto secret = totp::generate_secret(totp::Algorithm::kSha1);
     out.enrollment.id = *id;
-    out.enrollment.secret = std::move(secret.value());
+    dev0(out.enrollment).secret = std::move(secret.value());
     out.enrollment.created = 1700000000;
     auto store = totp::open_store(config_);
     if (!store || !(*store)->save(*account, out.enrollment, true)) {

@@ -138,7 +138,7 @@ TEST_F(EnrollFlowTest, ShowsQrKeyAndUriThenAsksForACodeAndSavesWhenItIsRight) {
   // Saved: the shown key, owner and mode; the confirmation code is used up.
   ASSERT_TRUE(secret_saved());
   totp::Enrollment e = stored();
-  EXPECT_TRUE(e.secret == key);
+  EXPECT_TRUE(dev0(e).secret == key);
   struct stat st {};
   ASSERT_EQ(::stat(files_.secret_file(kUser).c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 07777, 0600u);
@@ -233,7 +233,7 @@ TEST_F(EnrollFlowTest, AnEnrollmentMadeMeanwhileWinsAndThisOneIsDenied) {
   EXPECT_EQ(run(ctx), PAM_AUTH_ERR);
   EXPECT_EQ(outcome_of(ctx), "enrollment-failed");
   ASSERT_NE(other, nullptr);
-  EXPECT_TRUE(stored().secret == other->enrollment.secret);
+  EXPECT_TRUE(dev0(stored()).secret == dev0(other->enrollment).secret);
   EXPECT_NE(ctx.all_messages().find("meanwhile"), std::string::npos) << ctx.all_messages();
 }
 
@@ -275,10 +275,10 @@ TEST_F(EnrollFlowTest, ConfigSettingsShapeTheNewSecret) {
   };
   EXPECT_EQ(run(ctx), PAM_SUCCESS);
   totp::Enrollment e = stored();
-  EXPECT_EQ(e.algorithm, totp::Algorithm::kSha256);
-  EXPECT_EQ(e.digits, 8);
-  EXPECT_EQ(e.period, 60);
-  EXPECT_EQ(e.secret.size(), 32u);
+  EXPECT_EQ(dev0(e).algorithm, totp::Algorithm::kSha256);
+  EXPECT_EQ(dev0(e).digits, 8);
+  EXPECT_EQ(dev0(e).period, 60);
+  EXPECT_EQ(dev0(e).secret.size(), 32u);
   EXPECT_NE(ctx.messages[0].text.find("algorithm=SHA256&digits=8&period=60"), std::string::npos);
 }
 

@@ -94,7 +94,7 @@ class TempCodeStackTest : public PamStackTest {
     auto secret = totp::generate_secret(totp::Algorithm::kSha1);
     if (!id || !secret) throw std::runtime_error("cannot make an enrollment");
     e.id = *id;
-    e.secret = std::move(secret.value());
+    dev0(e).secret = std::move(secret.value());
     e.created = 1700000000;
     auto store = totp::open_store(config_);
     if (!store) throw std::runtime_error(store.error().message);

@@ -17,6 +17,7 @@
 #include <system_error>
 #include <vector>
 
+#include "device_access.hpp"
 #include "files.hpp"
 #include "pbx/totp/base32.hpp"
 #include "pbx/totp/config.hpp"
@@ -35,7 +36,8 @@ inline constexpr totp::KdfParams kCheapKdf{1024, 8, 1};
 
 // The secret itself, as base32 and hex: what a log line must never hold.
 inline std::string secret_base32(const totp::Enrollment& e) {
-  return totp::base32_encode(e.secret.data(), e.secret.size(), false);
+  const auto& secret = e.devices.at(0).secret;
+  return totp::base32_encode(secret.data(), secret.size(), false);
 }
 
 // A private directory under /tmp, removed with everything in it.
@@ -66,21 +68,22 @@ struct Enrolled {
   totp::Enrollment enrollment;
   std::vector<std::string> recovery_codes;
 
-  std::string code_for_step(std::int64_t step) const {
-    auto code = totp::hotp(enrollment.secret, enrollment.algorithm,
-                           static_cast<std::uint64_t>(step), enrollment.digits);
+  // Codes of device `device` (0: the first).
+  std::string code_for_step(std::int64_t step, std::size_t device = 0) const {
+    const totp::Device& d = enrollment.devices.at(device);
+    auto code = totp::hotp(d.secret, d.algorithm, static_cast<std::uint64_t>(step), d.digits);
     if (!code) throw std::runtime_error("hotp failed");
-    return totp::format_code(*code, enrollment.digits);
+    return totp::format_code(*code, d.digits);
   }
-  std::string code_at(std::int64_t unix_time) const {
-    return code_for_step(totp::time_step(unix_time, enrollment.period));
+  std::string code_at(std::int64_t unix_time, std::size_t device = 0) const {
+    return code_for_step(totp::time_step(unix_time, enrollment.devices.at(device).period), device);
   }
   // A code of the right length that no step within ±3 of `unix_time` produces.
   std::string wrong_code_at(std::int64_t unix_time) const {
-    std::int64_t step = totp::time_step(unix_time, enrollment.period);
+    std::int64_t step = totp::time_step(unix_time, enrollment.devices.at(0).period);
     for (int candidate = 123456;; candidate = (candidate + 111111) % 1000000) {
       std::string code =
-          totp::format_code(static_cast<std::uint32_t>(candidate), enrollment.digits);
+          totp::format_code(static_cast<std::uint32_t>(candidate), enrollment.devices.at(0).digits);
       bool valid = false;
       for (std::int64_t d = -3; d <= 3; ++d) valid = valid || code_for_step(step + d) == code;
       if (!valid) return code;
@@ -146,12 +149,8 @@ class TestFiles {
     auto id = totp::new_enrollment_id();
     auto secret = totp::generate_secret(totp::Algorithm::kSha1);
     if (!id || !secret) throw std::runtime_error("cannot make an enrollment");
-    e.id = *id;
-    e.secret = std::move(secret.value());
-    e.algorithm = totp::Algorithm::kSha1;
-    e.digits = 6;
-    e.period = 30;
-    e.created = 1700000000;
+    e = totp::single_device_enrollment(*id, std::move(secret.value()), totp::Algorithm::kSha1, 6,
+                                       30, 1700000000);
     if (recovery_count > 0) {
       auto codes = totp::generate_recovery_codes(recovery_count);
       if (!codes) throw std::runtime_error("cannot make recovery codes");

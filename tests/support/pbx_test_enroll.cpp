@@ -23,17 +23,14 @@ int main(int argc, char** argv) {
   auto user = lookup_user(argv[2]);
   if (!user) return std::fprintf(stderr, "%s\n", user.error().message.c_str()), 2;
   std::string hex = argv[3];
-  Enrollment e;
+  SecretBytes secret;
   for (std::size_t i = 0; i + 1 < hex.size(); i += 2) {
-    e.secret.push_back(static_cast<std::uint8_t>(std::stoi(hex.substr(i, 2), nullptr, 16)));
+    secret.push_back(static_cast<std::uint8_t>(std::stoi(hex.substr(i, 2), nullptr, 16)));
   }
   auto id = new_enrollment_id();
   if (!id) return 70;
-  e.id = *id;
-  e.algorithm = config->algorithm;
-  e.digits = config->digits;
-  e.period = config->period;
-  e.created = SystemClock().now();
+  Enrollment e = single_device_enrollment(*id, std::move(secret), config->algorithm,
+                                          config->digits, config->period, SystemClock().now());
   std::vector<SecretString> codes;
   for (int i = 4; i < argc; ++i) codes.emplace_back(std::string(argv[i]));
   if (!codes.empty()) {

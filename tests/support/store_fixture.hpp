@@ -28,6 +28,7 @@
 #include <utility>
 #include <vector>
 
+#include "device_access.hpp"
 #include "files.hpp"
 #include "pbx/totp/clock.hpp"
 #include "pbx/totp/config.hpp"
@@ -87,13 +88,19 @@ inline SecretBytes bytes_of(std::string_view text) {
 }
 
 // The code an authenticator shows for `step`.
-inline std::string code_for_step(const Enrollment& e, std::int64_t step) {
-  auto code = hotp(e.secret, e.algorithm, static_cast<std::uint64_t>(step), e.digits);
+inline std::string code_for_step(const Device& d, std::int64_t step) {
+  auto code = hotp(d.secret, d.algorithm, static_cast<std::uint64_t>(step), d.digits);
   if (!code) throw std::runtime_error("hotp failed");
-  return format_code(*code, e.digits);
+  return format_code(*code, d.digits);
+}
+// Of the first device.
+inline std::string code_for_step(const Enrollment& e, std::int64_t step) {
+  return code_for_step(e.devices.at(0), step);
 }
 
-inline std::int64_t step_of(const Enrollment& e, std::int64_t t) { return time_step(t, e.period); }
+inline std::int64_t step_of(const Enrollment& e, std::int64_t t) {
+  return time_step(t, e.devices.at(0).period);
+}
 
 // A private directory under /tmp, removed with everything in it.
 class TempDir {
@@ -350,13 +357,8 @@ class StoreFixture : public ::testing::Test {
 
   // An enrollment of the RFC key with `recovery_count` fresh recovery codes (kept in codes_).
   Enrollment make_enrollment(std::string_view id = kIdA, int recovery_count = 3) {
-    Enrollment e;
-    e.id = std::string(id);
-    e.secret = bytes_of(kRfcKey);
-    e.algorithm = Algorithm::kSha1;
-    e.digits = 6;
-    e.period = 30;
-    e.created = kT0 - 86400;
+    Enrollment e = single_device_enrollment(std::string(id), bytes_of(kRfcKey), Algorithm::kSha1, 6,
+                                            30, kT0 - 86400);
     auto codes = generate_recovery_codes(recovery_count);
     if (!codes.ok()) throw std::runtime_error("generate_recovery_codes failed");
     auto set = hash_recovery_codes(codes.value(), kCheapKdf);

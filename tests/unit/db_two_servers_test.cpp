@@ -190,7 +190,7 @@ TEST_F(DbTwoServersTest, EightLoginsRacingAcrossBothAcceptACodeOnce) {
   std::printf("[ figures  ] %d rounds of 8 racing logins: winners on A %d, on B %d\n", kRounds,
               winners_by_server[0], winners_by_server[1]);
   UserState state = read_state(alice_);
-  EXPECT_EQ(state.last_step, step_of(e_, kT0 + kStep * (kRounds - 1)));
+  EXPECT_EQ(mark(state).last_step, step_of(e_, kT0 + kStep * (kRounds - 1)));
 }
 
 }  // namespace

@@ -91,10 +91,10 @@ std::string duplicate_line(std::string_view text, std::string_view key) {
 Enrollment full_enrollment() {
   Enrollment e;
   e.id = std::string(kIdA);
-  e.secret = bytes_of("0123456789abcdefghijklmnopqrstuv");  // 32 bytes, for SHA256
-  e.algorithm = Algorithm::kSha256;
-  e.digits = 8;
-  e.period = 60;
+  dev0(e).secret = bytes_of("0123456789abcdefghijklmnopqrstuv");  // 32 bytes, for SHA256
+  dev0(e).algorithm = Algorithm::kSha256;
+  dev0(e).digits = 8;
+  dev0(e).period = 60;
   e.created = 1700000123;
   auto codes = generate_recovery_codes(3);
   EXPECT_TRUE(is_ok(codes));
@@ -106,11 +106,11 @@ Enrollment full_enrollment() {
 
 void expect_same_enrollment(const Enrollment& a, const Enrollment& b) {
   EXPECT_EQ(a.id, b.id);
-  EXPECT_TRUE(a.secret == b.secret);
-  EXPECT_EQ(a.secret.size(), b.secret.size());
-  EXPECT_EQ(a.algorithm, b.algorithm);
-  EXPECT_EQ(a.digits, b.digits);
-  EXPECT_EQ(a.period, b.period);
+  EXPECT_TRUE(dev0(a).secret == dev0(b).secret);
+  EXPECT_EQ(dev0(a).secret.size(), dev0(b).secret.size());
+  EXPECT_EQ(dev0(a).algorithm, dev0(b).algorithm);
+  EXPECT_EQ(dev0(a).digits, dev0(b).digits);
+  EXPECT_EQ(dev0(a).period, dev0(b).period);
   EXPECT_EQ(a.created, b.created);
   EXPECT_EQ(a.recovery.salt, b.recovery.salt);
   EXPECT_EQ(a.recovery.kdf.n, b.recovery.kdf.n);
@@ -139,13 +139,13 @@ TEST(EnrollmentFormat, RoundTripEveryAlgorithmDigitsAndPeriod) {
   for (const Case& c : {Case{Algorithm::kSha1, 20, 6, 30}, Case{Algorithm::kSha256, 32, 7, 15},
                         Case{Algorithm::kSha512, 64, 8, 300}, Case{Algorithm::kSha1, 10, 8, 1}}) {
     Enrollment e = full_enrollment();
-    e.algorithm = c.algorithm;
-    e.secret = SecretBytes(c.key_size);
+    dev0(e).algorithm = c.algorithm;
+    dev0(e).secret = SecretBytes(c.key_size);
     for (std::size_t i = 0; i < c.key_size; ++i) {
-      e.secret.data()[i] = static_cast<std::uint8_t>(i * 37 + 1);
+      dev0(e).secret.data()[i] = static_cast<std::uint8_t>(i * 37 + 1);
     }
-    e.digits = c.digits;
-    e.period = c.period;
+    dev0(e).digits = c.digits;
+    dev0(e).period = c.period;
     auto parsed = parse_enrollment(serialize_enrollment(e));
     ASSERT_TRUE(is_ok(parsed)) << algorithm_name(c.algorithm);
     expect_same_enrollment(e, parsed.value());
@@ -168,7 +168,7 @@ TEST(EnrollmentFormat, RoundTripWithoutRecoveryCodes) {
 TEST(EnrollmentFormat, FileIsVersionedAndNeverHoldsPlainRecoveryCodes) {
   Enrollment e;
   e.id = std::string(kIdA);
-  e.secret = bytes_of("12345678901234567890");
+  dev0(e).secret = bytes_of("12345678901234567890");
   auto codes = generate_recovery_codes(5);
   ASSERT_TRUE(is_ok(codes));
   auto set = hash_recovery_codes(codes.value(), kCheapKdf);
@@ -384,10 +384,10 @@ TEST(EnrollmentFormat, RecoveryKdfAboveTheBuiltInCostIsCorrupt) {
 UserState full_state() {
   UserState s;
   s.enrollment_id = std::string(kIdA);
-  s.last_step = 56666667;
+  mark(s).last_step = 56666667;
   s.failures = 3;
   s.locked_until = 1700000400;
-  s.skew = -2;
+  mark(s).skew = -2;
   s.last_success = 1700000010;
   s.used_recovery = {0, 2, 4};
   s.grace = {GraceEntry{"0123456789abcdef0123456789abcdef", 1700000010},
@@ -397,10 +397,10 @@ UserState full_state() {
 
 void expect_same_state(const UserState& a, const UserState& b) {
   EXPECT_EQ(a.enrollment_id, b.enrollment_id);
-  EXPECT_EQ(a.last_step, b.last_step);
+  EXPECT_EQ(mark(a).last_step, mark(b).last_step);
   EXPECT_EQ(a.failures, b.failures);
   EXPECT_EQ(a.locked_until, b.locked_until);
-  EXPECT_EQ(a.skew, b.skew);
+  EXPECT_EQ(mark(a).skew, mark(b).skew);
   EXPECT_EQ(a.last_success, b.last_success);
   EXPECT_EQ(a.used_recovery, b.used_recovery);
   ASSERT_EQ(a.grace.size(), b.grace.size());
@@ -423,14 +423,14 @@ TEST(StateFormat, FreshStateRoundTrips) {
   auto parsed = parse_state(serialize_state(s));
   ASSERT_TRUE(is_ok(parsed));
   expect_same_state(s, parsed.value());
-  EXPECT_EQ(parsed->last_step, kNoStep);
+  EXPECT_EQ(mark(*parsed).last_step, kNoStep);
 }
 
 TEST(StateFormat, ExtremeButValidValuesRoundTrip) {
   UserState s = full_state();
-  s.last_step = 4102444800LL;  // far future, still a valid step
+  mark(s).last_step = 4102444800LL;  // far future, still a valid step
   s.locked_until = 4102444800LL;
-  s.skew = 10;
+  mark(s).skew = 10;
   s.failures = 1000000;
   s.used_recovery.clear();
   for (int i = 0; i < kMaxRecoveryCodes; ++i) s.used_recovery.push_back(i);
@@ -443,10 +443,10 @@ TEST(StateFormat, ExtremeButValidValuesRoundTrip) {
   ASSERT_TRUE(is_ok(parsed));
   expect_same_state(s, parsed.value());
 
-  s.skew = -10;
+  mark(s).skew = -10;
   parsed = parse_state(serialize_state(s));
   ASSERT_TRUE(is_ok(parsed));
-  EXPECT_EQ(parsed->skew, -10);
+  EXPECT_EQ(mark(*parsed).skew, -10);
 }
 
 // H2: a stored skew beyond the learning bound is clamped when parsed (both stores read state
@@ -462,14 +462,14 @@ TEST(StateFormat, SkewIsClampedToTheLearningBoundWhenParsed) {
                                        {0, 0}};
   for (auto [stored, expected] : cases) {
     UserState s = full_state();
-    s.skew = stored;
+    mark(s).skew = stored;
     auto parsed = parse_state(serialize_state(s));
     ASSERT_TRUE(is_ok(parsed)) << stored;
-    EXPECT_EQ(parsed->skew, expected) << "stored skew " << stored;
+    EXPECT_EQ(mark(*parsed).skew, expected) << "stored skew " << stored;
   }
   // Beyond the format's range it stays corrupt, as before.
   UserState s = full_state();
-  s.skew = 1001;
+  mark(s).skew = 1001;
   EXPECT_TRUE(has_errc(parse_state(serialize_state(s)), Errc::kCorrupt));
 }
 

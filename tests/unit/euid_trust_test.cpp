@@ -48,7 +48,7 @@ std::string config_text(const std::string& dir) {
 Enrollment test_enrollment() {
   Enrollment e;
   e.id = std::string(testing::kIdA);
-  e.secret = testing::bytes_of(testing::kRfcKey);
+  dev0(e).secret = testing::bytes_of(testing::kRfcKey);
   e.created = testing::kT0;
   return e;
 }

@@ -164,10 +164,10 @@ class FileStoreTest : public testing::StoreFixture {
 
 void expect_same(const Enrollment& a, const Enrollment& b) {
   EXPECT_EQ(a.id, b.id);
-  EXPECT_TRUE(a.secret == b.secret);
-  EXPECT_EQ(a.algorithm, b.algorithm);
-  EXPECT_EQ(a.digits, b.digits);
-  EXPECT_EQ(a.period, b.period);
+  EXPECT_TRUE(dev0(a).secret == dev0(b).secret);
+  EXPECT_EQ(dev0(a).algorithm, dev0(b).algorithm);
+  EXPECT_EQ(dev0(a).digits, dev0(b).digits);
+  EXPECT_EQ(dev0(a).period, dev0(b).period);
   EXPECT_EQ(a.created, b.created);
   EXPECT_EQ(a.recovery.salt, b.recovery.salt);
   EXPECT_EQ(a.recovery.hashes, b.recovery.hashes);
@@ -178,9 +178,9 @@ void expect_same(const Enrollment& a, const Enrollment& b) {
 
 TEST_F(FileStoreTest, SaveThenLoadRoundTrip) {
   Enrollment e = make_enrollment();
-  e.algorithm = Algorithm::kSha512;
-  e.digits = 8;
-  e.period = 60;
+  dev0(e).algorithm = Algorithm::kSha512;
+  dev0(e).digits = 8;
+  dev0(e).period = 60;
   ASSERT_TRUE(is_ok(store().save(alice_, e, false)));
   auto loaded = store().load(alice_);
   ASSERT_TRUE(is_ok(loaded));
@@ -233,7 +233,7 @@ TEST_F(FileStoreTest, SaveWithoutOverwriteKeepsTheExistingEnrollment) {
 TEST_F(FileStoreTest, SaveWithOverwriteReplaces) {
   enroll(alice_, kIdA);
   Enrollment second = make_enrollment(kIdB);
-  second.secret = testing::bytes_of("another secret of 20");
+  dev0(second).secret = testing::bytes_of("another secret of 20");
   ASSERT_TRUE(is_ok(store().save(alice_, second, true)));
   auto loaded = store().load(alice_);
   ASSERT_TRUE(is_ok(loaded));
@@ -265,11 +265,11 @@ TEST_F(FileStoreTest, StateRoundTripIsRootOwnedMode0600) {
   {
     auto txn = store().lock_state(alice_);
     ASSERT_TRUE(is_ok(txn));
-    EXPECT_EQ(txn.value()->state().last_step, kNoStep) << "no state yet: empty";
+    EXPECT_EQ(mark(txn.value()->state()).last_step, kNoStep) << "no state yet: empty";
     EXPECT_EQ(txn.value()->state().failures, 0);
     UserState next;
     next.enrollment_id = std::string(kIdA);
-    next.last_step = 123;
+    mark(next).last_step = 123;
     next.failures = 2;
     next.used_recovery = {1};
     ASSERT_TRUE(is_ok(txn.value()->commit(next)));
@@ -277,7 +277,7 @@ TEST_F(FileStoreTest, StateRoundTripIsRootOwnedMode0600) {
   reopen();
   UserState got = read_state(alice_);
   EXPECT_EQ(got.enrollment_id, std::string(kIdA));
-  EXPECT_EQ(got.last_step, 123);
+  EXPECT_EQ(mark(got).last_step, 123);
   EXPECT_EQ(got.failures, 2);
   EXPECT_EQ(got.used_recovery, std::vector<int>{1});
   auto st = lstat_of(state_file(alice_));
@@ -606,10 +606,10 @@ TEST_F(FileStoreTest, APlantedSkewIsClampedAndAnOldCodeStaysWrong) {
   enroll_and_login();
   UserState planted = read_state(alice_);
   std::int64_t old_step = step_of(enrollment_, kT0) - 500;
-  planted.skew = -500;
-  planted.last_step = old_step - 1;
+  mark(planted).skew = -500;
+  mark(planted).last_step = old_step - 1;
   plant_state(serialize_state(planted));
-  EXPECT_EQ(read_state(alice_).skew, -kMaxSkewSteps);
+  EXPECT_EQ(mark(read_state(alice_)).skew, -kMaxSkewSteps);
   EXPECT_EQ(verify_at(alice_, kT0, code_for_step(enrollment_, old_step)), Verdict::kRejected);
 }
 
@@ -706,7 +706,7 @@ TEST_F(FileStoreTest, LeftoverTempFilesAndStaleLockNeverBlockALogin) {
         << verdict_code_name(*login / 100);
   }
   UserState state = read_state(alice_);
-  EXPECT_EQ(state.last_step, step_of(enrollment_, kT0 + 90));
+  EXPECT_EQ(mark(state).last_step, step_of(enrollment_, kT0 + 90));
 }
 
 TEST_F(FileStoreTest, LockOfAKilledProcessIsReleased) {

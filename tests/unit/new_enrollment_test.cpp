@@ -118,7 +118,7 @@ TEST_F(NewEnrollmentSaveTest, ResetStateWritesAFreshStateWithTheStepUsed) {
   EXPECT_FALSE(saved->state_error.has_value());
   ASSERT_TRUE(store_.enrollment.has_value());
   EXPECT_EQ(store_.state.enrollment_id, store_.enrollment->id);
-  EXPECT_EQ(store_.state.last_step, step_);
+  EXPECT_EQ(mark(store_.state).last_step, step_);
 }
 
 TEST_F(NewEnrollmentSaveTest, WithoutResetStateTheStateIsLeftAlone) {

@@ -207,14 +207,14 @@ TEST_F(ConcurrencyTest, EightRacingLoginsAcceptACodeOnce) {
   ::sem_destroy(&board->done);
   ::munmap(mem, sizeof(Board));
   UserState state = read_state(alice_);
-  EXPECT_EQ(state.last_step, step_of(e_, kT0 + kStep * (kRounds - 1)));
+  EXPECT_EQ(mark(state).last_step, step_of(e_, kT0 + kStep * (kRounds - 1)));
   EXPECT_EQ(state.failures, kProcs - 1);
 }
 
 TEST_F(ConcurrencyTest, UsersNeverInterfere) {
   constexpr int kRounds = 100;
   Enrollment bob = enroll(bob_, kIdB);
-  bob.secret = testing::bytes_of("bob's secret, twenty");
+  dev0(bob).secret = testing::bytes_of("bob's secret, twenty");
   ASSERT_TRUE(is_ok(store().save(bob_, bob, true)));
   User carol{"carol", 1003, 1003, "/nonexistent/home/carol"};
   enroll(carol, kIdC);
@@ -260,8 +260,8 @@ TEST_F(ConcurrencyTest, UsersNeverInterfere) {
   UserState c = read_state(carol);
   EXPECT_EQ(a.enrollment_id, std::string(kIdA));
   EXPECT_EQ(b.enrollment_id, std::string(kIdB));
-  EXPECT_EQ(a.last_step, step_of(e_, kT0 + kStep * (kRounds - 1)));
-  EXPECT_EQ(b.last_step, step_of(bob, kT0 + kStep * (kRounds - 1)));
+  EXPECT_EQ(mark(a).last_step, step_of(e_, kT0 + kStep * (kRounds - 1)));
+  EXPECT_EQ(mark(b).last_step, step_of(bob, kT0 + kStep * (kRounds - 1)));
   EXPECT_EQ(a.failures, 0);
   EXPECT_EQ(b.failures, 0);
   EXPECT_GE(c.failures, 5);

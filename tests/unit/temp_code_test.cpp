@@ -167,8 +167,8 @@ TEST_F(TempCodeTest, AcceptedCodeMovesNoReplayMarkAndRestoresNoRecoveryCode) {
   UserState after = read_state(alice_);
   // Still where the enrollment put it (the steps before its creation): the TOTP codes of now
   // stay unused.
-  EXPECT_EQ(after.last_step, time_step(e.created, e.period) - 1);
-  EXPECT_EQ(after.skew, 0);
+  EXPECT_EQ(mark(after).last_step, time_step(e.created, dev0(e).period) - 1);
+  EXPECT_EQ(mark(after).skew, 0);
   EXPECT_TRUE(after.used_recovery.empty());
   EXPECT_EQ(after.last_success, clock_.now());
 }

@@ -149,7 +149,7 @@ TEST_F(TrustedParentsTest, SecretOutsideAHomeAndStateDirInADirectoryOfAnotherUse
   // Nor does root write a secret there (whoever owns the directory could move it).
   Enrollment e;
   e.id = std::string(testing::kIdA);
-  e.secret = testing::bytes_of(testing::kRfcKey);
+  dev0(e).secret = testing::bytes_of(testing::kRfcKey);
   e.created = testing::kT0;
   ASSERT_EQ(::unlink((secrets + "/daemon").c_str()), 0);
   auto saved = (*store)->save(*user, e, true);

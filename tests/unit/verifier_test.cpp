@@ -98,7 +98,7 @@ TEST_F(VerifierTest, AcceptsTheCurrentCodeAndRecordsIt) {
   EXPECT_EQ(out.failures, 0);
   UserState state = read_state(alice_);
   EXPECT_EQ(state.enrollment_id, std::string(kIdA));
-  EXPECT_EQ(state.last_step, now_step());
+  EXPECT_EQ(mark(state).last_step, now_step());
   EXPECT_EQ(state.failures, 0);
   EXPECT_EQ(state.last_success, kT0);
 }
@@ -159,7 +159,7 @@ TEST_F(VerifierTest, EarlierStepAfterALaterOneIsReplayed) {
   EXPECT_TRUE(out.verdict == Verdict::kReplayed || out.verdict == Verdict::kRejected)
       << verdict_name(out.verdict);
   EXPECT_EQ(out.failures, 2);
-  EXPECT_EQ(read_state(alice_).last_step, now_step() + 1);
+  EXPECT_EQ(mark(read_state(alice_)).last_step, now_step() + 1);
 }
 
 TEST_F(VerifierTest, RepeatedReplaysLockTheUserOut) {
@@ -341,14 +341,14 @@ TEST_F(VerifierTest, FastPhoneClockIsLearnedButBounded) {
     // The newest code the window around the learned skew allows.
     Outcome out = verify(code(skew + config_.window));
     ASSERT_EQ(out.verdict, Verdict::kAccepted) << "round " << round << ", skew " << skew;
-    skew = read_state(alice_).skew;
+    skew = mark(read_state(alice_)).skew;
     ASSERT_LE(std::abs(skew), kMaxSkewSteps) << "round " << round;
   }
   EXPECT_GT(skew, 0) << "a phone that runs ahead was never followed";
   // However consistent the drift, nothing beyond the bound is accepted.
   clock_.advance(30);
   int beyond = kMaxSkewSteps + config_.window + 1;
-  ASSERT_GT(now_step() + beyond, read_state(alice_).last_step);
+  ASSERT_GT(now_step() + beyond, mark(read_state(alice_)).last_step);
   EXPECT_EQ(verify(code(beyond)).verdict, Verdict::kRejected);
   EXPECT_EQ(verify(code(beyond + 5)).verdict, Verdict::kRejected);
 }
@@ -360,13 +360,13 @@ TEST_F(VerifierTest, SlowPhoneClockIsLearnedButBounded) {
     clock_.set(kT0 + 2 * kStep * round);  // two steps a round, so older codes are still unused
     Outcome out = verify(code(skew - config_.window));
     ASSERT_EQ(out.verdict, Verdict::kAccepted) << "round " << round << ", skew " << skew;
-    skew = read_state(alice_).skew;
+    skew = mark(read_state(alice_)).skew;
     ASSERT_LE(std::abs(skew), kMaxSkewSteps) << "round " << round;
   }
   EXPECT_LT(skew, 0) << "a phone that runs behind was never followed";
   clock_.advance(60);
   int beyond = -(kMaxSkewSteps + config_.window + 1);
-  ASSERT_GT(now_step() + beyond, read_state(alice_).last_step);
+  ASSERT_GT(now_step() + beyond, mark(read_state(alice_)).last_step);
   EXPECT_EQ(verify(code(beyond)).verdict, Verdict::kRejected);
 }
 
@@ -503,7 +503,7 @@ TEST_F(VerifierTest, StaleStateDoesNotLockANewEnrollment) {
     old.enrollment_id = std::string(kIdB);
     old.failures = 50;
     old.locked_until = kT0 + 3600;
-    old.last_step = now_step() + 5;
+    mark(old).last_step = now_step() + 5;
     ASSERT_TRUE(is_ok(txn.value()->commit(old)));
   }
   EXPECT_EQ(verify(code()).verdict, Verdict::kAccepted);
@@ -568,16 +568,16 @@ TEST_F(VerifierTest, GraceStoresNoHostNameAndStaysBounded) {
 
 TEST_F(VerifierTest, UsesTheEnrollmentsAlgorithmDigitsAndPeriod) {
   Enrollment e = make_enrollment(kIdB);
-  e.algorithm = Algorithm::kSha512;
-  e.secret = testing::bytes_of("1234567890123456789012345678901234567890123456789012345678901234");
-  e.digits = 8;
-  e.period = 60;
+  dev0(e).algorithm = Algorithm::kSha512;
+  dev0(e).secret = testing::bytes_of("1234567890123456789012345678901234567890123456789012345678901234");
+  dev0(e).digits = 8;
+  dev0(e).period = 60;
   ASSERT_TRUE(is_ok(store().save(bob_, e, true)));
   e_ = e;
   std::string right = code();
   ASSERT_EQ(right.size(), 8U);
   Enrollment sha1 = e;
-  sha1.algorithm = Algorithm::kSha1;
+  dev0(sha1).algorithm = Algorithm::kSha1;
   EXPECT_EQ(verify(bob_, right.substr(2)).verdict, Verdict::kRejected);
   EXPECT_EQ(verify(bob_, code_for_step(sha1, step_of(e, kT0))).verdict, Verdict::kRejected);
   EXPECT_EQ(verify(bob_, right).verdict, Verdict::kAccepted);
@@ -672,12 +672,12 @@ TEST_F(VerifierFailClosedTest, UnrecordableOutcomeIsAnError) {
     EXPECT_TRUE(has_errc(fake_verify(input), Errc::kIo)) << "a result that could not be recorded";
   }
   EXPECT_EQ(fake_.state.failures, 0);
-  EXPECT_EQ(fake_.state.last_step, kNoStep);
+  EXPECT_EQ(mark(fake_.state).last_step, kNoStep);
   // Once the disk has room again, nothing was used up.
   fake_.commit_error.reset();
   EXPECT_EQ(verdict_of(fake_verify(code())), Verdict::kAccepted);
   EXPECT_EQ(verdict_of(fake_verify(codes_[0].view())), Verdict::kRecoveryAccepted);
-  EXPECT_EQ(fake_.state.last_step, now_step());
+  EXPECT_EQ(mark(fake_.state).last_step, now_step());
 }
 
 }  // namespace

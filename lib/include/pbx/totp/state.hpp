@@ -51,7 +51,8 @@ struct RequiredMark {
 struct DeviceMark {
   std::string device;  // the device's name
   // The device's created time: a device removed and added again under the same name starts
-  // afresh. kAnyCreated: read from a version 1 state, whose one mark is the device "default"'s.
+  // afresh. kAnyCreated (written as -1): read from a version 1 state, whose one mark is the
+  // device "default"'s, until a login binds it.
   std::int64_t created = 0;
   std::int64_t last_step = kNoStep;  // the last accepted time step (replay mark)
   int skew = 0;                      // learned clock offset, in time steps
