@@ -326,6 +326,7 @@ TEST_F(DeviceTest, ListShowsEveryDeviceAndNeverASecret) {
 }
 
 TEST_F(DeviceTest, StatusAndListCarryTheDevices) {
+  write_config("recovery_codes = 0\nrequire = none\n");  // list exits 0
   enroll_uri("daemon");
   add_uri("daemon", "phone2");
   auto status = status_json("daemon");
