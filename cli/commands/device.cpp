@@ -61,6 +61,25 @@ std::optional<int> load_enrollment(Session& s, totp::Store& store, const totp::U
   return fail(s, e.error());
 }
 
+// After add_device or remove_device: the exit status of a failure (3 when the user is no longer
+// enrolled, else 4: the store changed meanwhile or failed; nothing was changed), or nullopt
+// after the audit line `what` ("device-added user=U device=N"), warning first when the secret
+// was saved but the state could not be written.
+std::optional<int> finish_change(Session& s, const totp::Result<totp::SaveReport>& r,
+                                 const std::string& what, const totp::User& u,
+                                 const std::string& name) {
+  if (!r) {
+    return fail(s, r.error().code == totp::Errc::kNotEnrolled ? kExitNotEnrolled : kExitStore,
+                r.error().message + "; nothing was changed");
+  }
+  if (const auto& state_error = r->state_error) {
+    s.err() << "pbx-mfa: warning: " << what
+            << " saved, but the state could not be written: " << state_error->message << "\n";
+  }
+  audit(s, what + " user=" + audit_field(u.name) + " device=" + audit_field(name));
+  return std::nullopt;
+}
+
 int run_add(Session& s, const AddOptions& o) {
   // A device nobody has proven to hold is an administrator's provisioning act.
   if (o.no_confirm && !s.is_root()) {
@@ -157,16 +176,8 @@ int run_add(Session& s, const AddOptions& o) {
   auto saved =
       totp::add_device(**store, u, pending.device(o.name, s.env.clock->now(), confirmed_step),
                        confirmed_step, change);
-  if (!saved) {
-    // Only a change made meanwhile gets here (the name and the count were checked above).
-    return fail(s, saved.error().code == totp::Errc::kNotEnrolled ? kExitNotEnrolled : kExitStore,
-                saved.error().message + "; nothing was saved");
-  }
-  if (const auto& state_error = saved->state_error) {
-    s.err() << "pbx-mfa: warning: device added, but the state could not be written: "
-            << state_error->message << "\n";
-  }
-  audit(s, "device-added user=" + audit_field(u.name) + " device=" + audit_field(o.name));
+  // Only a change made meanwhile or a store failure fails here (name and count were checked).
+  if (auto failed = finish_change(s, saved, "device-added", u, o.name)) return *failed;
 
   if (o.json) {
     nlohmann::json j = {
@@ -239,15 +250,7 @@ int run_remove(Session& s, const RemoveOptions& o) {
   }
   totp::DeviceChange change{s.config.max_devices, s.is_root()};
   auto removed = totp::remove_device(**store, u, o.name, change);
-  if (!removed) {
-    return fail(s, removed.error().code == totp::Errc::kNotEnrolled ? kExitNotEnrolled : kExitStore,
-                removed.error().message + "; nothing was changed");
-  }
-  if (const auto& state_error = removed->state_error) {
-    s.err() << "pbx-mfa: warning: device removed, but the state could not be written: "
-            << state_error->message << "\n";
-  }
-  audit(s, "device-removed user=" + audit_field(u.name) + " device=" + audit_field(o.name));
+  if (auto failed = finish_change(s, removed, "device-removed", u, o.name)) return *failed;
   s.out() << "Removed: device " << o.name << " of " << u.name << ".\n";
   return kExitOk;
 }
