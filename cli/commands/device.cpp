@@ -196,6 +196,21 @@ int run_list(Session& s, const ListOptions& o) {
   if (!store) return fail(s, store.error());
   totp::Verifier verifier(s.config, **store, *s.env.clock);
   auto st = verifier.status(*user);
+  if (!st && !s.is_root()) {
+    // The state is root's (state_dir): a user listing their own devices gets them from the
+    // secret, without when each was last used.
+    auto e = (*store)->load(*user);
+    if (e) {
+      s.err() << "pbx-mfa: note: last_used is unknown (" << st.error().message << ")\n";
+      totp::UserStatus from_secret;
+      from_secret.enrolled = true;
+      for (const auto& d : e->devices) {
+        from_secret.devices.push_back(
+            totp::DeviceStatus{d.name, d.algorithm, d.digits, d.period, d.created, 0});
+      }
+      st = std::move(from_secret);
+    }
+  }
   if (!st) return fail(s, st.error());
   const int rc = st->enrolled ? kExitOk : kExitNotEnrolled;
   if (o.json) {

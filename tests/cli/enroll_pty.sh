@@ -230,7 +230,8 @@ OWNER_MODE=$(stat -c '%U %a' "$SECRET_FILE")
   fail "after device add the secret file is '$OWNER_MODE', expected '$USER_NAME 600'"
 # The user lists their devices: both names, never a secret.
 LIST=$(setpriv --reuid="$USER_UID" --regid="$USER_GID" --init-groups env -i PATH=/usr/bin:/bin \
-  "$WORK/pbx-mfa" device list --json --config "$CONF") || fail "device list exited $?"
+  "$WORK/pbx-mfa" device list --json --config "$CONF" 2>"$WORK/err") ||
+  fail "device list exited $?: $(cat "$WORK/err")"
 echo "$LIST" | jq -e --arg u "$USER_NAME" \
   '.user == $u and (.devices | map(.name)) == ["default","phone2"]' >/dev/null ||
   fail "unexpected device list: $LIST"
