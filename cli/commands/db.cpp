@@ -15,8 +15,10 @@ int db_init(Session& s, bool may_create) {
     s.out() << "created the fleet key " << s.config.fleet_key
             << " (root, 0400): copy it to every server of the fleet, the same way\n";
   }
+  const bool rows_touched = r->enrollments_upgraded > 0 || r->states_upgraded > 0;
   if (r->from_version == r->to_version) {
-    s.out() << "database schema is at version " << r->to_version << "; nothing to do\n";
+    s.out() << "database schema is at version " << r->to_version
+            << (rows_touched || !r->rows_left.empty() ? "" : "; nothing to do") << "\n";
   } else if (r->from_version == 0) {
     s.out() << "database schema created (version " << r->to_version << ")\n";
   } else {
@@ -38,8 +40,27 @@ int db_init(Session& s, bool may_create) {
     }
     s.out() << "\n";
   }
-  audit(s, std::string(may_create ? "db-init" : "db-upgrade") + " schema=" +
-               std::to_string(r->to_version) + (r->key_created ? " (fleet key created)" : ""));
+  // Rows of format version 1 (one secret per user) rewritten as version 2 (devices).
+  if (r->from_version > 0 && (r->from_version < 3 || rows_touched)) {
+    s.out() << r->enrollments_upgraded << " enrollment" << (r->enrollments_upgraded == 1 ? "" : "s")
+            << ", " << r->states_upgraded << " state" << (r->states_upgraded == 1 ? "" : "s")
+            << " upgraded to format version 2 (enrollment ids, secrets and replay marks kept)\n";
+  }
+  for (const auto& why : r->rows_left) s.err() << "pbx-mfa: " << why << "\n";
+  if (!r->rows_left.empty()) {
+    s.err() << "pbx-mfa: " << r->rows_left.size() << " row" << (r->rows_left.size() == 1 ? "" : "s")
+            << " left as " << (r->rows_left.size() == 1 ? "it is" : "they are")
+            << " (refused at login, as before): 'pbx-mfa reset' those users and enroll them "
+               "again\n";
+  }
+  std::string rows = r->from_version > 0
+                         ? " enrollments_upgraded=" + std::to_string(r->enrollments_upgraded) +
+                               " states_upgraded=" + std::to_string(r->states_upgraded) +
+                               " rows_left=" + std::to_string(r->rows_left.size())
+                         : "";
+  audit(s, std::string(may_create ? "db-init" : "db-upgrade") +
+               " schema=" + std::to_string(r->to_version) + rows +
+               (r->key_created ? " (fleet key created)" : ""));
   return kExitOk;
 }
 

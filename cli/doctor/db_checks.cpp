@@ -148,6 +148,15 @@ std::vector<Check> check_db_schema(const Facts& f) {
     return {{"db-schema", Status::kFail, "the database has no pbx-mfa schema",
              "run 'pbx-mfa db init'"}};
   }
+  if (r.schema_version >= 2 && r.schema_version < totp::kDbSchemaVersion) {
+    // Logins work on schema 2 (rows of format version 1 are read as they are); its rows are
+    // not upgraded to format version 2 (devices) yet.
+    return {{"db-schema", Status::kWarn,
+             "schema version " + std::to_string(r.schema_version) + ", this pbx-mfa uses " +
+                 std::to_string(totp::kDbSchemaVersion) +
+                 ": rows of format version 1 not upgraded yet (logins work)",
+             "run 'pbx-mfa db migrate' once every server of the fleet runs this pbx-mfa"}};
+  }
   if (r.schema_version != totp::kDbSchemaVersion) {
     return {{"db-schema", Status::kFail,
              "schema version " + std::to_string(r.schema_version) +

@@ -8,10 +8,15 @@
 #include <cstdint>
 #include <limits>
 #include <optional>
+#include <set>
 #include <string>
+#include <string_view>
 
+#include "db_store.hpp"
+#include "pbx/totp/enrollment.hpp"
 #include "pbx/totp/seal.hpp"
 #include "pbx/totp/state.hpp"
+#include "pbx/totp/strings.hpp"
 #include "pg_link.hpp"
 #include "text_format.hpp"
 
@@ -91,6 +96,206 @@ Status authenticate_states(PgLink& db, const SecretBytes& fleet_key, DbInitResul
   return Ok{};
 }
 
+// The format version of a secret or state text: N of its first line that is neither empty nor a
+// comment, when that line is "version N"; 0 otherwise (the parser then says what is wrong).
+int format_version(std::string_view text) {
+  constexpr std::string_view kPrefix = "version ";
+  for (std::string_view line : split_lines(text)) {
+    if (line.empty() || line.front() == '#') continue;
+    std::int64_t n = 0;
+    if (line.substr(0, kPrefix.size()) != kPrefix ||
+        !detail::parse_i64(line.substr(kPrefix.size()), 1, 1000, n)) {
+      return 0;
+    }
+    return static_cast<int>(n);
+  }
+  return 0;
+}
+
+// The largest sealed enrollment the store reads (DbStore::load).
+constexpr const char* kSealedCap = "65536";
+
+// The users with a row that may need the upgrade to format version 2: an enrollment whose
+// sealed text is version 1 or does not open, a state row whose text is version 1. Read without
+// locks; upgrade_user reads each again under its locks.
+Result<std::set<std::string>> upgrade_candidates(PgLink& db, const SecretBytes& fleet_key) {
+  std::set<std::string> users;
+  db.start_exchange();
+  static const std::string kEnrollments =
+      std::string("SELECT user_name, CASE WHEN octet_length(sealed) <= ") + kSealedCap +
+      " THEN sealed END FROM pbx_mfa_enrollment";
+  auto rows = db.exec(kEnrollments.c_str());
+  if (!rows) return rows.error();
+  for (const auto& row : *rows) {
+    if (!row.at(0)) continue;
+    auto box = detail::bytea_of(row.at(1));
+    auto plain = box ? open_sealed(fleet_key, detail::enrollment_aad(*row.at(0)), *box)
+                     : Result<SecretString>(box.error());
+    if (!plain || format_version(plain->view()) == 1) users.insert(*row.at(0));
+  }
+  db.start_exchange();
+  static const std::string kStates =
+      "SELECT user_name, CASE WHEN octet_length(state_text) <= " +
+      std::to_string(kMaxStateFileSize) +
+      " THEN state_text END FROM pbx_mfa_state WHERE state_text IS NOT NULL";
+  rows = db.exec(kStates.c_str());
+  if (!rows) return rows.error();
+  for (const auto& row : *rows) {
+    if (row.at(0) && row.at(1) && format_version(*row.at(1)) == 1) users.insert(*row.at(0));
+  }
+  return users;
+}
+
+// The enrollment row of a user, read under its lock for the upgrade.
+struct LockedEnrollment {
+  bool exists = false;
+  std::optional<std::string> id_column;
+  std::optional<Enrollment> enrollment;  // when it opens and parses
+  int version = 0;                       // of the sealed text, when it opens
+  std::string problem;                   // why it does not open or parse
+};
+
+Result<LockedEnrollment> lock_enrollment(PgLink& db, const SecretBytes& fleet_key,
+                                         const std::string& user) {
+  static const std::string kSelect =
+      std::string("SELECT enrollment_id, CASE WHEN octet_length(sealed) <= ") + kSealedCap +
+      " THEN sealed END FROM pbx_mfa_enrollment WHERE user_name = $1 FOR UPDATE";
+  auto rows = db.exec(kSelect.c_str(), {{user}});
+  if (!rows) return rows.error();
+  LockedEnrollment out;
+  if (rows->empty()) return out;
+  out.exists = true;
+  out.id_column = rows->front().at(0);
+  auto box = detail::bytea_of(rows->front().at(1));
+  if (!box) {
+    out.problem = "the sealed value is missing, larger than 64 KiB or not bytea";
+    return out;
+  }
+  auto plain = open_sealed(fleet_key, detail::enrollment_aad(user), *box);
+  if (!plain) {
+    out.problem = "it does not open under the fleet key (" + plain.error().message + ")";
+    return out;
+  }
+  out.version = format_version(plain->view());
+  auto e = parse_enrollment(plain->view());
+  if (!e) {
+    out.problem = "it does not parse (" + e.error().message + ")";
+    return out;
+  }
+  if (!out.id_column || *out.id_column != e->id) {
+    out.problem = "its enrollment id column differs from the sealed id";
+    return out;
+  }
+  out.enrollment = std::move(e.value());
+  return out;
+}
+
+// Rewrites the rows of one user that are of format version 1, in one transaction that holds the
+// state row's lock, then the enrollment row's (the order of a login and of an enrollment): a
+// concurrent login or enrollment waits and then sees the upgraded rows, or went first and the
+// upgrade sees what it wrote.
+Status upgrade_user(PgLink& db, const Config& config, const SecretBytes& fleet_key,
+                    const SecretBytes& mac_key, const std::string& user, DbInitResult& result) {
+  db.start_exchange();
+  // A lock held too long is an error of this run (run it again), never a lost connection.
+  std::string begin =
+      "BEGIN; SET LOCAL lock_timeout = " + std::to_string(config.pg_timeout_ms * 3 / 4);
+  if (auto r = db.exec(begin.c_str()); !r) {
+    (void)db.exec("ROLLBACK");
+    return r.error();
+  }
+  auto fail = [&](Error e) -> Status {
+    (void)db.exec("ROLLBACK");
+    return e;
+  };
+  auto left = [&](const std::string& why) {
+    result.rows_left.push_back("user " + user + ": " + why);
+  };
+  static const std::string kState =
+      "SELECT CASE WHEN octet_length(state_text) <= " + std::to_string(kMaxStateFileSize) +
+      " THEN state_text END, CASE WHEN octet_length(state_mac) <= 64 THEN state_mac END, "
+      "state_mac IS NOT NULL FROM pbx_mfa_state WHERE user_name = $1 FOR UPDATE";
+  auto state_rows = db.exec(kState.c_str(), {{user}});
+  if (!state_rows) return fail(state_rows.error());
+  auto locked = lock_enrollment(db, fleet_key, user);
+  if (!locked) return fail(locked.error());
+  const LockedEnrollment& le = *locked;
+
+  if (le.exists && !le.enrollment) {
+    left("enrollment row left as it is: " + le.problem);
+  } else if (le.enrollment && le.version == 1) {
+    SecretString text(serialize_enrollment(*le.enrollment));
+    auto box = seal(fleet_key, detail::enrollment_aad(user), text.view());
+    if (!box) return fail(box.error());
+    if (auto r = db.exec(
+            "UPDATE pbx_mfa_enrollment SET sealed = $2, updated = now() WHERE user_name = $1",
+            {{user}, {*box, false, true}});
+        !r) {
+      return fail(r.error());
+    }
+    ++result.enrollments_upgraded;
+  }
+
+  const bool has_text = !state_rows->empty() && state_rows->front().at(0).has_value();
+  if (has_text && format_version(*state_rows->front().at(0)) == 1) {
+    const auto& row = state_rows->front();
+    const std::string& text = *row.at(0);
+    auto parsed = parse_state(text);
+    auto mac = detail::bytea_of(row.at(1));
+    Status checked = parsed && mac
+                         ? check_state_mac(mac_key, user, parsed->enrollment_id, text, *mac)
+                         : Status(make_error(Errc::kCorrupt, ""));
+    if (!checked && checked.error().code != Errc::kCorrupt) return fail(checked.error());
+    if (!parsed) {
+      left("state row left as it is: it does not parse (" + parsed.error().message + ")");
+    } else if (row.at(2) != "t") {
+      left("state row left as it is: it has no MAC (refused at login)");
+    } else if (!checked) {
+      left(
+          "state row left as it is: its MAC does not verify (forged or damaged; refused at login)");
+    } else {
+      // A version 1 replay mark belongs to the device "default" of the same enrollment: it is
+      // tied to that device's created time, as a login would. Without that enrollment to read
+      // it stays unbound (kAnyCreated), as the verifier takes it.
+      UserState next = std::move(parsed.value());
+      const Enrollment* e =
+          le.enrollment && le.enrollment->id == next.enrollment_id ? &*le.enrollment : nullptr;
+      for (DeviceMark& m : next.marks) {
+        const Device* d = e != nullptr ? e->find_device(m.device) : nullptr;
+        if (m.created == kAnyCreated && d != nullptr) m.created = d->created;
+      }
+      std::string upgraded = serialize_state(next);
+      auto new_mac = state_mac(mac_key, user, next.enrollment_id, upgraded);
+      if (!new_mac) return fail(new_mac.error());
+      if (auto r = db.exec(
+              "UPDATE pbx_mfa_state SET state_text = $2, state_mac = $3 WHERE user_name = $1",
+              {{user}, {upgraded}, {*new_mac, false, true}});
+          !r) {
+        return fail(r.error());
+      }
+      ++result.states_upgraded;
+    }
+  }
+  if (auto r = db.exec("COMMIT"); !r) return r.error();
+  return Ok{};
+}
+
+// Every row of format version 1 rewritten as version 2 (DbInitResult says what it did).
+Status upgrade_rows(PgLink& db, const Config& config, const SecretBytes& fleet_key,
+                    DbInitResult& result) {
+  auto mac_key = derive_fleet_subkey(fleet_key, kStateMacLabel);
+  if (!mac_key) return mac_key.error();
+  auto users = upgrade_candidates(db, fleet_key);
+  if (!users) return users.error();
+  for (const auto& user : *users) {
+    if (auto st = upgrade_user(db, config, fleet_key, *mac_key, user, result); !st) {
+      return make_error(st.error().code,
+                        "upgrading the rows of user '" + user + "': " + st.error().message);
+    }
+  }
+  return Ok{};
+}
+
 Result<int> schema_version(PgLink& link, std::optional<std::string>* key_check) {
   auto exists = link.exec("SELECT to_regclass('pbx_mfa_schema') IS NOT NULL");
   if (!exists) return exists.error();
@@ -126,7 +331,10 @@ Result<DbInitResult> init_or_upgrade(const Config& config, bool may_create) {
   PgLink& db = **link;
   db.start_exchange();
   // Two servers running db init at once: the second waits here, then sees the first's schema.
-  if (auto r = db.exec("BEGIN; SELECT pg_advisory_xact_lock(7283551)"); !r) return r.error();
+  // A session lock: it also covers the row upgrade's transactions after the schema's, and goes
+  // with the connection when this returns (a pbx-mfa of schema 2 takes the same key per
+  // transaction).
+  if (auto r = db.exec("SELECT pg_advisory_lock(7283551); BEGIN"); !r) return r.error();
   auto fail = [&](Error e) -> Result<DbInitResult> {
     (void)db.exec("ROLLBACK");
     return e;
@@ -184,17 +392,26 @@ Result<DbInitResult> init_or_upgrade(const Config& config, bool may_create) {
     if (*version < 2) {
       if (auto r = db.exec(kSchemaV2); !r) return fail(r.error());
       if (auto st = authenticate_states(db, *key, result); !st) return fail(st.error());
-    }
-    if (*version < kDbSchemaVersion) {
       db.start_exchange();
-      if (auto r = db.exec("UPDATE pbx_mfa_schema SET version = $1, updated = now()",
-                           {{std::to_string(kDbSchemaVersion)}});
-          !r) {
+      if (auto r = db.exec("UPDATE pbx_mfa_schema SET version = 2, updated = now()"); !r) {
         return fail(r.error());
       }
     }
   }
   if (auto r = db.exec("COMMIT"); !r) return r.error();
+  if (*version > 0) {
+    // Version 3: the rows. Every run looks (a server of an older pbx-mfa may have written a row
+    // of version 1 since); the schema says 3 only once a pass has gone through.
+    if (auto st = upgrade_rows(db, config, *key, result); !st) return st.error();
+    if (*version < kDbSchemaVersion) {
+      db.start_exchange();
+      if (auto r = db.exec("UPDATE pbx_mfa_schema SET version = $1, updated = now()",
+                           {{std::to_string(kDbSchemaVersion)}});
+          !r) {
+        return r.error();
+      }
+    }
+  }
   result.to_version = kDbSchemaVersion;
   return result;
 }

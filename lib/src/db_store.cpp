@@ -11,14 +11,15 @@
 #include "pg_link.hpp"
 
 namespace pbx::totp::detail {
-namespace {
 
-// The associated data that binds a sealed enrollment to its user.
+// "v1" names this binding, not the format of the sealed text (its own version line).
 std::string enrollment_aad(const std::string& user_name) {
   std::string aad = "pbx-mfa enrollment v1";
   aad.push_back('\0');
   return aad + user_name;
 }
+
+namespace {
 
 class DbStore;
 

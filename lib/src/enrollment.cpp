@@ -110,16 +110,23 @@ Enrollment single_device_enrollment(std::string id, SecretBytes secret, Algorith
 }
 
 std::string serialize_enrollment(const Enrollment& e) {
+  // The base32 secrets go straight into `s`, which is reserved large enough never to move:
+  // a temporary string or a grown buffer would be freed with a secret in it, unwiped.
+  std::size_t size = 256 + e.id.size() + e.recovery.salt.size();
+  for (const auto& h : e.recovery.hashes) size += 16 + h.size();
+  for (const auto& d : e.devices) size += 96 + d.name.size() + (d.secret.size() * 8 + 4) / 5;
   std::string s;
-  s.reserve(256 + e.devices.size() * 200 + e.recovery.hashes.size() * 80);
+  s.reserve(size);
   s += "# pbx-mfa secret file: written by pbx-mfa, do not edit\n";
   s += "version 2\n";
   s += "id " + e.id + "\n";
   s += "created " + std::to_string(e.created) + "\n";
   for (const auto& d : e.devices) {
-    std::string secret = base32_encode(d.secret, false);
     s += "device " + d.name + " " + std::to_string(d.created) + " " + algorithm_name(d.algorithm) +
-         " " + std::to_string(d.digits) + " " + std::to_string(d.period) + " " + secret + "\n";
+         " " + std::to_string(d.digits) + " " + std::to_string(d.period) + " ";
+    std::string secret = base32_encode(d.secret, false);
+    s += secret;
+    s += "\n";
     wipe(secret);
   }
   if (!e.recovery.hashes.empty()) {

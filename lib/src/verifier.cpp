@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "device_marks.hpp"
 #include "hex.hpp"
 #include "pbx/totp/code_shape.hpp"
 #include "pbx/totp/hotp.hpp"
@@ -12,6 +13,34 @@
 #include "pbx/totp/temp_code.hpp"
 
 namespace pbx::totp {
+namespace detail {
+
+bool mark_is_of(const DeviceMark& m, const Device& d) noexcept {
+  return m.device == d.name &&
+         (m.created == d.created || (m.created == kAnyCreated && d.name == kDefaultDevice));
+}
+
+// The steps before the device was made count as used, whatever the state says: a
+// self-enrollment or a device added by its user (who cannot write the root-owned state) records
+// the confirmation code's use nowhere but in the created time, which is put after that code's
+// step (NewEnrollment), so the confirmation code (seen over a shoulder, say) cannot also log in.
+DeviceMark mark_of(const Device& d, const UserState& state) {
+  DeviceMark m{d.name, d.created};
+  for (const auto& stored : state.marks) {
+    if (mark_is_of(stored, d)) {
+      m.last_step = stored.last_step;
+      m.skew = stored.skew;
+      m.last_used = stored.last_used;
+    }
+  }
+  if (d.created > 0) {
+    m.last_step = std::max(m.last_step, time_step(d.created, d.period) - 1);
+  }
+  return m;
+}
+
+}  // namespace detail
+
 namespace {
 
 // 16 bytes of SHA-256: enough to tell hosts apart without keeping their names.
@@ -65,33 +94,11 @@ std::optional<Match> match_totp(const Device& d, std::string_view code, std::int
   return best;
 }
 
-// The mark of device `d`: its own from the state, else a fresh one. The steps before the
-// device was made count as used, whatever the state says: a self-enrollment or a device added
-// by its user (who cannot write the root-owned state) records the confirmation code's use
-// nowhere but in the created time, which is put after that code's step (NewEnrollment), so the
-// confirmation code (seen over a shoulder, say) cannot also log in.
-DeviceMark mark_of(const Device& d, const UserState& state) {
-  DeviceMark m{d.name, d.created};
-  for (const auto& stored : state.marks) {
-    bool same_device =
-        stored.created == d.created || (stored.created == kAnyCreated && d.name == kDefaultDevice);
-    if (stored.device == d.name && same_device) {
-      m.last_step = stored.last_step;
-      m.skew = stored.skew;
-      m.last_used = stored.last_used;
-    }
-  }
-  if (d.created > 0) {
-    m.last_step = std::max(m.last_step, time_step(d.created, d.period) - 1);
-  }
-  return m;
-}
-
 // The marks of the enrollment's devices, in its order; marks of other devices are dropped.
 std::vector<DeviceMark> marks_of(const Enrollment& e, const UserState& state) {
   std::vector<DeviceMark> marks;
   marks.reserve(e.devices.size());
-  for (const auto& d : e.devices) marks.push_back(mark_of(d, state));
+  for (const auto& d : e.devices) marks.push_back(detail::mark_of(d, state));
   return marks;
 }
 
@@ -121,11 +128,12 @@ Result<std::optional<TotpHit>> match_devices(const Enrollment& e,
   return hit;
 }
 
-// Whether `code` has the shape of a TOTP code of some device.
-bool totp_shaped(const Enrollment& e, std::string_view code) {
+// Whether `code` has `shape` for some device (an 8-digit answer is a TOTP code of an 8-digit
+// device and an imported scratch code of a 6-digit one).
+bool shaped(const Enrollment& e, std::string_view code, CodeShape shape) {
   bool any = false;
   for (const auto& d : e.devices) {
-    any = classify_code(code, d.digits, CodeForm::kTyped) == CodeShape::kTotp || any;
+    any = classify_code(code, d.digits, CodeForm::kTyped) == shape || any;
   }
   return any;
 }
@@ -284,36 +292,42 @@ Result<Outcome> Verifier::verify(const User& user, std::string_view input, std::
       success = **temp;
       temp_code = success;
       if (!success) out.verdict = Verdict::kRejected;
-    } else if (totp_shaped(e, code)) {
-      auto hit = match_devices(e, marks, code, now, config_.window);
-      if (!hit) return hit.error();
-      if (hit->has_value() && (*hit)->fresh) {
-        DeviceMark& mark = marks[(*hit)->device];
-        out.verdict = Verdict::kAccepted;
-        mark.last_step = (*hit)->match.step;
-        mark.skew = std::clamp(mark.skew + (*hit)->match.offset, -kMaxSkewSteps, kMaxSkewSteps);
-        mark.last_used = now;
-        out.device = mark.device;
-        success = true;
-      } else if (hit->has_value()) {
-        out.verdict = Verdict::kReplayed;
-        out.device = marks[(*hit)->device].device;
-      } else {
-        out.verdict = Verdict::kRejected;
-      }
-    } else if (classify_code(code, e.devices.front().digits, CodeForm::kTyped) ==
-               CodeShape::kRecovery) {
-      auto idx = match_recovery_code(e.recovery, code, state.used_recovery);
-      if (!idx) return idx.error();
-      if (idx->has_value()) {
-        out.verdict = Verdict::kRecoveryAccepted;
-        state.used_recovery.push_back(**idx);
-        success = true;
-      } else {
-        out.verdict = Verdict::kRejected;
-      }
     } else {
-      out.verdict = Verdict::kRejected;
+      bool totp_hit = false;
+      if (shaped(e, code, CodeShape::kTotp)) {
+        auto hit = match_devices(e, marks, code, now, config_.window);
+        if (!hit) return hit.error();
+        totp_hit = hit->has_value();
+        if (totp_hit && (*hit)->fresh) {
+          DeviceMark& mark = marks[(*hit)->device];
+          out.verdict = Verdict::kAccepted;
+          mark.last_step = (*hit)->match.step;
+          mark.skew = std::clamp(mark.skew + (*hit)->match.offset, -kMaxSkewSteps, kMaxSkewSteps);
+          mark.last_used = now;
+          out.device = mark.device;
+          success = true;
+        } else if (totp_hit) {
+          out.verdict = Verdict::kReplayed;
+          out.device = marks[(*hit)->device].device;
+        } else {
+          out.verdict = Verdict::kRejected;
+        }
+      }
+      // Not a code of any device: a recovery code (or a scratch code of the same length as
+      // another device's codes) is checked next.
+      if (!totp_hit && shaped(e, code, CodeShape::kRecovery)) {
+        auto idx = match_recovery_code(e.recovery, code, state.used_recovery);
+        if (!idx) return idx.error();
+        if (idx->has_value()) {
+          out.verdict = Verdict::kRecoveryAccepted;
+          state.used_recovery.push_back(**idx);
+          success = true;
+        } else {
+          out.verdict = Verdict::kRejected;
+        }
+      } else if (!totp_hit) {
+        out.verdict = Verdict::kRejected;
+      }
     }
     state.marks = std::move(marks);
 

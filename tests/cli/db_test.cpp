@@ -6,7 +6,10 @@
 #include <nlohmann/json.hpp>
 
 #include "enroll_fixture.hpp"
+#include "pbx/totp/base32.hpp"
 #include "pbx/totp/break_glass.hpp"
+#include "pbx/totp/seal.hpp"
+#include "pbx/totp/state.hpp"
 #include "pg_test_db.hpp"
 
 namespace pbx::cli::testing {
@@ -61,7 +64,7 @@ class DbCliTest : public CliTest {
 TEST_F(DbCliTest, InitMakesTheKeyAndSchemaOnceAndIsIdempotent) {
   ASSERT_EQ(run_cli({"db", "init"}), 0) << err();
   EXPECT_NE(out().find("created the fleet key"), std::string::npos) << out();
-  EXPECT_NE(out().find("schema created (version 2)"), std::string::npos) << out();
+  EXPECT_NE(out().find("schema created (version 3)"), std::string::npos) << out();
   struct stat st {};
   ASSERT_EQ(::lstat(key_path().c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 07777, 0400U);
@@ -150,7 +153,7 @@ TEST_F(DbCliTest, MigrateUpgradesASchema1DatabaseAndLoginsKeepWorking) {
   schema_->downgrade_to_schema_1();
   clear();
   ASSERT_EQ(run_cli({"db", "migrate"}), 0) << err();
-  EXPECT_NE(out().find("upgraded from version 1 to 2"), std::string::npos) << out();
+  EXPECT_NE(out().find("upgraded from version 1 to 3"), std::string::npos) << out();
   EXPECT_NE(out().find("1 state row authenticated"), std::string::npos) << out();
   EXPECT_EQ(verify("daemon", code_for(uri, kNow)), 1) << "replay mark lost in the upgrade";
   clock_.set(kNow + 30);
@@ -158,6 +161,94 @@ TEST_F(DbCliTest, MigrateUpgradesASchema1DatabaseAndLoginsKeepWorking) {
   clear();
   ASSERT_EQ(run_cli({"db", "migrate"}), 0) << err();
   EXPECT_NE(out().find("nothing to do"), std::string::npos) << out();
+}
+
+// Issue 16: `db migrate` rewrites rows of format version 1 (as the release before devices wrote
+// them: one secret, one replay mark) as version 2, says how many, names a forged state row
+// and leaves it; the user logs in with the same phone and the old replay mark holds; a
+// second run changes nothing. Doctor warns about schema version 2 until then.
+TEST_F(DbCliTest, MigrateUpgradesRowsOfFormatVersion1) {
+  ASSERT_EQ(run_cli({"db", "init"}), 0) << err();
+  auto daemon = enroll("daemon");
+  auto bin = enroll("bin");
+  std::string uri = daemon.at("otpauth_uri");
+  auto params = totp::parse_otpauth_uri(uri);
+  ASSERT_TRUE(params.ok());
+  auto key = totp::load_fleet_key(key_path(), 0);
+  ASSERT_TRUE(key.ok()) << key.error().message;
+  auto mac_key = totp::derive_fleet_subkey(*key, totp::kStateMacLabel);
+  ASSERT_TRUE(mac_key.ok());
+  auto hex = [](std::string_view bytes) {
+    std::string out;
+    for (unsigned char c : bytes) {
+      out += "0123456789abcdef"[c >> 4];
+      out += "0123456789abcdef"[c & 15];
+    }
+    return out;
+  };
+  // The rows as the previous release wrote them, ids kept.
+  auto put_v1 = [&](const std::string& user, const std::string& secret_b32, std::int64_t last) {
+    std::string id = schema_->exec(
+        "SELECT enrollment_id FROM pbx_mfa_enrollment WHERE "
+        "user_name = '" +
+        user + "'");
+    std::string text = "version 1\nid " + id + "\nsecret " + secret_b32 +
+                       "\nalgorithm SHA1\ndigits 6\nperiod 30\ncreated " +
+                       std::to_string(kNow - 3600) + "\nend\n";
+    std::string aad = "pbx-mfa enrollment v1";
+    aad.push_back('\0');
+    auto box = totp::seal(*key, aad + user, text);
+    ASSERT_TRUE(box.ok());
+    std::string state = "version 1\nid " + id + "\nlast-step " + std::to_string(last) +
+                        "\nfailures 0\nlocked-until 0\nskew 0\nlast-success " +
+                        std::to_string(kNow) + "\nend\n";
+    auto mac = totp::state_mac(*mac_key, user, id, state);
+    ASSERT_TRUE(mac.ok());
+    schema_->exec("UPDATE pbx_mfa_enrollment SET sealed = decode('" + hex(*box) +
+                  "', 'hex') WHERE user_name = '" + user + "'");
+    schema_->exec("INSERT INTO pbx_mfa_state (user_name, state_text, state_mac) VALUES ('" + user +
+                  "', '" + state + "', decode('" + hex(*mac) +
+                  "', 'hex')) ON CONFLICT (user_name) DO UPDATE SET state_text = "
+                  "EXCLUDED.state_text, state_mac = EXCLUDED.state_mac");
+  };
+  put_v1("daemon", totp::base32_encode(params->secret, false), totp::time_step(kNow, 30));
+  put_v1("bin", "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP", totp::kNoStep);
+  schema_->exec(
+      "UPDATE pbx_mfa_state SET state_text = replace(state_text, 'failures 0', "
+      "'failures 1') WHERE user_name = 'bin'");  // after its MAC: forged
+  schema_->exec("UPDATE pbx_mfa_schema SET version = 2");
+  std::vector<std::string> doctor = {"doctor",    "--json",        "--pam-dir",
+                                     tmp_.path(), "--sshd-config", tmp_ / "none"};
+  clear();
+  run_cli(doctor);
+  std::string check = doctor_checks(out())["db-schema"];
+  EXPECT_EQ(check.rfind("WARN schema version 2", 0), 0U) << check;
+
+  clear();
+  ASSERT_EQ(run_cli({"db", "migrate"}), 0) << err();
+  EXPECT_NE(out().find("upgraded from version 2 to 3"), std::string::npos) << out();
+  EXPECT_NE(out().find("2 enrollments, 1 state upgraded to format version 2"), std::string::npos)
+      << out();
+  EXPECT_NE(err().find("user bin: state row left as it is: its MAC does not verify"),
+            std::string::npos)
+      << err();
+  EXPECT_EQ(schema_->exec("SELECT count(*) FROM pbx_mfa_state WHERE state_text LIKE "
+                          "'version 1%'"),
+            "1");  // bin's, forged
+  clear();
+  run_cli(doctor);
+  check = doctor_checks(out())["db-schema"];
+  EXPECT_EQ(check.rfind("PASS version 3", 0), 0U) << check;
+
+  EXPECT_EQ(verify("daemon", code_for(uri, kNow)), 1) << "replay mark lost in the upgrade";
+  clock_.set(kNow + 30);
+  EXPECT_EQ(verify("daemon", code_for(uri, kNow + 30)), 0) << err();
+  EXPECT_NE(verify("bin", "123456"), 0);
+  clear();
+  ASSERT_EQ(run_cli({"db", "migrate"}), 0) << err();
+  EXPECT_EQ(out().find("upgraded to format version 2"), std::string::npos) << out();
+  EXPECT_NE(err().find("user bin: state row left as it is"), std::string::npos) << err();
+  (void)bin;
 }
 
 TEST_F(DbCliTest, DoctorChecksTheDatabase) {

@@ -39,15 +39,15 @@ TEST_F(EnrollTest, RootProvisionsWithNoConfirm) {
   EXPECT_TRUE(prompts_.empty());
   auto e = load("daemon");
   ASSERT_TRUE(e.ok()) << e.error().message;
-  EXPECT_EQ(e->algorithm, totp::Algorithm::kSha1);
-  EXPECT_EQ(e->secret.size(), 20u);  // 160 bits
-  EXPECT_EQ(e->digits, 6);
-  EXPECT_EQ(e->period, 30);
+  EXPECT_EQ(dev0(*e).algorithm, totp::Algorithm::kSha1);
+  EXPECT_EQ(dev0(*e).secret.size(), 20u);  // 160 bits
+  EXPECT_EQ(dev0(*e).digits, 6);
+  EXPECT_EQ(dev0(*e).period, 30);
   EXPECT_EQ(e->created, kNow);
   EXPECT_EQ(e->id.size(), 32u);
   EXPECT_EQ(e->recovery.hashes.size(), 2u);
   EXPECT_EQ(e->recovery.kdf.n, totp::KdfParams{}.n);  // production cost, not a test cost
-  EXPECT_EQ(printed_secret(out()), totp::base32_encode(e->secret, false));
+  EXPECT_EQ(printed_secret(out()), totp::base32_encode(dev0(*e).secret, false));
   EXPECT_NE(out().find("Saved: daemon is enrolled."), std::string::npos);
   // Outside any home directory the file is root's, and private.
   struct stat st {};
@@ -73,7 +73,7 @@ TEST_F(EnrollTest, SecretIsShownInGroupsOfFourAndInTheUri) {
   ASSERT_TRUE(params.ok()) << uri;
   auto e = load("daemon");
   ASSERT_TRUE(e.ok());
-  EXPECT_TRUE(params->secret == e->secret);
+  EXPECT_TRUE(params->secret == dev0(*e).secret);
   EXPECT_EQ(uri.rfind("otpauth://totp/pbx-test-host:daemon?secret=", 0), 0u) << uri;
   EXPECT_NE(uri.find("&issuer=pbx-test-host&algorithm=SHA1&digits=6&period=30"), std::string::npos)
       << uri;
@@ -285,7 +285,7 @@ TEST_F(EnrollTest, ForceReplacesTheEnrollmentAndStartsAfresh) {
   auto second = load("daemon");
   ASSERT_TRUE(second.ok());
   EXPECT_NE(second->id, first->id);
-  EXPECT_FALSE(second->secret == first->secret);
+  EXPECT_FALSE(dev0(*second).secret == dev0(*first).secret);
   auto st = verifier(c, *s).status(user("daemon"));
   ASSERT_TRUE(st.ok());
   EXPECT_FALSE(st->locked);
@@ -300,10 +300,10 @@ TEST_F(EnrollTest, EveryFlagShapesTheEnrollment) {
       << err();
   auto e = load("daemon");
   ASSERT_TRUE(e.ok());
-  EXPECT_EQ(e->algorithm, totp::Algorithm::kSha256);
-  EXPECT_EQ(e->secret.size(), 32u);  // 256 bits for SHA256
-  EXPECT_EQ(e->digits, 8);
-  EXPECT_EQ(e->period, 60);
+  EXPECT_EQ(dev0(*e).algorithm, totp::Algorithm::kSha256);
+  EXPECT_EQ(dev0(*e).secret.size(), 32u);  // 256 bits for SHA256
+  EXPECT_EQ(dev0(*e).digits, 8);
+  EXPECT_EQ(dev0(*e).period, 60);
   EXPECT_EQ(e->recovery.hashes.size(), 3u);
   std::string uri = find_uri(out());
   EXPECT_EQ(uri.rfind("otpauth://totp/Example%20PBX:alice%40example.org?secret=", 0), 0u) << uri;
@@ -321,10 +321,10 @@ TEST_F(EnrollTest, Sha512GetsA512BitSecretAndConfirmsWithIt) {
       << err();
   auto e = load("daemon");
   ASSERT_TRUE(e.ok());
-  EXPECT_EQ(e->algorithm, totp::Algorithm::kSha512);
-  EXPECT_EQ(e->secret.size(), 64u);
-  EXPECT_EQ(e->digits, 7);
-  EXPECT_EQ(e->period, 15);
+  EXPECT_EQ(dev0(*e).algorithm, totp::Algorithm::kSha512);
+  EXPECT_EQ(dev0(*e).secret.size(), 64u);
+  EXPECT_EQ(dev0(*e).digits, 7);
+  EXPECT_EQ(dev0(*e).period, 15);
 }
 
 TEST_F(EnrollTest, TheConfigGivesTheDefaults) {
@@ -334,9 +334,9 @@ TEST_F(EnrollTest, TheConfigGivesTheDefaults) {
   ASSERT_EQ(run_cli({"enroll", "--user", "daemon", "--no-confirm"}), 0) << err();
   auto e = load("daemon");
   ASSERT_TRUE(e.ok());
-  EXPECT_EQ(e->algorithm, totp::Algorithm::kSha256);
-  EXPECT_EQ(e->digits, 8);
-  EXPECT_EQ(e->period, 45);
+  EXPECT_EQ(dev0(*e).algorithm, totp::Algorithm::kSha256);
+  EXPECT_EQ(dev0(*e).digits, 8);
+  EXPECT_EQ(dev0(*e).period, 45);
   EXPECT_EQ(e->recovery.hashes.size(), 4u);
   EXPECT_EQ(find_uri(out()).rfind("otpauth://totp/Acme%20Telephony:daemon?", 0), 0u);
 }
@@ -395,10 +395,10 @@ TEST_F(EnrollTest, JsonIsOneObjectWithTheContractFields) {
   EXPECT_EQ(j["user"], "daemon");
   auto e = load("daemon");
   ASSERT_TRUE(e.ok());
-  EXPECT_EQ(j["secret"], totp::base32_encode(e->secret, false));
+  EXPECT_EQ(j["secret"], totp::base32_encode(dev0(*e).secret, false));
   auto params = totp::parse_otpauth_uri(j["otpauth_uri"].get<std::string>());
   ASSERT_TRUE(params.ok());
-  EXPECT_TRUE(params->secret == e->secret);
+  EXPECT_TRUE(params->secret == dev0(*e).secret);
   ASSERT_TRUE(j["recovery_codes"].is_array());
   ASSERT_EQ(j["recovery_codes"].size(), 3u);
   auto c = config();
@@ -537,7 +537,7 @@ TEST_P(EnrollQrTest, TheDrawingScansToThePrintedUri) {
   ASSERT_TRUE(params.ok());
   auto e = load("daemon");
   ASSERT_TRUE(e.ok());
-  EXPECT_TRUE(params->secret == e->secret);
+  EXPECT_TRUE(params->secret == dev0(*e).secret);
 }
 
 INSTANTIATE_TEST_SUITE_P(

@@ -102,11 +102,11 @@ TEST_F(ImportTest, GoogleAuthenticatorFileCodesAndScratchCodes) {
   EXPECT_NE(out().find("RATE_LIMIT"), std::string::npos) << "the rate limit is not carried over";
   auto e = load("root");
   ASSERT_TRUE(e.ok()) << e.error().message;
-  EXPECT_EQ(e->algorithm, totp::Algorithm::kSha1);
-  EXPECT_EQ(e->digits, 6);
-  EXPECT_EQ(e->period, 30);
+  EXPECT_EQ(dev0(*e).algorithm, totp::Algorithm::kSha1);
+  EXPECT_EQ(dev0(*e).digits, 6);
+  EXPECT_EQ(dev0(*e).period, 30);
   EXPECT_EQ(e->recovery.hashes.size(), 5U);
-  EXPECT_EQ(totp::base32_encode(e->secret, false), secret);
+  EXPECT_EQ(totp::base32_encode(dev0(*e).secret, false), secret);
 
   // A code from oathtool, with the secret as google-authenticator wrote it.
   clear();
@@ -289,7 +289,7 @@ TEST_F(ImportTest, UriInAFile) {
   ASSERT_EQ(run_cli({"import", "--user", "root", "--from", "uri", file}), 0) << err();
   auto e = load("root");
   ASSERT_TRUE(e.ok());
-  EXPECT_EQ(e->period, 60);
+  EXPECT_EQ(dev0(*e).period, 60);
 }
 
 // ---- hostile input -------------------------------------------------------------------------

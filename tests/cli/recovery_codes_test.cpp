@@ -66,7 +66,7 @@ TEST_F(RecoveryCodesTest, NewCodesWorkAndOldOnesNoLonger) {
   ASSERT_TRUE(after.ok());
   // Same enrollment: id, secret and settings stay; only the recovery set changes.
   EXPECT_EQ(after->id, before->id);
-  EXPECT_TRUE(after->secret == before->secret);
+  EXPECT_TRUE(dev0(*after).secret == dev0(*before).secret);
   EXPECT_EQ(after->created, before->created);
   EXPECT_NE(after->recovery.salt, before->recovery.salt);
   EXPECT_EQ(verify(old_codes[0]), totp::Verdict::kRejected);

@@ -226,7 +226,7 @@ TEST_F(StateDirFaultTest, FullFilesystemFailsClosed) {
   std::string state_before = read_all(files_->state_file(kUser));
   fill_filesystem(files_->state_dir(), /*inodes=*/false);
   expect_fails_closed(e, e.code_for_step(used_step), "No space left on device", state_before);
-  EXPECT_EQ(parsed_state(files_->state_file(kUser)).last_step, used_step);
+  EXPECT_EQ(mark(parsed_state(files_->state_file(kUser))).last_step, used_step);
   free_filesystem(files_->state_dir());
   expect_recovers(e);
 }
@@ -337,7 +337,8 @@ class KillTest : public PamStackTest {
     std::int64_t centre = totp::time_step(unix_now(), dev0(e).period);
     // Without state of this enrollment, the steps before its creation count as used (the
     // confirmation code of a self-enrollment cannot log in).
-    std::int64_t last = e.created > 0 ? totp::time_step(e.created, dev0(e).period) - 1 : totp::kNoStep;
+    std::int64_t last =
+        e.created > 0 ? totp::time_step(e.created, dev0(e).period) - 1 : totp::kNoStep;
     struct stat st {};
     if (::stat(files_->state_file(user).c_str(), &st) == 0) {
       totp::UserState s = parsed_state(files_->state_file(user));
@@ -348,7 +349,8 @@ class KillTest : public PamStackTest {
     }
     for (std::int64_t step = centre - 1; step <= centre + 1; ++step) {
       if (step > last) {
-        auto code = totp::hotp(dev0(e).secret, dev0(e).algorithm, static_cast<std::uint64_t>(step), dev0(e).digits);
+        auto code = totp::hotp(dev0(e).secret, dev0(e).algorithm, static_cast<std::uint64_t>(step),
+                               dev0(e).digits);
         if (!code) throw std::runtime_error("hotp failed");
         return totp::format_code(*code, dev0(e).digits);
       }
@@ -509,16 +511,18 @@ TEST_F(KillTest, KilledLoginsAndEnrollmentsLoseNothingAndBlockNothing) {
       if (reported) {
         std::string shown = json_string_field(cli_json, "secret");
         ASSERT_FALSE(shown.empty()) << cli_json;
-        ASSERT_EQ(totp::base32_encode(parsed->secret.data(), parsed->secret.size(), false), shown)
+        ASSERT_EQ(
+            totp::base32_encode(dev0(*parsed).secret.data(), dev0(*parsed).secret.size(), false),
+            shown)
             << "a saved enrollment is not on disk";
       } else if (now_bytes != secret_bytes[user]) {
         ASSERT_NE(parsed->id, current->id) << "the old secret was altered";
       }
       if (now_bytes != secret_bytes[user]) ++enrollments_saved;
     } else if (pending) {
-      bool is_new =
-          parsed->secret.size() == pending->secret().size() &&
-          std::memcmp(parsed->secret.data(), pending->secret().data(), parsed->secret.size()) == 0;
+      bool is_new = dev0(*parsed).secret.size() == pending->secret().size() &&
+                    std::memcmp(dev0(*parsed).secret.data(), pending->secret().data(),
+                                dev0(*parsed).secret.size()) == 0;
       if (reported) {
         ASSERT_EQ(rc, PAM_SUCCESS) << "enrollment failed without a kill";
         ASSERT_TRUE(is_new) << "a saved enrollment is not on disk";

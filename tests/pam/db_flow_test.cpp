@@ -3,8 +3,10 @@
 // tests run against the throwaway cluster (ctest pg.*).
 
 #include "flow_fixture.hpp"
+#include "pbx/totp/base32.hpp"
 #include "pbx/totp/break_glass.hpp"
 #include "pbx/totp/db_admin.hpp"
+#include "pbx/totp/seal.hpp"
 #include "pg_test_db.hpp"
 
 namespace pbx::pam::testing {
@@ -289,6 +291,96 @@ TEST_F(DbLiveFlowTest, AnUntouchedStateRowKeepsWorkingAndEachLoginRenewsItsMac) 
   FakeContext replay = with_answers({e.code_at(kT0 + 30)});
   EXPECT_EQ(run(replay), PAM_AUTH_ERR);
   EXPECT_EQ(outcome_of(replay), "replayed-code");
+}
+
+// Issue 16: an enrollment of two devices in the database: a code of each logs in, and each
+// device's replay mark is its own.
+TEST_F(DbLiveFlowTest, EachDeviceOfATwoDeviceEnrollmentLogsIn) {
+  Enrolled e = enroll_in_db();
+  totp::Device phone2;
+  phone2.name = "phone2";
+  phone2.secret = totp::generate_secret(totp::Algorithm::kSha256).value();
+  phone2.algorithm = totp::Algorithm::kSha256;
+  phone2.created = e.enrollment.created;
+  never_log(totp::base32_encode(phone2.secret, false));
+  e.enrollment.devices.push_back(std::move(phone2));
+  auto account = totp::lookup_user(kUser);
+  auto store = totp::open_store(config_);
+  ASSERT_TRUE(store.ok() && account.ok());
+  ASSERT_TRUE((*store)->save(*account, e.enrollment, true).ok());
+
+  FakeContext one = with_answers({e.code_at(kT0, 0)});
+  EXPECT_EQ(run(one), PAM_SUCCESS);
+  EXPECT_EQ(outcome_of(one), "accepted");
+  FakeContext two = with_answers({e.code_at(kT0, 1)});
+  EXPECT_EQ(run(two), PAM_SUCCESS) << logs_;
+  EXPECT_EQ(outcome_of(two), "accepted");
+  FakeContext replay = with_answers({e.code_at(kT0, 1)});
+  EXPECT_EQ(run(replay), PAM_AUTH_ERR);
+  EXPECT_EQ(outcome_of(replay), "replayed-code");
+}
+
+// Issue 16: rows as the release before devices wrote them (a sealed enrollment and a state row
+// of format version 1, with its MAC) log in unchanged, the old replay mark honoured; so do they
+// after `db migrate` (db_upgrade) rewrote them as version 2.
+TEST_F(DbLiveFlowTest, RowsOfTheReleaseBeforeDevicesLogInBeforeAndAfterTheUpgrade) {
+  auto key = totp::load_fleet_key(config_.fleet_key, 0);
+  ASSERT_TRUE(key.ok()) << key.error().message;
+  auto mac_key = totp::derive_fleet_subkey(*key, totp::kStateMacLabel);
+  ASSERT_TRUE(mac_key.ok());
+  auto hex = [](std::string_view bytes) {
+    std::string out;
+    for (unsigned char c : bytes) {
+      out += "0123456789abcdef"[c >> 4];
+      out += "0123456789abcdef"[c & 15];
+    }
+    return out;
+  };
+  auto put_v1 = [&](const char* user, const Enrolled& e) {
+    const std::string& id = e.enrollment.id;
+    std::string text = "# pbx-mfa secret file: written by pbx-mfa, do not edit\nversion 1\nid " +
+                       id + "\nsecret " + secret_base32(e.enrollment) +
+                       "\nalgorithm SHA1\ndigits 6\nperiod 30\ncreated " +
+                       std::to_string(e.enrollment.created) + "\nend\n";
+    std::string aad = "pbx-mfa enrollment v1";
+    aad.push_back('\0');
+    auto box = totp::seal(*key, aad + user, text);
+    ASSERT_TRUE(box.ok());
+    std::string state =
+        "version 1\nid " + id + "\nlast-step " + std::to_string(totp::time_step(kT0, 30)) +
+        "\nfailures 0\nlocked-until 0\nskew 0\nlast-success " + std::to_string(kT0) + "\nend\n";
+    auto mac = totp::state_mac(*mac_key, user, id, state);
+    ASSERT_TRUE(mac.ok());
+    schema_->exec("UPDATE pbx_mfa_enrollment SET sealed = decode('" + hex(*box) +
+                  "', 'hex') WHERE user_name = '" + user + "'");
+    schema_->exec("INSERT INTO pbx_mfa_state (user_name, state_text, state_mac) VALUES ('" +
+                  std::string(user) + "', '" + state + "', decode('" + hex(*mac) + "', 'hex'))");
+  };
+  Enrolled before = enroll_in_db(kUser);
+  Enrolled after = enroll_in_db(kOtherUser);
+  put_v1(kUser, before);
+  put_v1(kOtherUser, after);
+  schema_->exec("UPDATE pbx_mfa_schema SET version = 2");
+
+  FakeContext replay = with_answers({before.code_at(kT0)});
+  EXPECT_EQ(run(replay), PAM_AUTH_ERR);
+  EXPECT_EQ(outcome_of(replay), "replayed-code") << "the old row's replay mark was lost";
+
+  auto up = totp::db_upgrade(config_);
+  ASSERT_TRUE(up.ok()) << up.error().message;
+  EXPECT_EQ(up->enrollments_upgraded, 2);
+  EXPECT_EQ(up->states_upgraded, 1);  // kUser's state is version 2 since the login above
+  FakeContext replay2 = with_answers({after.code_at(kT0)}, kOtherUser);
+  EXPECT_EQ(run(replay2), PAM_AUTH_ERR);
+  EXPECT_EQ(outcome_of(replay2), "replayed-code") << "the replay mark was lost in the upgrade";
+
+  clock_.set(kT0 + 30);
+  FakeContext ok = with_answers({before.code_at(kT0 + 30)});
+  EXPECT_EQ(run(ok), PAM_SUCCESS);
+  EXPECT_EQ(outcome_of(ok), "accepted");
+  FakeContext ok2 = with_answers({after.code_at(kT0 + 30)}, kOtherUser);
+  EXPECT_EQ(run(ok2), PAM_SUCCESS);
+  EXPECT_EQ(outcome_of(ok2), "accepted");
 }
 
 }  // namespace

@@ -252,6 +252,27 @@ TEST_F(TempCodeStackTest, EightSimultaneousLoginsWithAOneUseTempCodeLetExactlyOn
   }
 }
 
+// Issue 16: an enrollment of two devices through the real stack, on files and (as pg.) in the
+// database, where one sealed row holds both secrets: a code of each device logs in, and a
+// device's code is refused once used.
+TEST_F(TempCodeStackTest, ACodeOfEachOfTwoDevicesLogsIn) {
+  Enrolled e = enroll();
+  totp::Device phone2;
+  phone2.name = "phone2";
+  phone2.secret = totp::generate_secret(totp::Algorithm::kSha256).value();
+  phone2.algorithm = totp::Algorithm::kSha256;
+  phone2.created = e.enrollment.created;
+  e.enrollment.devices.push_back(std::move(phone2));
+  auto store = totp::open_store(config_);
+  ASSERT_TRUE(store.ok()) << store.error().message;
+  ASSERT_TRUE((*store)->save(account(kUser), e.enrollment, /*overwrite=*/true).ok());
+  const std::int64_t t = unix_now();
+  EXPECT_EQ(login(spec({e.code_at(t, 1)})), PAM_SUCCESS);
+  EXPECT_EQ(login(spec({e.code_at(t, 0)})), PAM_SUCCESS);
+  EXPECT_EQ(login(spec({e.code_at(t, 1)})), PAM_AUTH_ERR);  // used
+  EXPECT_EQ(status().devices.size(), 2U);
+}
+
 // ---------------------------------------------------------------------------------------------
 // pbx-mfa require: the per-user mark.
 

@@ -45,6 +45,7 @@ TEST(ConfigDefaults, MatchTheContract) {
   EXPECT_EQ(c.max_failures, 5);
   EXPECT_EQ(c.lockout, 60);
   EXPECT_EQ(c.recovery_codes, 5);
+  EXPECT_EQ(c.max_devices, 2);
   EXPECT_TRUE(c.require_all);
   EXPECT_TRUE(c.require_groups.empty());
   EXPECT_TRUE(c.exempt_groups.empty());
@@ -115,6 +116,8 @@ TEST(ConfigApply, EveryKeyAcceptsAGoodValue) {
       {"lockout", "3600", [](const Config& c) { EXPECT_EQ(c.lockout, 3600); }},
       {"recovery_codes", "0", [](const Config& c) { EXPECT_EQ(c.recovery_codes, 0); }},
       {"recovery_codes", "20", [](const Config& c) { EXPECT_EQ(c.recovery_codes, 20); }},
+      {"max_devices", "1", [](const Config& c) { EXPECT_EQ(c.max_devices, 1); }},
+      {"max_devices", "5", [](const Config& c) { EXPECT_EQ(c.max_devices, 5); }},
       {"require", "none",
        [](const Config& c) {
          EXPECT_FALSE(c.require_all);
@@ -259,6 +262,9 @@ TEST(ConfigApply, EveryKeyRejectsBadValuesNamingTheKey) {
       {"recovery_codes", "21"},
       {"recovery_codes", "-1"},
       {"recovery_codes", "five"},
+      {"max_devices", "0"},
+      {"max_devices", "6"},
+      {"max_devices", "two"},
       {"require", "bogus"},
       {"require", "wheel"},
       {"require", "group:"},

@@ -397,10 +397,10 @@ TEST_F(DbStoreTest, InitUpgradesSchema1StateRowsAndLoginsKeepWorking) {
   auto init = db_init(config_);
   ASSERT_TRUE(is_ok(init));
   EXPECT_EQ(init->from_version, 1);
-  EXPECT_EQ(init->to_version, 2);
+  EXPECT_EQ(init->to_version, kDbSchemaVersion);
   EXPECT_EQ(init->states_authenticated, 2);
   EXPECT_EQ(init->states_unreadable, 1);
-  EXPECT_EQ(db_probe(config_)->schema_version, 2);
+  EXPECT_EQ(db_probe(config_)->schema_version, kDbSchemaVersion);
   EXPECT_EQ(pg_->exec("SELECT count(*) FROM pbx_mfa_state WHERE state_mac IS NOT NULL"), "2");
 
   EXPECT_EQ(verify_at(alice_, code_now(a), store()), Verdict::kReplayed);  // mark kept
@@ -409,7 +409,7 @@ TEST_F(DbStoreTest, InitUpgradesSchema1StateRowsAndLoginsKeepWorking) {
   EXPECT_EQ(verify_at(bob_, code_now(b, kT0 + 30), store(), kT0 + 30), Verdict::kAccepted);
   auto again = db_init(config_);
   ASSERT_TRUE(is_ok(again));
-  EXPECT_EQ(again->from_version, 2);
+  EXPECT_EQ(again->from_version, kDbSchemaVersion);
   EXPECT_EQ(again->states_authenticated, 0);
 }
 

@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "pbx/totp/base32.hpp"
+#include "pbx/totp/clock.hpp"
 #include "pbx/totp/enrollment.hpp"
 #include "pbx/totp/state.hpp"
 #include "pbx/totp/verifier.hpp"
@@ -28,6 +29,8 @@ using testing::kT0;
 constexpr std::string_view kKey256 = "12345678901234567890123456789012";
 constexpr std::string_view kKey512 =
     "1234567890123456789012345678901234567890123456789012345678901234";
+// A secret no device of the fixture has (add_device refuses a secret already enrolled).
+constexpr std::string_view kKeyNew = "abcdefghijklmnopqrstuvwxyz012345";
 
 Device make_device(std::string name, std::string_view key, Algorithm a, int digits, int period,
                    std::int64_t created) {
@@ -207,6 +210,7 @@ class DevicesTest : public testing::StoreFixture {
   }
 
   Enrollment e_;
+  FixedClock clock_{kT0};
 };
 
 TEST_F(DevicesTest, EveryDevicesCodeIsAcceptedAndNamed) {
@@ -268,7 +272,7 @@ TEST_F(DevicesTest, AddRefusesATakenNameABadNameAndBeyondMaxDevices) {
       Errc::kInvalid));
   config_.max_devices = 3;
   auto full =
-      add_device(store(), alice_, make_device("four", kKey512, Algorithm::kSha1, 6, 30, kT0),
+      add_device(store(), alice_, make_device("four", kKeyNew, Algorithm::kSha1, 6, 30, kT0),
                  kNoStep, change());
   ASSERT_TRUE(has_errc(full, Errc::kInvalid));
   EXPECT_NE(full.error().message.find("max_devices = 3"), std::string::npos);
@@ -304,7 +308,7 @@ TEST_F(DevicesTest, ADeviceAddedWithoutStateCannotReuseItsConfirmationCode) {
   // A user adding a device cannot write the state: the created time, put after the confirmed
   // step, is the only record of the confirmation code's use.
   const std::int64_t confirmed = time_step(clock_.now(), 30);
-  Device d = make_device("watch", kKey512, Algorithm::kSha1, 6, 30, (confirmed + 1) * 30);
+  Device d = make_device("watch", kKeyNew, Algorithm::kSha1, 6, 30, (confirmed + 1) * 30);
   const std::string confirmation = code_for_step(d, confirmed);
   ASSERT_TRUE(is_ok(add_device(store(), alice_, std::move(d), confirmed,
                                DeviceChange{config_.max_devices, false})));

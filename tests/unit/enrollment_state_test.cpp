@@ -104,6 +104,43 @@ Enrollment full_enrollment() {
   return e;
 }
 
+// The secret file as the release before devices wrote it (version 1): still read, so its
+// damaged forms must still be refused.
+std::string v1_text(const Enrollment& e) {
+  const Device& d = dev0(e);
+  std::string s = "# pbx-mfa secret file: written by pbx-mfa, do not edit\nversion 1\n";
+  s += "id " + e.id + "\n";
+  s += "secret " + base32_encode(d.secret, false) + "\n";
+  s += std::string("algorithm ") + algorithm_name(d.algorithm) + "\n";
+  s += "digits " + std::to_string(d.digits) + "\n";
+  s += "period " + std::to_string(d.period) + "\n";
+  s += "created " + std::to_string(e.created) + "\n";
+  if (!e.recovery.hashes.empty()) {
+    s += "recovery-salt " + e.recovery.salt + "\n";
+    s += "recovery-kdf " + kdf_text(e.recovery.kdf) + "\n";
+    for (const auto& h : e.recovery.hashes) s += "recovery " + h + "\n";
+  }
+  return s + "end\n";
+}
+
+// The state file as the release before devices wrote it (version 1).
+std::string v1_state_text(const UserState& st) {
+  const DeviceMark m = mark(st);
+  std::string s = "version 1\nid " + st.enrollment_id + "\n";
+  s += "last-step " + std::to_string(m.last_step) + "\n";
+  s += "failures " + std::to_string(st.failures) + "\n";
+  s += "locked-until " + std::to_string(st.locked_until) + "\n";
+  s += "skew " + std::to_string(m.skew) + "\n";
+  s += "last-success " + std::to_string(st.last_success) + "\n";
+  if (!st.used_recovery.empty()) {
+    std::string list;
+    for (int i : st.used_recovery) list += (list.empty() ? "" : ",") + std::to_string(i);
+    s += "used-recovery " + list + "\n";
+  }
+  for (const auto& g : st.grace) s += "grace " + g.host + " " + std::to_string(g.at) + "\n";
+  return s + "end\n";
+}
+
 void expect_same_enrollment(const Enrollment& a, const Enrollment& b) {
   EXPECT_EQ(a.id, b.id);
   EXPECT_TRUE(dev0(a).secret == dev0(b).secret);
@@ -175,7 +212,7 @@ TEST(EnrollmentFormat, FileIsVersionedAndNeverHoldsPlainRecoveryCodes) {
   ASSERT_TRUE(is_ok(set));
   e.recovery = set.value();
   std::string text = serialize_enrollment(e);
-  EXPECT_NE(text.find("version 1\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("version 2\n"), std::string::npos) << text;
   for (const auto& code : codes.value()) {
     EXPECT_EQ(text.find(code.str()), std::string::npos) << "plain recovery code in the file";
     SecretString normal = normalize_recovery_code(code.view());
@@ -205,7 +242,7 @@ TEST(EnrollmentFormat, EveryTruncationIsCorrupt) {
 }
 
 TEST(EnrollmentFormat, MissingFieldsAreCorrupt) {
-  std::string text = serialize_enrollment(full_enrollment());
+  std::string text = v1_text(full_enrollment());
   for (const char* key : {"version", "id", "secret", "algorithm", "digits", "period"}) {
     EXPECT_TRUE(has_errc(parse_enrollment(replace_line(text, key, "")), Errc::kCorrupt)) << key;
   }
@@ -219,7 +256,7 @@ TEST(EnrollmentFormat, MissingFieldsAreCorrupt) {
 }
 
 TEST(EnrollmentFormat, GarbageIsCorrupt) {
-  std::string text = serialize_enrollment(full_enrollment());
+  std::string text = v1_text(full_enrollment());
   std::string binary;
   for (int i = 0; i < 512; ++i) binary.push_back(static_cast<char>((i * 131 + 7) & 0xff));
   std::vector<std::string> bad = {
@@ -254,7 +291,7 @@ TEST(EnrollmentFormat, GarbageIsCorrupt) {
 }
 
 TEST(EnrollmentFormat, NulBytesAreCorrupt) {
-  std::string text = serialize_enrollment(full_enrollment());
+  std::string text = v1_text(full_enrollment());
   std::string in_version = text;
   in_version.insert(in_version.find("version 1") + 9, 1, '\0');
   std::string in_secret = text;
@@ -268,9 +305,10 @@ TEST(EnrollmentFormat, NulBytesAreCorrupt) {
 }
 
 TEST(EnrollmentFormat, UnknownOrMissingVersionIsCorrupt) {
-  std::string text = serialize_enrollment(full_enrollment());
-  for (const char* version : {"version 2", "version 0", "version -1", "version 1.0", "version",
-                              "version 99999999999999999999"}) {
+  std::string text = v1_text(full_enrollment());
+  // "version 2" has no secret, algorithm, digits or period line: not a version 2 file either.
+  for (const char* version : {"version 2", "version 3", "version 0", "version -1", "version 1.0",
+                              "version", "version 99999999999999999999"}) {
     EXPECT_TRUE(has_errc(parse_enrollment(replace_line(text, "version", version)), Errc::kCorrupt))
         << version;
   }
@@ -278,7 +316,7 @@ TEST(EnrollmentFormat, UnknownOrMissingVersionIsCorrupt) {
 }
 
 TEST(EnrollmentFormat, DuplicatedKeysAreCorrupt) {
-  std::string text = serialize_enrollment(full_enrollment());
+  std::string text = v1_text(full_enrollment());
   for (const char* key : {"version", "id", "secret", "algorithm", "digits", "period", "created",
                           "recovery-salt", "recovery-kdf"}) {
     EXPECT_TRUE(has_errc(parse_enrollment(duplicate_line(text, key)), Errc::kCorrupt)) << key;
@@ -293,7 +331,7 @@ TEST(EnrollmentFormat, DuplicatedKeysAreCorrupt) {
 }
 
 TEST(EnrollmentFormat, HugeNumbersAreCorrupt) {
-  std::string text = serialize_enrollment(full_enrollment());
+  std::string text = v1_text(full_enrollment());
   std::vector<std::string> bad = {
       replace_line(text, "digits", "digits 99999999999999999999"),
       replace_line(text, "digits", "digits 4294967302"),  // 6 after a 32-bit wrap
@@ -327,7 +365,7 @@ TEST(EnrollmentFormat, MoreRecoveryCodesThanTheCapAreCorrupt) {
 // the secret itself (its key forgotten or mistyped), and the message reaches syslog and the
 // terminal.
 TEST(EnrollmentFormat, ErrorsNeverQuoteTheFile) {
-  std::string text = serialize_enrollment(full_enrollment());
+  std::string text = v1_text(full_enrollment());
   std::string secret = line_with_key(text, "secret").substr(7);
   ASSERT_GE(secret.size(), 16u);
   struct Case {
@@ -483,7 +521,7 @@ TEST(StateFormat, EveryTruncationIsCorrupt) {
 }
 
 TEST(StateFormat, MissingFieldsAreCorrupt) {
-  std::string text = serialize_state(full_state());
+  std::string text = v1_state_text(full_state());
   // Without these a damaged file would silently unlock the user or reopen used codes.
   for (const char* key : {"version", "id", "failures", "locked-until", "last-step"}) {
     EXPECT_TRUE(has_errc(parse_state(replace_line(text, key, "")), Errc::kCorrupt)) << key;
@@ -502,7 +540,7 @@ TEST(StateFormat, MissingFieldsAreCorrupt) {
 }
 
 TEST(StateFormat, GarbageIsCorrupt) {
-  std::string text = serialize_state(full_state());
+  std::string text = v1_state_text(full_state());
   std::string binary;
   for (int i = 0; i < 512; ++i) binary.push_back(static_cast<char>((i * 97 + 3) & 0xff));
   std::vector<std::string> bad = {
@@ -528,7 +566,7 @@ TEST(StateFormat, GarbageIsCorrupt) {
 }
 
 TEST(StateFormat, NulBytesAreCorrupt) {
-  std::string text = serialize_state(full_state());
+  std::string text = v1_state_text(full_state());
   std::string in_version = text;
   in_version.insert(in_version.find("version 1") + 9, 1, '\0');
   std::string in_failures = replace_line(text, "failures", std::string("failures 3\0", 11));
@@ -539,8 +577,8 @@ TEST(StateFormat, NulBytesAreCorrupt) {
 }
 
 TEST(StateFormat, UnknownOrMissingVersionIsCorrupt) {
-  std::string text = serialize_state(full_state());
-  for (const char* version : {"version 2", "version 0", "version 1.0", "version"}) {
+  std::string text = v1_state_text(full_state());
+  for (const char* version : {"version 2", "version 3", "version 0", "version 1.0", "version"}) {
     EXPECT_TRUE(has_errc(parse_state(replace_line(text, "version", version)), Errc::kCorrupt))
         << version;
   }
@@ -548,7 +586,7 @@ TEST(StateFormat, UnknownOrMissingVersionIsCorrupt) {
 }
 
 TEST(StateFormat, DuplicatedKeysAreCorrupt) {
-  std::string text = serialize_state(full_state());
+  std::string text = v1_state_text(full_state());
   for (const char* key : {"version", "id", "last-step", "failures", "locked-until", "skew",
                           "last-success", "used-recovery"}) {
     EXPECT_TRUE(has_errc(parse_state(duplicate_line(text, key)), Errc::kCorrupt)) << key;
@@ -559,7 +597,7 @@ TEST(StateFormat, DuplicatedKeysAreCorrupt) {
 }
 
 TEST(StateFormat, ErrorsNeverQuoteTheFile) {
-  std::string text = serialize_state(full_state());
+  std::string text = v1_state_text(full_state());
   const std::string token = "QZ2EFCDKTZAJGGZCJSIY37ZLJEESZVGP";
   for (const std::string& bad : {before_end(text, token), before_end(text, token + " 1"),
                                  before_end(text, token + "\n" + token),
@@ -573,7 +611,7 @@ TEST(StateFormat, ErrorsNeverQuoteTheFile) {
 }
 
 TEST(StateFormat, HugeNumbersAreCorrupt) {
-  std::string text = serialize_state(full_state());
+  std::string text = v1_state_text(full_state());
   std::vector<std::string> bad = {
       replace_line(text, "failures", "failures 99999999999999999999"),
       replace_line(text, "failures", "failures 4294967297"),  // 1 after a 32-bit wrap
@@ -590,6 +628,32 @@ TEST(StateFormat, HugeNumbersAreCorrupt) {
   for (std::size_t i = 0; i < bad.size(); ++i) {
     EXPECT_TRUE(has_errc(parse_state(bad[i]), Errc::kCorrupt)) << "case " << i;
   }
+}
+
+TEST(StateFormat, VersionOneTextReadsAsTheSameState) {
+  UserState s = full_state();
+  auto parsed = parse_state(v1_state_text(s));
+  ASSERT_TRUE(is_ok(parsed));
+  expect_same_state(s, parsed.value());
+  EXPECT_EQ(mark(*parsed).created, kAnyCreated);
+}
+
+TEST(StateFormat, BadDeviceMarksAreCorrupt) {
+  std::string text = serialize_state(full_state());
+  for (const char* line :
+       {"device default", "device default -1 5 0", "device default -1 5 0 0 0",
+        "device Bad -1 5 0 0", "device default -2 5 0 0", "device default -1 -2 0 0",
+        "device default -1 5 1001 0", "device default -1 5 0 -1", "device default x 5 0 0",
+        "device  -1 5 0 0"}) {
+    EXPECT_TRUE(has_errc(parse_state(replace_line(text, "device", line)), Errc::kCorrupt)) << line;
+  }
+  EXPECT_TRUE(has_errc(parse_state(duplicate_line(text, "device")), Errc::kCorrupt));
+  EXPECT_TRUE(has_errc(parse_state(before_end(text, "last-step 5")), Errc::kCorrupt))
+      << "version 2 has no last-step";
+  std::string six;
+  for (int i = 0; i < 6; ++i) six += "device d" + std::to_string(i) + " 1 5 0 0\n";
+  six.pop_back();
+  EXPECT_TRUE(has_errc(parse_state(replace_line(text, "device", six)), Errc::kCorrupt));
 }
 
 TEST(StateFormat, MoreGraceEntriesThanTheCapAreCorrupt) {

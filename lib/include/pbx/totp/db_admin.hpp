@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "pbx/totp/config.hpp"
 #include "pbx/totp/result.hpp"
@@ -11,7 +12,9 @@
 namespace pbx::totp {
 
 // 1: enrollments sealed, state in clear. 2: every state row carries a MAC (state_mac).
-inline constexpr int kDbSchemaVersion = 2;
+// 3: the rows are of format version 2 (devices): the upgrade re-sealed every enrollment and
+// rewrote every state row of format version 1 (the tables are those of version 2).
+inline constexpr int kDbSchemaVersion = 3;
 
 struct DbInitResult {
   int from_version = 0;  // 0: there was no schema
@@ -24,12 +27,26 @@ struct DbInitResult {
   // ... of which had grace entries, dropped before the MAC: a MAC must not vouch for a login
   // without a code that anyone with write access could have planted under schema 1.
   long states_grace_dropped = 0;
+  // Rows of format version 1 (one secret, one replay mark) rewritten as version 2 (devices),
+  // by every upgrade or init of an existing database (a row of an older pbx-mfa written since
+  // is upgraded by the next run): enrollments re-sealed with their id kept, state rows given a
+  // fresh MAC. Only state rows whose MAC verifies are rewritten.
+  long enrollments_upgraded = 0;
+  long states_upgraded = 0;
+  // Rows left as they are, one "user NAME: why" line each: an enrollment that does not open
+  // under the fleet key or does not parse (whatever its version), a state row of version 1
+  // without a MAC that verifies (forged or damaged) or that does not parse. Each was refused
+  // at login before the upgrade and still is; every run names them again.
+  std::vector<std::string> rows_left;
 };
 
 // Creates or upgrades the schema in one transaction (idempotent). Creates the fleet key when it
 // is missing and the database has no schema yet; refuses a key other than the one the database
 // was set up with. The upgrade to version 2 computes the MAC of every existing state row: it
 // trusts the rows as they are at that moment, except their grace entries, which it drops.
+// Then, on every run, rows of format version 1 are rewritten as version 2, one user per
+// transaction under the user's row locks (logins go on meanwhile); the schema becomes version
+// 3 after that pass. A second run changes nothing.
 Result<DbInitResult> db_init(const Config& config);
 
 // The same upgrade without ever creating a schema or a key: kConfig when the database has no
