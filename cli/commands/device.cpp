@@ -159,9 +159,15 @@ int run_add(Session& s, const AddOptions& o) {
       const std::string wrong = "Wrong code: it is the code of none of " + u.name + "'s devices (" +
                                 names_of(existing) +
                                 "). Type the code an app set up earlier shows now";
+      // After each device's replay mark, so a code that has just logged in (seen over a
+      // shoulder) proves nothing; where the state is root's (the files store) only the devices'
+      // created times count as marks.
       auto existing_code = [&](const totp::SecretString& typed) {
-        return totp::match_existing_device(existing, typed.view(), s.config.window,
-                                           s.env.clock->now())
+        const std::int64_t now = s.env.clock->now();
+        auto state = (*store)->peek_state(u);
+        return (state ? totp::match_existing_device(existing, *state, typed.view(), s.config.window,
+                                                    now)
+                      : totp::match_existing_device(existing, typed.view(), s.config.window, now))
             .has_value();
       };
       if (auto refused =

@@ -141,6 +141,27 @@ TEST_F(DeviceTest, TheNewDevicesCodeIsNoCodeOfAnExistingDevice) {
   EXPECT_EQ(device_names("daemon"), Names{"default"});
 }
 
+TEST_F(DeviceTest, ACodeThatHasJustLoggedInProvesNoExistingDevice) {
+  const std::string first = enroll_uri("daemon");
+  clock_.advance(30);
+  auto login = outcome("daemon", code_for(first, clock_.now()));
+  ASSERT_TRUE(login);
+  ASSERT_EQ(login->verdict, totp::Verdict::kAccepted);
+  become("daemon");
+  auto before = snapshot();
+  clear();
+  script_ = {new_code(), line(kRightPassword), code_of(first), code_of(first), code_of(first)};
+  EXPECT_EQ(run_cli({"device", "add", "phone2"}), 1);
+  EXPECT_NE(err().find("wrong code of an existing device 3 times"), std::string::npos) << err();
+  EXPECT_EQ(snapshot(), before);
+  // The next step's code proves it.
+  clock_.advance(30);
+  clear();
+  script_ = {new_code(), line(kRightPassword), code_of(first)};
+  EXPECT_EQ(run_cli({"device", "add", "phone2"}), 0) << err();
+  EXPECT_EQ(device_names("daemon"), (Names{"default", "phone2"}));
+}
+
 TEST_F(DeviceTest, WrongCodeOrPasswordOrNoAnswerWritesNothing) {
   const std::string first = enroll_uri("daemon");
   become("daemon");

@@ -195,8 +195,10 @@ TEST(HelpdeskTable, EveryRowNeedsAKnownActionAndOthersNone) {
   EXPECT_EQ(helpdesk_action("list"), "status");
   EXPECT_EQ(helpdesk_action("temp-code"), "temp-code");
   EXPECT_EQ(helpdesk_action("require"), "require");
-  for (const char* c : {"enroll", "import", "db", "break-glass", "recovery-codes", "verify",
-                        "doctor", "device", "events", "", "STATUS"}) {
+  EXPECT_EQ(helpdesk_action("device list"), "status");
+  for (const char* c :
+       {"enroll", "import", "db", "break-glass", "recovery-codes", "verify", "doctor", "device",
+        "device add", "device remove", "events", "", "STATUS"}) {
     EXPECT_FALSE(helpdesk_action(c)) << c;
   }
 }
