@@ -4,6 +4,8 @@
 // BM_VerifierEndToEnd is a whole Verifier::verify with its file store (lock, read, fsync,
 // rename) and is reported on its own: it is dominated by the file system, not by HMAC.
 // The BM_Part* benchmarks break the full check down so a regression can be pinned on a part.
+// BM_MatchDevices/N and BM_VerifierDevices/N (issue 16): one check against N devices, which
+// must grow linearly with N (every device is computed, no early exit).
 
 #include <benchmark/benchmark.h>
 #include <openssl/core_names.h>
@@ -14,15 +16,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <system_error>
 
 #include "pbx/totp/clock.hpp"
 #include "pbx/totp/config.hpp"
+#include "pbx/totp/devices.hpp"
 #include "pbx/totp/enrollment.hpp"
 #include "pbx/totp/hotp.hpp"
 #include "pbx/totp/secret.hpp"
@@ -273,5 +278,112 @@ void BM_VerifierEndToEnd(benchmark::State& state, const char* base) {
 }
 BENCHMARK_CAPTURE(BM_VerifierEndToEnd, tmpdir, "")->UseRealTime();
 BENCHMARK_CAPTURE(BM_VerifierEndToEnd, dev_shm, "/dev/shm")->UseRealTime();
+
+// ---------------------------------------------------------------------------------------------
+// Issue 16: one check against N devices (N = 1..5), each SHA1, 6 digits, 30 s, a key of its
+// own; the typed code is the LAST device's, so a check that stopped early would show as a flat
+// line. Both must grow linearly with N.
+
+// N devices; the i-th key is kKey with its first byte changed.
+totp::Enrollment devices_enrollment(int n, std::string id) {
+  totp::Enrollment e;
+  e.id = std::move(id);
+  e.created = kNow - 86400;
+  for (int i = 0; i < n; ++i) {
+    totp::Device d;
+    d.name = "phone-" + std::to_string(i + 1);
+    std::uint8_t key[sizeof kKey];
+    std::copy(std::begin(kKey), std::end(kKey), key);
+    key[0] = static_cast<std::uint8_t>('a' + i);
+    d.secret = totp::SecretBytes(key, sizeof key);
+    d.algorithm = totp::Algorithm::kSha1;
+    d.digits = kDigits;
+    d.period = kPeriod;
+    d.created = e.created;
+    e.devices.push_back(std::move(d));
+  }
+  return e;
+}
+
+std::string last_device_code(const totp::Enrollment& e, std::int64_t now) {
+  const totp::Device& d = e.devices.back();
+  auto code = totp::hotp(d.secret, d.algorithm,
+                         static_cast<std::uint64_t>(totp::time_step(now, d.period)), d.digits);
+  return totp::format_code(code.value_or(0), d.digits);
+}
+
+// (d) The matching alone (match_existing_device: per device an Hmac from its key, hotp() for
+// steps t-1, t, t+1, format, CRYPTO_memcmp), with window 1. CPU time.
+void BM_MatchDevices(benchmark::State& state) {
+  const auto n = static_cast<int>(state.range(0));
+  const totp::Enrollment e = devices_enrollment(n, std::string(32, '0'));
+  const std::string typed = last_device_code(e, kNow);
+  for (auto _ : state) {
+    auto found = totp::match_existing_device(e, typed, 1, kNow);
+    if (!found) {
+      state.SkipWithError("the last device's code did not match");
+      break;
+    }
+    benchmark::DoNotOptimize(found);
+  }
+  state.counters["devices"] = n;
+}
+BENCHMARK(BM_MatchDevices)->DenseRange(1, 5);
+
+// (e) Verifier::verify of the last device's right code with N devices on tmpfs (/dev/shm:
+// fsync costs nothing, so the devices' share shows): lock, read, check every device, write.
+void BM_VerifierDevices(benchmark::State& state) {
+  const auto n = static_cast<int>(state.range(0));
+  std::string templ = "/dev/shm/pbx-bench-XXXXXX";
+  if (mkdtemp(templ.data()) == nullptr) {
+    state.SkipWithError("mkdtemp failed under /dev/shm");
+    return;
+  }
+  const std::filesystem::path dir = templ;
+  struct Cleanup {
+    std::filesystem::path p;
+    ~Cleanup() {
+      std::error_code ec;
+      std::filesystem::remove_all(p, ec);
+    }
+  } cleanup{dir};
+  const std::string home = (dir / "home").string();
+  const std::string state_dir = (dir / "state").string();
+  if (mkdir(home.c_str(), 0700) != 0 || mkdir(state_dir.c_str(), 0700) != 0) {
+    state.SkipWithError("mkdir failed");
+    return;
+  }
+  totp::Config config;
+  config.secret_path = "%h/.pbx-mfa";
+  config.state_dir = state_dir;
+  config.recovery_codes = 0;
+  config.trusted_uid = geteuid();
+  config.max_devices = 5;
+  const totp::User user{"pbx-bench", geteuid(), getegid(), home};
+  auto store = totp::open_store(config);
+  auto id = totp::new_enrollment_id();
+  if (!store || !id) {
+    state.SkipWithError("open_store or new_enrollment_id failed");
+    return;
+  }
+  const totp::Enrollment e = devices_enrollment(n, *id);
+  if (auto saved = (*store)->save(user, e, true); !saved) {
+    state.SkipWithError(("save: " + saved.error().message).c_str());
+    return;
+  }
+  totp::FixedClock clock(kNow);
+  totp::Verifier verifier(config, **store, clock);
+  for (auto _ : state) {
+    clock.advance(kPeriod);
+    const std::string typed = last_device_code(e, clock.now());
+    const auto outcome = verifier.verify(user, typed);
+    if (!outcome.ok() || outcome->verdict != totp::Verdict::kAccepted) {
+      state.SkipWithError("verify did not accept the last device's code");
+      break;
+    }
+  }
+  state.counters["devices"] = n;
+}
+BENCHMARK(BM_VerifierDevices)->DenseRange(1, 5)->UseRealTime();
 
 }  // namespace

@@ -5,6 +5,7 @@
 
 #include "flow.hpp"
 #include "pbx/totp/break_glass.hpp"
+#include "pbx/totp/devices.hpp"
 #include "pbx/totp/requirement.hpp"
 #include "pbx/totp/strings.hpp"
 
@@ -110,8 +111,22 @@ AuthResult Flow::run(const std::vector<std::string>& args) {
     if (*grace) return finish(AuthResult::kGrace, "within grace period");
   }
 
+  // Every device's code length counts (a 6- and an 8-digit device). forward_pass may need to
+  // tell which trailing digits are the code: then the enrollment is read once and every device
+  // checked, nothing recorded (the verifier below decides and records).
+  CodeLengths lengths{code_lengths(status->devices, status->digits), nullptr};
+  std::optional<totp::Result<totp::Enrollment>> loaded;
+  if (lengths.digits.size() > 1) {
+    lengths.matches = [&](std::string_view candidate) {
+      if (!loaded) loaded.emplace((*store)->load(*user));
+      return *loaded &&
+             totp::match_existing_device(**loaded, candidate, args_.config.window, clock_.now())
+                 .has_value();
+    };
+  }
   bool from_authtok = false;
-  auto code = read_code(status->digits, from_authtok);
+  auto code = read_code(lengths, from_authtok);
+  loaded.reset();  // the secrets are not kept longer than the split needs them
   if (!code) return finish(AuthResult::kConvError, "conversation failed");
   auto verified = verifier.verify(*user, code->view(), rhost_);
   if (verified && from_authtok && args_.try_first_pass &&
@@ -131,6 +146,7 @@ AuthResult Flow::judge(const totp::Result<totp::Outcome>& verified, const Secret
   const totp::Outcome& outcome = *verified;
   switch (outcome.verdict) {
     case totp::Verdict::kAccepted:
+      device_ = outcome.device;
       return finish(AuthResult::kAccepted, "");
     case totp::Verdict::kRecoveryAccepted:
       tell("Recovery code accepted. " + std::to_string(outcome.recovery_left) + " recovery code" +
@@ -143,6 +159,7 @@ AuthResult Flow::judge(const totp::Result<totp::Outcome>& verified, const Secret
     case totp::Verdict::kReplayed: {
       AuthResult r = outcome.verdict == totp::Verdict::kRejected ? AuthResult::kRejected
                                                                  : AuthResult::kReplayed;
+      if (r == AuthResult::kReplayed) device_ = outcome.device;
       std::string detail = "failures " + std::to_string(outcome.failures);
       if (outcome.locked_until > clock_.now()) {
         tell_locked(outcome.locked_until);
@@ -251,6 +268,8 @@ void Flow::log_outcome(AuthResult r) {
   std::string line = "service=" + printable(ctx_.service()) + " user=" + printable(user_name_) +
                      " rhost=" + printable(rhost_) + " outcome=";
   line += result_name(r);
+  // The device of an accepted or replayed TOTP code: a name of [a-z0-9-], escaped all the same.
+  if (!device_.empty()) line += " device=" + printable(device_);
   if (!detail_.empty()) line += " (" + printable(detail_, kLogDetail) + ")";
   ctx_.log(log_level(r), line);
 }

@@ -4,8 +4,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "authenticate.hpp"
@@ -25,6 +27,17 @@ inline constexpr std::size_t kMaxCodeInput = 512;
 
 // `answer`, or an empty answer when it is longer than kMaxCodeInput.
 std::optional<totp::SecretString> clamp_input(std::optional<totp::SecretString> answer);
+
+// The code lengths a user's answer may have (every device's digits, longest first, no repeats),
+// and for forward_pass when they differ, whether a code of some device is `code` now (checks
+// every device, records nothing): which of the trailing digit runs is the code.
+struct CodeLengths {
+  std::vector<int> digits;
+  std::function<bool(std::string_view code)> matches;
+};
+
+// The distinct `digits` of the user's devices, longest first (`fallback` when there is none).
+std::vector<int> code_lengths(const std::vector<totp::DeviceStatus>& devices, int fallback);
 
 class Flow {
  public:
@@ -61,10 +74,14 @@ class Flow {
   bool show_setup(const totp::NewEnrollment& pending, const totp::User& user);
 
   // code_input.cpp. No code they return is longer than kMaxCodeInput.
-  std::optional<totp::SecretString> read_code(int digits, bool& from_authtok);
+  std::optional<totp::SecretString> read_code(const CodeLengths& lengths, bool& from_authtok);
+  std::optional<totp::SecretString> read_code(int digits, bool& from_authtok) {
+    return read_code(CodeLengths{{digits}, nullptr}, from_authtok);
+  }
   std::optional<totp::SecretString> ask_code();
   std::optional<totp::SecretString> read_enroll_code();
-  std::optional<totp::SecretString> read_forwarded(int digits, const std::string& prompt);
+  std::optional<totp::SecretString> read_forwarded(const CodeLengths& lengths,
+                                                   const std::string& prompt);
 
   PamContext& ctx_;
   const AuthOptions& opts_;
@@ -73,6 +90,7 @@ class Flow {
   std::string user_name_;
   std::string rhost_;
   std::string detail_;
+  std::string device_;  // the device of an accepted or replayed TOTP code, for the log line
 };
 
 }  // namespace pbx::pam

@@ -97,7 +97,10 @@ TEST_F(EnrollAtLoginStackTest, InfoThenPromptThenSavedAndAcceptedThenTheNextLogi
   ASSERT_EQ(::stat(files_->secret_file(kUser).c_str(), &st), 0);
   EXPECT_EQ(st.st_uid, 0u);
   EXPECT_EQ(st.st_mode & 07777, 0600u);
-  EXPECT_NE(read_all(files_->secret_file(kUser)).find("secret " + key), std::string::npos);
+  // Version 2: the key is the device "default"'s, at the end of its line.
+  const std::string saved = read_all(files_->secret_file(kUser));
+  EXPECT_NE(saved.find("\ndevice default "), std::string::npos) << "no device default";
+  EXPECT_NE(saved.find(" " + key + "\n"), std::string::npos);
 
   // The next login asks for a code, with no setup: the confirmation code is used up.
   Conversation next;
@@ -215,8 +218,7 @@ TEST_F(EnrollAtLoginStackTest, TwoParallelFirstLoginsEndWithOneSecret) {
     EXPECT_EQ(rc[1 - winner], PAM_AUTH_ERR);
     std::string winner_key;
     std::ifstream(key_files[winner]) >> winner_key;
-    EXPECT_NE(read_all(files_->secret_file(kUser)).find("secret " + winner_key + "\n"),
-              std::string::npos)
+    EXPECT_NE(read_all(files_->secret_file(kUser)).find(" " + winner_key + "\n"), std::string::npos)
         << "round " << round << ": the saved secret is not the winner's";
   }
 }

@@ -284,24 +284,30 @@ TEST_F(FlowTest, GroupLookupErrorFailsClosed) {
   EXPECT_EQ(outcome_of(enrolled), "accepted");
 }
 
-// L3: a secret line without its key ("JBSW..." alone, or "secret=JBSW...") is refused as
+// L3: a secret line without its key ("JBSW..." alone, or "device=...JBSW...") is refused as
 // corrupt, and the log line names the line number, not a byte of the secret.
 TEST_F(FlowTest, CorruptSecretLineIsNotLogged) {
   Enrolled e = enroll();
   const std::string secret = secret_base32(e.enrollment);
   const std::string path = files_.secret_file(kUser);
   const std::string text = read_all(path);
-  for (const std::string& broken : {secret, "secret=" + secret}) {
+  // Version 2: line 5 is "device default CREATED SHA1 6 30 KEY".
+  const std::size_t line = text.find("\ndevice default ");
+  ASSERT_NE(line, std::string::npos) << text;
+  const std::size_t end = text.find('\n', line + 1);
+  ASSERT_EQ(text.substr(end - secret.size(), secret.size()), secret) << text;
+  const std::string device_line = text.substr(line + 1, end - line - 1);
+  std::string glued = device_line;
+  for (char& c : glued) c = c == ' ' ? '=' : c;
+  for (const std::string& broken : {secret, glued}) {
     std::string changed = text;
-    std::size_t at = changed.find("secret " + secret);
-    ASSERT_NE(at, std::string::npos);
-    changed.replace(at, 7 + secret.size(), broken);
+    changed.replace(line + 1, device_line.size(), broken);
     ASSERT_TRUE(write_file(path, changed, 0600, files_.trusted_uid()));
     FakeContext ctx = with_answers({"123456"});
     EXPECT_EQ(run(ctx), PAM_AUTHINFO_UNAVAIL);
     EXPECT_EQ(outcome_of(ctx), "unavailable");
     ASSERT_EQ(ctx.logs.size(), 1u);
-    EXPECT_NE(ctx.logs[0].text.find("line 4: unknown key"), std::string::npos) << ctx.logs[0].text;
+    EXPECT_NE(ctx.logs[0].text.find("line 5: unknown key"), std::string::npos) << ctx.logs[0].text;
     for (std::size_t i = 0; i + 4 <= secret.size(); ++i) {
       ASSERT_EQ(ctx.logs[0].text.find(secret.substr(i, 4)), std::string::npos)
           << "the log line quotes the secret: " << ctx.logs[0].text;

@@ -274,8 +274,11 @@ inline std::vector<HostileCase> hostile_cases() {
       {"SecretBadBase32", W::kSecret, false,
        content(secret,
                [](std::string t) {
-                 std::size_t at = t.find("\nsecret ");
-                 return at == std::string::npos ? t : t.insert(at + 8, "1!");
+                 // Before the base32 key at the end of the (first) device line.
+                 std::size_t at = t.find("\ndevice ");
+                 if (at == std::string::npos) return t;
+                 std::size_t key = t.rfind(' ', t.find('\n', at + 1));
+                 return t.insert(key + 1, "1!");
                })},
       {"SecretNulByte", W::kSecret, false,
        content(secret, [](std::string t) { return t.insert(t.size() / 2, 1, '\0'); })},
