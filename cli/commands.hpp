@@ -18,5 +18,6 @@ Command add_break_glass(CLI::App& app);
 Command add_temp_code(CLI::App& app);
 Command add_require(CLI::App& app);
 Command add_list(CLI::App& app);
+Command add_device(CLI::App& app);
 
 }  // namespace pbx::cli

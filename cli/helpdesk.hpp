@@ -30,7 +30,8 @@ namespace pbx::cli {
 
 // The helpdesk_actions entry (totp::kHelpdeskActions) each subcommand needs in helpdesk mode.
 // A subcommand without a row (enroll, import, db, break-glass, recovery-codes, verify, doctor,
-// and any name added later until it gets one) is refused in helpdesk mode.
+// device add and device remove, and any name added later until it gets one) is refused in
+// helpdesk mode. A command with subcommands is named down to the one given ("device list").
 struct HelpdeskCommand {
   std::string_view command;
   std::string_view action;
@@ -38,6 +39,7 @@ struct HelpdeskCommand {
 inline constexpr HelpdeskCommand kHelpdeskCommands[] = {
     {"status", "status"},       {"list", "status"},     {"unlock", "unlock"},
     {"temp-code", "temp-code"}, {"require", "require"}, {"reset", "reset"},
+    {"device list", "status"},
 };
 
 // The action `command` needs, or nullopt: not a helpdesk command.

@@ -24,11 +24,11 @@ int run(const std::vector<std::string>& args, Env& env) {
   std::string config_path;
   app.add_option("--config", config_path, "config file (default /etc/security/pbx-mfa.conf)");
 
-  std::vector<Command> commands = {
-      add_enroll(app),         add_import(app), add_status(app), add_verify(app),
-      add_recovery_codes(app), add_reset(app),  add_unlock(app), add_temp_code(app),
-      add_require(app),        add_list(app),   add_db(app),     add_break_glass(app),
-      add_doctor(app)};
+  std::vector<Command> commands = {add_enroll(app),      add_import(app),         add_status(app),
+                                   add_verify(app),      add_recovery_codes(app), add_reset(app),
+                                   add_unlock(app),      add_temp_code(app),      add_require(app),
+                                   add_list(app),        add_device(app),         add_db(app),
+                                   add_break_glass(app), add_doctor(app)};
   std::ostringstream help_out;
   try {
     std::vector<std::string> reversed(args.rbegin(), args.rend());
@@ -57,13 +57,26 @@ int run(const std::vector<std::string>& args, Env& env) {
   }
   if (chosen == nullptr) return fail(session, kExitUsage, "no subcommand given");
 
+  // The command as typed down to its last subcommand ("device list"), whose options are the
+  // ones given.
+  CLI::App* leaf = chosen->app;
+  std::string command_name = leaf->get_name();
+  for (bool deeper = true; deeper;) {
+    deeper = false;
+    for (CLI::App* sub : leaf->get_subcommands()) {
+      leaf = sub;
+      command_name += " " + sub->get_name();
+      deeper = true;
+      break;
+    }
+  }
+
   // Root through sudo for a member of helpdesk_groups acts only as the helpdesk (helpdesk.hpp):
   // every command passes this gate, so one added later is refused until the table lists it.
-  const CLI::Option* user_option = chosen->app->get_option_no_throw("--user");
+  const CLI::Option* user_option = leaf->get_option_no_throw("--user");
   std::optional<std::string> user;
   if (user_option != nullptr && user_option->count() > 0) user = user_option->as<std::string>();
-  if (auto refused =
-          helpdesk_gate(session, chosen->app->get_name(), user, user_option != nullptr)) {
+  if (auto refused = helpdesk_gate(session, command_name, user, user_option != nullptr)) {
     return *refused;
   }
 

@@ -3,6 +3,7 @@
 #include <grp.h>
 #include <pwd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <set>
 #include <unordered_set>
@@ -104,6 +105,41 @@ std::vector<Account> all_accounts() {
   return accounts;
 }
 
+std::string aligned_table(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<std::size_t> width;
+  for (const auto& r : rows) {
+    if (width.size() < r.size()) width.resize(r.size(), 0);
+    for (std::size_t c = 0; c < r.size(); ++c) width[c] = std::max(width[c], r[c].size());
+  }
+  std::string text;
+  for (const auto& r : rows) {
+    std::string line;
+    for (std::size_t c = 0; c < r.size(); ++c) {
+      line += r[c];
+      if (c + 1 < r.size()) line.append(width[c] - r[c].size() + 2, ' ');
+    }
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    text += line;
+    text += '\n';
+  }
+  return text;
+}
+
+nlohmann::json device_json(const totp::DeviceStatus& d) {
+  return {{"name", d.name},
+          {"created", iso8601(d.created)},
+          {"algorithm", totp::algorithm_name(d.algorithm)},
+          {"digits", d.digits},
+          {"period", d.period},
+          {"last_used", iso8601(d.last_used)}};
+}
+
+nlohmann::json devices_json(const totp::UserStatus& s) {
+  nlohmann::json list = nlohmann::json::array();
+  for (const auto& d : s.devices) list.push_back(device_json(d));
+  return list;
+}
+
 totp::Result<UserRow> user_row(const totp::Config& config, totp::Verifier& verifier,
                                const Account& account, const GroupIndex* groups) {
   const totp::User& u = account.user;
@@ -138,6 +174,7 @@ totp::Result<UserRow> user_row(const totp::Config& config, totp::Verifier& verif
       j[k] = nullptr;
     }
   }
+  j["devices"] = devices_json(s);
   // Failures and a lockout count for a user who is not enrolled too: a wrong temp code is one.
   j["failures"] = s.state.failures;
   j["locked_until"] = s.locked ? iso8601(s.state.locked_until) : nullptr;

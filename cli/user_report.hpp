@@ -34,6 +34,17 @@ struct UserRow {
   totp::Requirement requirement;
 };
 
+// One device as status --json and device list --json show it, never its secret:
+// {"name","created","algorithm","digits","period","last_used"}, times as iso8601() (last_used
+// null until a code of it is accepted).
+nlohmann::json device_json(const totp::DeviceStatus& d);
+// Every device of `s`, oldest first ([] when not enrolled).
+nlohmann::json devices_json(const totp::UserStatus& s);
+
+// Rows of cells as text: columns two spaces apart, aligned, no trailing blanks (the first row is
+// the header).
+std::string aligned_table(const std::vector<std::vector<std::string>>& rows);
+
 // Builds the row from the store (through `verifier`) and the config's policy: group membership
 // as the module asks it (requirement_for), or from `groups` when given (list). Errors: the store
 // or the group database failed.

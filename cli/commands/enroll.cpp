@@ -2,8 +2,10 @@
 // recovery codes once.
 #include <charconv>
 #include <optional>
+#include <string>
 
 #include "commands.hpp"
+#include "confirm.hpp"
 #include "pbx/totp/base32.hpp"
 #include "pbx/totp/hotp.hpp"
 #include "pbx/totp/new_enrollment.hpp"
@@ -13,9 +15,6 @@
 
 namespace pbx::cli {
 namespace {
-
-constexpr int kTries = 3;
-constexpr std::size_t kMaxNameLength = 128;  // as the config's issuer
 
 struct EnrollOptions {
   std::string user;
@@ -60,20 +59,6 @@ std::string range_message(std::string_view flag, int lo, int hi, std::string_vie
          std::to_string(hi) + ", got '" + std::string(got) + "'";
 }
 
-// Issuer and account name end up in the authenticator app's list and in the URI label, where
-// a colon separates them (Key URI format), so a colon is refused in either.
-std::optional<std::string> name_problem(std::string_view value) {
-  if (value.empty() || value.size() > kMaxNameLength) {
-    return "must be 1 to " + std::to_string(kMaxNameLength) + " characters";
-  }
-  for (char ch : value) {
-    auto c = static_cast<unsigned char>(ch);
-    if (c < 0x20 || c == 0x7f) return std::string("must not contain control characters");
-    if (c == ':') return std::string("must not contain ':' (it separates issuer and account)");
-  }
-  return std::nullopt;
-}
-
 // Validates every flag against pbx-mfa(1) (enroll) and fills in the config defaults; on error the
 // message names the flag and the accepted values.
 totp::Result<Plan> make_plan(Session& s, const EnrollOptions& o, const std::string& user_name) {
@@ -112,26 +97,9 @@ totp::Result<Plan> make_plan(Session& s, const EnrollOptions& o, const std::stri
     }
     e.recovery_codes = *d;
   }
-  std::string qr = o.qr_opt->count() > 0 ? o.qr : std::string(s.env.out_is_tty ? "ansi" : "none");
-  if (qr == "ansi") {
-    p.qr = totp::QrStyle::kAnsi;
-  } else if (qr == "utf8") {
-    p.qr = totp::QrStyle::kUtf8;
-  } else if (qr == "ascii") {
-    p.qr = totp::QrStyle::kAscii;
-  } else if (qr != "none") {
-    return totp::make_error(Errc::kInvalid,
-                            "--qr: expected ansi, utf8, ascii or none, got '" + o.qr + "'");
-  }
-  if (o.json) {
-    // stdout carries the JSON object alone; a drawing asked for explicitly would be lost.
-    if (o.qr_opt->count() > 0 && p.qr) {
-      return totp::make_error(Errc::kInvalid, "--qr " + o.qr +
-                                                  ": no QR code is drawn with --json (use --qr "
-                                                  "none, or leave out --json)");
-    }
-    p.qr.reset();
-  }
+  auto qr = qr_style(s, *o.qr_opt, o.qr, o.json);
+  if (!qr) return qr.error();
+  p.qr = *qr;
   if (o.issuer_opt->count() > 0) {
     if (auto problem = name_problem(o.issuer)) {
       return totp::make_error(Errc::kInvalid, "--issuer: " + *problem);
@@ -151,42 +119,6 @@ totp::Result<Plan> make_plan(Session& s, const EnrollOptions& o, const std::stri
                                                 "; choose one with --label");
   }
   return p;
-}
-
-enum class Check { kPassed, kWrong, kNoAnswer };
-
-// Asks for the current code up to kTries times. `step` receives the matched time step.
-Check confirm_code(Session& s, const totp::NewEnrollment& pending, std::int64_t& step) {
-  for (int attempt = 1; attempt <= kTries; ++attempt) {
-    s.out().flush();
-    if (!s.env.read_secret) return Check::kNoAnswer;
-    auto typed = s.env.read_secret("Current code: ");
-    if (!typed) return Check::kNoAnswer;
-    if (auto m = pending.match(typed->view(), s.config.window, s.env.clock->now())) {
-      step = *m;
-      return Check::kPassed;
-    }
-    if (attempt < kTries) {
-      s.err() << "Wrong code: it does not match the new secret. Type the " << pending.plan().digits
-              << " digits the app shows now (" << (kTries - attempt) << " tries left).\n";
-    }
-  }
-  return Check::kWrong;
-}
-
-Check confirm_password(Session& s, const std::string& user_name) {
-  for (int attempt = 1; attempt <= kTries; ++attempt) {
-    s.out().flush();
-    if (!s.env.read_secret) return Check::kNoAnswer;
-    auto typed = s.env.read_secret("Password: ");
-    if (!typed) return Check::kNoAnswer;
-    // No password checker is a failed check: never a pass.
-    if (s.env.check_password && s.env.check_password(user_name, *typed)) return Check::kPassed;
-    if (attempt < kTries) {
-      s.err() << "Wrong password (" << (kTries - attempt) << " tries left).\n";
-    }
-  }
-  return Check::kWrong;
 }
 
 void print_codes(std::ostream& os, const std::vector<totp::SecretString>& codes) {
@@ -239,44 +171,26 @@ int enroll(Session& s, const EnrollOptions& o) {
     s.out() << "Enrolling " << u.name << " (" << ep.issuer << ": " << ep.account << ", "
             << totp::algorithm_name(ep.algorithm) << ", " << ep.digits << " digits, " << ep.period
             << " s).\n";
-    if (p.qr) {
-      auto drawing = totp::render_qr(uri.view(), *p.qr);
-      if (!drawing) return fail(s, drawing.error());
-      totp::SecretString picture(std::move(drawing.value()));
-      s.out() << "Scan this QR code with an authenticator app:\n\n" << picture.str() << "\n";
+  }
+  // With --json stdout is the JSON object alone, but the person confirming must see the secret.
+  if (!o.json || !o.no_confirm) {
+    if (auto shown = show_secret(s, p.qr, grouped, uri, o.json); !shown) {
+      return fail(s, shown.error());
     }
-    s.out() << "Secret: " << grouped.str() << "\n"
-            << "URI:    " << uri.str() << "\n\n";
-  } else if (!o.no_confirm) {
-    // stdout is the JSON object alone, but the person confirming must see the secret.
-    s.err() << "Secret: " << grouped.str() << "\n"
-            << "URI:    " << uri.str() << "\n";
   }
 
   std::int64_t confirmed_step = totp::kNoStep;
   if (!o.no_confirm) {
-    switch (confirm_code(s, pending, confirmed_step)) {
-      case Check::kPassed:
-        break;
-      case Check::kWrong:
-        return fail(s, kExitRejected,
-                    "wrong code " + std::to_string(kTries) +
-                        " times; nothing was saved. Check that the phone's clock is right and "
-                        "that the app shows " +
-                        ep.issuer + ": " + ep.account + ", then enroll again.");
-      case Check::kNoAnswer:
-        return fail(s, kExitRejected, "no code entered; nothing was saved");
+    if (auto refused = refused_check(s, confirm_code(s, pending, confirmed_step), "code",
+                                     ". Check that the phone's clock is right and that the app "
+                                     "shows " +
+                                         ep.issuer + ": " + ep.account + ", then enroll again.")) {
+      return *refused;
     }
     // Users enrolling themselves prove who they are at the keyboard; root needs no password.
     if (!s.is_root()) {
-      switch (confirm_password(s, u.name)) {
-        case Check::kPassed:
-          break;
-        case Check::kWrong:
-          return fail(s, kExitRejected,
-                      "wrong password " + std::to_string(kTries) + " times; nothing was saved");
-        case Check::kNoAnswer:
-          return fail(s, kExitRejected, "no password entered; nothing was saved");
+      if (auto refused = refused_check(s, confirm_password(s, u.name), "password")) {
+        return *refused;
       }
     }
   }

@@ -2,6 +2,7 @@
 #include <istream>
 
 #include "commands.hpp"
+#include "pbx/totp/devices.hpp"
 #include "pbx/totp/enrollment.hpp"
 #include "pbx/totp/importers.hpp"
 #include "pbx/totp/recovery.hpp"
@@ -13,6 +14,7 @@ struct ImportOptions {
   std::string user;
   std::string from;
   std::string source;
+  std::string device;  // --device: add the secret as this device of an existing enrollment
   bool force = false;
   bool json = false;
 };
@@ -49,12 +51,90 @@ bool starts_with_otpauth(std::string_view s) {
   return true;
 }
 
+// import --device: the secret becomes one more device of the user's enrollment (its id,
+// recovery codes, failures and the other devices stay); scratch codes are not carried over.
+int import_device(Session& s, const ImportOptions& o, totp::Store& store, const totp::User& user,
+                  totp::ImportFormat format, totp::ImportedSecret& in,
+                  std::vector<std::string>& notes) {
+  auto existing = store.load(user);
+  if (!existing) {
+    if (existing.error().code == totp::Errc::kNotEnrolled) {
+      return fail(s, kExitNotEnrolled,
+                  user.name +
+                      " is not enrolled: --device adds to an enrollment (leave it out to "
+                      "import the first secret)");
+    }
+    return fail(s, existing.error());
+  }
+  if (existing->find_device(o.device) != nullptr) {
+    return fail(s, kExitStore, user.name + " already has a device named '" + o.device + "'");
+  }
+  const int codes = static_cast<int>(in.scratch_codes.size());
+  if (codes > 0) {
+    notes.push_back(std::to_string(codes) + " scratch code" + (codes == 1 ? " was" : "s were") +
+                    " not imported: the enrollment keeps its own recovery codes");
+  }
+  totp::Device d;
+  d.name = o.device;
+  d.secret = std::move(in.params.secret);
+  d.algorithm = in.params.algorithm;
+  d.digits = in.params.digits;
+  d.period = in.params.period;
+  d.created = s.env.clock->now();
+  const totp::Algorithm algorithm = d.algorithm;
+  const int digits = d.digits;
+  const int period = d.period;
+  auto saved = totp::add_device(store, user, std::move(d), totp::kNoStep,
+                                totp::DeviceChange{s.config.max_devices, s.is_root()});
+  if (!saved) {
+    const totp::Errc code = saved.error().code;
+    return fail(s,
+                code == totp::Errc::kNotEnrolled ? kExitNotEnrolled
+                : code == totp::Errc::kInvalid || code == totp::Errc::kExists
+                    ? kExitStore
+                    : exit_for(saved.error()),
+                saved.error().message + "; nothing was saved");
+  }
+  if (const auto& state_error = saved->state_error) {
+    s.err() << "pbx-mfa: warning: device added, but the state could not be written: "
+            << state_error->message << "\n";
+  }
+  audit(s, "device-added user=" + audit_field(user.name) + " device=" + audit_field(o.device) +
+               " (imported from " + totp::import_format_name(format) + ")");
+  if (o.json) {
+    print_json(s, {{"user", user.name},
+                   {"device", o.device},
+                   {"from", totp::import_format_name(format)},
+                   {"algorithm", totp::algorithm_name(algorithm)},
+                   {"digits", digits},
+                   {"period", period},
+                   {"recovery_codes_imported", 0},
+                   {"notes", notes}});
+    return kExitOk;
+  }
+  s.out() << user.name << ": imported from " << totp::import_format_name(format) << " as device "
+          << o.device << " (" << totp::algorithm_name(algorithm) << ", " << digits << " digits, "
+          << period << " s)\n";
+  for (const auto& n : notes) s.out() << "  note: " << n << "\n";
+  return kExitOk;
+}
+
 int run_import(Session& s, ImportOptions& o) {
   // The command line may hold a URI: take it out of the options so it is wiped.
   totp::SecretString source(std::move(o.source));
   auto format = totp::parse_import_format(o.from);
   if (!format) {
     return fail(s, kExitUsage, "--from: must be google-authenticator, oath or uri");
+  }
+  const bool as_device = !o.device.empty();
+  if (as_device && o.force) {
+    return fail(s, kExitUsage,
+                "--device adds to an enrollment and --force replaces one: give one of them");
+  }
+  if (as_device && !totp::valid_device_name(o.device)) {
+    return fail(s, kExitUsage,
+                "--device " + audit_field(o.device) +
+                    ": expected 1 to 32 of a-z, 0-9 and '-' (such as phone2)");
   }
   auto user = target_user(s, o.user);
   if (!user) return fail(s, user.error());
@@ -99,6 +179,7 @@ int run_import(Session& s, ImportOptions& o) {
 
   auto store = open_store(s);
   if (!store) return fail(s, store.error());
+  if (as_device) return import_device(s, o, **store, *user, *format, in, notes);
   auto existing = (*store)->load(*user);
   if (existing) {
     if (!o.force) {
@@ -177,6 +258,9 @@ Command add_import(CLI::App& app) {
                   "a ~/.google_authenticator file, a users.oath file, a file holding the URI "
                   "(or the URI itself), or - for standard input")
       ->required();
+  sub->add_option("--device", o->device,
+                  "add the secret as this device of an existing enrollment (instead of "
+                  "creating the enrollment)");
   sub->add_flag("--force", o->force, "replace an existing enrollment");
   sub->add_flag("--json", o->json, "print one JSON object");
   sub->footer(

@@ -30,9 +30,9 @@ std::string cell(const nlohmann::json& v) {
 
 void print_table(Session& s, const std::vector<UserRow>& rows,
                  const std::vector<const Account*>& accounts) {
-  const std::vector<std::string> head = {"USER",         "REQUIRED",        "ENROLLED",
-                                         "CREATED",      "LAST SUCCESS",    "RECOVERY",
-                                         "LOCKED UNTIL", "TEMP CODE UNTIL", "NOTE"};
+  const std::vector<std::string> head = {
+      "USER",         "REQUIRED", "ENROLLED",     "DEVICES",         "CREATED",
+      "LAST SUCCESS", "RECOVERY", "LOCKED UNTIL", "TEMP CODE UNTIL", "NOTE"};
   std::vector<std::vector<std::string>> table;
   table.reserve(rows.size() + 1);
   table.push_back(head);
@@ -45,29 +45,16 @@ void print_table(Session& s, const std::vector<UserRow>& rows,
     } else if (!a.login_shell) {
       note = "no login shell";
     }
-    table.push_back({cell(j["user"]),
-                     std::string(j["required"].get<bool>() ? "yes" : "no") + " (" +
-                         j["required_by"].get<std::string>() + ")",
-                     cell(j["enrolled"]), cell(j["created"]), cell(j["last_success"]),
-                     cell(j["recovery_codes_left"]), cell(j["locked_until"]),
-                     cell(j["temp_code_expires"]), note});
+    table.push_back(
+        {cell(j["user"]),
+         std::string(j["required"].get<bool>() ? "yes" : "no") + " (" +
+             j["required_by"].get<std::string>() + ")",
+         cell(j["enrolled"]),
+         rows[i].status.enrolled ? std::to_string(rows[i].status.devices.size()) : std::string("-"),
+         cell(j["created"]), cell(j["last_success"]), cell(j["recovery_codes_left"]),
+         cell(j["locked_until"]), cell(j["temp_code_expires"]), note});
   }
-  std::vector<std::size_t> width(head.size(), 0);
-  for (const auto& r : table) {
-    for (std::size_t c = 0; c < r.size(); ++c) width[c] = std::max(width[c], r[c].size());
-  }
-  std::string text;
-  for (const auto& r : table) {
-    std::string line;
-    for (std::size_t c = 0; c < r.size(); ++c) {
-      line += r[c];
-      if (c + 1 < r.size()) line.append(width[c] - r[c].size() + 2, ' ');
-    }
-    while (!line.empty() && line.back() == ' ') line.pop_back();
-    text += line;
-    text += '\n';
-  }
-  s.out() << text;
+  s.out() << aligned_table(table);
 }
 
 }  // namespace

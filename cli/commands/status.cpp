@@ -36,6 +36,12 @@ void print_text(Session& s, const totp::User& u, const UserRow& row) {
   }
   if (st.enrolled) {
     if (st.created > 0) out << "  created: " << time_or(st.created, "unknown") << "\n";
+    out << "  devices: " << st.devices.size() << " (max_devices " << s.config.max_devices << ")\n";
+    for (const auto& d : st.devices) {
+      out << "    " << d.name << ": " << totp::algorithm_name(d.algorithm) << ", " << d.digits
+          << " digits, " << d.period << " s, created " << time_or(d.created, "unknown")
+          << ", last used " << time_or(d.last_used, "never") << "\n";
+    }
     out << "  recovery codes left: " << st.recovery_left << "\n"
         << "  failures: " << st.state.failures << "\n"
         << "  locked until: "

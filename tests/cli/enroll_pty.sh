@@ -156,9 +156,10 @@ OWNER_MODE=$(stat -c '%U %a' "$SECRET_FILE")
 STATUS=$("$WORK/pbx-mfa" status --user "$USER_NAME" --json --config "$CONF") ||
   fail "status exited $?"
 echo "$STATUS" | jq -e --arg u "$USER_NAME" '
-  (keys == ["algorithm","created","digits","enrolled","exempt","failures","last_success",
-            "locked_until","login_shell","period","recovery_codes_left","required","required_by",
-            "temp_code_expires","user"])
+  (keys == ["algorithm","created","devices","digits","enrolled","exempt","failures",
+            "last_success","locked_until","login_shell","period","recovery_codes_left","required",
+            "required_by","temp_code_expires","user"])
+  and (.devices | map(.name)) == ["default"] and .devices[0].last_used == null
   and .exempt == false and .login_shell == true and .temp_code_expires == null
   and (.created | test("^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z$"))
   and .user == $u and .enrolled == true and .required == true and .required_by == "all"
@@ -176,6 +177,82 @@ echo "$CODE" | "$WORK/pbx-mfa" verify --user "$USER_NAME" --config "$CONF" - >/d
 echo "$CODE" | "$WORK/pbx-mfa" verify --user "$USER_NAME" --config "$CONF" - >/dev/null 2>&1 &&
   fail "the same code was accepted twice"
 
+# A second device, added by the user at the terminal: a code of the new device (oathtool), the
+# password, then a code of the first device (tests/cli/device_test.cpp covers the refusals).
+cat >"$WORK/device.exp" <<'EOF'
+set timeout 30
+log_user 0
+log_file -a $env(WORK)/transcript
+spawn setpriv --reuid=$env(USER_UID) --regid=$env(USER_GID) --init-groups \
+    env -i PATH=/usr/bin:/bin $env(WORK)/pbx-mfa device add phone2 --qr none --config $env(CONF)
+expect_after {
+  eof { puts "FAIL: pbx-mfa device add ended early"; exit 1 }
+}
+expect {
+  -re {Secret: ([A-Z2-7 ]+)\r\n} { set secret [string map {" " ""} $expect_out(1,string)] }
+  timeout { puts "FAIL: device add: no Secret: line"; exit 1 }
+}
+expect {
+  "Code from the new device: " {}
+  timeout { puts "FAIL: device add: no prompt for the new device's code"; exit 1 }
+}
+send "[exec oathtool --totp -b $secret]\r"
+expect {
+  "Password: " {}
+  "Wrong code" { puts "FAIL: device add: the new device's code was refused"; exit 1 }
+  timeout { puts "FAIL: device add: no password prompt"; exit 1 }
+}
+send "$env(PASSWORD)\r"
+expect {
+  "Code from an existing device: " {}
+  "Wrong password" { puts "FAIL: device add: the right password was refused"; exit 1 }
+  timeout { puts "FAIL: device add: no prompt for an existing device's code"; exit 1 }
+}
+# The next step's code: the user cannot read the root-owned state, so the device's created
+# time (after the enrollment's confirmation step) is its only mark.
+send "[exec oathtool --totp -b -N "now + 30 seconds" $env(SECRET)]\r"
+expect {
+  "Saved: device phone2 added for $env(USER_NAME)." {}
+  "Wrong code" { puts "FAIL: device add: the first device's code was refused"; exit 1 }
+  timeout { puts "FAIL: device add: not saved"; exit 1 }
+}
+expect eof
+lassign [wait] pid spawnid os_error status
+if {$status != 0} { puts "FAIL: pbx-mfa device add exited $status"; exit 1 }
+set f [open $env(WORK)/secret2 w]
+puts $f $secret
+close $f
+EOF
+export SECRET
+expect -f "$WORK/device.exp" || fail "device add dialogue"
+SECRET2=$(cat "$WORK/secret2")
+if [ -z "$SECRET2" ] || [ "$SECRET2" = "$SECRET" ]; then fail "no new secret captured for phone2"; fi
+OWNER_MODE=$(stat -c '%U %a' "$SECRET_FILE")
+[ "$OWNER_MODE" = "$USER_NAME 600" ] ||
+  fail "after device add the secret file is '$OWNER_MODE', expected '$USER_NAME 600'"
+# The user lists their devices: both names, never a secret.
+LIST=$(setpriv --reuid="$USER_UID" --regid="$USER_GID" --init-groups env -i PATH=/usr/bin:/bin \
+  "$WORK/pbx-mfa" device list --json --config "$CONF" 2>"$WORK/err") ||
+  fail "device list exited $?: $(cat "$WORK/err")"
+echo "$LIST" | jq -e --arg u "$USER_NAME" \
+  '.user == $u and (.devices | map(.name)) == ["default","phone2"]' >/dev/null ||
+  fail "unexpected device list: $LIST"
+case $LIST in *"$SECRET"* | *"$SECRET2"*) fail "device list shows a secret" ;; esac
+# The new device's next code logs in (as the first one's, the confirmation code cannot); root
+# removes the device (DeviceTest.RootRemovesADeviceAndItsCodesStopWorking: its codes then fail).
+CODE2=$(oathtool --totp -b "$SECRET2" -N "now + 30 seconds")
+echo "$CODE2" | "$WORK/pbx-mfa" verify --user "$USER_NAME" --config "$CONF" - >/dev/null ||
+  fail "a code of the added device was not accepted"
+"$WORK/pbx-mfa" device remove phone2 --user "$USER_NAME" --config "$CONF" >/dev/null ||
+  fail "root's device remove exited $?"
+LIST=$("$WORK/pbx-mfa" device list --user "$USER_NAME" --json --config "$CONF") ||
+  fail "device list exited $?"
+echo "$LIST" | jq -e '(.devices | map(.name)) == ["default"]' >/dev/null ||
+  fail "after device remove: $LIST"
+"$WORK/pbx-mfa" device remove default --user "$USER_NAME" --config "$CONF" >/dev/null 2>&1
+RC=$?
+[ "$RC" = 4 ] || fail "removing the last device exited $RC, expected 4"
+
 # Without --force the enrollment is kept; with it, root re-enrolls the user into their home
 # and the file stays the user's.
 "$WORK/pbx-mfa" enroll --user "$USER_NAME" --no-confirm --config "$CONF" >/dev/null 2>&1
@@ -189,4 +266,5 @@ OWNER_MODE=$(stat -c '%U %a' "$SECRET_FILE")
 [ "$OWNER_MODE" = "$USER_NAME 600" ] ||
   fail "after root's re-enroll the secret file is '$OWNER_MODE', expected '$USER_NAME 600'"
 
-echo "PASS: enroll through a pty (wrong/right code, wrong/right password), owner, mode, status"
+echo "PASS: enroll through a pty (wrong/right code, wrong/right password), owner, mode, status;" \
+  "device add (new code, password, old code), list, remove"

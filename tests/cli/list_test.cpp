@@ -51,8 +51,8 @@ TEST_F(ListTest, OneRowPerAccountWithTheIssuesFields) {
   EXPECT_EQ(stable_rows, accounts.size());
   for (const auto& row : j["users"]) {
     for (const char* k :
-         {"user", "required", "required_by", "exempt", "enrolled", "created", "last_success",
-          "recovery_codes_left", "locked_until", "temp_code_expires"}) {
+         {"user", "required", "required_by", "exempt", "enrolled", "devices", "created",
+          "last_success", "recovery_codes_left", "locked_until", "temp_code_expires"}) {
       EXPECT_TRUE(row.contains(k)) << k << " in " << row.dump();
     }
   }

@@ -137,6 +137,7 @@ TEST_F(StatusTest, JsonKeysOfANotEnrolledUser) {
     ASSERT_TRUE(j.contains(key)) << key;
     EXPECT_TRUE(j[key].is_null()) << key;
   }
+  EXPECT_EQ(j["devices"], nlohmann::json::array());  // none, rather than null
   // A wrong temp code counts for a user who is not enrolled too.
   EXPECT_EQ(j["failures"], 0);
   EXPECT_EQ(j["exempt"], false);
