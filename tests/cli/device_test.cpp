@@ -479,6 +479,31 @@ TEST_F(DeviceTest, ImportDeviceAddsToTheEnrollment) {
   EXPECT_EQ(snapshot(), before);
 }
 
+// Review (issue 16): import --device is a second way to add a device. A user acting on
+// themselves must not get one with neither the password nor a code of a device they have
+// (someone at an unlocked terminal), nor replace the enrollment with import --force.
+TEST_F(DeviceTest, AUserCannotImportADeviceWithoutTheChecksOfDeviceAdd) {
+  enroll_uri("daemon");
+  become("daemon");
+  auto before = snapshot();
+  const std::string uri = "otpauth://totp/evil:daemon?secret=JBSWY3DPEHPK3PXP&issuer=evil";
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"import", "--user", "daemon", "--from", "uri", "--device",
+                                 "phone2", "-"},
+        std::vector<std::string>{"import", "--user", "daemon", "--from", "uri", "--force", "-"}}) {
+    in_.clear();
+    in_.str(uri);
+    clear();
+    EXPECT_NE(run_cli(args), 0) << args[5];
+    EXPECT_NE(err().find(args[5] + " needs root"), std::string::npos) << err();
+    EXPECT_EQ(snapshot(), before) << args[5];
+    EXPECT_EQ(device_names("daemon"), Names{"default"}) << args[5];
+  }
+  auto o = outcome("daemon", code_for(uri, clock_.now()));
+  ASSERT_TRUE(o);
+  EXPECT_NE(o->verdict, totp::Verdict::kAccepted);
+}
+
 // The helpdesk (root through sudo for daemon, a member of helpdesk_groups): device list with
 // the status action, never add or remove.
 class DeviceHelpdeskTest : public DeviceTest {
