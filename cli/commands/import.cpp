@@ -136,6 +136,16 @@ int run_import(Session& s, ImportOptions& o) {
                 "--device " + audit_field(o.device) +
                     ": expected 1 to 32 of a-z, 0-9 and '-' (such as phone2)");
   }
+  // A user changing an enrollment they have proves the password (and, for a device, a code of
+  // one they hold) through device add or enroll --force; import asks nothing, so for an enrolled
+  // user only root imports (someone at an unlocked terminal would otherwise add or swap in a
+  // secret of their own).
+  if ((as_device || o.force) && !s.is_root()) {
+    return fail(s, kExitStore,
+                std::string(as_device ? "--device" : "--force") +
+                    " needs root: a user adds a device with 'pbx-mfa device add' and replaces "
+                    "an enrollment with 'pbx-mfa enroll --force', which check the password");
+  }
   auto user = target_user(s, o.user);
   if (!user) return fail(s, user.error());
 
