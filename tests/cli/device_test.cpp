@@ -572,5 +572,24 @@ TEST_F(DeviceHelpdeskTest, NeverAddsOrRemoves) {
   EXPECT_EQ(device_names("lp"), (Names{"default", "phone2"}));
 }
 
+// Review (issue 16): the gate names the command by its first parsed subcommand and the
+// dispatch runs add before list; a command line naming two of them must not pass as
+// "device list" and then add or remove.
+TEST_F(DeviceHelpdeskTest, TwoSubcommandsOnOneLineAreNoWayAround) {
+  auto before = snapshot();
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"device", "list", "add", "phone3", "--user", "lp", "--no-confirm"},
+        std::vector<std::string>{"device", "list", "--user", "lp", "add", "phone3", "--no-confirm"},
+        std::vector<std::string>{"device", "list", "--user", "lp", "remove", "phone2"},
+        std::vector<std::string>{"device", "list", "remove", "phone2", "--user", "lp"},
+        std::vector<std::string>{"status", "--user", "lp", "device", "remove", "phone2"}}) {
+    script_ = {new_code()};
+    EXPECT_NE(hd(args), 0) << args[2] << " " << args[3];
+    EXPECT_EQ(find_uri(out() + err()), "");
+  }
+  EXPECT_EQ(snapshot(), before);
+  EXPECT_EQ(device_names("lp"), (Names{"default", "phone2"}));
+}
+
 }  // namespace
 }  // namespace pbx::cli::testing
