@@ -162,6 +162,26 @@ TEST_F(DeviceTest, ACodeThatHasJustLoggedInProvesNoExistingDevice) {
   EXPECT_EQ(device_names("daemon"), (Names{"default", "phone2"}));
 }
 
+// Review (issue 16), OPEN: the test above reads the state because the tests run as root. A
+// real user cannot read root's state_dir (files store), so device add falls back to
+// match_existing_device without a state and the code that has just logged in (seen over a
+// shoulder) passes as "a device you have". Simulated here by a state_dir peek_state refuses.
+// Disabled until device add refuses (or otherwise proves freshness) without the state.
+TEST_F(DeviceTest, DISABLED_ACodeThatHasJustLoggedInProvesNothingWithoutTheState) {
+  const std::string first = enroll_uri("daemon");
+  clock_.advance(30);
+  auto login = outcome("daemon", code_for(first, clock_.now()));
+  ASSERT_TRUE(login);
+  ASSERT_EQ(login->verdict, totp::Verdict::kAccepted);
+  ASSERT_EQ(::chmod(state_dir_.c_str(), 0755), 0);  // peek_state: "state_dir is not private"
+  become("daemon");
+  clear();
+  script_ = {new_code(), line(kRightPassword), code_of(first), code_of(first), code_of(first)};
+  EXPECT_EQ(run_cli({"device", "add", "phone2"}), 1) << err();
+  ASSERT_EQ(::chmod(state_dir_.c_str(), 0700), 0);
+  EXPECT_EQ(device_names("daemon"), Names{"default"});
+}
+
 TEST_F(DeviceTest, WrongCodeOrPasswordOrNoAnswerWritesNothing) {
   const std::string first = enroll_uri("daemon");
   become("daemon");
