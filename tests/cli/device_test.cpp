@@ -4,6 +4,7 @@
 // without secrets, the last device kept, import --device, and the helpdesk's device list.
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -522,6 +523,62 @@ TEST_F(DeviceTest, AUserCannotImportADeviceWithoutTheChecksOfDeviceAdd) {
   auto o = outcome("daemon", code_for(uri, clock_.now()));
   ASSERT_TRUE(o);
   EXPECT_NE(o->verdict, totp::Verdict::kAccepted);
+}
+
+// Review (issue 16): a secret file the user controls (they own it in the files store) with the
+// most devices and the longest secrets, too many devices, or a name twice: root's status, list
+// and device list neither crash nor print a byte of any secret, on stdout, stderr or audit.
+TEST_F(DeviceTest, APlantedSecretFileLeaksNoSecretToRootsReports) {
+  enroll_uri("daemon");
+  const std::string path = secrets_dir_ + "/daemon";
+  const std::string id = load("daemon")->id;
+  std::vector<std::string> secrets;
+  auto file_of = [&](const std::vector<std::string>& names) {
+    std::string text = "version 2\nid " + id + "\ncreated " + std::to_string(kNow) + "\n";
+    for (std::size_t i = 0; i < names.size(); ++i) {
+      std::vector<std::uint8_t> raw(128, static_cast<std::uint8_t>(0x41 + i));
+      secrets.push_back(totp::base32_encode(raw.data(), raw.size(), false));
+      text += "device " + names[i] + " " + std::to_string(kNow) + " SHA512 8 60 " + secrets.back() +
+              "\n";
+    }
+    return text + "end\n";
+  };
+  const std::vector<std::pair<std::string, bool>> files = {
+      {file_of({"a", "b", "c", "d", "e"}), true},
+      {file_of({"a", "b", "c", "d", "e", "f"}), false},
+      {file_of({"a", "a"}), false},
+  };
+  for (const auto& [text, valid] : files) {
+    {
+      std::ofstream f(path, std::ios::trunc);  // keeps the file's owner and mode
+      f << text;
+    }
+    audit_.clear();
+    for (const std::vector<std::string>& args :
+         {std::vector<std::string>{"status", "--user", "daemon", "--json"},
+          std::vector<std::string>{"device", "list", "--user", "daemon", "--json"},
+          std::vector<std::string>{"device", "list", "--user", "daemon"},
+          std::vector<std::string>{"list", "--json"}}) {
+      clear();
+      const int rc = run_cli(args);
+      // list: 1 when a required user is not enrolled (other accounts here).
+      if (valid && args[0] != "list") EXPECT_EQ(rc, 0) << args[0] << ": " << err();
+      EXPECT_LT(rc, kExitInternal) << args[0] << ": " << err();
+      std::string all = out() + err();
+      for (const auto& line : audit_) all += line;
+      for (const auto& secret : secrets) {
+        // Any 16 characters of a secret in its base32 form.
+        for (std::size_t at = 0; at + 16 <= secret.size(); at += 16) {
+          EXPECT_EQ(all.find(secret.substr(at, 16)), std::string::npos) << args[0] << ": " << all;
+        }
+      }
+    }
+    if (valid) {
+      clear();
+      ASSERT_EQ(run_cli({"device", "list", "--user", "daemon", "--json"}), 0);
+      EXPECT_EQ(nlohmann::json::parse(out())["devices"].size(), 5u);
+    }
+  }
 }
 
 // The helpdesk (root through sudo for daemon, a member of helpdesk_groups): device list with
