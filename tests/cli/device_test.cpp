@@ -291,7 +291,7 @@ TEST_F(DeviceTest, BadNamesAreRefused) {
   enroll_uri("daemon");
   write_config("recovery_codes = 0\nmax_devices = 5\n");
   auto before = snapshot();
-  for (const std::string name :
+  for (const std::string& name :
        {std::string("Phone"), std::string("phone/2"), std::string(".."), std::string("a b"),
         std::string(33, 'a'), std::string("ph\x01one"), std::string("t\xc3\xa9l"),
         std::string("phone_2"), std::string("")}) {
@@ -383,7 +383,9 @@ TEST_F(DeviceTest, StatusAndListCarryTheDevices) {
       saw = true;
       EXPECT_EQ(row, status);
     }
-    if (row["user"] == "lp") EXPECT_EQ(row["devices"], nlohmann::json::array());
+    if (row["user"] == "lp") {
+      EXPECT_EQ(row["devices"], nlohmann::json::array());
+    }
   }
   EXPECT_TRUE(saw);
   // The text of status names each device; list counts them.
@@ -400,8 +402,12 @@ TEST_F(DeviceTest, StatusAndListCarryTheDevices) {
   const std::size_t col = lines[0].find("DEVICES");
   ASSERT_NE(col, std::string::npos) << lines[0];
   for (const auto& l : lines) {
-    if (l.starts_with("daemon ")) EXPECT_EQ(l.compare(col, 2, "2 "), 0) << l;
-    if (l.starts_with("lp ")) EXPECT_EQ(l.compare(col, 2, "- "), 0) << l;
+    if (l.starts_with("daemon ")) {
+      EXPECT_EQ(l.compare(col, 2, "2 "), 0) << l;
+    }
+    if (l.starts_with("lp ")) {
+      EXPECT_EQ(l.compare(col, 2, "- "), 0) << l;
+    }
   }
 }
 
@@ -562,7 +568,9 @@ TEST_F(DeviceTest, APlantedSecretFileLeaksNoSecretToRootsReports) {
       clear();
       const int rc = run_cli(args);
       // list: 1 when a required user is not enrolled (other accounts here).
-      if (valid && args[0] != "list") EXPECT_EQ(rc, 0) << args[0] << ": " << err();
+      if (valid && args[0] != "list") {
+        EXPECT_EQ(rc, 0) << args[0] << ": " << err();
+      }
       EXPECT_LT(rc, kExitInternal) << args[0] << ": " << err();
       std::string all = out() + err();
       for (const auto& line : audit_) all += line;
