@@ -29,8 +29,8 @@ int main(int argc, char** argv) {
   }
   auto id = new_enrollment_id();
   if (!id) return 70;
-  Enrollment e = single_device_enrollment(*id, std::move(secret), config->algorithm,
-                                          config->digits, config->period, SystemClock().now());
+  Enrollment e = single_device_enrollment(*id, std::move(secret), config->algorithm, config->digits,
+                                          config->period, SystemClock().now());
   std::vector<SecretString> codes;
   for (int i = 4; i < argc; ++i) codes.emplace_back(std::string(argv[i]));
   if (!codes.empty()) {

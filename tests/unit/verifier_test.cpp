@@ -569,7 +569,8 @@ TEST_F(VerifierTest, GraceStoresNoHostNameAndStaysBounded) {
 TEST_F(VerifierTest, UsesTheEnrollmentsAlgorithmDigitsAndPeriod) {
   Enrollment e = make_enrollment(kIdB);
   dev0(e).algorithm = Algorithm::kSha512;
-  dev0(e).secret = testing::bytes_of("1234567890123456789012345678901234567890123456789012345678901234");
+  dev0(e).secret =
+      testing::bytes_of("1234567890123456789012345678901234567890123456789012345678901234");
   dev0(e).digits = 8;
   dev0(e).period = 60;
   ASSERT_TRUE(is_ok(store().save(bob_, e, true)));
