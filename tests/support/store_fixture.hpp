@@ -87,6 +87,23 @@ inline SecretBytes bytes_of(std::string_view text) {
   return SecretBytes(reinterpret_cast<const std::uint8_t*>(text.data()), text.size());
 }
 
+// The RFC 6238 keys for SHA256 and SHA512 (kRfcKey is SHA1's): a device of its own each.
+inline constexpr std::string_view kKey256 = "12345678901234567890123456789012";
+inline constexpr std::string_view kKey512 =
+    "1234567890123456789012345678901234567890123456789012345678901234";
+
+inline Device make_device(std::string name, std::string_view key, Algorithm a, int digits,
+                          int period, std::int64_t created) {
+  Device d;
+  d.name = std::move(name);
+  d.secret = bytes_of(key);
+  d.algorithm = a;
+  d.digits = digits;
+  d.period = period;
+  d.created = created;
+  return d;
+}
+
 // The code an authenticator shows for `step`.
 inline std::string code_for_step(const Device& d, std::int64_t step) {
   auto code = hotp(d.secret, d.algorithm, static_cast<std::uint64_t>(step), d.digits);

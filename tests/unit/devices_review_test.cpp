@@ -25,24 +25,11 @@ using testing::bytes_of;
 using testing::code_for_step;
 using testing::has_errc;
 using testing::is_ok;
+using testing::kKey256;
+using testing::kKey512;
 using testing::kStep;
 using testing::kT0;
-
-constexpr std::string_view kKey256 = "12345678901234567890123456789012";
-constexpr std::string_view kKey512 =
-    "1234567890123456789012345678901234567890123456789012345678901234";
-
-Device make_device(std::string name, std::string_view key, Algorithm a, int digits, int period,
-                   std::int64_t created) {
-  Device d;
-  d.name = std::move(name);
-  d.secret = bytes_of(key);
-  d.algorithm = a;
-  d.digits = digits;
-  d.period = period;
-  d.created = created;
-  return d;
-}
+using testing::make_device;
 
 class DevicesReviewTest : public testing::StoreFixture {
  protected:

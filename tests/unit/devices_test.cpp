@@ -22,27 +22,14 @@ using testing::code_for_step;
 using testing::has_errc;
 using testing::is_ok;
 using testing::kIdA;
+using testing::kKey256;
+using testing::kKey512;
 using testing::kStep;
 using testing::kT0;
+using testing::make_device;
 
-// The RFC 6238 keys for SHA256 and SHA512, so each device has its own secret.
-constexpr std::string_view kKey256 = "12345678901234567890123456789012";
-constexpr std::string_view kKey512 =
-    "1234567890123456789012345678901234567890123456789012345678901234";
 // A secret no device of the fixture has (add_device refuses a secret already enrolled).
 constexpr std::string_view kKeyNew = "abcdefghijklmnopqrstuvwxyz012345";
-
-Device make_device(std::string name, std::string_view key, Algorithm a, int digits, int period,
-                   std::int64_t created) {
-  Device d;
-  d.name = std::move(name);
-  d.secret = bytes_of(key);
-  d.algorithm = a;
-  d.digits = digits;
-  d.period = period;
-  d.created = created;
-  return d;
-}
 
 std::string b32(std::string_view key) { return base32_encode(bytes_of(key), false); }
 
@@ -114,7 +101,9 @@ TEST(DeviceFormat, BadDeviceLinesAreRefusedWithoutQuotingThem) {
   for (const auto& devices : bad) {
     auto e = parse_enrollment(head + devices + "end\n");
     EXPECT_TRUE(has_errc(e, Errc::kCorrupt)) << devices;
-    if (!e) EXPECT_EQ(e.error().message.find(key), std::string::npos) << e.error().message;
+    if (!e) {
+      EXPECT_EQ(e.error().message.find(key), std::string::npos) << e.error().message;
+    }
   }
   std::string six;
   for (int i = 0; i < 6; ++i) {
