@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
@@ -334,17 +335,19 @@ class KillTest : public PamStackTest {
   // A code for `e` that the module accepts now: within the window around the learned skew, and
   // after the last accepted step of this enrollment's state.
   std::string acceptable_code(const totp::Enrollment& e, const std::string& user) {
-    std::int64_t centre = totp::time_step(unix_now(), dev0(e).period);
-    // Without state of this enrollment, the steps before its creation count as used (the
-    // confirmation code of a self-enrollment cannot log in).
-    std::int64_t last =
-        e.created > 0 ? totp::time_step(e.created, dev0(e).period) - 1 : totp::kNoStep;
+    const totp::Device& d = dev0(e);
+    std::int64_t centre = totp::time_step(unix_now(), d.period);
+    // The steps before the device was made count as used whatever the state says (the
+    // confirmation code of a self-enrollment cannot log in); the device's mark in the state of
+    // this enrollment, when there is one, moves that on and centres the window.
+    std::int64_t last = d.created > 0 ? totp::time_step(d.created, d.period) - 1 : totp::kNoStep;
     struct stat st {};
     if (::stat(files_->state_file(user).c_str(), &st) == 0) {
       totp::UserState s = parsed_state(files_->state_file(user));
-      if (s.enrollment_id == e.id) {
-        centre += mark(s).skew;
-        last = mark(s).last_step;
+      const totp::DeviceMark m = mark(static_cast<const totp::UserState&>(s), d.name);
+      if (s.enrollment_id == e.id && (m.created == d.created || m.created == totp::kAnyCreated)) {
+        centre += m.skew;
+        last = std::max(last, m.last_step);
       }
     }
     for (std::int64_t step = centre - 1; step <= centre + 1; ++step) {
