@@ -9,6 +9,7 @@
 
 #include "file_util.hpp"
 #include "pbx/totp/enrollment.hpp"
+#include "pbx/totp/events.hpp"
 #include "pbx/totp/strings.hpp"
 
 namespace pbx::totp {
@@ -235,6 +236,60 @@ Status actions_in(Config& c, std::string_view key, std::string_view value) {
   return Ok{};
 }
 
+Status optional_path_in(Config& c, std::string_view key, std::string_view value) {
+  if (value.empty()) {
+    c.notify_command.clear();
+    return Ok{};
+  }
+  return set_path(c.notify_command, key, value);
+}
+Status notify_events_in(Config& c, std::string_view key, std::string_view value) {
+  auto items = split_list(key, value);
+  if (!items) return items.error();
+  for (const auto& e : *items) {
+    if (!entry_names_events(e)) {
+      return bad(key, "'" + e + "' names no event kind (pbx-mfa(1) EVENTS), nor is it 'all'");
+    }
+  }
+  c.notify_events = std::move(items.value());
+  return Ok{};
+}
+// A size in bytes with an optional K, M or G suffix (powers of 1024), 64K to 1G.
+Status size_in(Config& c, std::string_view key, std::string_view value) {
+  constexpr std::int64_t kMin = std::int64_t{64} * 1024;
+  constexpr std::int64_t kMax = std::int64_t{1024} * 1024 * 1024;
+  std::int64_t unit = 1;
+  std::string_view digits = value;
+  if (!digits.empty()) {
+    switch (digits.back()) {
+      case 'K':
+      case 'k':
+        unit = 1024;
+        break;
+      case 'M':
+      case 'm':
+        unit = std::int64_t{1024} * 1024;
+        break;
+      case 'G':
+      case 'g':
+        unit = std::int64_t{1024} * 1024 * 1024;
+        break;
+      default:
+        break;
+    }
+    if (unit != 1) digits.remove_suffix(1);
+  }
+  std::int64_t v = 0;
+  auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), v);
+  if (digits.empty() || ec != std::errc{} || ptr != digits.data() + digits.size() || v < 0 ||
+      v > kMax / unit || v * unit < kMin) {
+    return bad(key, "must be a size from 64K to 1G (bytes, or with K, M or G), not '" +
+                        std::string(value) + "'");
+  }
+  c.events_max_size = v * unit;
+  return Ok{};
+}
+
 // clang-format off
 constexpr Setting kSettings[] = {
     {"secret_path", "%h/.pbx-mfa", set_secret_path,
@@ -285,6 +340,16 @@ constexpr Setting kSettings[] = {
      "what helpdesk members may do: a subset of status,unlock,temp-code,require,reset"},
     {"protected_groups", "", groups_in<&Config::protected_groups>,
      "comma list of groups whose members the helpdesk may not act on (root never)"},
+    {"events_max_size", "10M", size_in,
+     "the event log (state_dir/.events.log) is rotated at this size; one old file is kept"},
+    {"notify_command", "", optional_path_in,
+     "program run once per alerted event, JSON on stdin (root-owned; none when unset)"},
+    {"notify_events", "recovery,temp-code,break-glass,locked-out,reset", notify_events_in,
+     "event kinds (or their first words, or all) that run notify_command"},
+    {"notify_timeout", "30", int_in<&Config::notify_timeout, 1, 600>,
+     "seconds before a notify_command that has not finished is killed"},
+    {"notify_rate", "10", int_in<&Config::notify_rate, 1, 1000>,
+     "notify_command runs per event kind per hour; more are counted in the next one"},
 };
 // clang-format on
 

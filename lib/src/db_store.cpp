@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 
+#include "event_log.hpp"
 #include "pbx/totp/enrollment.hpp"
 #include "pbx/totp/seal.hpp"
 #include "pbx/totp/state.hpp"
@@ -165,6 +166,13 @@ class DbStore final : public Store {
       if (row.at(0)) names.push_back(*row.at(0));
     }
     return names;
+  }
+
+  // TODO(issue 17, PG helper): the events table; until then this host's file.
+  Status append_event(const Event& event) override { return append_event_file(config_, event); }
+
+  Result<EventPage> read_events(const EventQuery& query, const EventCursor& from) override {
+    return read_event_file(config_, query, from);
   }
 
   Status commit(const std::string& user, const UserState& next) {

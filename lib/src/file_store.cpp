@@ -5,6 +5,7 @@
 
 #include <cerrno>
 
+#include "event_log.hpp"
 #include "file_util.hpp"
 
 namespace pbx::totp::detail {
@@ -148,6 +149,12 @@ class FileStore final : public Store {
 
   Result<std::vector<std::string>> enrolled_users() override {
     return std::vector<std::string>{};  // secrets live in homes: `list` walks the accounts
+  }
+
+  Status append_event(const Event& event) override { return append_event_file(config_, event); }
+
+  Result<EventPage> read_events(const EventQuery& query, const EventCursor& from) override {
+    return read_event_file(config_, query, from);
   }
 
  private:

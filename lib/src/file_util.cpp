@@ -195,6 +195,11 @@ int rename_into_place(const std::string& tmp, const std::string& path, bool no_r
 
 }  // namespace
 
+Status check_file_stat(const struct stat& st, const std::string& path, const FileCheck& check,
+                       const char* what) {
+  return check_stat(st, path, check, what);
+}
+
 Result<std::optional<SecretString>> read_private_file(const std::string& path, uid_t owner,
                                                       std::size_t max_size, const char* what) {
   return read_checked_file(path, owner, 077, max_size, what);

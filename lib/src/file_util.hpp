@@ -1,6 +1,7 @@
 // POSIX file helpers: safe open and read, atomic replace, per-user locks, filesystem ids.
 #pragma once
 
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <optional>
@@ -80,6 +81,10 @@ Result<std::optional<SecretString>> read_checked_file(const std::string& path, u
 // another way (the database plugin is loaded through /proc/self/fd).
 Result<Fd> open_checked_file(const std::string& path, uid_t owner, mode_t forbidden,
                              std::size_t max_size, const char* what);
+
+// The checks of open_checked_file on a file already open (its fstat): type, owner, mode, size.
+Status check_file_stat(const struct stat& st, const std::string& path, const FileCheck& check,
+                       const char* what);
 
 // Reads an open file to its end into `out` (wiped when it goes away, never reallocated with
 // an unwiped copy left behind). 0, an errno, or -1 when it holds more than `max_size` bytes.

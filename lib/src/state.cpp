@@ -31,6 +31,11 @@ constexpr std::string_view kKeysV1[] = {
 constexpr std::string_view kKeysV2[] = {
     "id",    "failures", "locked-until", "last-success",  "device",          "used-recovery",
     "grace", "required", "temp-code",    "temp-code-kdf", "temp-code-reason"};
+// Version 3 adds the last counted failure (when and from where), for the notice on the next
+// good login.
+constexpr std::string_view kKeysV3[] = {
+    "id",    "failures", "locked-until", "last-success",  "device",           "used-recovery",
+    "grace", "required", "temp-code",    "temp-code-kdf", "temp-code-reason", "last-failure"};
 
 bool parse_skew(std::string_view v, int& out) {
   std::int64_t n = 0;
@@ -49,6 +54,17 @@ bool parse_mark(std::string_view v, DeviceMark& m) {
     return false;
   }
   m.device = std::string(f[0]);
+  return true;
+}
+
+// "last-failure TIME HOST" (HOST "-": a local login)
+bool parse_last_failure(std::string_view v, UserState& s) {
+  std::vector<std::string_view> f;
+  if (!detail::split_fields(v, 2, f) || !detail::parse_i64(f[0], 1, kMaxTime, s.last_failure) ||
+      f[1].size() > kMaxRhostText || !printable_rhost(f[1])) {
+    return false;
+  }
+  s.last_failure_rhost = f[1] == "-" ? "" : std::string(f[1]);
   return true;
 }
 
@@ -94,8 +110,21 @@ bool parse_temp_code(std::string_view v, TempCode& t) {
 }
 }  // namespace
 
+bool printable_rhost(std::string_view host) noexcept {
+  return !host.empty() &&
+         std::all_of(host.begin(), host.end(), [](char c) { return c > ' ' && c <= '~'; });
+}
+
+std::string rhost_text(std::string_view rhost) {
+  std::string out;
+  for (char c : rhost.substr(0, kMaxRhostText)) out.push_back(c > ' ' && c <= '~' ? c : '?');
+  return out;
+}
+
 std::string serialize_state(const UserState& s) {
-  std::string out = "version 2\n";
+  // Version 3 only when its one new line is needed: a state without it stays readable by the
+  // releases before (a downgrade keeps working until the next counted failure).
+  std::string out = s.last_failure > 0 ? "version 3\n" : "version 2\n";
   out += "id " + s.enrollment_id + "\n";
   out += "failures " + std::to_string(s.failures) + "\n";
   out += "locked-until " + std::to_string(s.locked_until) + "\n";
@@ -106,6 +135,11 @@ std::string serialize_state(const UserState& s) {
     out += "device " + m.device + " " + std::to_string(m.created) + " " +
            std::to_string(m.last_step) + " " + std::to_string(m.skew) + " " +
            std::to_string(m.last_used) + "\n";
+  }
+  if (s.last_failure > 0) {
+    out += "last-failure " + std::to_string(s.last_failure) + " " +
+           (s.last_failure_rhost.empty() ? std::string("-") : rhost_text(s.last_failure_rhost)) +
+           "\n";
   }
   if (!s.used_recovery.empty()) {
     out += "used-recovery " + detail::index_list(s.used_recovery) + "\n";
@@ -128,16 +162,17 @@ std::string serialize_state(const UserState& s) {
 
 Result<UserState> parse_state(std::string_view text) {
   int version = 0;
-  auto lines = detail::parse_key_values(text, kWhat, 2, &version);
+  auto lines = detail::parse_key_values(text, kWhat, 3, &version);
   if (!lines) return lines.error();
   const bool v1 = version == 1;
   UserState s;
   DeviceMark legacy{std::string(kDefaultDevice), kAnyCreated};  // version 1: last-step, skew
   std::set<std::string> seen;
   for (const auto& kv : *lines) {
-    bool known =
-        v1 ? std::find(std::begin(kKeysV1), std::end(kKeysV1), kv.key) != std::end(kKeysV1)
-           : std::find(std::begin(kKeysV2), std::end(kKeysV2), kv.key) != std::end(kKeysV2);
+    auto in = [&](const auto& keys) {
+      return std::find(std::begin(keys), std::end(keys), kv.key) != std::end(keys);
+    };
+    bool known = v1 ? in(kKeysV1) : version == 2 ? in(kKeysV2) : in(kKeysV3);
     if (!known) return corrupt_line(kv, "unknown key");
     if (kv.key != "grace" && kv.key != "device" && !seen.insert(kv.key).second) {
       return corrupt_line(kv, "'" + kv.key + "' given twice");
@@ -168,6 +203,8 @@ Result<UserState> parse_state(std::string_view text) {
         return corrupt_line(kv, "more device marks than devices allowed");
       }
       s.marks.push_back(std::move(m));
+    } else if (kv.key == "last-failure") {
+      if (!parse_last_failure(kv.value, s)) return corrupt("bad last-failure");
     } else if (kv.key == "last-success") {
       if (!detail::parse_i64(kv.value, 0, kMaxTime, n)) return corrupt("bad last-success");
       s.last_success = n;

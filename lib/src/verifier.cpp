@@ -170,8 +170,14 @@ Status check_writable(const UserState& state) {
   return Ok{};
 }
 
-// A success (TOTP, recovery or temp code): failures and lockout cleared.
-void count_success(UserState& state, std::int64_t now) {
+// A success (TOTP, recovery or temp code): failures and lockout cleared; the outcome says how
+// many there were (the notice "N failed attempts since your last login").
+void count_success(UserState& state, std::int64_t now, Outcome& out) {
+  out.failures_before = state.failures;
+  if (state.failures > 0) {
+    out.last_failure = state.last_failure;
+    out.last_failure_rhost = state.last_failure_rhost;
+  }
   state.failures = 0;
   state.locked_until = 0;
   state.last_success = now;
@@ -186,9 +192,13 @@ Outcome locked_out(const UserState& state) {
   return out;
 }
 
-// A failure: counted, and a lockout once there are enough.
-void count_failure(const Config& config, UserState& state, std::int64_t now) {
+// A failure: counted, and a lockout once there are enough. When and where from is kept for the
+// notice at the next good login.
+void count_failure(const Config& config, UserState& state, std::int64_t now,
+                   std::string_view rhost) {
   state.failures = std::min(state.failures + 1, 1000000);
+  state.last_failure = now;
+  state.last_failure_rhost = rhost_text(rhost);
   std::int64_t lock = lockout_seconds(config, state.failures);
   if (lock > 0) state.locked_until = now + lock;
 }
@@ -263,7 +273,7 @@ Result<Outcome> Verifier::verify(const User& user, std::string_view input, std::
         o.verdict = Verdict::kNotEnrolled;
         return o;
       }
-      return verify_unenrolled(**txn, input);
+      return verify_unenrolled(**txn, input, rhost);
     }
     if (!txn) return txn.error();
     const Enrollment& e = *enrollment;
@@ -332,7 +342,7 @@ Result<Outcome> Verifier::verify(const User& user, std::string_view input, std::
     state.marks = std::move(marks);
 
     if (success) {
-      count_success(state, now);
+      count_success(state, now, out);
       // A temp code opens no grace period: the next login asks again.
       if (config_.grace_period > 0 && !rhost.empty() && !temp_code) {
         std::string key = host_key(rhost);
@@ -345,7 +355,7 @@ Result<Outcome> Verifier::verify(const User& user, std::string_view input, std::
         state.grace.push_back(GraceEntry{key, now});
       }
     } else {
-      count_failure(config_, state, now);
+      count_failure(config_, state, now, rhost);
     }
     // Record before answering: an outcome that cannot be written is no success (fail closed).
     if (auto st = (*txn)->commit(state); !st) return st.error();
@@ -361,7 +371,8 @@ Result<Outcome> Verifier::verify(const User& user, std::string_view input, std::
 // verify() for a user without an enrollment: only an active temp code can be right (it is the
 // key to enrollment at login, enroll_at_login = with-code). Without one nothing is checked or
 // counted (kNotEnrolled); with one, any other answer is a counted failure.
-Result<Outcome> Verifier::verify_unenrolled(StateTxn& txn, std::string_view input) {
+Result<Outcome> Verifier::verify_unenrolled(StateTxn& txn, std::string_view input,
+                                            std::string_view rhost) {
   UserState state = unenrolled_state(txn.state());
   const std::int64_t now = clock_.now();
   if (state.locked_until > now) return locked_out(state);
@@ -373,10 +384,10 @@ Result<Outcome> Verifier::verify_unenrolled(StateTxn& txn, std::string_view inpu
   auto temp = try_temp_code(state, trim_spaces(input), now, out);
   if (!temp) return temp.error();
   if (temp->has_value() && **temp) {
-    count_success(state, now);
+    count_success(state, now, out);
   } else {
     out.verdict = Verdict::kRejected;
-    count_failure(config_, state, now);
+    count_failure(config_, state, now, rhost);
   }
   if (auto st = txn.commit(state); !st) return st.error();
   out.failures = state.failures;

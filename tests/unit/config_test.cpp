@@ -192,6 +192,21 @@ TEST(ConfigApply, EveryKeyAcceptsAGoodValue) {
        [](const Config& c) { EXPECT_EQ(c.helpdesk_actions.size(), 5U); }},
       {"protected_groups", "sudo",
        [](const Config& c) { EXPECT_EQ(c.protected_groups, (std::vector<std::string>{"sudo"})); }},
+      {"events_max_size", "10M",
+       [](const Config& c) { EXPECT_EQ(c.events_max_size, 10 * 1024 * 1024); }},
+      {"events_max_size", "65536", [](const Config& c) { EXPECT_EQ(c.events_max_size, 65536); }},
+      {"notify_command", "/usr/local/sbin/page-oncall",
+       [](const Config& c) { EXPECT_EQ(c.notify_command, "/usr/local/sbin/page-oncall"); }},
+      {"notify_command", "", [](const Config& c) { EXPECT_TRUE(c.notify_command.empty()); }},
+      {"notify_events", "all",
+       [](const Config& c) { EXPECT_EQ(c.notify_events, (std::vector<std::string>{"all"})); }},
+      {"notify_events", "recovery-code-accepted, temp-code",
+       [](const Config& c) {
+         EXPECT_EQ(c.notify_events,
+                   (std::vector<std::string>{"recovery-code-accepted", "temp-code"}));
+       }},
+      {"notify_timeout", "5", [](const Config& c) { EXPECT_EQ(c.notify_timeout, 5); }},
+      {"notify_rate", "60", [](const Config& c) { EXPECT_EQ(c.notify_rate, 60); }},
   };
   for (const auto& g : cases) {
     SCOPED_TRACE(std::string(g.key) + " = " + g.value);
@@ -308,6 +323,19 @@ TEST(ConfigApply, EveryKeyRejectsBadValuesNamingTheKey) {
       {"helpdesk_actions", "status,"},
       {"protected_groups", "a:b"},
       {"pg_plugin", "pbx_store_postgresql.so"},  // relative: found through the search path
+      {"events_max_size", "1K"},
+      {"events_max_size", "2G"},
+      {"events_max_size", "10 M"},
+      {"events_max_size", "lots"},
+      {"notify_command", "page-oncall"},  // relative
+      {"notify_command", "/usr/bin/x\x01"},
+      {"notify_events", "recovery,nonsense"},
+      {"notify_events", "rec"},  // not a whole first word
+      {"notify_events", "reset,"},
+      {"notify_timeout", "0"},
+      {"notify_timeout", "601"},
+      {"notify_rate", "0"},
+      {"notify_rate", "often"},
   };
   for (const auto& b : cases) {
     SCOPED_TRACE(std::string(b.key) + " = '" + b.value + "'");

@@ -66,6 +66,10 @@ class MemoryStore final : public Store {
   }
   Result<UserState> peek_state(const User&) override { return state; }
   Result<std::vector<std::string>> enrolled_users() override { return std::vector<std::string>{}; }
+  Status append_event(const Event&) override { return Ok{}; }
+  Result<EventPage> read_events(const EventQuery&, const EventCursor&) override {
+    return EventPage{};
+  }
   Result<bool> remove_secret(const User&) override {
     return make_error(Errc::kInternal, "not in this test");
   }

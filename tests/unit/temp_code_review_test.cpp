@@ -48,6 +48,10 @@ class HookStore final : public Store {
   }
   Result<UserState> peek_state(const User& u) override { return inner_.peek_state(u); }
   Result<std::vector<std::string>> enrolled_users() override { return inner_.enrolled_users(); }
+  Status append_event(const Event& e) override { return inner_.append_event(e); }
+  Result<EventPage> read_events(const EventQuery& q, const EventCursor& c) override {
+    return inner_.read_events(q, c);
+  }
 
   std::function<void()> before_remove;
 

@@ -613,6 +613,10 @@ class FakeStore final : public Store {
     return state;
   }
   Result<std::vector<std::string>> enrolled_users() override { return std::vector<std::string>{}; }
+  Status append_event(const Event&) override { return Ok{}; }
+  Result<EventPage> read_events(const EventQuery&, const EventCursor&) override {
+    return EventPage{};
+  }
   Result<bool> remove_secret(const User&) override {
     return make_error(Errc::kInternal, "not in this test");
   }

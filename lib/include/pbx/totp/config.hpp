@@ -63,6 +63,17 @@ struct Config {
   std::vector<std::string> helpdesk_actions = {"status", "unlock", "temp-code"};
   std::vector<std::string> protected_groups;
 
+  // Security events (events.hpp): the file store's event log is rotated at this size (bytes;
+  // one older file is kept, so the log takes at most twice this).
+  std::int64_t events_max_size = std::int64_t{10} * 1024 * 1024;
+  // Alerts (pbx-mfa events --follow --notify, never the module): the program run once per
+  // event whose kind notify_events names, the event's JSON on its stdin; empty: none.
+  std::string notify_command;
+  std::vector<std::string> notify_events = {"recovery", "temp-code", "break-glass", "locked-out",
+                                            "reset"};
+  int notify_timeout = 30;  // seconds before a command that has not finished is killed
+  int notify_rate = 10;     // commands per event kind per hour; more are counted, not run
+
   // Who owns a safe config file and the state directory; a parameter so tests can vary it.
   uid_t trusted_uid = 0;
 

@@ -70,6 +70,11 @@ struct UserState {
   int failures = 0;
   std::int64_t locked_until = 0;
   std::int64_t last_success = 0;
+  // The last counted failure, for the notice at the next good login ("N failed attempts since
+  // your last login, the last from RHOST at TIME"); kept through a success, which clears
+  // `failures` only. The host as rhost_text made it (empty: a local login).
+  std::int64_t last_failure = 0;
+  std::string last_failure_rhost;
   std::vector<int> used_recovery;
   std::vector<GraceEntry> grace;
   // Of the account, not of an enrollment: they survive re-enrollment and reset.
@@ -77,14 +82,21 @@ struct UserState {
   std::optional<TempCode> temp_code;
 };
 
-// Format (version 2, written): `version 2`, then `id`, `failures`, `locked-until`,
-// `last-success`, `device NAME CREATED LAST_STEP SKEW LAST_USED` (once per mark, at most
-// kMaxDevices), `used-recovery I,J`, `grace HOST TIME` lines, the account's `required BY AT` and
+// Format (version 3, written when there is a `last-failure` line, else version 2): then `id`,
+// `failures`, `locked-until`, `last-success`, `device NAME CREATED LAST_STEP SKEW LAST_USED` (once
+// per mark, at most kMaxDevices), `last-failure TIME HOST` (HOST `-` for a local login; version 3
+// only), `used-recovery I,J`, `grace HOST TIME` lines, the account's `required BY AT` and
 // `temp-code SALT HASH ISSUED EXPIRES USES ISSUER` (+ `temp-code-kdf scrypt N r p`,
 // `temp-code-reason TEXT`), and a last `end` line. Version 1 (read, never written) has
 // `last-step` and `skew` lines instead of device lines: they read as the mark of the device
-// "default" (created kAnyCreated). A skew outside -1000..1000 is corrupt; within it, it is
-// clamped to ±kMaxSkewSteps.
+// "default" (created kAnyCreated); version 2 is version 3 without `last-failure`. A skew outside
+// -1000..1000 is corrupt; within it, it is clamped to ±kMaxSkewSteps. A remote host as the state
+// keeps it: at most kMaxRhostText bytes, every byte that is not printable ASCII (or is a space) as
+// '?', so a PAM_RHOST of any bytes cannot add a line.
+inline constexpr std::size_t kMaxRhostText = 128;
+std::string rhost_text(std::string_view rhost);
+bool printable_rhost(std::string_view host) noexcept;
+
 std::string serialize_state(const UserState& s);
 Result<UserState> parse_state(std::string_view text);
 

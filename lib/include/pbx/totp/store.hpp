@@ -7,6 +7,7 @@
 
 #include "pbx/totp/config.hpp"
 #include "pbx/totp/enrollment.hpp"
+#include "pbx/totp/events.hpp"
 #include "pbx/totp/result.hpp"
 #include "pbx/totp/state.hpp"
 #include "pbx/totp/user.hpp"
@@ -46,6 +47,16 @@ class Store {
   // Every user with an enrollment that the store itself can name (the database: every row of
   // the fleet; files: none, as the secrets live in homes — `pbx-mfa list` walks getent passwd).
   virtual Result<std::vector<std::string>> enrolled_users() = 0;
+
+  // Appends a security event to the store's event log (events.hpp): files, `state_dir`/.events.log
+  // (root-only, O_APPEND, rotated to .events.log.1 at events_max_size); the database, its events
+  // table, so a fleet has one log (an event that cannot reach the database, e.g. a break-glass
+  // login, goes to this host's file instead). Recording an event never decides an outcome: the
+  // caller logs the error and goes on.
+  virtual Status append_event(const Event& event) = 0;
+  // Events after `from` (default: from the beginning) matching `query`, oldest first; the
+  // database store adds this host's file events (those that could not reach it).
+  virtual Result<EventPage> read_events(const EventQuery& query, const EventCursor& from) = 0;
 };
 
 // The backend named by config.store: "files", or "postgresql" (loads the plugin named by

@@ -36,6 +36,11 @@ struct Outcome {
   std::string temp_code_issuer;
   // kAccepted and kReplayed: the device whose code it was.
   std::string device;
+  // A success: the failures counted before it (now cleared) and, when there were some, the
+  // last one's time and remote host (rhost_text; empty for a local login).
+  int failures_before = 0;
+  std::int64_t last_failure = 0;
+  std::string last_failure_rhost;
 };
 
 // One device as status reports it (never its secret).
@@ -113,7 +118,7 @@ class Verifier {
   Result<bool> in_grace(const User& user, std::string_view rhost);
 
  private:
-  Result<Outcome> verify_unenrolled(StateTxn& txn, std::string_view input);
+  Result<Outcome> verify_unenrolled(StateTxn& txn, std::string_view input, std::string_view rhost);
   template <class Change>
   Status update_state(const User& user, Change change);
 
