@@ -179,6 +179,8 @@ void count_success(UserState& state, std::int64_t now, Outcome& out) {
     out.last_failure_rhost = state.last_failure_rhost;
   }
   state.failures = 0;
+  state.last_failure = 0;
+  state.last_failure_rhost.clear();
   state.locked_until = 0;
   state.last_success = now;
 }
@@ -522,6 +524,9 @@ Status Verifier::unlock(const User& user) {
     }
     s.failures = 0;
     s.locked_until = 0;
+    // The failed-attempts notice counts from here (the helpdesk has seen them).
+    s.last_failure = 0;
+    s.last_failure_rhost.clear();
     return Ok{};
   });
 }

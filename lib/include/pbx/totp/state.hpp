@@ -71,8 +71,9 @@ struct UserState {
   std::int64_t locked_until = 0;
   std::int64_t last_success = 0;
   // The last counted failure, for the notice at the next good login ("N failed attempts since
-  // your last login, the last from RHOST at TIME"); kept through a success, which clears
-  // `failures` only. The host as rhost_text made it (empty: a local login).
+  // your last login, the last from RHOST at TIME"); cleared with `failures` by a success (so
+  // a state is written as version 3 only while failures are pending). The host as rhost_text
+  // made it (empty: a local login).
   std::int64_t last_failure = 0;
   std::string last_failure_rhost;
   std::vector<int> used_recovery;
