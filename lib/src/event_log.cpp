@@ -159,7 +159,8 @@ Result<EventPage> read_event_file(const Config& config, const EventQuery& query,
     struct stat old_st {};
     auto old = open_for_read(config, rotated_path(config), old_st);
     if (!old) return old.error();
-    if (old->valid()) {
+    // Rotated between the two opens: the older file is the one already open as current.
+    if (old->valid() && !(cur_exists && old_st.st_ino == cur_st.st_ino)) {
       std::int64_t offset = -1;
       if (!from.started) offset = 0;
       if (from.started && from.file_ino == old_st.st_ino) offset = from.file_offset;
