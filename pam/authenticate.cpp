@@ -307,7 +307,7 @@ void Flow::record_event(AuthResult r) {
   e.service = ctx_.service();
   e.user = user_name_;
   e.rhost = totp::rhost_text(rhost_);
-  e.detail = printable(detail_, kLogDetail);
+  if (!detail_.empty()) e.detail = printable(detail_, kLogDetail);
   if (auto st = store_->append_event(e); !st) {
     ctx_.log(LogLevel::kError, "event log: service=" + printable(e.service) +
                                    " user=" + printable(user_name_) +
