@@ -1,12 +1,15 @@
 #include "authenticate.hpp"
 
 #include <algorithm>
+#include <ctime>
 #include <new>
 
 #include "flow.hpp"
 #include "pbx/totp/break_glass.hpp"
 #include "pbx/totp/devices.hpp"
+#include "pbx/totp/events.hpp"
 #include "pbx/totp/requirement.hpp"
+#include "pbx/totp/state.hpp"
 #include "pbx/totp/strings.hpp"
 
 namespace pbx::pam {
@@ -30,6 +33,17 @@ std::string when_text(std::int64_t seconds) {
   if (seconds < 60) return std::to_string(seconds) + " second" + (seconds == 1 ? "" : "s");
   std::int64_t minutes = (seconds + 59) / 60;
   return std::to_string(minutes) + " minute" + (minutes == 1 ? "" : "s");
+}
+
+// "2026-12-05 03:12:07 UTC": the local time with the zone's abbreviation.
+std::string local_time_text(std::int64_t t) {
+  const auto when = static_cast<std::time_t>(t);
+  std::tm tm{};
+  if (::localtime_r(&when, &tm) == nullptr) return "an unknown time";
+  char buf[64];
+  std::size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S %Z", &tm);
+  if (n == 0) return "an unknown time";
+  return std::string(buf, n);
 }
 
 }  // namespace
@@ -74,9 +88,11 @@ AuthResult Flow::run(const std::vector<std::string>& args) {
     return finish(AuthResult::kExempt, "exempt group");
   }
 
-  auto store = totp::open_store(args_.config);
-  if (!store) return finish(AuthResult::kBadConfig, store.error().message);
-  totp::Verifier verifier(args_.config, **store, clock_);
+  auto opened = totp::open_store(args_.config);
+  if (!opened) return finish(AuthResult::kBadConfig, opened.error().message);
+  store_ = std::move(opened.value());
+  totp::Store& store = *store_;
+  totp::Verifier verifier(args_.config, store, clock_);
 
   auto status = verifier.status(*user);
   if (!status) return store_failed(status.error(), nullptr);
@@ -96,8 +112,8 @@ AuthResult Flow::run(const std::vector<std::string>& args) {
     if (!required) return finish(AuthResult::kNotRequired, "not enrolled, not required");
     // PAM_SILENT: the QR code and the key could not be shown, so there is nothing to confirm.
     if (args_.config.enroll_at_login && !opts_.silent) {
-      if (args_.config.enroll_with_code) return enroll_with_code(*user, **store, verifier, *status);
-      return enroll_now(*user, **store, "");
+      if (args_.config.enroll_with_code) return enroll_with_code(*user, store, verifier, *status);
+      return enroll_now(*user, store, "");
     }
     return ask_then(AuthResult::kNotEnrolled, "required (" + required_by + ") but not enrolled");
   }
@@ -118,7 +134,7 @@ AuthResult Flow::run(const std::vector<std::string>& args) {
   std::optional<totp::Result<totp::Enrollment>> loaded;
   if (lengths.digits.size() > 1) {
     lengths.matches = [&](std::string_view candidate) {
-      if (!loaded) loaded.emplace((*store)->load(*user));
+      if (!loaded) loaded.emplace(store.load(*user));
       return *loaded &&
              totp::match_existing_device(**loaded, candidate, args_.config.window, clock_.now())
                  .has_value();
@@ -147,12 +163,14 @@ AuthResult Flow::judge(const totp::Result<totp::Outcome>& verified, const Secret
   switch (outcome.verdict) {
     case totp::Verdict::kAccepted:
       device_ = outcome.device;
+      tell_failures(outcome);
       return finish(AuthResult::kAccepted, "");
     case totp::Verdict::kRecoveryAccepted:
       tell("Recovery code accepted. " + std::to_string(outcome.recovery_left) + " recovery code" +
                (outcome.recovery_left == 1 ? "" : "s") +
                " left; make new ones with 'pbx-mfa recovery-codes'.",
            false);
+      tell_failures(outcome);
       return finish(AuthResult::kRecoveryAccepted,
                     "recovery codes left " + std::to_string(outcome.recovery_left));
     case totp::Verdict::kRejected:
@@ -162,8 +180,10 @@ AuthResult Flow::judge(const totp::Result<totp::Outcome>& verified, const Secret
       if (r == AuthResult::kReplayed) device_ = outcome.device;
       std::string detail = "failures " + std::to_string(outcome.failures);
       if (outcome.locked_until > clock_.now()) {
+        // This counted failure locked the user (an attempt while locked is kLockedOut).
         tell_locked(outcome.locked_until);
         detail += ", now locked out";
+        return finish(r, detail, "locked-out");
       }
       return finish(r, detail);
     }
@@ -178,6 +198,7 @@ AuthResult Flow::judge(const totp::Result<totp::Outcome>& verified, const Secret
                (left == 1 ? "" : "s") +
                " left). Set up your authenticator again: pbx-mfa enroll --force",
            false);
+      tell_failures(outcome);
       return finish(AuthResult::kTempCodeAccepted, temp_code_detail(outcome));
     }
   }
@@ -230,6 +251,7 @@ AuthResult Flow::unreachable(const totp::Error& e, const SecretString* typed) {
                            std::to_string(totp::kBreakGlassMaxFailures) + " wrong answers";
       if (answer->failures >= totp::kBreakGlassMaxFailures) {
         detail += ", break-glass now locked on this host";
+        return finish(AuthResult::kBreakGlassWrong, detail, "break-glass-locked");
       }
       return finish(AuthResult::kBreakGlassWrong, detail);
     }
@@ -272,6 +294,26 @@ void Flow::log_outcome(AuthResult r) {
   if (!device_.empty()) line += " device=" + printable(device_);
   if (!detail_.empty()) line += " (" + printable(detail_, kLogDetail) + ")";
   ctx_.log(log_level(r), line);
+  record_event(r);
+}
+
+// The login's security event, if it has one: a plain outcome's from its row, a transition's
+// from finish(). Nothing is opened for a login without one (the common path: an accepted or a
+// wrong code). Never a code or secret: the detail is the log line's.
+void Flow::record_event(AuthResult r) {
+  std::string_view kind = !event_.empty() ? event_ : outcome_row(r).event;
+  if (kind.empty() || !store_) return;
+  totp::Event e = totp::make_event(kind, clock_);
+  e.service = ctx_.service();
+  e.user = user_name_;
+  e.rhost = totp::rhost_text(rhost_);
+  if (!detail_.empty()) e.detail = printable(detail_, kLogDetail);
+  if (auto st = store_->append_event(e); !st) {
+    ctx_.log(LogLevel::kError, "event log: service=" + printable(e.service) +
+                                   " user=" + printable(user_name_) +
+                                   " event=" + std::string(kind) + " not recorded (" +
+                                   printable(st.error().message, kLogDetail) + ")");
+  }
 }
 
 // Extra syslog lines with the `debug` argument: decisions, never codes or secrets.
@@ -286,6 +328,22 @@ void Flow::tell(const std::string& text, bool error) {
 void Flow::tell_locked(std::int64_t until) {
   std::int64_t left = std::max<std::int64_t>(1, until - clock_.now());
   tell("Too many wrong security codes. Try again in " + when_text(left) + ".", true);
+}
+
+// A success after counted failures: how many, and the last one's host and time. Not for a
+// grace period or an exemption (no code was asked for); never under PAM_SILENT.
+void Flow::tell_failures(const totp::Outcome& outcome) {
+  const int n = outcome.failures_before;
+  if (n <= 0) return;
+  std::string text =
+      std::to_string(n) + " failed attempt" + (n == 1 ? "" : "s") + " since your last login";
+  if (outcome.last_failure > 0) {
+    const std::string host = outcome.last_failure_rhost.empty()
+                                 ? "this host (no remote address)"
+                                 : totp::rhost_text(outcome.last_failure_rhost);
+    text += ", the last from " + host + " at " + local_time_text(outcome.last_failure);
+  }
+  tell(text + ".", false);
 }
 
 int authenticate(PamContext& ctx, const std::vector<std::string>& args, const AuthOptions& opts,

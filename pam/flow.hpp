@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -45,17 +46,27 @@ class Flow {
       : ctx_(ctx), opts_(opts), clock_(clock) {}
 
   AuthResult run(const std::vector<std::string>& args);
-  // The one syslog line of the login.
+  // The one syslog line of the login, then its security event (the row's, or the transition's)
+  // in the store's event log. Recording the event never changes `r`: when it fails, one more
+  // line ("event log: ...") at error level.
   void log_outcome(AuthResult r);
-  void set_detail(std::string d) { detail_ = std::move(d); }
+  // An exception ended the flow: its detail, and no event of a transition.
+  void set_detail(std::string d) {
+    detail_ = std::move(d);
+    event_ = {};
+  }
 
  private:
   // authenticate.cpp
-  // Ends the login with `r` (a success too), `detail` going to the log line.
-  AuthResult finish(AuthResult r, std::string detail) {
+  // Ends the login with `r` (a success too), `detail` going to the log line (and the event's
+  // detail). `transition`: the event kind of a failure that locked something (locked-out,
+  // break-glass-locked), recorded instead of the row's (which has none).
+  AuthResult finish(AuthResult r, std::string detail, std::string_view transition = {}) {
     detail_ = std::move(detail);
+    event_ = transition;
     return r;
   }
+  void record_event(AuthResult r);
   AuthResult judge(const totp::Result<totp::Outcome>& verified, const totp::SecretString& code);
   AuthResult store_failed(const totp::Error& e, const totp::SecretString* typed);
   AuthResult unreachable(const totp::Error& e, const totp::SecretString* typed);
@@ -64,6 +75,7 @@ class Flow {
   void debug(const std::string& text);
   void tell(const std::string& text, bool error);
   void tell_locked(std::int64_t until);
+  void tell_failures(const totp::Outcome& outcome);
   static std::string temp_code_detail(const totp::Outcome& outcome);
 
   // enroll_at_login.cpp
@@ -90,7 +102,10 @@ class Flow {
   std::string user_name_;
   std::string rhost_;
   std::string detail_;
-  std::string device_;  // the device of an accepted or replayed TOTP code, for the log line
+  std::string device_;      // the device of an accepted or replayed TOTP code, for the log line
+  std::string_view event_;  // a transition's event kind (kEventKinds), "" for none
+  // The store the login opened: it outlives the decision, so that the event is recorded after.
+  std::unique_ptr<totp::Store> store_;
 };
 
 }  // namespace pbx::pam

@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "pam_context.hpp"
+#include "pbx/totp/events.hpp"
 
 namespace pbx::pam {
 
@@ -49,38 +50,50 @@ struct OutcomeRow {
   int pam_code;
   std::string_view name;  // the outcome= field of the log line; pam_pbx_totp(8) RETURN VALUES
   LogLevel level;         // pam_pbx_totp(8) LOGGING
+  // The security event a login ending so records (a login kind of totp::kEventKinds), "" for
+  // none. The transitions of an outcome (the failure that locks the user: locked-out; the
+  // wrong break-glass answer that locks break-glass: break-glass-locked) are the flow's.
+  std::string_view event;
 };
 
 // One row per AuthResult, in enumerator order (checked below, so a new outcome without a row
 // does not compile).
 inline constexpr OutcomeRow kOutcomes[] = {
-    {AuthResult::kAccepted, PAM_SUCCESS, "accepted", LogLevel::kInfo},
-    {AuthResult::kRecoveryAccepted, PAM_SUCCESS, "recovery-code-accepted", LogLevel::kNotice},
-    {AuthResult::kGrace, PAM_SUCCESS, "grace-period", LogLevel::kInfo},
+    {AuthResult::kAccepted, PAM_SUCCESS, "accepted", LogLevel::kInfo, ""},
+    {AuthResult::kRecoveryAccepted, PAM_SUCCESS, "recovery-code-accepted", LogLevel::kNotice,
+     "recovery-code-accepted"},
+    {AuthResult::kGrace, PAM_SUCCESS, "grace-period", LogLevel::kInfo, ""},
     // A way in that bypasses the user's own second factor.
-    {AuthResult::kBreakGlass, PAM_SUCCESS, "break-glass-accepted", LogLevel::kWarning},
+    {AuthResult::kBreakGlass, PAM_SUCCESS, "break-glass-accepted", LogLevel::kWarning,
+     "break-glass-accepted"},
     // A new second factor bound to the account.
-    {AuthResult::kEnrolled, PAM_SUCCESS, "enrolled-at-login", LogLevel::kNotice},
-    {AuthResult::kExempt, PAM_IGNORE, "exempt", LogLevel::kInfo},
-    {AuthResult::kNotRequired, PAM_IGNORE, "not-enrolled-not-required", LogLevel::kInfo},
-    {AuthResult::kRejected, PAM_AUTH_ERR, "wrong-code", LogLevel::kNotice},
-    {AuthResult::kReplayed, PAM_AUTH_ERR, "replayed-code", LogLevel::kNotice},
-    {AuthResult::kLockedOut, PAM_AUTH_ERR, "locked-out", LogLevel::kNotice},
-    {AuthResult::kNotEnrolled, PAM_AUTH_ERR, "not-enrolled", LogLevel::kNotice},
-    {AuthResult::kEnrollFailed, PAM_AUTH_ERR, "enrollment-failed", LogLevel::kNotice},
-    {AuthResult::kUnknownUser, PAM_AUTH_ERR, "unknown-user", LogLevel::kNotice},
-    {AuthResult::kUnavailable, PAM_AUTHINFO_UNAVAIL, "unavailable", LogLevel::kError},
-    {AuthResult::kStoreUnreachable, PAM_AUTHINFO_UNAVAIL, "store-unavailable", LogLevel::kError},
-    {AuthResult::kBadConfig, PAM_SERVICE_ERR, "bad-config", LogLevel::kError},
-    {AuthResult::kConvError, PAM_CONV_ERR, "conversation-error", LogLevel::kError},
-    {AuthResult::kNoMemory, PAM_BUF_ERR, "out-of-memory", LogLevel::kError},
-    {AuthResult::kInternal, PAM_SERVICE_ERR, "internal-error", LogLevel::kError},
+    {AuthResult::kEnrolled, PAM_SUCCESS, "enrolled-at-login", LogLevel::kNotice,
+     "enrolled-at-login"},
+    {AuthResult::kExempt, PAM_IGNORE, "exempt", LogLevel::kInfo, ""},
+    {AuthResult::kNotRequired, PAM_IGNORE, "not-enrolled-not-required", LogLevel::kInfo, ""},
+    {AuthResult::kRejected, PAM_AUTH_ERR, "wrong-code", LogLevel::kNotice, ""},
+    {AuthResult::kReplayed, PAM_AUTH_ERR, "replayed-code", LogLevel::kNotice, ""},
+    {AuthResult::kLockedOut, PAM_AUTH_ERR, "locked-out", LogLevel::kNotice, ""},
+    {AuthResult::kNotEnrolled, PAM_AUTH_ERR, "not-enrolled", LogLevel::kNotice, ""},
+    {AuthResult::kEnrollFailed, PAM_AUTH_ERR, "enrollment-failed", LogLevel::kNotice, ""},
+    {AuthResult::kUnknownUser, PAM_AUTH_ERR, "unknown-user", LogLevel::kNotice, ""},
+    {AuthResult::kUnavailable, PAM_AUTHINFO_UNAVAIL, "unavailable", LogLevel::kError, ""},
+    {AuthResult::kStoreUnreachable, PAM_AUTHINFO_UNAVAIL, "store-unavailable", LogLevel::kError,
+     ""},
+    {AuthResult::kBadConfig, PAM_SERVICE_ERR, "bad-config", LogLevel::kError, ""},
+    {AuthResult::kConvError, PAM_CONV_ERR, "conversation-error", LogLevel::kError, ""},
+    {AuthResult::kNoMemory, PAM_BUF_ERR, "out-of-memory", LogLevel::kError, ""},
+    {AuthResult::kInternal, PAM_SERVICE_ERR, "internal-error", LogLevel::kError, ""},
     // Someone holding a password tries codes that open any account of the host (L5).
-    {AuthResult::kBreakGlassWrong, PAM_AUTHINFO_UNAVAIL, "break-glass-wrong", LogLevel::kWarning},
-    {AuthResult::kBreakGlassLocked, PAM_AUTHINFO_UNAVAIL, "break-glass-locked", LogLevel::kError},
-    {AuthResult::kGroupLookupFailed, PAM_AUTHINFO_UNAVAIL, "group-lookup-failed", LogLevel::kError},
+    {AuthResult::kBreakGlassWrong, PAM_AUTHINFO_UNAVAIL, "break-glass-wrong", LogLevel::kWarning,
+     ""},
+    {AuthResult::kBreakGlassLocked, PAM_AUTHINFO_UNAVAIL, "break-glass-locked", LogLevel::kError,
+     ""},
+    {AuthResult::kGroupLookupFailed, PAM_AUTHINFO_UNAVAIL, "group-lookup-failed", LogLevel::kError,
+     ""},
     // A helpdesk-issued code stood in for the user's own second factor (lost phone).
-    {AuthResult::kTempCodeAccepted, PAM_SUCCESS, "temp-code-accepted", LogLevel::kWarning},
+    {AuthResult::kTempCodeAccepted, PAM_SUCCESS, "temp-code-accepted", LogLevel::kWarning,
+     "temp-code-accepted"},
 };
 
 namespace detail {
@@ -90,12 +103,27 @@ constexpr bool outcome_rows_in_order() {
   }
   return true;
 }
+
+// Every event of a row is a login kind of the event table.
+constexpr bool outcome_events_are_login_kinds() {
+  for (const auto& row : kOutcomes) {
+    if (row.event.empty()) continue;
+    bool found = false;
+    for (const auto& kind : totp::kEventKinds) {
+      found = found || (kind.name == row.event && kind.source == totp::EventSource::kLogin);
+    }
+    if (!found) return false;
+  }
+  return true;
+}
 }  // namespace detail
 
 static_assert(std::size(kOutcomes) == static_cast<std::size_t>(AuthResult::kCount),
               "kOutcomes needs exactly one row per AuthResult");
 static_assert(detail::outcome_rows_in_order(),
               "kOutcomes rows must be in AuthResult order (row i is enumerator i)");
+static_assert(detail::outcome_events_are_login_kinds(),
+              "a kOutcomes event must be a login kind of totp::kEventKinds");
 
 // The row of `r`; the kInternal row for a value that is not an outcome.
 const OutcomeRow& outcome_row(AuthResult r) noexcept;

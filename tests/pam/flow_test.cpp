@@ -133,8 +133,11 @@ TEST_F(FlowTest, RecoveryCodeSucceedsOnceAndSaysHowManyAreLeft) {
 
   FakeContext last = with_answers({e.recovery_codes[1]});
   EXPECT_EQ(run(last), PAM_SUCCESS);
-  ASSERT_EQ(last.messages.size(), 1u);
+  // The wrong one in between is told too (issue 17).
+  ASSERT_EQ(last.messages.size(), 2u);
   EXPECT_NE(last.messages[0].text.find("0 recovery codes left"), std::string::npos);
+  EXPECT_EQ(last.messages[1].text.rfind("1 failed attempt since your last login", 0), 0u)
+      << last.messages[1].text;
 }
 
 TEST_F(FlowTest, GracePeriodSkipsThePromptForTheSameUserAndHostOnly) {

@@ -3,7 +3,9 @@
 #include <security/pam_appl.h>
 
 #include <cctype>
+#include <cstddef>
 #include <cstdint>
+#include <fstream>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -14,6 +16,7 @@
 #include "outcome.hpp"
 #include "pbx/totp/base32.hpp"
 #include "pbx/totp/break_glass.hpp"
+#include "pbx/totp/events.hpp"
 #include "pbx/totp/hotp.hpp"
 #include "pg_test_db.hpp"
 
@@ -183,9 +186,21 @@ class OutcomeFlowTest : public FlowTest, public ::testing::WithParamInterface<Ou
         ADD_FAILURE() << "kCount is not an outcome";
         break;
     }
+    events_before_ = event_lines().size();
     last.rc = run(last.ctx, args);
     return last;
   }
+
+  // The lines of the event log (state_dir/.events.log); none when there is no file.
+  std::vector<std::string> event_lines() const {
+    std::vector<std::string> out;
+    std::ifstream in(files_.state_dir() + "/.events.log");
+    std::string line;
+    while (std::getline(in, line)) out.push_back(line);
+    return out;
+  }
+
+  std::size_t events_before_ = 0;
 };
 
 TEST_P(OutcomeFlowTest, ALoginEndsWithTheRowsPamCodeNameAndPriority) {
@@ -195,6 +210,23 @@ TEST_P(OutcomeFlowTest, ALoginEndsWithTheRowsPamCodeNameAndPriority) {
   EXPECT_EQ(outcome_of(login.ctx), row.name) << logs_;
   ASSERT_EQ(login.ctx.logs.size(), 1u);
   EXPECT_EQ(login.ctx.logs[0].level, row.level);
+  // The row's event, once, from this login (the scene's own logins may have recorded a
+  // transition: the failure that locked the user, the answer that locked break-glass).
+  std::vector<std::string> lines = event_lines();
+  ASSERT_GE(lines.size(), events_before_);
+  lines.erase(lines.begin(), lines.begin() + static_cast<std::ptrdiff_t>(events_before_));
+  if (row.event.empty()) {
+    EXPECT_TRUE(lines.empty()) << lines.front();
+    return;
+  }
+  ASSERT_EQ(lines.size(), 1u);
+  auto e = totp::event_from_json(lines[0]);
+  ASSERT_TRUE(e.ok()) << lines[0];
+  EXPECT_EQ(e->event, row.event);
+  EXPECT_EQ(e->user, kUser);
+  EXPECT_EQ(e->service, login.ctx.service_name);
+  EXPECT_EQ(e->actor, "");
+  for (const auto& s : secrets_) EXPECT_EQ(lines[0].find(s), std::string::npos) << s;
 }
 
 std::string test_name(const ::testing::TestParamInfo<OutcomeRow>& info) {
