@@ -11,6 +11,9 @@
 #       every key of the settings table (`CONFIG_CHECK --list`) is an item of pbx-mfa.conf.5's
 #       OPTIONS and nothing else is; CONFIG_CHECK checks config/pbx-mfa.conf against the table
 #       (every key and no other, each at its default, commented out, parsing as all defaults)
+#   check_man.sh events MAN_DIR CONFIG_CHECK
+#       every event kind (`CONFIG_CHECK --events`: kEventKinds of events.hpp) and every field of
+#       an event is an item of pbx-mfa.1's EVENTS, and EVENTS has no item that is neither
 #   check_man.sh module MAN_DIR PAM_TABLES
 #       every argument of the module's table (PAM_TABLES args: pam/module_args.cpp) is an item of
 #       pam_pbx_totp.8's OPTIONS, and every outcome name (PAM_TABLES outcomes: pam/outcome.hpp) is in it
@@ -151,6 +154,26 @@ check_config() {
   "$checker" "$conf" || failures=$((failures + 1))
 }
 
+check_events() {
+  local dir=$1 checker=$2 kind kinds items item
+  local fields=(time host service user rhost event actor detail)
+  need groff groff
+  [[ -x $checker ]] || { fail "$checker: not built"; exit 1; }
+  kinds=$("$checker" --events) || { fail "$checker --events failed"; exit 1; }
+  [[ -n $kinds ]] || { fail "no event kinds from $checker --events"; exit 1; }
+  items=$(plain "$dir/pbx-mfa.1" | section EVENTS)
+  for kind in $kinds "${fields[@]}"; do
+    has_item "$kind" <<<"$items" ||
+      fail "pbx-mfa.1: event kind or field '$kind' (events.hpp) is not an item of EVENTS"
+  done
+  # The other way round: every item of EVENTS is a kind or a field.
+  while read -r item; do
+    grep -qxF "$item" <<<"$kinds" || printf '%s\n' "${fields[@]}" | grep -qxF "$item" ||
+      fail "pbx-mfa.1: EVENTS documents '$item', which is neither a kind of kEventKinds nor a field"
+  done < <(grep -oE '^       [a-z][a-z-]*$' <<<"$items" | sed 's/^ *//')
+  echo "pbx-mfa.1: $(wc -w <<<"$kinds") event kinds and ${#fields[@]} fields checked"
+}
+
 check_module() {
   local dir=$1 tables=$2 name text items names outcomes
   need groff groff
@@ -181,7 +204,8 @@ case $what in
   cli) check_cli "$@" ;;
   config) check_config "$@" ;;
   module) check_module "$@" ;;
-  *) echo "usage: check_man.sh render|cli|config|module MAN_DIR ..." >&2; exit 2 ;;
+  events) check_events "$@" ;;
+  *) echo "usage: check_man.sh render|cli|config|module|events MAN_DIR ..." >&2; exit 2 ;;
 esac
 if ((failures > 0)); then
   echo "$failures problem(s)"

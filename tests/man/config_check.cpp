@@ -4,6 +4,8 @@
 // table must have such a line.
 //
 // Usage: pbx-man-config-check --list          prints "KEY = DEFAULT" per key, in table order
+//        pbx-man-config-check --events        prints the name of each event kind (kEventKinds),
+//                                             for pbx-mfa(1) EVENTS
 //        pbx-man-config-check CONFIG_FILE     checks the file; exit 0 when all holds, 1 otherwise
 #include <fstream>
 #include <iostream>
@@ -14,6 +16,7 @@
 #include <vector>
 
 #include "pbx/totp/config.hpp"
+#include "pbx/totp/events.hpp"
 
 namespace {
 
@@ -36,6 +39,11 @@ int list() {
   for (const Setting& s : pbx::totp::settings()) {
     std::cout << s.name << " =" << (s.default_value.empty() ? "" : " ") << s.default_value << "\n";
   }
+  return 0;
+}
+
+int events() {
+  for (const auto& k : pbx::totp::kEventKinds) std::cout << k.name << "\n";
   return 0;
 }
 
@@ -126,7 +134,8 @@ int check(const std::string& path) {
 
 int main(int argc, char** argv) {
   if (argc == 2 && std::string_view(argv[1]) == "--list") return list();
+  if (argc == 2 && std::string_view(argv[1]) == "--events") return events();
   if (argc == 2 && argv[1][0] != '-') return check(argv[1]);
-  std::cerr << "usage: pbx-man-config-check --list | CONFIG_FILE\n";
+  std::cerr << "usage: pbx-man-config-check --list | --events | CONFIG_FILE\n";
   return 2;
 }
