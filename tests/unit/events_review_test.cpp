@@ -3,6 +3,7 @@
 // state's last-failure line. Each test failed before the fix it names, or guards a property the
 // review checked.
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -73,6 +74,46 @@ TEST(EventReview, ControlCharactersNeverComeBackFromTheLog) {
   ASSERT_TRUE(is_ok(forged));
   EXPECT_TRUE(terminal_safe(forged->user));
   EXPECT_TRUE(terminal_safe(forged->actor));
+}
+
+// Finding 2b: the cut to kMaxEventField came before the U+FFFD replacement (three bytes for
+// one), and the reader refuses a field over the limit: an rhost (or user name) of 86 or more
+// bytes that are not UTF-8 made the whole event unreadable, a locked-out alert hidden by the
+// attacker who caused it. Random bytes in every field: the line always reads back, within the
+// limits, as UTF-8 without control characters.
+TEST(EventReview, AnyBytesInAnyFieldReadBackWithinTheLimits) {
+  Event e = review_event("alice");
+  e.rhost = std::string(100, '\xff');
+  auto back = event_from_json(event_to_json(e));
+  ASSERT_TRUE(is_ok(back)) << back.error().message;
+  EXPECT_EQ(back->user, "alice");
+  std::uint32_t seed = 12345;
+  auto next_byte = [&] {
+    seed = seed * 1103515245 + 12345;
+    return static_cast<char>((seed >> 16) & 0xFF);
+  };
+  for (int round = 0; round < 500; ++round) {
+    Event r;
+    r.time = 1764900727;
+    for (std::string* f : {&r.host, &r.service, &r.user, &r.rhost, &r.event, &r.actor, &r.detail}) {
+      f->clear();
+      const int len = static_cast<int>(static_cast<unsigned char>(next_byte())) * 5;
+      for (int i = 0; i < len; ++i) f->push_back(next_byte());
+    }
+    const std::string line = event_to_json(r);
+    ASSERT_EQ(line.find('\n'), std::string::npos);
+    auto got = event_from_json(line);
+    ASSERT_TRUE(is_ok(got)) << "round " << round;
+    for (const std::string* f :
+         {&got->host, &got->service, &got->user, &got->rhost, &got->event, &got->actor}) {
+      EXPECT_LE(f->size(), kMaxEventField);
+      EXPECT_TRUE(terminal_safe(*f));
+    }
+    EXPECT_LE(got->detail.size(), kMaxEventDetail);
+    EXPECT_TRUE(terminal_safe(got->detail));
+    // What the log keeps is what it gives back: writing it again changes nothing.
+    EXPECT_EQ(event_to_json(*got), line);
+  }
 }
 
 class EventReviewLog : public testing::StoreFixture {
@@ -197,27 +238,46 @@ TEST_F(EventReviewLog, ATornLineDoesNotSwallowTheNextEvent) {
 }
 
 // Concurrent writers and a follower across many rotations: no torn or glued line, no event
-// read twice, none lost, each writer's events in its order, and the files stay bounded.
+// read twice, none lost, each writer's events in its order, and the files stay bounded. The
+// writers meet the follower after each batch (less than a file's worth of lines), so that a
+// follower the scheduler starves cannot fall two rotations behind (that loses events by design:
+// the log keeps two files); within a batch it reads while they write.
 TEST_F(EventReviewLog, ConcurrentWritersAndAFollowerAcrossRotations) {
   config_.events_max_size = 64 * 1024;
   reopen();
   constexpr int kWriters = 4;
-  constexpr int kEach = 150;
-  std::vector<pid_t> kids;
+  constexpr int kBatches = 8;
+  constexpr int kBatch = 20;  // 4 x 20 lines of ~560 bytes: less than 64 KiB
+  struct Kid {
+    pid_t pid = -1;
+    int ready = -1;  // the kid writes a byte after each batch
+    int go = -1;     // and reads one before the next
+  };
+  std::vector<Kid> kids;
   for (int w = 0; w < kWriters; ++w) {
+    int ready[2];
+    int go[2];
+    ASSERT_EQ(::pipe(ready), 0);
+    ASSERT_EQ(::pipe(go), 0);
     pid_t pid = ::fork();
     ASSERT_GE(pid, 0);
     if (pid == 0) {
       auto st = open_store(config_);
       if (!st) ::_exit(2);
-      for (int i = 0; i < kEach; ++i) {
-        Event e = review_event("w" + std::to_string(w) + "-" + std::to_string(i), 1000 + i);
-        e.detail = std::string(300, 'd');
-        if (!(*st)->append_event(e)) ::_exit(3);
+      char byte = 0;
+      for (int b = 0; b < kBatches; ++b) {
+        for (int i = b * kBatch; i < (b + 1) * kBatch; ++i) {
+          Event e = review_event("w" + std::to_string(w) + "-" + std::to_string(i), 1000 + i);
+          e.detail = std::string(300, 'd');
+          if (!(*st)->append_event(e)) ::_exit(3);
+        }
+        if (::write(ready[1], "r", 1) != 1 || ::read(go[0], &byte, 1) != 1) ::_exit(4);
       }
       ::_exit(0);
     }
-    kids.push_back(pid);
+    ::close(ready[1]);
+    ::close(go[0]);
+    kids.push_back(Kid{pid, ready[0], go[1]});
   }
   std::vector<std::string> seen;
   int skipped = 0;
@@ -229,24 +289,37 @@ TEST_F(EventReviewLog, ConcurrentWritersAndAFollowerAcrossRotations) {
     skipped += page->skipped;
     cursor = page->next;
   };
-  std::size_t done = 0;
-  while (done < kids.size()) {
-    poll_once();
-    done = 0;
-    for (pid_t& pid : kids) {
-      int status = 0;
-      if (pid > 0 && ::waitpid(pid, &status, WNOHANG) == pid) {
-        EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-        pid = -1;
+  for (int b = 0; b < kBatches; ++b) {
+    std::vector<bool> ready(kids.size(), false);
+    std::size_t done = 0;
+    while (done < kids.size()) {
+      poll_once();
+      for (std::size_t k = 0; k < kids.size(); ++k) {
+        if (ready[k]) continue;
+        pollfd p{kids[k].ready, POLLIN, 0};
+        if (::poll(&p, 1, 0) == 1) {
+          char byte = 0;
+          ASSERT_EQ(::read(kids[k].ready, &byte, 1), 1) << "writer " << k << " failed";
+          ready[k] = true;
+          ++done;
+        }
       }
-      if (pid < 0) ++done;
     }
+    poll_once();
+    for (const Kid& k : kids) ASSERT_EQ(::write(k.go, "g", 1), 1);
+  }
+  for (const Kid& k : kids) {
+    int status = 0;
+    ASSERT_EQ(::waitpid(k.pid, &status, 0), k.pid);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    ::close(k.ready);
+    ::close(k.go);
   }
   poll_once();
   EXPECT_EQ(skipped, 0);
   std::set<std::string> unique(seen.begin(), seen.end());
   EXPECT_EQ(unique.size(), seen.size()) << "an event was read twice";
-  EXPECT_EQ(seen.size(), std::size_t{kWriters * kEach}) << "events lost";
+  EXPECT_EQ(seen.size(), std::size_t{kWriters * kBatches * kBatch}) << "events lost";
   for (int w = 0; w < kWriters; ++w) {
     int last = -1;
     const std::string prefix = "w" + std::to_string(w) + "-";
