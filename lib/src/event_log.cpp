@@ -15,7 +15,7 @@ namespace {
 
 constexpr int kRotateLockTimeoutMs = 5000;
 // A line longer than this without a newline is not an event of ours: skipped, not buffered.
-constexpr std::size_t kMaxLine = 16 * 1024;
+constexpr std::size_t kMaxLine = std::size_t{16} * 1024;
 // The longest line event_to_json makes: its fields are UTF-8 of at most kMaxEventField (detail:
 // kMaxEventDetail) bytes without control characters, so the JSON escapes only quotes and
 // backslashes (two bytes each); plus the names and the time. A recorded event must never read
