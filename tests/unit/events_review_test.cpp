@@ -428,6 +428,25 @@ TEST_F(EventReviewLog, AHostileRhostCannotBreakOrExtendTheState) {
   EXPECT_EQ(good->failures_before, static_cast<int>(hosts.size()));
 }
 
+// For the PAM part: failures counted by a release before version 3 (or a state upgraded with
+// failures pending) carry no time or host: the outcome says how many, with last_failure 0 and
+// no host. The notice must not print "at 1970-01-01" or "from " then.
+TEST_F(EventReviewLog, FailuresFromAVersionTwoStateComeWithoutTimeOrHost) {
+  Enrollment e = enroll(alice_);
+  ASSERT_TRUE(write_file(state_file(alice_),
+                         "version 2\nid " + std::string(testing::kIdA) +
+                             "\nfailures 2\nlocked-until 0\nlast-success 0\nend\n",
+                         0600, 0, 0));
+  FixedClock clock(testing::kT0);
+  Verifier v(config_, store(), clock);
+  auto good = v.verify(alice_, testing::code_for_step(e, testing::kT0 / 30), "203.0.113.5");
+  ASSERT_TRUE(is_ok(good));
+  ASSERT_EQ(good->verdict, Verdict::kAccepted);
+  EXPECT_EQ(good->failures_before, 2);
+  EXPECT_EQ(good->last_failure, 0);
+  EXPECT_EQ(good->last_failure_rhost, "");
+}
+
 // Finding 5 (minor): a PAM_RHOST of "-" was kept as "-", which the state reads as a local login:
 // the notice then hid that the last failure came from a remote host.
 TEST(StateReview, ARemoteHostNamedDashIsNotALocalLogin) {
