@@ -13,12 +13,57 @@ namespace {
 
 using nlohmann::json;
 
-std::string cut(std::string_view s, std::size_t max) {
-  if (s.size() <= max) return std::string(s);
-  // Never cut inside a UTF-8 sequence: back off over continuation bytes.
-  std::size_t n = max;
-  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
-  return std::string(s.substr(0, n));
+// The length of the well-formed UTF-8 sequence at s[i] (RFC 3629: shortest form, no
+// surrogates, at most U+10FFFF), 0 when there is none.
+std::size_t utf8_length(std::string_view s, std::size_t i) {
+  auto byte = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
+  const unsigned char c = byte(i);
+  if (c < 0x80) return 1;
+  std::size_t n = 0;
+  unsigned char lo = 0x80;
+  unsigned char hi = 0xBF;
+  if (c >= 0xC2 && c <= 0xDF) {
+    n = 2;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    n = 3;
+    if (c == 0xE0) lo = 0xA0;
+    if (c == 0xED) hi = 0x9F;
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    n = 4;
+    if (c == 0xF0) lo = 0x90;
+    if (c == 0xF4) hi = 0x8F;
+  } else {
+    return 0;
+  }
+  if (i + n > s.size() || byte(i + 1) < lo || byte(i + 1) > hi) return 0;
+  for (std::size_t k = 2; k < n; ++k) {
+    if ((byte(i + k) & 0xC0) != 0x80) return 0;
+  }
+  return n;
+}
+
+// A field as the log keeps it: at most `max` bytes of well-formed UTF-8, a byte that is not
+// as U+FFFD, every control character (C0, DEL, C1) as '?', never cut inside a character. The
+// user name and the remote host are a remote attacker's text: an escape sequence in them must
+// not reach the terminal of `pbx-mfa events` or a mail a notify command builds from the JSON
+// (JSON escaping alone gives them back raw to every reader), and the cut is made after the
+// replacement so that the field a reader gets back is never over the limit (it would read
+// the whole event as garbage: a user name of bytes that are not UTF-8 hid the event).
+std::string clean(std::string_view s, std::size_t max) {
+  constexpr std::string_view kReplacement = "\xEF\xBF\xBD";
+  std::string out;
+  for (std::size_t i = 0; i < s.size();) {
+    const std::size_t n = utf8_length(s, i);
+    std::string_view piece = n == 0 ? kReplacement : s.substr(i, n);
+    const auto c = static_cast<unsigned char>(s[i]);
+    const bool control = (n == 1 && (c < 0x20 || c == 0x7F)) ||
+                         (n == 2 && c == 0xC2 && static_cast<unsigned char>(s[i + 1]) <= 0x9F);
+    if (control) piece = "?";
+    if (out.size() + piece.size() > max) break;
+    out.append(piece);
+    i += n == 0 ? 1 : n;
+  }
+  return out;
 }
 
 std::string host_name() {
@@ -97,14 +142,14 @@ std::string event_to_json(const Event& e) {
   // An ordered object so every line has the same field order (easy to read, easy to grep).
   nlohmann::ordered_json j;
   j["time"] = iso_time(e.time);
-  j["host"] = cut(e.host, kMaxEventField);
-  j["service"] = cut(e.service, kMaxEventField);
-  j["user"] = cut(e.user, kMaxEventField);
-  j["rhost"] = cut(e.rhost, kMaxEventField);
-  j["event"] = cut(e.event, kMaxEventField);
-  j["actor"] = cut(e.actor, kMaxEventField);
-  j["detail"] = cut(e.detail, kMaxEventDetail);
-  // Not UTF-8 (a user name or host name of raw bytes): U+FFFD, never an exception.
+  j["host"] = clean(e.host, kMaxEventField);
+  j["service"] = clean(e.service, kMaxEventField);
+  j["user"] = clean(e.user, kMaxEventField);
+  j["rhost"] = clean(e.rhost, kMaxEventField);
+  j["event"] = clean(e.event, kMaxEventField);
+  j["actor"] = clean(e.actor, kMaxEventField);
+  j["detail"] = clean(e.detail, kMaxEventDetail);
+  // clean() left only UTF-8; replace all the same: never an exception.
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
@@ -117,7 +162,7 @@ Result<Event> event_from_json(std::string_view line) {
     if (it == j.end() || !it->is_string()) return false;
     const auto& s = it->get_ref<const std::string&>();
     if (s.size() > max) return false;
-    out = s;
+    out = clean(s, max);  // a line from another writer (the database) is cleaned alike
     return true;
   };
   std::string time;

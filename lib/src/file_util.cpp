@@ -390,7 +390,7 @@ Status check_trusted_dir_of(const std::string& path, uid_t owner, const char* wh
   return check_parents(dir, st, owner, what);
 }
 
-Result<Fd> lock_file(const std::string& path, uid_t owner, int timeout_ms) {
+Result<Fd> lock_file(const std::string& path, uid_t owner, int timeout_ms, bool shared) {
   Fd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY,
                0600));
   if (!fd.valid()) return io_error("lock file", path, "cannot open", errno);
@@ -402,7 +402,7 @@ Result<Fd> lock_file(const std::string& path, uid_t owner, int timeout_ms) {
   long waited_us = 0;
   long step_us = 200;
   for (;;) {
-    if (::flock(fd.get(), LOCK_EX | LOCK_NB) == 0) return fd;
+    if (::flock(fd.get(), (shared ? LOCK_SH : LOCK_EX) | LOCK_NB) == 0) return fd;
     if (errno != EWOULDBLOCK && errno != EINTR)
       return io_error("lock file", path, "cannot lock", errno);
     if (waited_us >= static_cast<long>(timeout_ms) * 1000) {

@@ -113,8 +113,8 @@ Status check_private_dir(const std::string& path, uid_t owner, bool create, cons
 Status check_trusted_dir_of(const std::string& path, uid_t owner, const char* what);
 
 // Exclusive flock on a lock file (created 0600 if missing; must be a regular file of `owner`).
-// Waits up to `timeout_ms`, then fails closed.
-Result<Fd> lock_file(const std::string& path, uid_t owner, int timeout_ms);
+// Waits up to `timeout_ms`, then fails closed. `shared`: a shared flock instead.
+Result<Fd> lock_file(const std::string& path, uid_t owner, int timeout_ms, bool shared = false);
 
 std::string errno_text(int err);
 

@@ -118,6 +118,7 @@ bool printable_rhost(std::string_view host) noexcept {
 std::string rhost_text(std::string_view rhost) {
   std::string out;
   for (char c : rhost.substr(0, kMaxRhostText)) out.push_back(c > ' ' && c <= '~' ? c : '?');
+  if (out == "-") out = "?";  // "-" in the state is a local login: a remote host is never that
   return out;
 }
 

@@ -75,8 +75,9 @@ bool entry_names_events(std::string_view entry) noexcept;
 Event make_event(std::string_view kind, const Clock& clock);
 
 // One line of JSON (no newline): the fields of Event in that order, all present (empty text as
-// ""), time as ISO 8601 UTC. Fields are cut to kMaxEventField bytes; bytes that are not UTF-8
-// become U+FFFD.
+// ""), time as ISO 8601 UTC. Bytes that are not UTF-8 become U+FFFD and control characters
+// (C0, DEL, C1) '?' (here and in event_from_json: no reader gets an escape sequence back); then
+// fields are cut to kMaxEventField bytes (detail: kMaxEventDetail), never inside a character.
 inline constexpr std::size_t kMaxEventField = 256;
 inline constexpr std::size_t kMaxEventDetail = 1024;
 std::string event_to_json(const Event& e);
@@ -98,6 +99,9 @@ struct EventCursor {
   std::int64_t db_id = 0;      // the database: the highest id read
   std::uint64_t file_ino = 0;  // the event file: the inode and offset read up to
   std::int64_t file_offset = 0;
+  // and its birth time (ns, 0 where the filesystem has none): ext4 gives a rotated-away file's
+  // inode number to the next .events.log, so the number alone may name another file.
+  std::int64_t file_birth = 0;
 };
 
 struct EventPage {

@@ -93,7 +93,7 @@ struct UserState {
 // "default" (created kAnyCreated); version 2 is version 3 without `last-failure`. A skew outside
 // -1000..1000 is corrupt; within it, it is clamped to ±kMaxSkewSteps. A remote host as the state
 // keeps it: at most kMaxRhostText bytes, every byte that is not printable ASCII (or is a space) as
-// '?', so a PAM_RHOST of any bytes cannot add a line.
+// '?', so a PAM_RHOST of any bytes cannot add a line; a host named "-" as "?" (not local).
 inline constexpr std::size_t kMaxRhostText = 128;
 std::string rhost_text(std::string_view rhost);
 bool printable_rhost(std::string_view host) noexcept;
