@@ -1,26 +1,28 @@
 #!/usr/bin/env bash
 # The shipped fail2ban filter and jail against lines the real module wrote:
-#   fail2ban_filter.sh MODULE_SO PBX_MFA TEMP_CODE_TOOL FAIL2BAN_DIR
+#   fail2ban_filter.sh MODULE_SO PBX_MFA TEMP_CODE_TOOL PG_PLUGIN FAIL2BAN_DIR
 # (FAIL2BAN_DIR: config/fail2ban of the source tree, with filter.d/pbx-mfa.conf and
-# jail.d/pbx-mfa.conf). Logins through pamtester and the real libpam, a test-only PAM service
+# jail.d/pbx-mfa.conf; PG_PLUGIN: the database store's plugin, for a config whose database
+# cannot be reached: break-glass codes). Logins through pamtester and the real libpam, a test-only PAM service
 # /etc/pam.d/pbxtest-f2b-PID naming the built module (pamtester -I rhost= sets the remote host),
 # test users pbxtest-f2b-{a,b,n} enrolled with pbx-mfa in a sandbox config. The syslog lines are
 # caught exactly as pam_syslog sent them on a socket bound over /dev/log in a private mount
 # namespace. Each login's line must have the outcome expected; then the real fail2ban-regex,
 # with the filter from the source tree (in a copy of /etc/fail2ban), must match exactly the
 # failures from a remote host (wrong-code, replayed-code, locked-out, unknown-user,
-# not-enrolled) with that host, in two log formats (traditional and RFC 3339 syslog files),
+# not-enrolled, break-glass-wrong) with that host, in two log formats (traditional and RFC 3339 syslog files),
 # and nothing else: no success (accepted, recovery-code-accepted, grace-period,
-# temp-code-accepted), no exemption, no local login (rhost=-), no host a user name tries to
+# temp-code-accepted, break-glass-accepted), no exemption, no local login (rhost=-), no host a user name tries to
 # inject. The jail example ships with every line commented out; uncommented, fail2ban-client -t
 # accepts it, and its filter finds the failures in the log it names.
 # Prints PASS:/FAIL: lines; removes its users, PAM file and temp dir on exit.
 set -euo pipefail
-usage="usage: fail2ban_filter.sh MODULE_SO PBX_MFA TEMP_CODE_TOOL FAIL2BAN_DIR"
+usage="usage: fail2ban_filter.sh MODULE_SO PBX_MFA TEMP_CODE_TOOL PG_PLUGIN FAIL2BAN_DIR"
 module=$(readlink -f "${1:?$usage}")
 cli=$(readlink -f "${2:?$usage}")
 temp_code_tool=$(readlink -f "${3:?$usage}")
-f2b_src=$(readlink -f "${4:?$usage}")
+plugin=$(readlink -f "${4:?$usage}")
+f2b_src=$(readlink -f "${5:?$usage}")
 started=$SECONDS
 [ "$(id -u)" = 0 ] || { echo "SKIP: needs root (test users, a PAM service file)"; exit 77; }
 for tool in pamtester oathtool python3 unshare mount useradd userdel fail2ban-regex fail2ban-client; do
@@ -39,6 +41,7 @@ fi
 users=(pbxtest-f2b-a pbxtest-f2b-b pbxtest-f2b-n)
 service="pbxtest-f2b-$$"
 service_opt="pbxtest-f2b-opt-$$"
+service_bg="pbxtest-f2b-bg-$$"
 tmp=$(mktemp -d /tmp/pbxtest-f2b.XXXXXX)
 chmod 755 "$tmp"
 log=$tmp/syslog
@@ -55,7 +58,7 @@ remove_users() {
 }
 cleanup() {
   set +e
-  rm -f "/etc/pam.d/$service" "/etc/pam.d/$service_opt"
+  rm -f "/etc/pam.d/$service" "/etc/pam.d/$service_opt" "/etc/pam.d/$service_bg"
   remove_users
   if [ -n "$listener_pid" ]; then kill "$listener_pid" 2>/dev/null; fi
   rm -rf "$tmp"
@@ -105,8 +108,22 @@ exempt_networks = 192.0.2.0/24
 window = 1
 CONF
 sed 's/^require = all$/require = none/' "$tmp/pbx-mfa.conf" >"$tmp/pbx-mfa-opt.conf"
-chmod 644 "$tmp/pbx-mfa.conf" "$tmp/pbx-mfa-opt.conf"
-for s in "$service:$tmp/pbx-mfa.conf" "$service_opt:$tmp/pbx-mfa-opt.conf"; do
+# The database store on a loopback port nobody listens on: a break-glass code is asked for.
+refused_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+mkdir -m 700 "$tmp/bg"
+head -c 32 /dev/urandom >"$tmp/bg/fleet.key"
+chmod 600 "$tmp/bg/fleet.key"
+cat >"$tmp/pbx-mfa-bg.conf" <<CONF
+store = postgresql
+pg_conninfo = host=127.0.0.1 port=$refused_port user=postgres dbname=pbx_none
+pg_timeout_ms = 1000
+pg_plugin = $plugin
+fleet_key = $tmp/bg/fleet.key
+state_dir = $tmp/bg
+CONF
+chmod 644 "$tmp/pbx-mfa.conf" "$tmp/pbx-mfa-opt.conf" "$tmp/pbx-mfa-bg.conf"
+for s in "$service:$tmp/pbx-mfa.conf" "$service_opt:$tmp/pbx-mfa-opt.conf" \
+  "$service_bg:$tmp/pbx-mfa-bg.conf"; do
   cat >"/etc/pam.d/${s%%:*}" <<PAM
 # test-only service of tests/e2e/fail2ban_filter.sh; removed when it ends
 auth     required  $module config=${s#*:} nodelay
@@ -188,6 +205,14 @@ login "$service" pbxtest-f2b-b 203.0.113.3 "" locked-out match
 login "$service" pbxtest-f2b-n 203.0.113.5 123456 not-enrolled match
 login "$service_opt" pbxtest-f2b-n 198.51.100.5 "" not-enrolled-not-required
 login "$service" pbxtest-f2b-nobody 203.0.113.4 123456 unknown-user match
+# The database down: a wrong break-glass code counts, a right one is a success.
+if bg=$("$cli" --config "$tmp/pbx-mfa-bg.conf" break-glass --count 1 --json 2>&1) &&
+  bg=$(sed -n 's/.*"codes" *: *\[ *"\([a-z0-9-]*\)".*/\1/p' <<<"$bg") && [ -n "$bg" ]; then
+  login "$service_bg" pbxtest-f2b-n 203.0.113.6 aaaa-bbbb-cccc-dddd break-glass-wrong match
+  login "$service_bg" pbxtest-f2b-n 198.51.100.6 "$bg" break-glass-accepted
+else
+  fail "pbx-mfa break-glass --count 1 --json: $bg"
+fi
 # Hostile user names: no host of theirs may be read (the module escapes the space; a name
 # without one is still one field).
 login "$service" 'rhost=6.6.6.6' "" 123456 unknown-user
