@@ -294,21 +294,37 @@ if [ -f "$jail_src" ] && ! grep -qvE '^(#.*)?$' "$jail_src"; then
 else
   fail "the jail example has active lines: $(grep -vE '^(#.*)?$' "$jail_src" 2>&1)"
 fi
-# Uncommented (lines "#key = value" and "#[section]"), with the test log as its logpath.
-sed -nE 's/^#(\[|[a-z_]+ *=)/\1/p' "$jail_src" |
-  sed -E "s|^logpath *=.*|logpath  = $tmp/auth.log|; s|^backend *=.*|backend  = polling|" \
-    >"$conf/jail.d/pbx-mfa.local"
+# Uncommented (lines "#key = value" and "#[section]", not the "##" alternatives) as shipped:
+# the journal (backend = systemd).
+sed -nE 's/^#(\[|[a-z_]+ *=)/\1/p' "$jail_src" >"$conf/jail.d/pbx-mfa.local"
 if grep -qx '\[pbx-mfa\]' "$conf/jail.d/pbx-mfa.local" &&
   grep -qE '^enabled *= *true' "$conf/jail.d/pbx-mfa.local" &&
-  grep -qE '^filter *= *pbx-mfa' "$conf/jail.d/pbx-mfa.local"; then
-  pass "the jail example, uncommented: [pbx-mfa], enabled, filter pbx-mfa"
+  grep -qE '^filter *= *pbx-mfa' "$conf/jail.d/pbx-mfa.local" &&
+  grep -qE '^backend *= *systemd' "$conf/jail.d/pbx-mfa.local"; then
+  pass "the jail example, uncommented: [pbx-mfa], enabled, filter pbx-mfa, backend systemd"
 else
   fail "the jail example, uncommented: $(cat "$conf/jail.d/pbx-mfa.local")"
 fi
 if out=$(fail2ban-client -c "$conf" -t 2>&1) && grep -q 'OK: configuration test is successful' <<<"$out"; then
-  pass "fail2ban-client -t accepts the configuration with the jail example uncommented"
+  pass "fail2ban-client -t accepts the jail example uncommented (journal)"
 else
-  fail "fail2ban-client -t: $out"
+  fail "fail2ban-client -t, the jail example uncommented: $out"
+fi
+# The journalmatch of the filter (SYSLOG_FACILITY=10) is where the module's lines are:
+# authpriv, the facility of every one of them (PRI / 8 = 10).
+if awk -F'[<>]' '/pam_pbx_totp\(/ { if (int($2 / 8) != 10) bad++ } END { exit bad > 0 }' "$log"; then
+  pass "every line of the module is in facility authpriv (10), the filter's journalmatch"
+else
+  fail "a line of the module outside authpriv: $(grep -F 'pam_pbx_totp(' "$log" | grep -v '^<8[0-7]>' | head -3)"
+fi
+# The log file variant (its "##" lines): the test log as logpath.
+sed -E "s|^backend *=.*|backend  = polling\nlogpath  = $tmp/auth.log|" "$conf/jail.d/pbx-mfa.local" \
+  >"$conf/jail.d/pbx-mfa.local.new"
+mv "$conf/jail.d/pbx-mfa.local.new" "$conf/jail.d/pbx-mfa.local"
+if out=$(fail2ban-client -c "$conf" -t 2>&1) && grep -q 'OK: configuration test is successful' <<<"$out"; then
+  pass "fail2ban-client -t accepts the jail example with a log file"
+else
+  fail "fail2ban-client -t, the jail example with a log file: $out"
 fi
 dump=$(fail2ban-client -c "$conf" -d 2>&1 || true)
 if grep -qF "['add', 'pbx-mfa'" <<<"$dump" && grep -qF "['set', 'pbx-mfa', 'addlogpath', '$tmp/auth.log'" <<<"$dump" &&
