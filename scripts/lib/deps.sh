@@ -13,6 +13,8 @@ PBX_DEPS=(
   sudo  # tests/e2e/helpdesk_sudo.sh: the helpdesk through the real sudo
   clang-format clang-tidy shellcheck  # scripts/lint (clang-tidy brings run-clang-tidy)
   debhelper lintian  # tests/e2e/package.sh: dpkg-buildpackage (dpkg-dev is in build-essential)
+  fail2ban  # tests/e2e/fail2ban_filter.sh: fail2ban-regex, fail2ban-client -t (never started)
+  autopkgtest  # tests/e2e/package.sh: debian/tests with the null runner on the installed packages
   # store = postgresql: libpq for lib/pg (the plugin), and the server and client tools that
   # tests/db/cluster.sh runs a throwaway test cluster with (/usr/lib/postgresql/15/bin)
   libpq-dev postgresql-15 postgresql-client-15

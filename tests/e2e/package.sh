@@ -8,13 +8,16 @@
 #                                         /etc/pam.d/common-* are untouched,
 #                                         log in through the INSTALLED module by name
 #                                         (pamtester, a test-only PAM service, a pbxtest user
-#                                         enrolled with the installed pbx-mfa), remove, purge,
+#                                         enrolled with the installed pbx-mfa), run Debian's
+#                                         package tests (debian/tests) with autopkgtest's null
+#                                         runner on the installed packages, remove, purge,
 #                                         check nothing is left
 #   package.sh SOURCE_DIR                 both, in a temporary directory
 # ctest runs the halves as e2e_package_build (beside other tests) and e2e_package (RUN_SERIAL:
 # while the packages are installed /etc/security/pbx-mfa.conf exists, and tests that expect it
 # absent must not run then).
-# Needs root, debhelper, dpkg-dev, lintian, pamtester, oathtool, expect (scripts/lib/deps.sh).
+# Needs root, debhelper, dpkg-dev, lintian, pamtester, oathtool, expect, autopkgtest, fail2ban
+# (scripts/lib/deps.sh).
 # If /etc/pam.d/common-* or /var/lib/pam/* ever differ from the copies taken at the start, it
 # says FAIL and restores them. Removes its user, PAM service file and temp dir in a trap.
 set -euo pipefail
@@ -30,7 +33,7 @@ esac
 [ "$(id -u)" = 0 ] || { echo "SKIP: needs root (builds and installs packages, adds a user)"; exit 77; }
 need=()
 [ $mode = install ] || need+=(dpkg-buildpackage dh lintian)
-[ $mode = build ] || need+=(apt-get pamtester oathtool expect useradd chpasswd)
+[ $mode = build ] || need+=(apt-get pamtester oathtool expect useradd chpasswd autopkgtest fail2ban-regex)
 for tool in "${need[@]}"; do
   command -v "$tool" >/dev/null || { echo "FAIL: $tool missing (scripts/test installs it)"; exit 1; }
 done
@@ -149,6 +152,7 @@ build() {
 # ---------------------------------------------------------------------------------------------
 install_and_check() {
   local version arch multiarch debs=() p deb
+  local tests_src="$out/src/"  # the source tree, for debian/tests ("out" is a local further down)
   version=$(dpkg-parsechangelog -l "$out/src/debian/changelog" -S Version)
   arch=$(dpkg --print-architecture)
   multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch)
@@ -190,6 +194,9 @@ install_and_check() {
     [/usr/share/man/man1/pbx-mfa.1.gz]=pbx-mfa
     [/usr/share/bash-completion/completions/pbx-mfa]=pbx-mfa
     [/usr/share/doc/pbx-mfa/examples/sudoers.d/pbx-helpdesk]=pbx-mfa
+    [/etc/fail2ban/filter.d/pbx-mfa.conf]=libpam-pbx-totp
+    [/usr/share/doc/libpam-pbx-totp/examples/fail2ban/jail.d/pbx-mfa.conf]=libpam-pbx-totp
+    [/lib/systemd/system/pbx-mfa-notify.service]=pbx-mfa
   )
   local f
   for f in $(printf '%s\n' "${!owner[@]}" | sort); do
@@ -199,7 +206,8 @@ install_and_check() {
       fail "${owner[$f]} does not ship $f"
     fi
   done
-  for f in /etc/security/pbx-mfa.conf:libpam-pbx-totp /etc/pam.d/pbx-mfa:pbx-mfa; do
+  for f in /etc/security/pbx-mfa.conf:libpam-pbx-totp /etc/pam.d/pbx-mfa:pbx-mfa \
+    /etc/fail2ban/filter.d/pbx-mfa.conf:libpam-pbx-totp; do
     if dpkg-query -W -f='${Conffiles}\n' "${f#*:}" | awk '{print $1}' | grep -xF "${f%%:*}" >/dev/null; then
       pass "${f%%:*} is a conffile of ${f#*:}"
     else
@@ -256,6 +264,40 @@ install_and_check() {
       pass "the example's rule, uncommented, passes visudo -c"
     else
       fail "the example's rule, uncommented, fails visudo -c: $(cat "$tmp/visudo.log")"
+    fi
+  fi
+
+  # fail2ban: the jail example bans nobody as shipped (nothing but comments; nothing put into
+  # /etc/fail2ban/jail.d). The filter itself is checked by debian/tests/smoke below.
+  example=/usr/share/doc/libpam-pbx-totp/examples/fail2ban/jail.d/pbx-mfa.conf
+  if [ -f "$example" ] && ! grep -qvE '^(#.*)?$' "$example" && grep -qx '#\[pbx-mfa\]' "$example"; then
+    pass "$example: only comments, with the jail [pbx-mfa]"
+  else
+    fail "$example: missing, active, or without the jail: $(cat "$example" 2>&1)"
+  fi
+  if dpkg-query -L libpam-pbx-totp pbx-mfa | grep -q '^/etc/fail2ban/jail\.d/'; then
+    fail "the packages install a jail into /etc/fail2ban/jail.d: banning must be the admin's choice"
+  else
+    pass "nothing installed into /etc/fail2ban/jail.d (the jail stays an example)"
+  fi
+
+  # The alerts unit is installed and not enabled (dh_installsystemd --no-enable; a disabled
+  # unit is not started either: deb-systemd-invoke starts only enabled ones): no link in
+  # /etc/systemd/system, systemctl says disabled.
+  local links
+  links=$(find /etc/systemd/system -name pbx-mfa-notify.service 2>/dev/null | oneline)
+  if [ -z "$links" ]; then
+    pass "pbx-mfa-notify.service is not enabled (no link under /etc/systemd/system)"
+  else
+    fail "pbx-mfa-notify.service enabled by the install: $links"
+  fi
+  if command -v systemctl >/dev/null; then
+    local state
+    state=$(systemctl is-enabled pbx-mfa-notify.service 2>&1 || true)
+    if [ "$state" = disabled ]; then
+      pass "systemctl is-enabled pbx-mfa-notify.service: disabled"
+    else
+      fail "systemctl is-enabled pbx-mfa-notify.service: $state"
     fi
   fi
 
@@ -379,6 +421,23 @@ EXP
   rm -f "/etc/pam.d/$service"
 
   # -------------------------------------------------------------------------------------------
+  # Debian's own package tests (debian/tests/control), as Debian's CI runs them, on the
+  # packages installed above: autopkgtest's null runner (this machine is the testbed), the
+  # source tree only for the tests (-B: nothing is built), every test dependency already
+  # installed (scripts/lib/deps.sh), so apt fetches nothing.
+  step "autopkgtest -B $tests_src -- null (debian/tests on the installed packages)"
+  local apt_out="$tmp/autopkgtest" rc=0
+  autopkgtest -B -q -o "$apt_out" "$tests_src" -- null >"$tmp/autopkgtest.log" 2>&1 || rc=$?
+  sed 's/^/  autopkgtest: /' "$apt_out/summary" 2>/dev/null || true
+  if [ $rc = 0 ] && grep -qE '^smoke +PASS' "$apt_out/summary" 2>/dev/null; then
+    pass "autopkgtest (null runner): debian/tests smoke PASS ($(grep -c '^PASS: ' "$apt_out/smoke-stdout" 2>/dev/null || echo 0) checks)"
+  else
+    fail "autopkgtest (null runner) exit status $rc (0 = all passed, 2 = a test skipped, 4 = failed, 8 = no tests, 12/16 = the testbed or dependencies)"
+    tail -40 "$apt_out/log" 2>/dev/null | sed 's/^/  /' || tail -40 "$tmp/autopkgtest.log"
+    cat "$apt_out/smoke-stdout" "$apt_out/smoke-stderr" 2>/dev/null | sed 's/^/  smoke: /'
+  fi
+
+  # -------------------------------------------------------------------------------------------
   local listed="$tmp/listed"
   for p in "${packages[@]}"; do dpkg-query -L "$p"; done | sort -u >"$listed"
 
@@ -415,7 +474,8 @@ EXP
   done
   local left=0
   while read -r f; do
-    if [ -L "$f" ] || { [ -e "$f" ] && [ ! -d "$f" ]; }; then
+    # Not a directory, nor a link to one (/lib -> usr/lib on Debian 12, listed for the unit).
+    if { [ -e "$f" ] || [ -L "$f" ]; } && [ ! -d "$f" ]; then
       fail "left after purge: $f"
       left=$((left + 1))
     fi
