@@ -166,7 +166,7 @@ int run_events(Session& s, const EventsOptions& o) {
     if (s.config.notify_command.empty()) {
       return fail(s, kExitUsage,
                   "--notify: notify_command is not set in " + s.config_path +
-                      ": there is nothing to run (pbx-mfa.conf(5) ALERTS)");
+                      ": there is nothing to run (notify_command in pbx-mfa.conf(5))");
     }
     if (auto ok = check_notify_command(s.config.notify_command, s.config.trusted_uid); !ok) {
       return fail(s, exit_for(ok.error()), "--notify: " + ok.error().message);
