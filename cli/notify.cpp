@@ -87,7 +87,7 @@ Notifier::Notifier(NotifyOptions options, const totp::Clock& clock, std::ostream
     : options_(std::move(options)), clock_(clock), log_(log) {
   // A command that exits without reading its stdin must not end the notifier with SIGPIPE;
   // the command itself gets the default back (posix_spawnattr_setsigdefault).
-  ::signal(SIGPIPE, SIG_IGN);
+  (void)::signal(SIGPIPE, SIG_IGN);
 }
 
 Notifier::~Notifier() { stop(); }

@@ -8,6 +8,7 @@
 #include <cctype>
 #include <charconv>
 #include <ctime>
+#include <limits>
 #include <ostream>
 
 #include "commands.hpp"
@@ -71,7 +72,7 @@ std::optional<std::int64_t> parse_duration(std::string_view t, std::int64_t now)
       unit = 86400;
       break;
     case 'w':
-      unit = 7 * 86400;
+      unit = std::int64_t{7} * 86400;
       break;
     default:
       return std::nullopt;
@@ -175,7 +176,13 @@ int run_events(Session& s, const EventsOptions& o) {
   auto store = open_store(s);
   if (!store) return fail(s, store.error());
 
-  auto page = (*store)->read_events(query, totp::EventCursor{});
+  totp::EventQuery first = query;
+  if (o.notify && s.config.store == "files") {
+    // Only the end of the log is wanted: match nothing, so a log of up to twice
+    // events_max_size is streamed, not held (the file reader's cursor passes every line read).
+    first.since = std::numeric_limits<std::int64_t>::max();
+  }
+  auto page = (*store)->read_events(first, totp::EventCursor{});
   if (!page) return fail(s, page.error());
   if (page->skipped > 0) {
     s.err() << "pbx-mfa: events: " << page->skipped
