@@ -24,6 +24,8 @@ struct UnitState {
   std::string how;
 };
 
+using ProgramRunner = std::function<std::optional<ProgramResult>(const std::vector<std::string>&)>;
+
 // The link `wants_link` (lstat: present means enabled), else `systemctl is-enabled` through
 // `run_program` (absent, or no answer: the link alone decides).
 UnitState notify_unit_state(
@@ -32,9 +34,9 @@ UnitState notify_unit_state(
         run_program);
 
 // "notify-command": PASS "no alerts configured" when unset; else PASS or FAIL (with the fix)
-// for check_notify_command (notify.hpp). "notify-unit": WARN when notify_command is set and the
-// unit is not enabled (no alert is sent), or the unit is enabled without notify_command (the
-// service exits at every start); PASS otherwise.
+// for check_notify_command (notify.hpp). "notify-unit", when notify_command is set: PASS when
+// the unit is enabled, WARN when not (no alert is sent); when it is not set, only a WARN for an
+// enabled unit (the service exits at every start).
 std::vector<Check> notify_checks(const totp::Config& config, const std::string& config_path,
                                  const UnitState& unit);
 
