@@ -29,7 +29,14 @@ printf 'state_dir = %s/state\n' "$tmp" >"$tmp/pbx-mfa.conf"
 chmod 0644 "$tmp/pbx-mfa.conf"
 rc=0
 "$cli" --config "$tmp/pbx-mfa.conf" "${argv[@]:1}" >"$tmp/out" 2>&1 || rc=$?
-if [ "$rc" = 2 ] && grep -q 'notify_command is not set' "$tmp/out"; then
+if [ "$(id -u)" != 0 ]; then
+  # Not root: the CLI refuses before it looks at notify_command (events is root's).
+  if [ "$rc" = 4 ] && grep -q 'events needs root' "$tmp/out"; then
+    pass "pbx-mfa ${argv[*]:1} parses; not root, it exits 4: $(cat "$tmp/out")"
+  else
+    fail "pbx-mfa ${argv[*]:1} (not root): exit $rc: $(cat "$tmp/out")"
+  fi
+elif [ "$rc" = 2 ] && grep -q 'notify_command is not set' "$tmp/out"; then
   pass "pbx-mfa ${argv[*]:1} parses; without notify_command it exits 2: $(cat "$tmp/out")"
 else
   fail "pbx-mfa ${argv[*]:1}: exit $rc: $(cat "$tmp/out")"
