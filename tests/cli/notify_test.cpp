@@ -18,8 +18,8 @@
 #include <thread>
 #include <vector>
 
-#include "pbx/totp/strings.hpp"
 #include "oathtool.hpp"
+#include "pbx/totp/strings.hpp"
 #include "root.hpp"
 #include "store_fixture.hpp"
 
