@@ -19,5 +19,6 @@ Command add_temp_code(CLI::App& app);
 Command add_require(CLI::App& app);
 Command add_list(CLI::App& app);
 Command add_device(CLI::App& app);
+Command add_events(CLI::App& app);
 
 }  // namespace pbx::cli

@@ -28,7 +28,7 @@ int run(const std::vector<std::string>& args, Env& env) {
                                    add_verify(app),      add_recovery_codes(app), add_reset(app),
                                    add_unlock(app),      add_temp_code(app),      add_require(app),
                                    add_list(app),        add_device(app),         add_db(app),
-                                   add_break_glass(app), add_doctor(app)};
+                                   add_break_glass(app), add_events(app),         add_doctor(app)};
   std::ostringstream help_out;
   try {
     std::vector<std::string> reversed(args.rbegin(), args.rend());

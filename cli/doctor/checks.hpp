@@ -36,6 +36,9 @@ struct DoctorOptions {
   bool json = false;
   bool sshd_config_given = false;
   std::string sudoers_dir = "/etc/sudoers.d";  // no option: the tests call sudoers_checks()
+  // What `systemctl enable pbx-mfa-notify.service` creates (notify_checks.hpp); no option.
+  std::string notify_unit_link =
+      "/etc/systemd/system/multi-user.target.wants/pbx-mfa-notify.service";
 };
 
 // The services of the PAM directory and their auth stacks.
@@ -88,6 +91,9 @@ std::vector<Check> check_secret_path(const Facts& f);
 std::vector<Check> check_sudoers(const Facts& f);
 std::vector<Check> check_helpdesk_groups(const Facts& f);
 
+// notify_checks.cpp: notify_command and whether the pbx-mfa-notify service is enabled.
+std::vector<Check> check_notify(const Facts& f);
+
 // db_checks.cpp, with store = postgresql (none otherwise).
 std::vector<Check> check_db_password(const Facts& f);
 std::vector<Check> check_db_gssenc(const Facts& f);  // from pg_conninfo, before connecting
@@ -127,6 +133,7 @@ std::vector<Check> check_sshd_match(const Facts& f);
 std::string octal(mode_t mode);
 
 // Every check in the order doctor prints them.
+// clang-format off
 inline constexpr CheckFn kChecks[] = {check_config,
                                       check_state_dir,
                                       check_groups,
@@ -134,6 +141,7 @@ inline constexpr CheckFn kChecks[] = {check_config,
                                       check_secret_path,
                                       check_helpdesk_groups,
                                       check_sudoers,
+                                      check_notify,
                                       check_db_password,
                                       check_db_gssenc,
                                       check_fleet_key,
@@ -152,5 +160,6 @@ inline constexpr CheckFn kChecks[] = {check_config,
                                       check_sshd_password,
                                       check_sshd_match,
                                       check_clock};
+// clang-format on
 
 }  // namespace pbx::cli::doctor

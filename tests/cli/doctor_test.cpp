@@ -123,7 +123,8 @@ TEST_F(DoctorTest, GoodSetupPassesEverything) {
   EXPECT_TRUE(says("sshd-password", "PASS", "PasswordAuthentication no"));
   EXPECT_TRUE(says("sshd-match", "PASS", "no Match blocks"));
   EXPECT_TRUE(says("clock", "PASS", "synchronised"));
-  EXPECT_NE(out().find("doctor: 12 checks, 0 failed, 0 warnings\n"), std::string::npos) << out();
+  EXPECT_TRUE(says("notify-command", "PASS", "no alerts configured"));
+  EXPECT_NE(out().find("doctor: 13 checks, 0 failed, 0 warnings\n"), std::string::npos) << out();
 }
 
 TEST_F(DoctorTest, JsonHasEveryCheck) {
@@ -131,7 +132,7 @@ TEST_F(DoctorTest, JsonHasEveryCheck) {
   auto j = nlohmann::json::parse(out());
   EXPECT_EQ(j["ok"], true);
   ASSERT_TRUE(j["checks"].is_array());
-  EXPECT_EQ(j["checks"].size(), 12U);
+  EXPECT_EQ(j["checks"].size(), 13U);
   for (const auto& c : j["checks"]) {
     EXPECT_TRUE(c["name"].is_string());
     EXPECT_EQ(c["status"], "PASS");
