@@ -64,7 +64,7 @@ class DbCliTest : public CliTest {
 TEST_F(DbCliTest, InitMakesTheKeyAndSchemaOnceAndIsIdempotent) {
   ASSERT_EQ(run_cli({"db", "init"}), 0) << err();
   EXPECT_NE(out().find("created the fleet key"), std::string::npos) << out();
-  EXPECT_NE(out().find("schema created (version 3)"), std::string::npos) << out();
+  EXPECT_NE(out().find("schema created (version 4)"), std::string::npos) << out();
   struct stat st {};
   ASSERT_EQ(::lstat(key_path().c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 07777, 0400U);
@@ -153,7 +153,7 @@ TEST_F(DbCliTest, MigrateUpgradesASchema1DatabaseAndLoginsKeepWorking) {
   schema_->downgrade_to_schema_1();
   clear();
   ASSERT_EQ(run_cli({"db", "migrate"}), 0) << err();
-  EXPECT_NE(out().find("upgraded from version 1 to 3"), std::string::npos) << out();
+  EXPECT_NE(out().find("upgraded from version 1 to 4"), std::string::npos) << out();
   EXPECT_NE(out().find("1 state row authenticated"), std::string::npos) << out();
   EXPECT_EQ(verify("daemon", code_for(uri, kNow)), 1) << "replay mark lost in the upgrade";
   clock_.set(kNow + 30);
@@ -226,7 +226,7 @@ TEST_F(DbCliTest, MigrateUpgradesRowsOfFormatVersion1) {
 
   clear();
   ASSERT_EQ(run_cli({"db", "migrate"}), 0) << err();
-  EXPECT_NE(out().find("upgraded from version 2 to 3"), std::string::npos) << out();
+  EXPECT_NE(out().find("upgraded from version 2 to 4"), std::string::npos) << out();
   EXPECT_NE(out().find("2 enrollments, 1 state upgraded to format version 2"), std::string::npos)
       << out();
   EXPECT_NE(err().find("user bin: state row left as it is: its MAC does not verify"),
@@ -238,7 +238,7 @@ TEST_F(DbCliTest, MigrateUpgradesRowsOfFormatVersion1) {
   clear();
   run_cli(doctor);
   check = doctor_checks(out())["db-schema"];
-  EXPECT_EQ(check.rfind("PASS version 3", 0), 0U) << check;
+  EXPECT_EQ(check.rfind("PASS version 4", 0), 0U) << check;
 
   EXPECT_EQ(verify("daemon", code_for(uri, kNow)), 1) << "replay mark lost in the upgrade";
   clock_.set(kNow + 30);

@@ -1,0 +1,167 @@
+#include "db_events.hpp"
+
+#include <limits>
+#include <optional>
+#include <string>
+
+#include "pg_link.hpp"
+#include "text_format.hpp"
+
+namespace pbx::totp::detail {
+
+// clang-format off
+const char* const kEventTableSql =
+    "CREATE TABLE IF NOT EXISTS pbx_mfa_event ("
+    " id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+    " at bigint NOT NULL,"
+    " host text NOT NULL CHECK (octet_length(host) <= 256),"
+    " service text NOT NULL CHECK (octet_length(service) <= 256),"
+    " user_name text NOT NULL CHECK (octet_length(user_name) <= 256),"
+    " rhost text NOT NULL CHECK (octet_length(rhost) <= 256),"
+    " event text NOT NULL CHECK (octet_length(event) <= 256),"
+    " actor text NOT NULL CHECK (octet_length(actor) <= 256),"
+    " detail text NOT NULL CHECK (octet_length(detail) <= 1024),"
+    " recorded timestamptz NOT NULL DEFAULT now());"
+    "CREATE INDEX IF NOT EXISTS pbx_mfa_event_at ON pbx_mfa_event (at)";
+// clang-format on
+
+static_assert(kMaxEventField == 256 && kMaxEventDetail == 1024,
+              "the CHECKs of kEventTableSql and the caps of kSelectEvents follow events.hpp");
+
+namespace {
+
+// Held by each insert until it commits (pg_advisory_xact_lock): one writer at a time, so ids
+// commit in order. Not db_admin's key (7283551), which db init holds for a whole upgrade.
+constexpr const char* kInsertEvent =
+    "WITH l AS (SELECT pg_advisory_xact_lock(7283552)) "
+    "INSERT INTO pbx_mfa_event (at, host, service, user_name, rhost, event, actor, detail) "
+    "SELECT $1::bigint, $2, $3, $4, $5, $6, $7, $8 FROM l";
+
+// A value over its cap is not sent (NULL instead): a forged row costs neither the deadline nor
+// the memory of a reader, and is skipped.
+constexpr const char* kSelectEvents =
+    "SELECT id, at, "
+    "CASE WHEN octet_length(host) <= 256 THEN host END, "
+    "CASE WHEN octet_length(service) <= 256 THEN service END, "
+    "CASE WHEN octet_length(user_name) <= 256 THEN user_name END, "
+    "CASE WHEN octet_length(rhost) <= 256 THEN rhost END, "
+    "CASE WHEN octet_length(event) <= 256 THEN event END, "
+    "CASE WHEN octet_length(actor) <= 256 THEN actor END, "
+    "CASE WHEN octet_length(detail) <= 1024 THEN detail END "
+    "FROM pbx_mfa_event WHERE id > $1::bigint AND at >= $2::bigint "
+    "AND ($3::text = '' OR user_name = $3::text) "
+    "ORDER BY id LIMIT 1000";
+static_assert(kEventChunk == 1000, "the LIMIT of kSelectEvents");
+
+// The times an event can have: 1970 up to the end of year 9999 (what iso_time can print).
+constexpr std::int64_t kMaxEventTime = 253402300799;
+
+// The length of the valid UTF-8 sequence at the start of `s` (not NUL), or 0.
+std::size_t utf8_sequence(std::string_view s) {
+  auto b = [&](std::size_t i) { return static_cast<unsigned char>(s[i]); };
+  auto cont = [&](std::size_t i) { return i < s.size() && (b(i) & 0xC0) == 0x80; };
+  unsigned char c = b(0);
+  if (c >= 0x01 && c <= 0x7F) return 1;
+  if (c >= 0xC2 && c <= 0xDF) return cont(1) ? 2 : 0;
+  if (c >= 0xE0 && c <= 0xEF) {
+    if (!cont(1) || !cont(2)) return 0;
+    if (c == 0xE0 && b(1) < 0xA0) return 0;  // overlong
+    if (c == 0xED && b(1) > 0x9F) return 0;  // surrogates
+    return 3;
+  }
+  if (c >= 0xF0 && c <= 0xF4) {
+    if (!cont(1) || !cont(2) || !cont(3)) return 0;
+    if (c == 0xF0 && b(1) < 0x90) return 0;  // overlong
+    if (c == 0xF4 && b(1) > 0x8F) return 0;  // past U+10FFFF
+    return 4;
+  }
+  return 0;
+}
+
+// One row as an event; nullopt when it is not one of ours.
+std::optional<Event> event_of_row(const PgLink::Row& row) {
+  for (std::size_t i = 1; i < 9; ++i) {
+    if (i >= row.size() || !row[i]) return std::nullopt;  // missing, or over its cap
+  }
+  Event e;
+  if (!parse_i64(*row[1], 0, kMaxEventTime, e.time)) return std::nullopt;
+  e.host = *row[2];
+  e.service = *row[3];
+  e.user = *row[4];
+  e.rhost = *row[5];
+  e.event = *row[6];
+  e.actor = *row[7];
+  e.detail = *row[8];
+  return e;
+}
+
+}  // namespace
+
+std::string db_event_text(std::string_view text, std::size_t cap) {
+  constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
+  std::string out;
+  out.reserve(std::min(text.size(), cap));
+  while (!text.empty()) {
+    std::size_t n = utf8_sequence(text);
+    std::string_view piece = n > 0 ? text.substr(0, n) : kReplacement;
+    if (out.size() + piece.size() > cap) break;
+    out.append(piece);
+    text.remove_prefix(n > 0 ? n : 1);
+  }
+  return out;
+}
+
+Status db_append_event(PgLink& db, const Event& e) {
+  std::string at = std::to_string(e.time);
+  std::string host = db_event_text(e.host, kMaxEventField);
+  std::string service = db_event_text(e.service, kMaxEventField);
+  std::string user = db_event_text(e.user, kMaxEventField);
+  std::string rhost = db_event_text(e.rhost, kMaxEventField);
+  std::string event = db_event_text(e.event, kMaxEventField);
+  std::string actor = db_event_text(e.actor, kMaxEventField);
+  std::string detail = db_event_text(e.detail, kMaxEventDetail);
+  auto r =
+      db.exec(kInsertEvent, {{at}, {host}, {service}, {user}, {rhost}, {event}, {actor}, {detail}});
+  if (!r) return r.error();
+  return Ok{};
+}
+
+Result<DbEventRows> db_read_events(PgLink& db, const EventQuery& query, std::int64_t after) {
+  DbEventRows out;
+  out.last_id = after;
+  const std::string since = std::to_string(query.since);
+  int total = 0;
+  for (;;) {
+    db.start_exchange();  // one deadline per chunk: a long log is read in steps, each bounded
+    const std::string from = std::to_string(out.last_id);
+    auto rows = db.exec(kSelectEvents, {{from}, {since}, {query.user}});
+    if (!rows) return rows.error();
+    for (const auto& row : *rows) {
+      std::int64_t id = 0;
+      if (row.empty() || !row[0] ||
+          !parse_i64(*row[0], out.last_id + 1, std::numeric_limits<std::int64_t>::max(), id)) {
+        return make_error(Errc::kCorrupt, "pbx_mfa_event: an id that is not a number after " +
+                                              std::to_string(out.last_id));
+      }
+      out.last_id = id;
+      auto e = event_of_row(row);
+      if (e) {
+        out.events.push_back(std::move(*e));
+      } else {
+        ++out.skipped;
+      }
+    }
+    total += static_cast<int>(rows->size());
+    if (static_cast<int>(rows->size()) < kEventChunk || total >= kMaxEventRows) break;
+  }
+  return out;
+}
+
+Result<bool> db_event_table_missing(PgLink& db) {
+  db.start_exchange();
+  auto rows = db.exec("SELECT to_regclass('pbx_mfa_event') IS NULL");
+  if (!rows) return rows.error();
+  return !rows->empty() && rows->front().at(0) == "t";
+}
+
+}  // namespace pbx::totp::detail
