@@ -1,5 +1,6 @@
 #include "db_events.hpp"
 
+#include <algorithm>
 #include <limits>
 #include <optional>
 #include <string>
@@ -38,19 +39,24 @@ constexpr const char* kInsertEvent =
     "SELECT $1::bigint, $2, $3, $4, $5, $6, $7, $8 FROM l";
 
 // A value over its cap is not sent (NULL instead): a forged row costs neither the deadline nor
-// the memory of a reader, and is skipped.
+// the memory of a reader, and is skipped. The first column is the highest id of the table in
+// the same snapshot (one row with it and NULLs when no row matches): once a chunk is not full,
+// the reader is at the end of the table even when the last rows did not match the query, so a
+// follower with a query does not read them again, and a reader that asks for nothing
+// (`since` beyond every time) gets a cursor at the end.
 constexpr const char* kSelectEvents =
-    "SELECT id, at, "
-    "CASE WHEN octet_length(host) <= 256 THEN host END, "
-    "CASE WHEN octet_length(service) <= 256 THEN service END, "
-    "CASE WHEN octet_length(user_name) <= 256 THEN user_name END, "
-    "CASE WHEN octet_length(rhost) <= 256 THEN rhost END, "
-    "CASE WHEN octet_length(event) <= 256 THEN event END, "
-    "CASE WHEN octet_length(actor) <= 256 THEN actor END, "
-    "CASE WHEN octet_length(detail) <= 1024 THEN detail END "
+    "WITH top AS (SELECT coalesce(max(id), 0) AS top FROM pbx_mfa_event), "
+    "page AS (SELECT id, at, "
+    "CASE WHEN octet_length(host) <= 256 THEN host END AS host, "
+    "CASE WHEN octet_length(service) <= 256 THEN service END AS service, "
+    "CASE WHEN octet_length(user_name) <= 256 THEN user_name END AS user_name, "
+    "CASE WHEN octet_length(rhost) <= 256 THEN rhost END AS rhost, "
+    "CASE WHEN octet_length(event) <= 256 THEN event END AS event, "
+    "CASE WHEN octet_length(actor) <= 256 THEN actor END AS actor, "
+    "CASE WHEN octet_length(detail) <= 1024 THEN detail END AS detail "
     "FROM pbx_mfa_event WHERE id > $1::bigint AND at >= $2::bigint "
-    "AND ($3::text = '' OR user_name = $3::text) "
-    "ORDER BY id LIMIT 1000";
+    "AND ($3::text = '' OR user_name = $3::text) ORDER BY id LIMIT 1000) "
+    "SELECT top.top, page.* FROM top LEFT JOIN page ON true ORDER BY page.id";
 static_assert(kEventChunk == 1000, "the LIMIT of kSelectEvents");
 
 // The times an event can have: 1970 up to the end of year 9999 (what iso_time can print).
@@ -78,20 +84,20 @@ std::size_t utf8_sequence(std::string_view s) {
   return 0;
 }
 
-// One row as an event; nullopt when it is not one of ours.
+// One row (after the top column) as an event; nullopt when it is not one of ours.
 std::optional<Event> event_of_row(const PgLink::Row& row) {
-  for (std::size_t i = 1; i < 9; ++i) {
+  for (std::size_t i = 2; i < 10; ++i) {
     if (i >= row.size() || !row[i]) return std::nullopt;  // missing, or over its cap
   }
   Event e;
-  if (!parse_i64(*row[1], 0, kMaxEventTime, e.time)) return std::nullopt;
-  e.host = *row[2];
-  e.service = *row[3];
-  e.user = *row[4];
-  e.rhost = *row[5];
-  e.event = *row[6];
-  e.actor = *row[7];
-  e.detail = *row[8];
+  if (!parse_i64(*row[2], 0, kMaxEventTime, e.time)) return std::nullopt;
+  e.host = *row[3];
+  e.service = *row[4];
+  e.user = *row[5];
+  e.rhost = *row[6];
+  e.event = *row[7];
+  e.actor = *row[8];
+  e.detail = *row[9];
   return e;
 }
 
@@ -130,20 +136,27 @@ Result<DbEventRows> db_read_events(PgLink& db, const EventQuery& query, std::int
   DbEventRows out;
   out.last_id = after;
   const std::string since = std::to_string(query.since);
+  constexpr std::int64_t kMaxId = std::numeric_limits<std::int64_t>::max();
   int total = 0;
   for (;;) {
     db.start_exchange();  // one deadline per chunk: a long log is read in steps, each bounded
     const std::string from = std::to_string(out.last_id);
     auto rows = db.exec(kSelectEvents, {{from}, {since}, {query.user}});
     if (!rows) return rows.error();
+    std::int64_t top = 0;
+    int n = 0;
     for (const auto& row : *rows) {
+      if (row.empty() || !row[0] || !parse_i64(*row[0], 0, kMaxId, top)) {
+        return make_error(Errc::kCorrupt, "pbx_mfa_event: its highest id is not a number");
+      }
+      if (row.size() < 2 || !row[1]) continue;  // no row matched: only the top
       std::int64_t id = 0;
-      if (row.empty() || !row[0] ||
-          !parse_i64(*row[0], out.last_id + 1, std::numeric_limits<std::int64_t>::max(), id)) {
+      if (!parse_i64(*row[1], out.last_id + 1, kMaxId, id)) {
         return make_error(Errc::kCorrupt, "pbx_mfa_event: an id that is not a number after " +
                                               std::to_string(out.last_id));
       }
       out.last_id = id;
+      ++n;
       auto e = event_of_row(row);
       if (e) {
         out.events.push_back(std::move(*e));
@@ -151,8 +164,13 @@ Result<DbEventRows> db_read_events(PgLink& db, const EventQuery& query, std::int
         ++out.skipped;
       }
     }
-    total += static_cast<int>(rows->size());
-    if (static_cast<int>(rows->size()) < kEventChunk || total >= kMaxEventRows) break;
+    total += n;
+    if (n < kEventChunk) {
+      // Every row up to the top was seen (ids commit in order: none below it comes later).
+      out.last_id = std::max(out.last_id, top);
+      break;
+    }
+    if (total >= kMaxEventRows) break;
   }
   return out;
 }

@@ -200,6 +200,7 @@ class DbStore final : public Store {
   // file's events alone, with page.warning saying so (the db part of the cursor stays).
   Result<EventPage> read_events(const EventQuery& query, const EventCursor& from) override {
     if (in_txn_) return make_error(Errc::kInternal, "events read inside a state transaction");
+    link_->retry();  // a follower's store: the database may be back
     DbEventRows rows;
     rows.last_id = from.db_id;
     std::string warning;

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -142,6 +143,45 @@ TEST_F(DbEventsTest, ACursorReadReturnsOnlyNewerEvents) {
   auto again = store_of(host_b_)->read_events({}, second->next);
   ASSERT_TRUE(is_ok(again));
   EXPECT_TRUE(again->events.empty());
+}
+
+TEST_F(DbEventsTest, AQueryThatMatchesNothingStillMovesTheCursorToTheEnd) {
+  auto a = store_of(host_a_);
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(is_ok(a->append_event(event_at(kT0 + i, "pbx1"))));
+  // A notifier starts at the end: it asks for nothing, and the cursor is past every row.
+  EventQuery nothing{std::numeric_limits<std::int64_t>::max(), ""};
+  auto start = a->read_events(nothing, {});
+  ASSERT_TRUE(is_ok(start));
+  EXPECT_TRUE(start->events.empty());
+  ASSERT_TRUE(is_ok(a->append_event(event_at(kT0 + 10, "pbx1", "locked-out"))));
+  auto next = a->read_events({}, start->next);
+  ASSERT_TRUE(is_ok(next));
+  EXPECT_EQ(hosts_and_times(next->events),
+            std::vector<std::string>{"pbx1@" + std::to_string(kT0 + 10)});
+  // A follower of one user does not read the others' rows again on every poll.
+  auto bobs = a->read_events(EventQuery{0, "bob"}, {});
+  ASSERT_TRUE(is_ok(bobs));
+  EXPECT_TRUE(bobs->events.empty());
+  EXPECT_EQ(bobs->next.db_id, next->next.db_id);
+}
+
+TEST_F(DbEventsTest, AFollowersStoreReadsAgainOnceTheDatabaseIsBack) {
+  Config c = host_a_;
+  std::string tag = "pbx_follower_" + pg_->name();
+  c.pg_conninfo += " application_name=" + tag;
+  auto follower = store_of(c);
+  ASSERT_TRUE(is_ok(follower->read_events({}, {})));  // connected
+  ASSERT_EQ(pg_->exec("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE "
+                      "application_name = '" +
+                      tag + "'"),
+            "1");
+  ASSERT_TRUE(is_ok(store_of(host_b_)->append_event(event_at(kT0, "pbx2", "locked-out"))));
+  // The connection is gone: that read fails; the next one connects again.
+  EXPECT_FALSE(follower->read_events({}, {}).ok());
+  auto again = follower->read_events({}, {});
+  ASSERT_TRUE(is_ok(again));
+  EXPECT_EQ(again->events.size(), 1U);
+  EXPECT_EQ(again->warning, "");
 }
 
 TEST_F(DbEventsTest, ALongLogIsReadInChunksAndWholly) {

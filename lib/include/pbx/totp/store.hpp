@@ -58,8 +58,8 @@ class Store {
   // database store adds this host's file events (those that could not reach it), merged by
   // time, and reads at most 100000 rows of its table per call (call again with page.next
   // until a page is empty); when it can read only the file (the database cannot be reached,
-  // or has no events table yet) it says so in page.warning. After a database that could not
-  // be reached, open a new store to try it again (a store's connection stays down).
+  // or has no events table yet) it says so in page.warning. Each call tries a database that
+  // could not be reached again (a follower's store; logins never read events).
   virtual Result<EventPage> read_events(const EventQuery& query, const EventCursor& from) = 0;
 };
 
