@@ -62,12 +62,12 @@ static_assert(kEventChunk == 1000, "the LIMIT of kSelectEvents");
 // The times an event can have: 1970 up to the end of year 9999 (what iso_time can print).
 constexpr std::int64_t kMaxEventTime = 253402300799;
 
-// The length of the valid UTF-8 sequence at the start of `s` (not NUL), or 0.
+// The length of the valid UTF-8 sequence at the start of `s`, or 0.
 std::size_t utf8_sequence(std::string_view s) {
   auto b = [&](std::size_t i) { return static_cast<unsigned char>(s[i]); };
   auto cont = [&](std::size_t i) { return i < s.size() && (b(i) & 0xC0) == 0x80; };
   unsigned char c = b(0);
-  if (c >= 0x01 && c <= 0x7F) return 1;
+  if (c <= 0x7F) return 1;
   if (c >= 0xC2 && c <= 0xDF) return cont(1) ? 2 : 0;
   if (c >= 0xE0 && c <= 0xEF) {
     if (!cont(1) || !cont(2)) return 0;
@@ -84,6 +84,13 @@ std::size_t utf8_sequence(std::string_view s) {
   return 0;
 }
 
+// C0 (NUL too: PostgreSQL text cannot hold it), DEL and C1: what events.hpp turns into '?'.
+bool is_control(std::string_view piece) {
+  auto c = static_cast<unsigned char>(piece[0]);
+  if (piece.size() == 1) return c < 0x20 || c == 0x7F;
+  return piece.size() == 2 && c == 0xC2 && static_cast<unsigned char>(piece[1]) <= 0x9F;
+}
+
 // One row (after the top column) as an event; nullopt when it is not one of ours.
 std::optional<Event> event_of_row(const PgLink::Row& row) {
   for (std::size_t i = 2; i < 10; ++i) {
@@ -91,13 +98,14 @@ std::optional<Event> event_of_row(const PgLink::Row& row) {
   }
   Event e;
   if (!parse_i64(*row[2], 0, kMaxEventTime, e.time)) return std::nullopt;
-  e.host = *row[3];
-  e.service = *row[4];
-  e.user = *row[5];
-  e.rhost = *row[6];
-  e.event = *row[7];
-  e.actor = *row[8];
-  e.detail = *row[9];
+  // Cleaned as the file's lines are (event_from_json): no reader gets an escape sequence.
+  e.host = db_event_text(*row[3], kMaxEventField);
+  e.service = db_event_text(*row[4], kMaxEventField);
+  e.user = db_event_text(*row[5], kMaxEventField);
+  e.rhost = db_event_text(*row[6], kMaxEventField);
+  e.event = db_event_text(*row[7], kMaxEventField);
+  e.actor = db_event_text(*row[8], kMaxEventField);
+  e.detail = db_event_text(*row[9], kMaxEventDetail);
   return e;
 }
 
@@ -110,6 +118,7 @@ std::string db_event_text(std::string_view text, std::size_t cap) {
   while (!text.empty()) {
     std::size_t n = utf8_sequence(text);
     std::string_view piece = n > 0 ? text.substr(0, n) : kReplacement;
+    if (is_control(piece)) piece = "?";
     if (out.size() + piece.size() > cap) break;
     out.append(piece);
     text.remove_prefix(n > 0 ? n : 1);

@@ -19,8 +19,8 @@ class PgLink;
 // (an identity column needs no grant on its sequence).
 extern const char* const kEventTableSql;
 
-// Inserts one event, in a statement of its own (never inside a state transaction): text cut
-// to the caps of events.hpp and made valid UTF-8 without NUL (PostgreSQL text refuses both).
+// Inserts one event, in a statement of its own (never inside a state transaction): text
+// cleaned and cut by db_event_text (PostgreSQL text refuses bad UTF-8 and NUL).
 // Inserts are serialized (a transaction-scoped advisory lock), so ids become visible in
 // increasing order and a reader that has seen id N never later finds a smaller new one.
 Status db_append_event(PgLink& db, const Event& event);
@@ -41,8 +41,9 @@ Result<DbEventRows> db_read_events(PgLink& db, const EventQuery& query, std::int
 // to this host's file. An error when that cannot be asked.
 Result<bool> db_event_table_missing(PgLink& db);
 
-// `text` as the table holds it: valid UTF-8 (bad bytes and NUL become U+FFFD), at most `cap`
-// bytes, never cut inside a character.
+// `text` as the table holds it and as its reader returns it, cleaned as events.hpp cleans an
+// event's fields: bytes that are not UTF-8 become U+FFFD, control characters (C0 with NUL,
+// DEL, C1) '?'; then at most `cap` bytes, never cut inside a character.
 std::string db_event_text(std::string_view text, std::size_t cap);
 
 }  // namespace pbx::totp::detail

@@ -255,7 +255,7 @@ TEST_F(DbEventsTest, ForgedRowsAreSkippedAndCountedNeverBreakingTheReader) {
             ", repeat('h', 100000), 'sshd', 'alice', '', 'reset', '', 'long host')");
   pg_->exec(insert + "(" + std::to_string(kT0 + 2) +
             ", 'pbx9', 'sshd', 'alice', '', 'reset', '', repeat('d', 5000000))");
-  // Control characters fit the checks: read as they are (the CLI makes its output printable).
+  // Control characters fit the checks: read as '?', as the file's lines are.
   pg_->exec(insert + "(" + std::to_string(kT0 + 3) +
             ", 'pbx9', 'sshd', 'alice', '', 'reset', '', E'a\\x1b[31mred\\nline')");
   ASSERT_TRUE(is_ok(a->append_event(event_at(kT0 + 4, "pbx1", "unlock"))));
@@ -264,7 +264,7 @@ TEST_F(DbEventsTest, ForgedRowsAreSkippedAndCountedNeverBreakingTheReader) {
   EXPECT_EQ(page.skipped, 3);  // the time before 1970 is before every `since`: not even read
   ASSERT_EQ(page.events.size(), 3U);
   EXPECT_EQ(page.events[0].event, "enrolled");
-  EXPECT_EQ(page.events[1].detail, "a\x1b[31mred\nline");
+  EXPECT_EQ(page.events[1].detail, "a?[31mred?line");
   EXPECT_EQ(page.events[2].event, "unlock");
   // The cursor is past them: read once, never again.
   EventPage next = read_all(host_a_, {}, page.next);
@@ -282,16 +282,18 @@ TEST_F(DbEventsTest, HostileTextIsStoredAsValidUtf8WithinTheCaps) {
   e.user = "ali\xc3";                                  // a cut sequence
   e.detail = std::string(2000, 'x') + "\xe2\x82\xac";  // over the cap
   e.actor = std::string(255, 'a') + "\xe2\x82\xac";    // a character that does not fit
+  e.service = "ss\x1b[2Jh\x7f\xc2\x9b\xc2\xa0";        // C0, DEL, C1; U+00A0 is kept
   auto a = store_of(host_a_);
   ASSERT_TRUE(is_ok(a->append_event(e)));
   EventPage page = read_all(host_a_);
   ASSERT_EQ(page.events.size(), 1U);
   const Event& got = page.events[0];
-  EXPECT_EQ(got.rhost, "evil\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbdhost");
+  EXPECT_EQ(got.rhost, "evil\xef\xbf\xbd\xef\xbf\xbd?host");
   EXPECT_EQ(got.user, "ali\xef\xbf\xbd");
   EXPECT_EQ(got.detail, std::string(1024, 'x'));
   EXPECT_EQ(got.actor, std::string(255, 'a'));
   EXPECT_EQ(got.host, "pbx1");
+  EXPECT_EQ(got.service, "ss?[2Jh??\xc2\xa0");
 }
 
 TEST_F(DbEventsTest, AnAppendNeverRunsInsideAStateTransaction) {
