@@ -46,6 +46,11 @@ int db_init(Session& s, bool may_create) {
             << ", " << r->states_upgraded << " state" << (r->states_upgraded == 1 ? "" : "s")
             << " upgraded to format version 2 (enrollment ids, secrets and replay marks kept)\n";
   }
+  if (r->events_table_created) {
+    // A role that is not the owner (README: a separate owner for db init) needs its grant.
+    s.out() << "events table pbx_mfa_event created (the fleet's one event log); a servers' role "
+               "that does not own it needs: GRANT SELECT, INSERT ON pbx_mfa_event\n";
+  }
   for (const auto& why : r->rows_left) s.err() << "pbx-mfa: " << why << "\n";
   if (!r->rows_left.empty()) {
     s.err() << "pbx-mfa: " << r->rows_left.size() << " row" << (r->rows_left.size() == 1 ? "" : "s")

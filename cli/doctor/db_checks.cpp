@@ -150,11 +150,13 @@ std::vector<Check> check_db_schema(const Facts& f) {
   }
   if (r.schema_version >= 2 && r.schema_version < totp::kDbSchemaVersion) {
     // Logins work on schema 2 (rows of format version 1 are read as they are); its rows are
-    // not upgraded to format version 2 (devices) yet.
+    // not upgraded to format version 2 (devices) yet. Before 4 there is no events table: each
+    // server keeps its events in its own file.
     return {{"db-schema", Status::kWarn,
              "schema version " + std::to_string(r.schema_version) + ", this pbx-mfa uses " +
-                 std::to_string(totp::kDbSchemaVersion) +
-                 ": rows of format version 1 not upgraded yet (logins work)",
+                 std::to_string(totp::kDbSchemaVersion) + ": " +
+                 (r.schema_version < 3 ? "rows of format version 1 not upgraded yet, " : "") +
+                 "no events table (events stay in each server's file; logins work)",
              "run 'pbx-mfa db migrate' once every server of the fleet runs this pbx-mfa"}};
   }
   if (r.schema_version != totp::kDbSchemaVersion) {

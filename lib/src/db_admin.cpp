@@ -12,6 +12,7 @@
 #include <string>
 #include <string_view>
 
+#include "db_events.hpp"
 #include "db_store.hpp"
 #include "pbx/totp/enrollment.hpp"
 #include "pbx/totp/seal.hpp"
@@ -376,6 +377,7 @@ Result<DbInitResult> init_or_upgrade(const Config& config, bool may_create) {
     }
     if (auto r = db.exec(kSchemaV1); !r) return fail(r.error());
     if (auto r = db.exec(kSchemaV2); !r) return fail(r.error());
+    if (auto r = db.exec(detail::kEventTableSql); !r) return fail(r.error());
     if (auto r = db.exec("INSERT INTO pbx_mfa_schema (version, key_check) VALUES ($1, $2)",
                          {{std::to_string(kDbSchemaVersion)}, {*box, false, true}});
         !r) {
@@ -397,11 +399,19 @@ Result<DbInitResult> init_or_upgrade(const Config& config, bool may_create) {
         return fail(r.error());
       }
     }
+    if (*version < 4) {
+      // Version 4: the events table. Servers of an older pbx-mfa do not know it and go on as
+      // before; updated servers on an older schema keep their events in their own files.
+      db.start_exchange();
+      if (auto r = db.exec(detail::kEventTableSql); !r) return fail(r.error());
+      result.events_table_created = true;
+    }
   }
   if (auto r = db.exec("COMMIT"); !r) return r.error();
   if (*version > 0) {
-    // Version 3: the rows. Every run looks (a server of an older pbx-mfa may have written a row
-    // of version 1 since); the schema says 3 only once a pass has gone through.
+    // Version 3: the rows (version 4 adds only the events table, above). Every run looks (a server
+    // of an older pbx-mfa may have written a row of version 1 since); the schema says 3 only once a
+    // pass has gone through.
     if (auto st = upgrade_rows(db, config, *key, result); !st) return st.error();
     if (*version < kDbSchemaVersion) {
       db.start_exchange();

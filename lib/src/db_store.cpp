@@ -4,7 +4,10 @@
 
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
+#include "db_events.hpp"
 #include "event_log.hpp"
 #include "pbx/totp/enrollment.hpp"
 #include "pbx/totp/seal.hpp"
@@ -23,6 +26,9 @@ std::string enrollment_aad(const std::string& user_name) {
 namespace {
 
 class DbStore;
+
+constexpr const char* kNoEventTable =
+    "the database has no events table (schema before version 4: run 'pbx-mfa db migrate')";
 
 class DbStateTxn final : public StateTxn {
  public:
@@ -168,11 +174,55 @@ class DbStore final : public Store {
     return names;
   }
 
-  // TODO(issue 17, PG helper): the events table; until then this host's file.
-  Status append_event(const Event& event) override { return append_event_file(config_, event); }
+  // The events table, in a statement of its own after the state's transaction. An event that
+  // does not get into the table is kept in this host's file (read_events shows it with the
+  // table's rows): the database cannot be reached (a break-glass login: not an error), or it
+  // failed (an error that says where the event went; a timeout whose insert did commit leaves
+  // the event in both). Never inside an open state transaction: a failed insert would abort
+  // it, and so decide the login.
+  Status append_event(const Event& event) override {
+    if (in_txn_) {
+      return to_file(
+          event, make_error(Errc::kInternal, "event recorded while a state transaction is open"));
+    }
+    begin_call();
+    auto st = db_append_event(*link_, event);
+    if (st) return st;
+    if (st.error().code == Errc::kUnavailable) return to_file(event, std::nullopt);
+    if (auto missing = db_event_table_missing(*link_); missing && *missing) {
+      return to_file(event, make_error(Errc::kIo, kNoEventTable));
+    }
+    return to_file(event, st.error());
+  }
 
+  // The table's rows after from.db_id, and this host's file events after the file part of the
+  // cursor, merged by time. The database cannot be reached or has no events table yet: the
+  // file's events alone, with page.warning saying so (the db part of the cursor stays).
   Result<EventPage> read_events(const EventQuery& query, const EventCursor& from) override {
-    return read_event_file(config_, query, from);
+    if (in_txn_) return make_error(Errc::kInternal, "events read inside a state transaction");
+    link_->retry();  // a follower's store: the database may be back
+    DbEventRows rows;
+    rows.last_id = from.db_id;
+    std::string warning;
+    if (auto r = db_read_events(*link_, query, from.db_id); r) {
+      rows = std::move(r.value());
+    } else if (r.error().code == Errc::kUnavailable) {
+      warning = r.error().message + ": only this host's events are shown";
+    } else if (auto missing = db_event_table_missing(*link_); missing && *missing) {
+      warning = std::string(kNoEventTable) + ": only this host's events are shown";
+    } else {
+      return r.error();
+    }
+    auto file = read_event_file(config_, query, from);
+    if (!file) return file.error();
+    EventPage page;
+    page.events = merge_by_time(std::move(rows.events), std::move(file->events));
+    page.next = file->next;
+    page.next.started = true;
+    page.next.db_id = rows.last_id;
+    page.skipped = rows.skipped + file->skipped;
+    page.warning = std::move(warning);
+    return page;
   }
 
   Status commit(const std::string& user, const UserState& next) {
@@ -208,6 +258,37 @@ class DbStore final : public Store {
   // it shares the transaction's.
   void begin_call() {
     if (!in_txn_) link_->start_exchange();
+  }
+
+  // Writes `event` to this host's file; `why` (the database's error) is returned, saying
+  // where the event went, unless there is none.
+  Status to_file(const Event& event, const std::optional<Error>& why) {
+    auto st = append_event_file(config_, event);
+    if (!st) {
+      if (!why) return st;
+      return make_error(why->code,
+                        why->message + "; nor in this host's event file: " + st.error().message);
+    }
+    if (!why) return Ok{};
+    return make_error(why->code,
+                      why->message + " (the event is in this host's event file instead)");
+  }
+
+  // Two lists, each in its own order, into one by time: an event never passes one of its own
+  // list (the table's ids, the file's lines), and at equal times the table's come first.
+  static std::vector<Event> merge_by_time(std::vector<Event> db, std::vector<Event> file) {
+    std::vector<Event> out;
+    out.reserve(db.size() + file.size());
+    std::size_t i = 0;
+    std::size_t j = 0;
+    while (i < db.size() || j < file.size()) {
+      if (j == file.size() || (i < db.size() && db[i].time <= file[j].time)) {
+        out.push_back(std::move(db[i++]));
+      } else {
+        out.push_back(std::move(file[j++]));
+      }
+    }
+    return out;
   }
 
   Result<SecretBytes> fleet_key() {

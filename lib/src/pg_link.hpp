@@ -40,6 +40,11 @@ class PgLink {
   PgLink& operator=(const PgLink&) = delete;
 
   void start_exchange();
+  // A link that went down connects again at its next call. Only for a long-running reader of
+  // the event log (events --follow), never within a login: there one deadline is all it gets.
+  void retry() {
+    if (conn_ == nullptr) down_.reset();
+  }
   Status connect();
   // Runs one statement (several, separated by ';', when there are no parameters).
   Result<Rows> exec(const char* sql, std::initializer_list<Param> params = {});

@@ -64,7 +64,7 @@ class DbCliTest : public CliTest {
 TEST_F(DbCliTest, InitMakesTheKeyAndSchemaOnceAndIsIdempotent) {
   ASSERT_EQ(run_cli({"db", "init"}), 0) << err();
   EXPECT_NE(out().find("created the fleet key"), std::string::npos) << out();
-  EXPECT_NE(out().find("schema created (version 3)"), std::string::npos) << out();
+  EXPECT_NE(out().find("schema created (version 4)"), std::string::npos) << out();
   struct stat st {};
   ASSERT_EQ(::lstat(key_path().c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 07777, 0400U);
@@ -153,7 +153,7 @@ TEST_F(DbCliTest, MigrateUpgradesASchema1DatabaseAndLoginsKeepWorking) {
   schema_->downgrade_to_schema_1();
   clear();
   ASSERT_EQ(run_cli({"db", "migrate"}), 0) << err();
-  EXPECT_NE(out().find("upgraded from version 1 to 3"), std::string::npos) << out();
+  EXPECT_NE(out().find("upgraded from version 1 to 4"), std::string::npos) << out();
   EXPECT_NE(out().find("1 state row authenticated"), std::string::npos) << out();
   EXPECT_EQ(verify("daemon", code_for(uri, kNow)), 1) << "replay mark lost in the upgrade";
   clock_.set(kNow + 30);
@@ -226,7 +226,7 @@ TEST_F(DbCliTest, MigrateUpgradesRowsOfFormatVersion1) {
 
   clear();
   ASSERT_EQ(run_cli({"db", "migrate"}), 0) << err();
-  EXPECT_NE(out().find("upgraded from version 2 to 3"), std::string::npos) << out();
+  EXPECT_NE(out().find("upgraded from version 2 to 4"), std::string::npos) << out();
   EXPECT_NE(out().find("2 enrollments, 1 state upgraded to format version 2"), std::string::npos)
       << out();
   EXPECT_NE(err().find("user bin: state row left as it is: its MAC does not verify"),
@@ -238,7 +238,7 @@ TEST_F(DbCliTest, MigrateUpgradesRowsOfFormatVersion1) {
   clear();
   run_cli(doctor);
   check = doctor_checks(out())["db-schema"];
-  EXPECT_EQ(check.rfind("PASS version 3", 0), 0U) << check;
+  EXPECT_EQ(check.rfind("PASS version 4", 0), 0U) << check;
 
   EXPECT_EQ(verify("daemon", code_for(uri, kNow)), 1) << "replay mark lost in the upgrade";
   clock_.set(kNow + 30);
@@ -249,6 +249,40 @@ TEST_F(DbCliTest, MigrateUpgradesRowsOfFormatVersion1) {
   EXPECT_EQ(out().find("upgraded to format version 2"), std::string::npos) << out();
   EXPECT_NE(err().find("user bin: state row left as it is"), std::string::npos) << err();
   (void)bin;
+}
+
+// Issue 17: schema 4 adds the fleet's event log. A database of schema 3: doctor warns (events
+// stay in each server's file), db migrate adds the table and says what to grant, and the
+// enrollment made before is still there.
+TEST_F(DbCliTest, MigrateFromSchema3AddsTheEventTable) {
+  ASSERT_EQ(run_cli({"db", "init"}), 0) << err();
+  auto j = enroll("daemon");
+  std::string uri = j.at("otpauth_uri");
+  schema_->exec("DROP TABLE pbx_mfa_event; UPDATE pbx_mfa_schema SET version = 3");
+  std::vector<std::string> doctor = {"doctor",    "--json",        "--pam-dir",
+                                     tmp_.path(), "--sshd-config", tmp_ / "none"};
+  clear();
+  run_cli(doctor);
+  std::string check = doctor_checks(out())["db-schema"];
+  EXPECT_EQ(check.rfind("WARN schema version 3, this pbx-mfa uses 4: no events table", 0), 0U)
+      << check;
+
+  clear();
+  ASSERT_EQ(run_cli({"db", "migrate"}), 0) << err();
+  EXPECT_NE(out().find("upgraded from version 3 to 4"), std::string::npos) << out();
+  EXPECT_NE(out().find("events table pbx_mfa_event created"), std::string::npos) << out();
+  EXPECT_NE(out().find("GRANT SELECT, INSERT ON pbx_mfa_event"), std::string::npos) << out();
+  EXPECT_EQ(out().find("upgraded to format version 2"), std::string::npos) << out();
+  EXPECT_EQ(schema_->exec("SELECT count(*) FROM pbx_mfa_event"), "0");
+  clear();
+  run_cli(doctor);
+  check = doctor_checks(out())["db-schema"];
+  EXPECT_EQ(check.rfind("PASS version 4, 1 enrollments", 0), 0U) << check;
+  EXPECT_EQ(verify("daemon", code_for(uri, kNow)), 0) << err();
+
+  clear();
+  ASSERT_EQ(run_cli({"db", "migrate"}), 0) << err();
+  EXPECT_EQ(out().find("events table"), std::string::npos) << out();  // once
 }
 
 TEST_F(DbCliTest, DoctorChecksTheDatabase) {

@@ -238,10 +238,11 @@ TEST_F(DbFormatTest, AVersion1RowLogsInAndItsReplayMarkIsHonoured) {
   auto rec = verify(alice_, std::string(codes_[0].view()), kT0 + 40);
   ASSERT_TRUE(rec.ok()) << rec.error().message;
   EXPECT_EQ(rec->verdict, Verdict::kRecoveryAccepted);
-  // The login wrote its state as version 2 (the mark tied to the device); the enrollment row is
-  // left as it was until db migrate.
+  // The login wrote its state in the new format (the mark tied to the device; version 3, as the
+  // replay above left a last-failure line); the enrollment row is left as it was until db
+  // migrate.
   std::string state = pg_->exec("SELECT state_text FROM pbx_mfa_state WHERE user_name = 'alice'");
-  EXPECT_EQ(state.rfind("version 2\n", 0), 0U) << state;
+  EXPECT_EQ(state.rfind("version 3\n", 0), 0U) << state;
   EXPECT_NE(state.find("device default " + std::to_string(kCreated) + " " +
                        std::to_string(time_step(kT0 + 30, 30)) + " "),
             std::string::npos)
@@ -250,8 +251,8 @@ TEST_F(DbFormatTest, AVersion1RowLogsInAndItsReplayMarkIsHonoured) {
 }
 
 // (b) db migrate rewrites both rows as version 2 (id kept, the secret and the replay mark with
-// them), a forged version 1 state row stays as it is and is reported, the schema says 3, and a
-// second run changes nothing.
+// them), a forged version 1 state row stays as it is and is reported, the schema says 4 (3 plus the
+// events table), and a second run changes nothing.
 TEST_F(DbFormatTest, MigrateUpgradesVersion1RowsOnceAndBlessesNoForgedState) {
   const std::int64_t last = time_step(kT0, 30);
   put_v1_enrollment("alice", kIdA, kRfcKey);
@@ -277,7 +278,7 @@ TEST_F(DbFormatTest, MigrateUpgradesVersion1RowsOnceAndBlessesNoForgedState) {
   auto up = db_upgrade(config_);
   ASSERT_TRUE(up.ok()) << up.error().message;
   EXPECT_EQ(up->from_version, 2);
-  EXPECT_EQ(up->to_version, 3);
+  EXPECT_EQ(up->to_version, kDbSchemaVersion);
   EXPECT_EQ(up->enrollments_upgraded, 2);
   EXPECT_EQ(up->states_upgraded, 2);  // alice, carol
   EXPECT_EQ(up->rows_left.size(), 1U);
@@ -286,7 +287,7 @@ TEST_F(DbFormatTest, MigrateUpgradesVersion1RowsOnceAndBlessesNoForgedState) {
   EXPECT_NE(left.find("MAC does not verify"), std::string::npos) << left;
   auto probe = db_probe(config_);
   ASSERT_TRUE(probe.ok());
-  EXPECT_EQ(probe->schema_version, 3);
+  EXPECT_EQ(probe->schema_version, kDbSchemaVersion);
 
   // The rows, as SQL sees them: ids and created kept, sealed text of version 2 with the one
   // device "default" (created with the enrollment), state of version 2 with the mark tied to it.
@@ -323,7 +324,7 @@ TEST_F(DbFormatTest, MigrateUpgradesVersion1RowsOnceAndBlessesNoForgedState) {
   std::string carol_row = row("carol");
   auto again = db_upgrade(config_);
   ASSERT_TRUE(again.ok()) << again.error().message;
-  EXPECT_EQ(again->from_version, 3);
+  EXPECT_EQ(again->from_version, kDbSchemaVersion);
   EXPECT_EQ(again->enrollments_upgraded, 0);
   EXPECT_EQ(again->states_upgraded, 0);
   EXPECT_EQ(again->rows_left.size(), 1U);
@@ -355,7 +356,7 @@ TEST_F(DbFormatTest, MigrateUpgradesVersion1RowsOnceAndBlessesNoForgedState) {
 TEST_F(DbFormatTest, MigrateAgainUpgradesLateRowsAndReportsRowsThatDoNotOpen) {
   auto first = db_upgrade(config_);
   ASSERT_TRUE(first.ok()) << first.error().message;
-  EXPECT_EQ(first->from_version, 3);
+  EXPECT_EQ(first->from_version, kDbSchemaVersion);
   EXPECT_EQ(first->enrollments_upgraded + first->states_upgraded, 0);
   EXPECT_TRUE(first->rows_left.empty());
 

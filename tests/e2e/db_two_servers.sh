@@ -16,7 +16,9 @@
 #   - break-glass codes of A (`pbx-mfa break-glass --json`): one logs in once through A while
 #     the database is unreachable, not twice; while it is reachable a break-glass code is a
 #     wrong code (counted as a failure, not spent);
-#   - one `pbx-mfa reset --user` and both servers say "not enrolled".
+#   - one `pbx-mfa reset --user` and both servers say "not enrolled";
+#   - one event log: `pbx-mfa events --json` on B lists A's lockout, unlock and reset; A's
+#     break-glass login stayed in A's file and only A lists it (when the events command exists).
 # Prints PASS:/FAIL: lines, exits non-zero on a failure. Removes the user, the PAM files, the
 # database, the listener and the temporary directory on exit.
 set -euo pipefail
@@ -290,6 +292,46 @@ login a_reset "$svc_a" "$(code 6)"
 login b_reset "$svc_b" "$(code 7)"
 check "A: a code that would have been right is refused after the reset" auth_failed a_reset
 check "B: a code that would have been right is refused after the reset" auth_failed b_reset
+
+# (7) One event log for the fleet (pbx_mfa_event): what happened through A is listed by
+# `pbx-mfa events --json` on B; A's break-glass login (the database unreachable) stayed in A's
+# own file: A lists it with the table's events, B does not. Both "servers" run on this host,
+# so the PAM service tells them apart. Needs the events command (issue 17).
+# has_event FILE KIND SERVICE: FILE (one JSON event per line) holds an event of KIND by SERVICE.
+has_event() {
+  python3 - "$@" <<'PY'
+import json, sys
+path, kind, service = sys.argv[1:4]
+events = [json.loads(line) for line in open(path) if line.strip()]
+sys.exit(0 if any(e["event"] == kind and e["service"] == service for e in events) else 1)
+PY
+}
+cli_events_of_b() { has_event "$tmp/events_b.out" unlock pbx-mfa && has_event "$tmp/events_b.out" reset pbx-mfa; }
+no_break_glass_on_b() { ! has_event "$tmp/events_b.out" break-glass-accepted "$svc_a"; }
+a_lists_both() {
+  has_event "$tmp/events_a.out" break-glass-accepted "$svc_a" && has_event "$tmp/events_a.out" locked-out "$svc_a"
+}
+break_glass_in_file_only() {
+  grep -q '"break-glass-accepted"' "$tmp/a/state/.events.log" &&
+    [ "$(sql "SELECT count(*) FROM pbx_mfa_event WHERE event = 'break-glass-accepted'")" = 0 ]
+}
+# CLI11 prints the top-level help for an unknown subcommand's --help: look for it in the list.
+if "$cli" --help 2>/dev/null | grep -qE '^  events +'; then
+  "$cli" --config "$conf_b" events --json >"$tmp/events_b.out" 2>"$tmp/events_b.err" && rc=0 || rc=$?
+  check "B: pbx-mfa events --json exits 0" test "$rc" = 0
+  check "B lists the lockout of a login through A (locked-out, service $svc_a)" \
+    has_event "$tmp/events_b.out" locked-out "$svc_a"
+  check "B lists pbx-mfa unlock and reset run on A (the CLI's events)" cli_events_of_b
+  check "B does not list A's break-glass login (it never reached the database)" no_break_glass_on_b
+  "$cli" --config "$conf_a" events --json >"$tmp/events_a.out" 2>"$tmp/events_a.err" && rc=0 || rc=$?
+  check "A: pbx-mfa events --json exits 0" test "$rc" = 0
+  check "A lists its break-glass login (from its own file) with the table's events" a_lists_both
+  check "the break-glass event is in A's file, not in the table" break_glass_in_file_only
+  check "the table holds the lockout through A, with the user's name" \
+    test "$(sql "SELECT count(*) > 0 FROM pbx_mfa_event WHERE event = 'locked-out' AND service = '$svc_a' AND user_name = '$user'")" = t
+else
+  echo "(pbx-mfa has no events command yet: the fleet event log is checked by the library tests only)"
+fi
 
 if [ "$fails" -ne 0 ]; then
   for f in "$tmp"/*.out; do show "$(basename "$f" .out)"; done

@@ -104,15 +104,16 @@ class PgSchema {
         "('state', 'state_text')");
   }
 
-  // Turns the tables back into the layout of schema version 1 (state in clear, no MAC column),
-  // keeping the rows: what an older pbx-mfa made. A no-op for the tables of a schema-1 build.
+  // Turns the tables back into the layout of schema version 1 (state in clear, no MAC column,
+  // no events table), keeping the rows: what an older pbx-mfa made. A no-op for the tables of a
+  // schema-1 build.
   void downgrade_to_schema_1() const {
     exec(
         "DO $$ BEGIN IF EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = "
         "current_schema() AND table_name = 'pbx_mfa_state' AND column_name = 'state_mac') THEN "
         "ALTER TABLE pbx_mfa_state DROP COLUMN state_mac; "
         "ALTER TABLE pbx_mfa_state RENAME COLUMN state_text TO state; END IF; END $$; "
-        "UPDATE pbx_mfa_schema SET version = 1");
+        "DROP TABLE IF EXISTS pbx_mfa_event; UPDATE pbx_mfa_schema SET version = 1");
   }
 
   // Runs SQL on the schema; returns the first column of the first row ("" when none).

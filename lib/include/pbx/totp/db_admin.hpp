@@ -14,7 +14,8 @@ namespace pbx::totp {
 // 1: enrollments sealed, state in clear. 2: every state row carries a MAC (state_mac).
 // 3: the rows are of format version 2 (devices): the upgrade re-sealed every enrollment and
 // rewrote every state row of format version 1 (the tables are those of version 2).
-inline constexpr int kDbSchemaVersion = 3;
+// 4: the events table pbx_mfa_event (one log for the fleet); the other tables as in 3.
+inline constexpr int kDbSchemaVersion = 4;
 
 struct DbInitResult {
   int from_version = 0;  // 0: there was no schema
@@ -38,6 +39,8 @@ struct DbInitResult {
   // without a MAC that verifies (forged or damaged) or that does not parse. Each was refused
   // at login before the upgrade and still is; every run names them again.
   std::vector<std::string> rows_left;
+  // An existing database of schema 1 to 3 was given the events table (version 4).
+  bool events_table_created = false;
 };
 
 // Creates or upgrades the schema in one transaction (idempotent). Creates the fleet key when it
@@ -45,8 +48,9 @@ struct DbInitResult {
 // was set up with. The upgrade to version 2 computes the MAC of every existing state row: it
 // trusts the rows as they are at that moment, except their grace entries, which it drops.
 // Then, on every run, rows of format version 1 are rewritten as version 2, one user per
-// transaction under the user's row locks (logins go on meanwhile); the schema becomes version
-// 3 after that pass. A second run changes nothing.
+// transaction under the user's row locks (logins go on meanwhile). The events table is made
+// in the schema's transaction (version 4); the schema says 4 after the rows' pass. A second run
+// changes nothing.
 Result<DbInitResult> db_init(const Config& config);
 
 // The same upgrade without ever creating a schema or a key: kConfig when the database has no

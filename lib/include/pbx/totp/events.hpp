@@ -108,6 +108,9 @@ struct EventPage {
   std::vector<Event> events;
   EventCursor next;  // pass it to the next read for the events after these
   int skipped = 0;   // lines that were not events (a torn last line is not counted: it is re-read)
+  // The database store, when it could read only this host's file (the database cannot be
+  // reached, or has no events table yet): why, for the reader to show. Empty otherwise.
+  std::string warning;
 };
 
 }  // namespace pbx::totp

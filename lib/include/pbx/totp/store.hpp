@@ -55,7 +55,11 @@ class Store {
   // caller logs the error and goes on.
   virtual Status append_event(const Event& event) = 0;
   // Events after `from` (default: from the beginning) matching `query`, oldest first; the
-  // database store adds this host's file events (those that could not reach it).
+  // database store adds this host's file events (those that could not reach it), merged by
+  // time, and reads at most 100000 rows of its table per call (call again with page.next
+  // until a page is empty); when it can read only the file (the database cannot be reached,
+  // or has no events table yet) it says so in page.warning. Each call tries a database that
+  // could not be reached again (a follower's store; logins never read events).
   virtual Result<EventPage> read_events(const EventQuery& query, const EventCursor& from) = 0;
 };
 
