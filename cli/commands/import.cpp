@@ -102,10 +102,10 @@ int import_device(Session& s, const ImportOptions& o, totp::Store& store, const 
   }
   audit(s, "device-added user=" + audit_field(user.name) + " device=" + audit_field(o.device) +
                " (imported from " + totp::import_format_name(format) + ")");
-  record_event(s, "device-added", user.name,
-               "device " + o.device + ", via import from " +
-                   std::string(totp::import_format_name(format)),
-               &store);
+  record_event(
+      s, "device-added", user.name,
+      "device " + o.device + ", via import from " + std::string(totp::import_format_name(format)),
+      &store);
   if (o.json) {
     print_json(s, {{"user", user.name},
                    {"device", o.device},
