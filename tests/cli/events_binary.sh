@@ -84,7 +84,7 @@ expect_event reset daemon reset --user daemon
 # The file: root's, 0600, one JSON event per line, no secret in it.
 [ "$(stat -c '%u %a' "$LOG")" = "0 600" ] || fail "event log: $(stat -c '%U %a' "$LOG")"
 jq -e -s 'length == 10' "$LOG" >/dev/null || fail "not 10 events: $(cat "$LOG")"
-[ ${#SECRETS[@]} -eq 9 ] || fail "only ${#SECRETS[@]} secrets collected"
+[ ${#SECRETS[@]} -eq 9 ] || fail "${#SECRETS[@]} secrets collected, not 9"
 for s in "${SECRETS[@]}"; do
   if [ -z "$s" ] || [ "$s" = null ]; then fail "an empty secret was collected"; fi
   ! grep -qiF -- "$s" "$LOG" || fail "a secret is in the event log: $s"
