@@ -11,6 +11,7 @@
 #include <limits>
 #include <utility>
 
+#include "events_record.hpp"
 #include "session.hpp"
 
 namespace pbx::cli {
@@ -54,7 +55,8 @@ totp::Result<totp::User> user_of_uid(uid_t uid) {
   return totp::User{pw.pw_name, pw.pw_uid, pw.pw_gid, pw.pw_dir != nullptr ? pw.pw_dir : ""};
 }
 
-// The audit line of a refusal ("refused COMMAND user=U (RULE)"), then the error for stderr.
+// The audit line of a refusal ("refused COMMAND user=U (RULE)") and its helpdesk-refused event
+// ("unlock of root refused: root is always protected"), then the error for stderr.
 totp::Error refusal(Session& s, int exit_code, const std::string& rule,
                     const std::string& message) {
   const HelpdeskActor& a = *s.helpdesk;
@@ -62,6 +64,11 @@ totp::Error refusal(Session& s, int exit_code, const std::string& rule,
   if (a.target) what += " user=" + audit_field(*a.target);
   what += " (" + rule + ")";
   audit(s, what);
+  if (a.config_loaded) {
+    record_event(s, "helpdesk-refused", a.target.value_or(""),
+                 a.command + (a.target ? " of " + *a.target : "") + " refused" +
+                     (a.role == "helpdesk" ? "" : " (" + a.role + ")") + ": " + rule);
+  }
   // The exit status travels as the error code exit_for() maps back to it.
   totp::Errc code = exit_code == kExitUsage ? totp::Errc::kConfig : totp::Errc::kIo;
   return totp::make_error(code, "helpdesk: " + message);
@@ -257,8 +264,13 @@ std::optional<int> helpdesk_gate(Session& s, const std::string& command,
   if (!target && has_user_option) target = env.invoking_user;
 
   // Who the sudo user is cannot be told: refuse rather than act as full root (helpdesk.hpp).
-  auto undecided = [&](int exit_code, const std::string& why) {
+  // With the system config loaded, into its event log too.
+  auto undecided = [&](int exit_code, const std::string& why, totp::Config* system = nullptr) {
     HelpdeskActor who;
+    if (system != nullptr) {
+      s.config = std::move(*system);
+      who.config_loaded = true;
+    }
     who.role = "sudo";
     who.name = !env.sudo_user.empty() ? env.sudo_user
                : env.sudo_uid         ? "uid-" + std::to_string(*env.sudo_uid)
@@ -278,12 +290,16 @@ std::optional<int> helpdesk_gate(Session& s, const std::string& command,
                                      "be told");
   }
   auto actor = helpdesk_actor(env, *system);
-  if (!actor) return undecided(kExitStore, actor.error().message);
+  if (!actor) return undecided(kExitStore, actor.error().message, &system.value());
   if (!*actor) return std::nullopt;  // full root: the command runs as before
 
   HelpdeskActor& a = s.helpdesk.emplace(std::move(**actor));
   a.command = command;
   a.target = target;
+  // Helpdesk mode runs on the system config; a refusal below records its event in its log.
+  s.config = std::move(*system);
+  a.config_loaded = true;
+  const totp::Config& sys = s.config;
   if (s.config_explicit) {
     return refuse(
         s, kExitStore, "--config is not allowed",
@@ -296,14 +312,13 @@ std::optional<int> helpdesk_gate(Session& s, const std::string& command,
         "'" + command + "' is not a helpdesk command (helpdesk commands: " + command_list() + ")");
   }
   a.action = std::string(*action);
-  if (!holds(system->helpdesk_actions, *action)) {
+  if (!holds(sys.helpdesk_actions, *action)) {
     std::string rule = a.action == command ? "'" + a.action + "' is not in helpdesk_actions"
                                            : "'" + command + "' needs '" + a.action +
                                                  "', which is not in helpdesk_actions";
     return refuse(s, kExitStore, rule,
-                  rule + " (" + join(system->helpdesk_actions) + ") of " + env.system_config_path);
+                  rule + " (" + join(sys.helpdesk_actions) + ") of " + env.system_config_path);
   }
-  s.config = std::move(*system);
   if (a.target) {
     auto u = totp::lookup_user(*a.target);
     if (!u) {

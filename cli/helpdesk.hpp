@@ -63,6 +63,9 @@ struct HelpdeskActor {
   std::optional<std::string> target;
   std::optional<uid_t> target_uid;  // once the target passed the protection check
   bool audited = false;             // its one audit line is written
+  // s.config is the system config (loaded): a refusal is also a helpdesk-refused event in its
+  // event log. Not when the system config does not load (no log to write to).
+  bool config_loaded = false;
 };
 
 // The first of `groups` `user` is in (as requirement_for decides membership: getgrouplist, or
@@ -99,14 +102,15 @@ struct Session;
 // member, sets s.helpdesk and s.config (the system config) and checks the command (no --config,
 // a command of the table, its action in helpdesk_actions) and its --user target. Returns the
 // exit status of a refusal (4; 2 when the system config does not load) after its one audit
-// line, or nullopt to go on (helpdesk mode, or full root with nothing set).
+// line and its helpdesk-refused event, or nullopt to go on (helpdesk mode, or full root with
+// nothing set).
 std::optional<int> helpdesk_gate(Session& s, const std::string& command,
                                  const std::optional<std::string>& user_option,
                                  bool has_user_option);
 
 // target_user()'s check in helpdesk mode: `target` must be the user the gate checked (a command
 // that resolves its user some other way is refused, fail closed). An error (exit 4) after the
-// refusal's audit line, or Ok.
+// refusal's audit line and event, or Ok.
 totp::Status helpdesk_check_target(Session& s, const totp::User& target);
 
 // After the command: its one audit line when it wrote none ("status user=U (exit 0)").

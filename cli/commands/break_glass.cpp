@@ -3,6 +3,7 @@
 #include "pbx/totp/break_glass.hpp"
 
 #include "commands.hpp"
+#include "events_record.hpp"
 
 namespace pbx::cli {
 namespace {
@@ -65,6 +66,13 @@ Command add_break_glass(CLI::App& app) {
             if (!codes) return fail(s, codes.error());
             audit(s, "break-glass codes=" + std::to_string(*count) +
                          " (earlier codes and wrong answers replaced)");
+            // This host's codes: this host's log, which is written when the database is down
+            // too (pbx-mfa events on the database store reads it with the table). For no user.
+            record_event(s, "break-glass-issued", "",
+                         std::to_string(*count) + " new break-glass code" +
+                             (*count == 1 ? "" : "s") +
+                             " for this host, earlier codes and wrong answers replaced",
+                         nullptr, EventLog::kThisHost);
             if (*json) {
               nlohmann::json j = {{"codes", nlohmann::json::array()}};
               for (const auto& c : *codes) j["codes"].push_back(c.str());

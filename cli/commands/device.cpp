@@ -5,6 +5,7 @@
 
 #include "commands.hpp"
 #include "confirm.hpp"
+#include "events_record.hpp"
 #include "pbx/totp/devices.hpp"
 #include "pbx/totp/enrollment.hpp"
 #include "pbx/totp/new_enrollment.hpp"
@@ -63,11 +64,11 @@ std::optional<int> load_enrollment(Session& s, totp::Store& store, const totp::U
 
 // After add_device or remove_device: the exit status of a failure (3 when the user is no longer
 // enrolled, else 4: the store changed meanwhile or failed; nothing was changed), or nullopt
-// after the audit line `what` ("device-added user=U device=N"), warning first when the secret
-// was saved but the state could not be written.
-std::optional<int> finish_change(Session& s, const totp::Result<totp::SaveReport>& r,
-                                 const std::string& what, const totp::User& u,
-                                 const std::string& name) {
+// after the audit line and the event `what` ("device-added user=U device=N"), warning first
+// when the secret was saved but the state could not be written.
+std::optional<int> finish_change(Session& s, totp::Store& store,
+                                 const totp::Result<totp::SaveReport>& r, const std::string& what,
+                                 const totp::User& u, const std::string& name) {
   if (!r) {
     return fail(s, r.error().code == totp::Errc::kNotEnrolled ? kExitNotEnrolled : kExitStore,
                 r.error().message + "; nothing was changed");
@@ -77,6 +78,7 @@ std::optional<int> finish_change(Session& s, const totp::Result<totp::SaveReport
             << " saved, but the state could not be written: " << state_error->message << "\n";
   }
   audit(s, what + " user=" + audit_field(u.name) + " device=" + audit_field(name));
+  record_event(s, what, u.name, "device " + name, &store);
   return std::nullopt;
 }
 
@@ -183,7 +185,7 @@ int run_add(Session& s, const AddOptions& o) {
       totp::add_device(**store, u, pending.device(o.name, s.env.clock->now(), confirmed_step),
                        confirmed_step, change);
   // Only a change made meanwhile or a store failure fails here (name and count were checked).
-  if (auto failed = finish_change(s, saved, "device-added", u, o.name)) return *failed;
+  if (auto failed = finish_change(s, **store, saved, "device-added", u, o.name)) return *failed;
 
   if (o.json) {
     nlohmann::json j = {
@@ -271,7 +273,7 @@ int run_remove(Session& s, const RemoveOptions& o) {
   }
   totp::DeviceChange change{s.config.max_devices, s.is_root()};
   auto removed = totp::remove_device(**store, u, o.name, change);
-  if (auto failed = finish_change(s, removed, "device-removed", u, o.name)) return *failed;
+  if (auto failed = finish_change(s, **store, removed, "device-removed", u, o.name)) return *failed;
   s.out() << "Removed: device " << o.name << " of " << u.name << ".\n";
   return kExitOk;
 }

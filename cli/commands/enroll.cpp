@@ -6,6 +6,7 @@
 
 #include "commands.hpp"
 #include "confirm.hpp"
+#include "events_record.hpp"
 #include "pbx/totp/base32.hpp"
 #include "pbx/totp/hotp.hpp"
 #include "pbx/totp/new_enrollment.hpp"
@@ -217,6 +218,12 @@ int enroll(Session& s, const EnrollOptions& o) {
   }
   audit(s, "enrolled user=" + audit_field(u.name) +
                (o.force ? " (replacing an earlier enrollment)" : ""));
+  record_event(s, "enrolled", u.name,
+               "via enroll, " + std::to_string(codes->size()) + " recovery code" +
+                   (codes->size() == 1 ? "" : "s") +
+                   (o.force ? ", replacing an earlier enrollment" : "") +
+                   (o.no_confirm ? ", not confirmed (--no-confirm)" : ""),
+               store->get());
 
   if (o.json) {
     nlohmann::json list = nlohmann::json::array();

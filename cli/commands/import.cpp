@@ -2,6 +2,7 @@
 #include <istream>
 
 #include "commands.hpp"
+#include "events_record.hpp"
 #include "pbx/totp/devices.hpp"
 #include "pbx/totp/enrollment.hpp"
 #include "pbx/totp/importers.hpp"
@@ -101,6 +102,10 @@ int import_device(Session& s, const ImportOptions& o, totp::Store& store, const 
   }
   audit(s, "device-added user=" + audit_field(user.name) + " device=" + audit_field(o.device) +
                " (imported from " + totp::import_format_name(format) + ")");
+  record_event(
+      s, "device-added", user.name,
+      "device " + o.device + ", via import from " + std::string(totp::import_format_name(format)),
+      &store);
   if (o.json) {
     print_json(s, {{"user", user.name},
                    {"device", o.device},
@@ -227,6 +232,13 @@ int run_import(Session& s, ImportOptions& o) {
   audit(s, "enrolled user=" + audit_field(user->name) + " (imported from " +
                totp::import_format_name(*format) +
                (o.force ? ", replacing an earlier enrollment" : "") + ")");
+  record_event(s, "enrolled", user->name,
+               "via import from " + std::string(totp::import_format_name(*format)) +
+                   (codes > 0 ? ", " + std::to_string(codes) + " scratch code" +
+                                    (codes == 1 ? "" : "s") + " kept as recovery codes"
+                              : "") +
+                   (o.force ? ", replacing an earlier enrollment" : ""),
+               store->get());
 
   if (o.json) {
     print_json(s, {{"user", user->name},

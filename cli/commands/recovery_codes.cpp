@@ -1,5 +1,6 @@
 // recovery-codes: replace a user's recovery codes with a fresh set and print it once.
 #include "commands.hpp"
+#include "events_record.hpp"
 #include "pbx/totp/recovery.hpp"
 
 namespace pbx::cli {
@@ -49,6 +50,12 @@ int replace_codes(Session& s, const std::string& requested, bool json) {
 
   audit(s, "recovery-codes user=" + audit_field(u.name) + " (" + std::to_string(codes->size()) +
                " new codes; the old ones no longer work)");
+  record_event(s, "recovery-codes-replaced", u.name,
+               codes->empty()
+                   ? "recovery codes removed (recovery_codes = 0)"
+                   : std::to_string(codes->size()) + " new recovery code" +
+                         (codes->size() == 1 ? "" : "s") + ", the old ones no longer work",
+               store->get());
 
   if (json) {
     nlohmann::json list = nlohmann::json::array();

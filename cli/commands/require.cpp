@@ -3,6 +3,7 @@
 #include <string>
 
 #include "commands.hpp"
+#include "events_record.hpp"
 #include "pbx/totp/requirement.hpp"
 
 namespace pbx::cli {
@@ -32,6 +33,11 @@ Command add_require(CLI::App& app) {
             }
             audit(s, std::string("require user=") + audit_field(u->name) + (on ? " on" : " off") +
                          (was == on ? " (unchanged)" : ""));
+            // An unchanged mark is no event: nothing was written.
+            if (was != on) {
+              record_event(s, on ? "required" : "not-required", u->name,
+                           on ? "marked as required" : "required mark removed", store->get());
+            }
 
             s.out() << u->name << ": "
                     << (on ? (was ? "already marked as required" : "marked as required")

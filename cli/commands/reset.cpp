@@ -1,6 +1,7 @@
 // reset: remove a user's secret and state (root), so the next enrollment starts afresh. What
 // belongs to the account (the required mark, an active temp code) stays.
 #include "commands.hpp"
+#include "events_record.hpp"
 
 namespace pbx::cli {
 
@@ -22,6 +23,7 @@ Command add_reset(CLI::App& app) {
               "in it is gone: set them again)";
         }
         audit(s, "reset user=" + audit_field(u.name) + " (secret and state removed" + note + ")");
+        record_event(s, "reset", u.name, "secret and state removed" + note, &store);
         s.out() << u.name << ": secret and state removed" << note
                 << "; the next enrollment starts afresh\n";
         return kExitOk;

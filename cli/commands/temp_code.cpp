@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "commands.hpp"
+#include "events_record.hpp"
 
 namespace pbx::cli {
 namespace {
@@ -71,14 +72,21 @@ std::string describe_duration(std::int64_t seconds) {
   return out.empty() ? "0s" : out;
 }
 
-int revoke(Session& s, totp::Verifier& verifier, const totp::User& u, const std::string& reason,
-           bool json) {
+int revoke(Session& s, totp::Store& store, totp::Verifier& verifier, const totp::User& u,
+           const std::string& reason, bool json) {
   auto was = verifier.revoke_temp_code(u);
   if (!was) return fail(s, was.error());
   std::string line = "temp-code revoke user=" + audit_field(u.name);
   if (!reason.empty()) line += " reason=" + audit_field(reason);
   line += *was ? " (the active code no longer works)" : " (none was active)";
   audit(s, line);
+  // Revoking when none was active changes nothing: no event.
+  if (*was) {
+    record_event(s, "temp-code-revoked", u.name,
+                 reason.empty() ? "the active code no longer works"
+                                : "the active code no longer works, reason: " + reason,
+                 &store);
+  }
   if (json) {
     print_json(s, {{"user", u.name}, {"revoked", *was}});
   } else if (*was) {
@@ -152,7 +160,7 @@ Command add_temp_code(CLI::App& app) {
             auto store = open_store(s);
             if (!store) return fail(s, store.error());
             totp::Verifier verifier(s.config, **store, *s.env.clock);
-            if (*revoke_flag) return revoke(s, verifier, *u, *reason, *json);
+            if (*revoke_flag) return revoke(s, **store, verifier, *u, *reason, *json);
 
             auto before = verifier.status(*u);
             if (!before) return fail(s, before.error());
@@ -171,6 +179,12 @@ Command add_temp_code(CLI::App& app) {
             if (!before->enrolled) line += " (not enrolled)";
             if (before->temp_code_active) line += " (replacing an active one)";
             audit(s, line);
+            std::string detail = "expires " + expires + ", " + std::to_string(*uses) +
+                                 (*uses == 1 ? " use" : " uses");
+            if (!reason->empty()) detail += ", reason: " + *reason;
+            if (before->temp_code_active) detail += ", replacing an active one";
+            if (!before->enrolled) detail += ", not enrolled";
+            record_event(s, "temp-code-issued", u->name, detail, store->get());
             if (!before->enrolled) explain_not_enrolled(s, *u);
 
             if (*json) {

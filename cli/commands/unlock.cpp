@@ -1,5 +1,6 @@
 // unlock: clear a user's failures and lockout (root).
 #include "commands.hpp"
+#include "events_record.hpp"
 
 namespace pbx::cli {
 
@@ -10,6 +11,7 @@ Command add_unlock(CLI::App& app) {
         totp::Verifier verifier(s.config, store, *s.env.clock);
         if (auto st = verifier.unlock(u); !st) return fail(s, st.error());
         audit(s, "unlock user=" + audit_field(u.name) + " (failures and lockout cleared)");
+        record_event(s, "unlock", u.name, "failures and lockout cleared", &store);
         s.out() << u.name << ": failures and lockout cleared\n";
         return kExitOk;
       });
