@@ -143,6 +143,19 @@ struct EventsOptions {
   bool notify = false;
 };
 
+// Lines that were not events, and the database store's warning (only this host's file could
+// be read), on stderr; a warning is said again only when it changes.
+void say_page_problems(Session& s, const totp::EventPage& page, std::string& last_warning) {
+  if (page.skipped > 0) {
+    s.err() << "pbx-mfa: events: " << page.skipped
+            << " line(s) of the event log are not events (skipped)" << std::endl;
+  }
+  if (page.warning != last_warning) {
+    if (!page.warning.empty()) s.err() << "pbx-mfa: events: warning: " << page.warning << std::endl;
+    last_warning = page.warning;
+  }
+}
+
 void print_events(Session& s, const std::vector<totp::Event>& events, bool json) {
   for (const auto& e : events) {
     s.out() << (json ? totp::event_to_json(e) : event_line(e)) << "\n";
@@ -177,20 +190,27 @@ int run_events(Session& s, const EventsOptions& o) {
   if (!store) return fail(s, store.error());
 
   totp::EventQuery first = query;
-  if (o.notify && s.config.store == "files") {
-    // Only the end of the log is wanted: match nothing, so a log of up to twice
-    // events_max_size is streamed, not held (the file reader's cursor passes every line read).
+  if (o.notify) {
+    // Only the end of the log is wanted: match nothing, so the log is streamed, not held (the
+    // file reader's cursor passes every line read; the database's goes to the table's end).
     first.since = std::numeric_limits<std::int64_t>::max();
   }
   auto page = (*store)->read_events(first, totp::EventCursor{});
   if (!page) return fail(s, page.error());
-  if (page->skipped > 0) {
-    s.err() << "pbx-mfa: events: " << page->skipped
-            << " line(s) of the event log are not events (skipped)\n";
-  }
+  std::string last_warning;
+  say_page_problems(s, *page, last_warning);
   if (!o.follow) {
-    print_events(s, page->events, o.json);
-    return s.out() ? kExitOk : kExitStore;
+    // The database answers in bounded pages: read on until one comes back empty.
+    for (;;) {
+      print_events(s, page->events, o.json);
+      if (!s.out()) return kExitStore;
+      if (page->events.empty()) break;
+      auto more = (*store)->read_events(query, page->next);
+      if (!more) return fail(s, more.error());
+      say_page_problems(s, *more, last_warning);
+      page = std::move(more);
+    }
+    return kExitOk;
   }
 
   totp::EventCursor cursor = page->next;
@@ -208,6 +228,7 @@ int run_events(Session& s, const EventsOptions& o) {
     print_events(s, page->events, o.json);
   }
 
+  const std::string this_host = totp::event_host_name();
   StopSignals stop;
   std::string last_error;
   while (!stop.wait(kFollowPollMs)) {
@@ -226,8 +247,15 @@ int run_events(Session& s, const EventsOptions& o) {
       last_error.clear();
     }
     cursor = next->next;
+    say_page_problems(s, *next, last_warning);
     if (notifier) {
-      for (const auto& e : next->events) notifier->notify(e);
+      for (const auto& e : next->events) {
+        // On PostgreSQL every server follows the fleet's one table: each alerts only the events
+        // its own host recorded (and its file's, which only it can read), so running the unit
+        // on every server sends each event once and none is missed.
+        if (s.config.store != "files" && e.host != this_host) continue;
+        notifier->notify(e);
+      }
     } else if (!next->events.empty()) {
       print_events(s, next->events, o.json);
       if (!s.out()) return kExitStore;  // whoever read the output has gone

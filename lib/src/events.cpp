@@ -66,12 +66,6 @@ std::string clean(std::string_view s, std::size_t max) {
   return out;
 }
 
-std::string host_name() {
-  char buf[256] = {};
-  if (gethostname(buf, sizeof buf - 1) != 0) return "";
-  return buf;
-}
-
 // Parses "YYYY-MM-DDTHH:MM:SSZ".
 bool parse_iso(std::string_view s, std::int64_t& out) {
   if (s.size() != 20 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' ||
@@ -121,10 +115,16 @@ bool entry_names_events(std::string_view entry) noexcept {
                      [&](const EventKind& k) { return event_entry_matches(entry, k.name); });
 }
 
+std::string event_host_name() {
+  char buf[256] = {};
+  if (gethostname(buf, sizeof buf - 1) != 0) return "";
+  return buf;
+}
+
 Event make_event(std::string_view kind, const Clock& clock) {
   Event e;
   e.time = clock.now();
-  e.host = host_name();
+  e.host = event_host_name();
   e.event = kind;
   return e;
 }

@@ -73,6 +73,8 @@ bool entry_names_events(std::string_view entry) noexcept;
 // A new event of `kind` at the clock's time on this host (service, user and the rest are the
 // caller's to fill in).
 Event make_event(std::string_view kind, const Clock& clock);
+// This host's name as make_event records it (gethostname).
+std::string event_host_name();
 
 // One line of JSON (no newline): the fields of Event in that order, all present (empty text as
 // ""), time as ISO 8601 UTC. Bytes that are not UTF-8 become U+FFFD and control characters
