@@ -234,7 +234,7 @@ TEST_F(EventsTest, FieldsArePrintedPrintable) {
   for (unsigned char c : out[0]) {
     EXPECT_TRUE(c >= 0x20 && c < 0x7F) << "byte " << static_cast<int>(c) << " in " << out[0];
   }
-  EXPECT_NE(out[0].find("line one\\x0aline two \\x1b[31mred"), std::string::npos) << out[0];
+  EXPECT_NE(out[0].find("line one?line two ?[31mred"), std::string::npos) << out[0];
 }
 
 TEST_F(EventsTest, NonRootIsRefused) {

@@ -238,11 +238,11 @@ TEST_F(DbFormatTest, AVersion1RowLogsInAndItsReplayMarkIsHonoured) {
   auto rec = verify(alice_, std::string(codes_[0].view()), kT0 + 40);
   ASSERT_TRUE(rec.ok()) << rec.error().message;
   EXPECT_EQ(rec->verdict, Verdict::kRecoveryAccepted);
-  // The login wrote its state in the new format (the mark tied to the device; version 3, as the
-  // replay above left a last-failure line); the enrollment row is left as it was until db
-  // migrate.
+  // The login wrote its state in the new format (the mark tied to the device; version 2, as the
+  // recovery code's success cleared the replay's last-failure line); the enrollment row is left
+  // as it was until db migrate.
   std::string state = pg_->exec("SELECT state_text FROM pbx_mfa_state WHERE user_name = 'alice'");
-  EXPECT_EQ(state.rfind("version 3\n", 0), 0U) << state;
+  EXPECT_EQ(state.rfind("version 2\n", 0), 0U) << state;
   EXPECT_NE(state.find("device default " + std::to_string(kCreated) + " " +
                        std::to_string(time_step(kT0 + 30, 30)) + " "),
             std::string::npos)

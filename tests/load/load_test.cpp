@@ -58,6 +58,7 @@ struct Seen {
   int prompts;
   int try_again;       // messages announcing a lockout ("Try again in ...")
   int recovery_left;   // N from "Recovery code accepted. N recovery codes left"; -1 if none
+  int failed_notices;  // "N failed attempts since your last login, ..." (issue 17)
   int other_messages;  // anything else
   std::int64_t micros;
 };
@@ -146,19 +147,22 @@ void run_phase(const std::vector<Task>& tasks, std::size_t begin, std::size_t en
         Conversation conv;
         auto start = steady_clock::now();
         int rc = pam_login(s, conv);
-        Seen seen{
-            rc,
-            static_cast<int>(conv.prompts.size()),
-            0,
-            -1,
-            0,
-            std::chrono::duration_cast<std::chrono::microseconds>(steady_clock::now() - start).count()};
+        Seen seen{rc,
+                  static_cast<int>(conv.prompts.size()),
+                  0,
+                  -1,
+                  0,
+                  0,
+                  std::chrono::duration_cast<std::chrono::microseconds>(steady_clock::now() - start)
+                      .count()};
         for (const auto& m : conv.messages) {
           const std::string kRecovery = "Recovery code accepted. ";
           if (m.text.find("Try again in") != std::string::npos) {
             ++seen.try_again;
           } else if (m.text.rfind(kRecovery, 0) == 0) {
             seen.recovery_left = std::atoi(m.text.c_str() + kRecovery.size());
+          } else if (m.text.find(" since your last login, the last from ") != std::string::npos) {
+            ++seen.failed_notices;
           } else {
             ++seen.other_messages;
           }
@@ -345,6 +349,8 @@ TEST_F(LoadTest, TwoThousandLoginsFromEightWorkersHaveTheOutcomesThePolicySays) 
       counts["other (rc " + std::to_string(s.rc) + ")"]++;
     }
     if (s.other_messages != 0) bad(i, "unexpected message");
+    // The failed-attempts notice comes only with a success (the wrong codes of other phases).
+    if (s.failed_notices != 0 && s.rc != PAM_SUCCESS) bad(i, "failed-attempts notice on a failure");
     if (!is_lockout_user(t.user)) {
       if (s.prompts != 1) bad(i, "expected exactly one prompt");
       if (s.try_again != 0) bad(i, "ordinary user shown a lockout");
