@@ -270,6 +270,20 @@ TEST_F(EventsReviewTest, DISABLED_RefusalFloodDoesNotRotateAwayEarlierEvidence) 
   EXPECT_TRUE(enrolled_seen) << "150 refusals rotated the enrollment event away";
 }
 
+// SUDO_USER that does not name the account of SUDO_UID (only settable by a caller allowed to
+// set sudo's environment) is refused; its event must not name whoever SUDO_USER claims (here
+// root: "root was refused") as the actor.
+TEST_F(EventsReviewTest, AMismatchedSudoUserIsNotTheActorOfTheRefusal) {
+  write_config("recovery_codes = 2\nhelpdesk_groups = daemon\n");
+  env_.sudo_uid = user("daemon").uid;
+  env_.sudo_user = "root";
+  EXPECT_NE(run({"unlock", "--user", "lp"}, env_), 0) << err();
+  auto events = all_events();
+  ASSERT_EQ(events.size(), 1U);
+  EXPECT_EQ(events.front().event, "helpdesk-refused");
+  EXPECT_EQ(events.front().actor, "uid-" + std::to_string(user("daemon").uid));
+}
+
 // What a refusal records of the member's text is bounded (the event line stays small).
 TEST_F(EventsReviewTest, RefusalRecordsTheMembersTextCut) {
   write_config("recovery_codes = 2\nhelpdesk_groups = daemon\n");
