@@ -272,9 +272,17 @@ std::optional<int> helpdesk_gate(Session& s, const std::string& command,
       who.config_loaded = true;
     }
     who.role = "sudo";
-    who.name = !env.sudo_user.empty() ? env.sudo_user
-               : env.sudo_uid         ? "uid-" + std::to_string(*env.sudo_uid)
-                                      : "unknown";
+    // The actor of its event: SUDO_USER only when it names the account of SUDO_UID (a
+    // mismatched one is text the caller chose: it must not put another name in the log).
+    auto names_sudo_uid = [&] {
+      auto u = totp::lookup_user(env.sudo_user);
+      return u.ok() && u->uid == *env.sudo_uid;
+    };
+    who.name = env.sudo_uid             ? (!env.sudo_user.empty() && names_sudo_uid()
+                                               ? env.sudo_user
+                                               : "uid-" + std::to_string(*env.sudo_uid))
+               : !env.sudo_user.empty() ? env.sudo_user
+                                        : "unknown";
     who.command = command;
     who.target = target;
     s.helpdesk = std::move(who);

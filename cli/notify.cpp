@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <ostream>
@@ -58,6 +59,22 @@ totp::Status check_notify_command(const std::string& path, uid_t trusted_uid) {
                             what +
                                 ": is a symbolic link (name the program itself: whoever can "
                                 "change a link's target chooses what root runs)");
+  }
+  // The directories checked below are those of its real path: a symbolic link on the way (in
+  // a directory someone else can write) could name other directories when it runs than when
+  // it was checked. Only the real path, whose directories are all checked, names it for good.
+  if (char* resolved = ::realpath(path.c_str(), nullptr); resolved != nullptr) {
+    std::string real(resolved);
+    std::free(resolved);
+    if (real != path) {
+      return totp::make_error(totp::Errc::kUnsafe,
+                              what +
+                                  ": goes through a symbolic link or is not in its plain "
+                                  "form (name the program by its real path, " +
+                                  real + ")");
+    }
+  } else {
+    return totp::make_error(totp::Errc::kIo, what + ": " + std::strerror(errno));
   }
   // Regular file, owner, not writable by group or others, and every directory above it: the
   // plugin's check (pg_link.cpp), through the library's one checked open.
@@ -109,6 +126,12 @@ std::string Notifier::payload(const totp::Event& e, int suppressed) {
 
 bool Notifier::notify(const totp::Event& e) {
   if (!wants(e)) return false;
+  // notify_events "all" names any kind: one this version does not know (a line another writer
+  // of the database put there) is not handed to a script as PBX_MFA_EVENT.
+  if (totp::find_event_kind(e.event) == nullptr) {
+    log_ << "pbx-mfa: notify: " << describe(e) << " not sent: not a known event kind" << std::endl;
+    return false;
+  }
   const std::int64_t now = clock_.now();
   auto& recent = recent_[e.event];
   while (!recent.empty() && recent.front() <= now - kRateWindow) recent.pop_front();
@@ -231,15 +254,43 @@ void Notifier::ended(const Child& c, int status) {
   }
 }
 
+namespace {
+
+// Does the process group `pgid` still have a member? A command that exited may have left a
+// process behind (`curl ... &`): until the group is empty it still counts and is still killed
+// at notify_timeout. Its number cannot be reused while any member lives.
+bool group_alive(pid_t pgid) { return ::kill(-pgid, 0) == 0 || errno == EPERM; }
+
+// Reaps `c`'s command without waiting; true once it has exited (and was reaped here or
+// elsewhere). `status` is set when it was reaped here.
+bool reap_leader(pid_t pid, int& status, bool& reaped_here) {
+  reaped_here = false;
+  pid_t r = ::waitpid(pid, &status, WNOHANG);
+  if (r == pid) {
+    reaped_here = true;
+    return true;
+  }
+  return r < 0 && errno == ECHILD;
+}
+
+}  // namespace
+
 void Notifier::poll() {
   const auto now = Steady::now();
   const auto timeout = std::chrono::seconds(options_.timeout_s);
   const auto grace = std::chrono::milliseconds(options_.kill_grace_ms);
   for (auto it = children_.begin(); it != children_.end();) {
-    int status = 0;
-    pid_t r = ::waitpid(it->pid, &status, WNOHANG);
-    if (r == it->pid || (r < 0 && errno == ECHILD)) {
-      if (r == it->pid) ended(*it, status);
+    if (!it->leader_reaped) {
+      int status = 0;
+      bool here = false;
+      if (reap_leader(it->pid, status, here)) {
+        if (here) ended(*it, status);
+        it->leader_reaped = true;
+      }
+    }
+    // The command is gone: forget it when its group is empty too, or once SIGKILL was sent to
+    // it (members that are zombies nobody reaped yet would otherwise keep it here).
+    if (it->leader_reaped && (it->sigkilled || !group_alive(it->pid))) {
       it = children_.erase(it);
       continue;
     }
@@ -252,6 +303,7 @@ void Notifier::poll() {
            << " s (notify_timeout) for " << it->what << std::endl;
     } else if (it->terminated && now - it->terminated_at >= grace) {
       ::kill(-it->pid, SIGKILL);  // it ignored SIGTERM
+      it->sigkilled = true;
     }
     ++it;
   }
@@ -271,8 +323,9 @@ void Notifier::stop() {
   while (!children_.empty()) {
     for (auto it = children_.begin(); it != children_.end();) {
       int status = 0;
-      pid_t r = ::waitpid(it->pid, &status, WNOHANG);
-      if (r == it->pid || (r < 0 && errno == ECHILD)) {
+      bool here = false;
+      if (!it->leader_reaped && reap_leader(it->pid, status, here)) it->leader_reaped = true;
+      if (it->leader_reaped && !group_alive(it->pid)) {
         it = children_.erase(it);
       } else {
         ++it;
@@ -283,7 +336,7 @@ void Notifier::stop() {
       for (auto& c : children_) {
         ::kill(-c.pid, SIGKILL);
         int status = 0;
-        while (::waitpid(c.pid, &status, 0) < 0 && errno == EINTR) {
+        while (!c.leader_reaped && ::waitpid(c.pid, &status, 0) < 0 && errno == EINTR) {
         }
       }
       children_.clear();

@@ -21,7 +21,8 @@
 namespace pbx::cli {
 
 // notify_command checked as the database plugin is (pg_link.cpp) before root runs it: an
-// absolute path to a regular file (not a symbolic link) owned by `trusted_uid`, not writable by
+// absolute path, in its real form (no symbolic link anywhere on it, no "." or ".." or "//"), to
+// a regular file owned by `trusted_uid`, not writable by
 // group or others, executable by its owner, in directories only root (or `trusted_uid`) can
 // write. kConfig when `path` is empty or missing, kUnsafe when it is refused, kIo when it
 // cannot be examined; the message names notify_command and says why.
@@ -43,7 +44,8 @@ struct NotifyOptions {
 };
 
 // Runs the command for events without ever waiting for it: each run is a child in its own
-// process group, its stdin a pipe that already holds the whole JSON line, its stdout and
+// process group (counted, and killed at the timeout, until the whole group has ended, not
+// only the command), its stdin a pipe that already holds the whole JSON line, its stdout and
 // stderr this process's stderr (the journal under systemd). poll() reaps and kills; call it
 // often (events --follow does, every poll of the log). Single-threaded.
 class Notifier {
@@ -90,6 +92,8 @@ class Notifier {
     Steady::time_point started;
     bool terminated = false;  // SIGTERM sent
     Steady::time_point terminated_at;
+    bool sigkilled = false;      // SIGKILL sent to its group
+    bool leader_reaped = false;  // the command exited; what it left in its group may still run
   };
   bool start(const totp::Event& e, const std::string& line);
   // Logs how `c` ended (status from waitpid).
