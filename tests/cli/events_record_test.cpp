@@ -3,8 +3,6 @@
 // secret, a URI, a recovery code, a temp code or a break-glass code. A failed or refused action
 // records nothing (but a refused helpdesk action records helpdesk-refused). The event log is
 // read back through the library (Store::read_events) and is a root-only 0600 file.
-#include "pbx/totp/events.hpp"
-
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
@@ -16,6 +14,7 @@
 
 #include "enroll_fixture.hpp"
 #include "pbx/totp/base32.hpp"
+#include "pbx/totp/events.hpp"
 #include "root.hpp"
 
 namespace pbx::cli::testing {
