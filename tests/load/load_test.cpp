@@ -297,7 +297,7 @@ TEST_F(LoadTest, TwoThousandLoginsFromEightWorkersHaveTheOutcomesThePolicySays) 
       ::mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   ASSERT_NE(mem, MAP_FAILED);
   auto* shared = new (mem) Shared;
-  for (auto& s : shared->seen) s = Seen{-1, 0, 0, -1, 0, 0};
+  for (auto& s : shared->seen) s = Seen{-1, 0, 0, -1, 0, 0, 0};
 
   auto t0 = steady_clock::now();
   std::size_t begin = 0;
