@@ -12,6 +12,7 @@ PBX_DEPS=(
   libpam-google-authenticator libpam-oath openssh-server
   sudo  # tests/e2e/helpdesk_sudo.sh: the helpdesk through the real sudo
   clang-format clang-tidy shellcheck  # scripts/lint (clang-tidy brings run-clang-tidy)
+  ccache python3  # scripts/lib/build.sh compiles through ccache; scripts/lib/tidy_cache.py
   debhelper lintian  # tests/e2e/package.sh: dpkg-buildpackage (dpkg-dev is in build-essential)
   fail2ban  # tests/e2e/fail2ban_filter.sh: fail2ban-regex, fail2ban-client -t (never started)
   autopkgtest  # tests/e2e/package.sh: debian/tests with the null runner on the installed packages
