@@ -286,7 +286,7 @@ install_and_check() {
   fi
   # Nothing the two packages install links libpq (the module and the CLI dlopen() the plugin only
   # with store = postgresql).
-  local elf linked=""
+  local elf="" linked=""
   while read -r f; do
     if [ ! -f "$f" ] || [ -L "$f" ]; then continue; fi
     [ "$(head -c 4 "$f" | od -An -c | tr -d ' ')" = '177ELF' ] || continue
