@@ -2,6 +2,8 @@
 // schema, break-glass.
 #include <sys/stat.h>
 
+#include <cerrno>
+
 #include "checks.hpp"
 #include "config_checks.hpp"
 #include "conninfo.hpp"
@@ -87,16 +89,38 @@ std::vector<Check> check_fleet_key(const Facts& f) {
            "or run 'pbx-mfa db init' on the first server"}};
 }
 
+namespace {
+
+// pg_plugin names no file (the plugin's package is not installed): as the library sees it, an
+// open that fails with ENOENT (a dangling symlink is an error of its own).
+bool plugin_missing(const std::string& path) {
+  struct stat st {};
+  return ::lstat(path.c_str(), &st) != 0 && errno == ENOENT;
+}
+
+std::string plugin_fix(const std::string& path, const std::string& config_path) {
+  const std::string package = PBX_PG_PLUGIN_PACKAGE;
+  std::string fix = package.empty() ? "install the database plugin" : "apt-get install " + package;
+  if (path != PBX_DEFAULT_PG_PLUGIN) fix += ", or correct pg_plugin in " + config_path;
+  return fix + "; until then every login fails closed";
+}
+
+}  // namespace
+
 std::vector<Check> check_db_connect(const Facts& f) {
   if (!f.uses_database()) return {};
   const totp::Config& c = f.session.config;
   const auto& report = f.db_report();
   if (!report) {
-    return {{"db-connect", Status::kFail, report.error().message,
-             report.error().code == totp::Errc::kUnavailable
-                 ? "check pg_conninfo, that the server runs and that this host may "
-                   "connect (pg_hba.conf); logins fail closed until then"
-                 : "check pg_plugin and pg_conninfo in " + f.session.config_path}};
+    std::string fix = "check pg_plugin and pg_conninfo in " + f.session.config_path;
+    if (report.error().code == totp::Errc::kUnavailable) {
+      fix =
+          "check pg_conninfo, that the server runs and that this host may connect "
+          "(pg_hba.conf); logins fail closed until then";
+    } else if (plugin_missing(c.pg_plugin)) {
+      fix = plugin_fix(c.pg_plugin, f.session.config_path);
+    }
+    return {{"db-connect", Status::kFail, report.error().message, fix}};
   }
   const totp::DbReport& r = *report;
   std::string where = r.unix_socket ? "socket " + r.host : r.host + ":" + r.port;

@@ -9,9 +9,29 @@
 
 #include "file_util.hpp"
 #include "hex.hpp"
+#include "pbx/totp/build_paths.hpp"
 
 namespace pbx::totp::detail {
 namespace {
+
+// The error for a pg_plugin that does not exist (ENOENT; any other failure to open it keeps its
+// own message): the plugin ships in a package of its own, so hosts on files need no libpq, and
+// the error says which package to install. A path other than the default gets the default too,
+// where the package puts the plugin.
+Error plugin_missing(const std::string& path) {
+  const std::string package = PBX_PG_PLUGIN_PACKAGE;
+  if (package.empty()) {
+    return make_error(Errc::kConfig, "database plugin " + path +
+                                         " is not installed (store = postgresql needs it)");
+  }
+  std::string msg = "database plugin " + path + " is not installed: install the package " +
+                    package + " (store = postgresql needs it)";
+  if (path != PBX_DEFAULT_PG_PLUGIN) {
+    msg += "; the package installs it as " + std::string(PBX_DEFAULT_PG_PLUGIN) +
+           ", the default of pg_plugin";
+  }
+  return make_error(Errc::kConfig, msg);
+}
 
 // Loads the plugin named by pg_plugin after the same checks as a config file (regular, owned
 // by the trusted uid, not writable by group or others); dlopen goes through the checked file
@@ -21,10 +41,7 @@ Result<const pbx_db_plugin*> load_plugin(const Config& config) {
   check.trusted_parents = true;  // code loaded into root's process: its directories too
   auto fd = open_checked_file(config.pg_plugin, check, "database plugin (pg_plugin)");
   if (!fd) return fd.error();
-  if (!fd->valid()) {
-    return make_error(Errc::kConfig, "database plugin " + config.pg_plugin +
-                                         " does not exist (is the package that has it installed?)");
-  }
+  if (!fd->valid()) return plugin_missing(config.pg_plugin);
   std::string via = "/proc/self/fd/" + std::to_string(fd->get());
   // RTLD_NODELETE: libpq and OpenSSL register exit handlers; never unmap them under a host app.
   void* handle = ::dlopen(via.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);

@@ -526,6 +526,39 @@ TEST_F(DoctorTest, GssapiEncryptionOverTcpFails) {
   EXPECT_TRUE(says("db-gssenc", "PASS", "the plugin passes gssencmode=disable"));
 }
 
+// Issue 18: the plugin ships in its own package. Without it, doctor's db-connect check and every
+// command that opens the store name the package; a file that is there but no plugin keeps its
+// own message and the generic fix.
+TEST_F(DoctorTest, AMissingPluginNamesItsPackage) {
+  const std::string missing = tmp_ / "no-such-dir/pbx_store_postgresql.so";
+  const std::string rest =
+      "store = postgresql\npg_conninfo = host=127.0.0.1 port=1\n"
+      "pg_timeout_ms = 100\nfleet_key = " +
+      (tmp_ / "fleet.key") + "\npg_plugin = ";
+  const std::string message = "database plugin " + missing +
+                              " is not installed: install the package libpam-pbx-totp-postgresql "
+                              "(store = postgresql needs it)";
+  write_config(rest + missing + "\n");
+  EXPECT_EQ(doctor(), 1);
+  EXPECT_TRUE(says("db-connect", "FAIL", message));
+  EXPECT_TRUE(says("db-connect", "FAIL", "Fix: apt-get install libpam-pbx-totp-postgresql"));
+  EXPECT_TRUE(says("db-connect", "FAIL", "or correct pg_plugin in " + config_path_));
+  EXPECT_TRUE(says("db-connect", "FAIL", "the default of pg_plugin"));  // where it would be
+
+  clear();
+  EXPECT_EQ(run_cli({"status", "--user", "daemon"}), 2) << out() << err();
+  EXPECT_NE(err().find(message), std::string::npos) << err();
+
+  const std::string junk = tmp_ / "junk.so";
+  ASSERT_TRUE(write_file(junk, "not an ELF file\n", 0644));
+  write_config(rest + junk + "\n");
+  EXPECT_EQ(doctor(), 1);
+  EXPECT_TRUE(says("db-connect", "FAIL", "database plugin " + junk + " cannot be loaded"));
+  EXPECT_TRUE(says("db-connect", "FAIL", "Fix: check pg_plugin and pg_conninfo"));
+  EXPECT_EQ(line("db-connect").find("libpam-pbx-totp-postgresql"), std::string::npos)
+      << line("db-connect");
+}
+
 TEST_F(DoctorTest, HelpAndUsage) {
   clear();
   EXPECT_EQ(run_cli({"doctor", "--help"}), 0);

@@ -1,6 +1,7 @@
 #!/bin/bash
 # Hosts on files never load libpq: neither the module nor the CLI links it, and the CLI maps it
 # only when the config says store = postgresql (LD_DEBUG=files lists every object loaded).
+# Without the plugin file, store = postgresql is refused with an error naming its package.
 # Usage: no_libpq.sh MODULE CLI PLUGIN
 # Needs root: it asks for root's status (exit 77 without).
 set -u
@@ -44,5 +45,26 @@ if grep -q 'file=libpq' "$tmp/db.log"; then
   pass "store = postgresql: libpq loaded (through the plugin)"
 else
   fail "store = postgresql: libpq not loaded; the check above proves nothing"
+fi
+
+# store = postgresql on a host without the plugin's package (issue 18): refused, naming the
+# package; libpq is not loaded either.
+missing="$tmp/no-such-dir/pbx_store_postgresql.so"
+grep -v '^pg_plugin' "$tmp/db.conf" >"$tmp/missing.conf"
+printf 'pg_plugin = %s\n' "$missing" >>"$tmp/missing.conf"
+chmod 0644 "$tmp/missing.conf"
+rc=0
+LD_DEBUG=files "$cli" --config "$tmp/missing.conf" status --user root >"$tmp/missing.out" \
+  2>"$tmp/missing.log" || rc=$?
+want="database plugin $missing is not installed: install the package libpam-pbx-totp-postgresql (store = postgresql needs it)"
+if [ $rc = 2 ] && grep -qF "$want" "$tmp/missing.log"; then
+  pass "store = postgresql without the plugin: exit 2, the error names the package"
+else
+  fail "store = postgresql without the plugin: exit $rc, $(grep -v '^ *[0-9]*:' "$tmp/missing.log")"
+fi
+if grep -q 'file=libpq' "$tmp/missing.log"; then
+  fail "store = postgresql without the plugin: libpq was loaded"
+else
+  pass "store = postgresql without the plugin: libpq never loaded"
 fi
 exit $((failures > 0))

@@ -2,22 +2,32 @@
 # End-to-end: the Debian packages.
 #   package.sh build SOURCE_DIR OUT_DIR   copy the source tree, dpkg-buildpackage, lintian;
 #                                         the .debs land in OUT_DIR (emptied first)
-#   package.sh install OUT_DIR            install both .debs, check every file is where
-#                                         the FILES sections of the man pages say, that the
+#   package.sh install OUT_DIR            install the two .debs of a files-only host
+#                                         (libpam-pbx-totp, pbx-mfa): their Depends and their
+#                                         ELF files name no libpq, every file is where
+#                                         the FILES sections of the man pages say, the
 #                                         pam-auth-update profile is not enabled and
 #                                         /etc/pam.d/common-* are untouched,
 #                                         log in through the INSTALLED module by name
 #                                         (pamtester, a test-only PAM service, a pbxtest user
-#                                         enrolled with the installed pbx-mfa), run Debian's
-#                                         package tests (debian/tests) with autopkgtest's null
-#                                         runner on the installed packages, remove, purge,
-#                                         check nothing is left
+#                                         enrolled with the installed pbx-mfa); a test config
+#                                         with store = postgresql fails closed naming the
+#                                         plugin's package (pbx-mfa, doctor, the module's log
+#                                         line); then install libpam-pbx-totp-postgresql: the
+#                                         plugin is there and loads (the database is one
+#                                         nobody listens on); run Debian's package tests
+#                                         (debian/tests) with autopkgtest's null runner on the
+#                                         three installed packages; remove the plugin's
+#                                         package alone (a files login still works), then all,
+#                                         purge, check nothing is left
 #   package.sh SOURCE_DIR                 both, in a temporary directory
 # ctest runs the halves as e2e_package_build (beside other tests) and e2e_package (RUN_SERIAL:
 # while the packages are installed /etc/security/pbx-mfa.conf exists, and tests that expect it
 # absent must not run then).
-# Needs root, debhelper, dpkg-dev, lintian, pamtester, oathtool, expect, autopkgtest, fail2ban
-# (scripts/lib/deps.sh).
+# Needs root, debhelper, dpkg-dev, lintian, pamtester, oathtool, expect, autopkgtest, fail2ban,
+# python3, unshare, readelf (scripts/lib/deps.sh). The module's log line is caught on a socket
+# bound over /dev/log in a private mount namespace around that one login (as
+# tests/e2e/fail2ban_filter.sh does); an empty /dev/log made as the mount point is removed.
 # If /etc/pam.d/common-* or /var/lib/pam/* ever differ from the copies taken at the start, it
 # says FAIL and restores them. Removes its user, PAM service file and temp dir in a trap.
 set -euo pipefail
@@ -33,12 +43,16 @@ esac
 [ "$(id -u)" = 0 ] || { echo "SKIP: needs root (builds and installs packages, adds a user)"; exit 77; }
 need=()
 [ $mode = install ] || need+=(dpkg-buildpackage dh lintian)
-[ $mode = build ] || need+=(apt-get pamtester oathtool expect useradd chpasswd autopkgtest fail2ban-regex)
+[ $mode = build ] || need+=(apt-get pamtester oathtool expect useradd chpasswd autopkgtest fail2ban-regex
+  python3 unshare mount readelf)
 for tool in "${need[@]}"; do
   command -v "$tool" >/dev/null || { echo "FAIL: $tool missing (scripts/test installs it)"; exit 1; }
 done
 
-packages=(libpam-pbx-totp pbx-mfa)
+# A files-only host installs the first two; store = postgresql needs the plugin's package too.
+base_packages=(libpam-pbx-totp pbx-mfa)
+plugin_package=libpam-pbx-totp-postgresql
+packages=("${base_packages[@]}" "$plugin_package")
 tmp=$(mktemp -d /tmp/build-pkg-XXXXXX)
 chmod 755 "$tmp"
 [ -n "$out" ] || out="$tmp/out"
@@ -47,6 +61,7 @@ user=${user:0:31}
 service="pbxtest-pkg-$$"
 password="Pw-$RANDOM-$RANDOM-x"
 fails=0
+made_dev_log=0
 
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 pass() { echo "PASS: $*"; }
@@ -90,7 +105,11 @@ check_watched() {  # WHEN: FAIL and restore if a watched file changed
 
 cleanup() {
   set +e
-  rm -f "/etc/pam.d/$service"
+  rm -f "/etc/pam.d/$service" "/etc/pam.d/$service-db"
+  # The empty file made as a mount point for the syslog catcher, if it is still that.
+  if [ $made_dev_log = 1 ] && [ -f /dev/log ] && [ ! -L /dev/log ] && [ ! -s /dev/log ]; then
+    rm -f /dev/log
+  fi
   if id "$user" >/dev/null 2>&1; then userdel -r "$user" >/dev/null 2>&1; fi
   if [ $mode != build ]; then
     for p in "${packages[@]}"; do
@@ -109,6 +128,44 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# catch_syslog LOG CMD...: runs CMD with the syslog lines it sends caught in LOG, one per
+# datagram: a socket bound over /dev/log in a private mount namespace for CMD alone (there may be
+# no syslog daemon; the system's, if any, sees nothing). Without a /dev/log, an empty file is
+# made as the mount point and removed again (by cleanup if the script is interrupted).
+catch_syslog() {
+  local log=$1 sock="$tmp/log.sock" listener rc=0
+  shift
+  rm -f "$sock" "$log" "$log.ready"
+  python3 - "$sock" "$log" >/dev/null 2>&1 <<'PY' &
+import os, socket, sys
+path, out = sys.argv[1], sys.argv[2]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(path)
+os.chmod(path, 0o666)
+open(out + ".ready", "w").close()
+with open(out, "a", buffering=1, errors="replace") as f:
+    while True:
+        f.write(s.recv(65536).decode("utf-8", "replace").rstrip("\n").replace("\n", " ") + "\n")
+PY
+  listener=$!
+  for _ in $(seq 50); do [ -e "$log.ready" ] && break; sleep 0.1; done
+  if [ ! -e /dev/log ] && [ ! -L /dev/log ]; then
+    : >/dev/log
+    made_dev_log=1
+  fi
+  # shellcheck disable=SC2016  # $1 and $@ are the inner shell's
+  unshare --mount --propagation private sh -c 'mount --bind "$1" /dev/log && shift && exec "$@"' \
+    _ "$sock" "$@" || rc=$?
+  sleep 0.3  # the last datagrams
+  kill "$listener" 2>/dev/null || true
+  wait "$listener" 2>/dev/null || true
+  if [ $made_dev_log = 1 ] && [ -f /dev/log ] && [ ! -L /dev/log ] && [ ! -s /dev/log ]; then
+    rm -f /dev/log
+    made_dev_log=0
+  fi
+  return $rc
+}
+
 # ---------------------------------------------------------------------------------------------
 build() {
   step "copying $src (tracked and untracked files, no build trees) to $out/src"
@@ -122,7 +179,7 @@ build() {
   chmod 755 "$out"   # apt's _apt user reads the .debs from here
   if git -C "$src" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
     (cd "$src" && git ls-files -co --exclude-standard -z) |
-      grep -zvE '^(build[^/]*|obj-[^/]*|\.cache)/|^debian/(tmp|\.debhelper|libpam-pbx-totp|pbx-mfa)/' |
+      grep -zvE '^(build[^/]*|obj-[^/]*|\.cache)/|^debian/(tmp|\.debhelper|libpam-pbx-totp|libpam-pbx-totp-postgresql|pbx-mfa)/' |
       (cd "$src" && while IFS= read -r -d '' f; do if [ -e "$f" ]; then printf '%s\0' "$f"; fi; done) |
       (cd "$src" && xargs -0 -r cp -a --parents -t "$out/src")
   else
@@ -137,6 +194,16 @@ build() {
     exit 1
   fi
   pass "dpkg-buildpackage -us -uc -b built $(cd "$out" && echo *.deb)"
+  local p deb
+  for p in "${packages[@]}"; do
+    for deb in "$out/${p}"_*.deb; do
+      if [ -f "$deb" ]; then
+        echo "  ${deb##*/}: Depends: $(dpkg-deb -f "$deb" Depends)"
+      else
+        fail "no .deb of $p was built"
+      fi
+    done
+  done
 
   step "lintian --pedantic -I on the .changes"
   lintian --pedantic -I "$out"/*.changes >"$out/lintian.log" 2>&1 || true
@@ -151,7 +218,7 @@ build() {
 
 # ---------------------------------------------------------------------------------------------
 install_and_check() {
-  local version arch multiarch debs=() p deb
+  local version arch multiarch debs=() p deb plugin_deb
   local tests_src="$out/src/"  # the source tree, for debian/tests ("out" is a local further down)
   version=$(dpkg-parsechangelog -l "$out/src/debian/changelog" -S Version)
   arch=$(dpkg --print-architecture)
@@ -159,8 +226,41 @@ install_and_check() {
   for p in "${packages[@]}"; do
     deb="$out/${p}_${version}_${arch}.deb"
     [ -f "$deb" ] || { echo "FAIL: $deb not built (run package.sh build first)"; exit 1; }
-    debs+=("$deb")
+    if [ "$p" = "$plugin_package" ]; then plugin_deb=$deb; else debs+=("$deb"); fi
   done
+  local plugin="/usr/lib/$multiarch/pbx-mfa/pbx_store_postgresql.so"
+
+  # The package layout, from the .debs themselves (not from what this machine has installed:
+  # the build needs libpq-dev, so libpq5 is here whatever the packages say). A files-only host
+  # installs libpam-pbx-totp and pbx-mfa: nothing of theirs may pull in libpq.
+  local field value
+  for deb in "${debs[@]}"; do
+    for field in Pre-Depends Depends Recommends; do
+      value=$(dpkg-deb -f "$deb" "$field")
+      if grep -q libpq <<<"$value"; then
+        fail "${deb##*/} $field names libpq: $value"
+      fi
+    done
+    pass "${deb##*/}: Depends: $(dpkg-deb -f "$deb" Depends) (no libpq)"
+  done
+  value=$(dpkg-deb -f "$plugin_deb" Depends)
+  if grep -qE '(^|, )libpq5( |,|$)' <<<"$value" &&
+    grep -qF "libpam-pbx-totp (= $version)" <<<"$value"; then
+    pass "${plugin_deb##*/}: Depends: $value"
+  else
+    fail "${plugin_deb##*/} Depends '$value': expected libpq5 and libpam-pbx-totp (= $version)"
+  fi
+  if dpkg-deb -c "$plugin_deb" | grep -q "\.$plugin\$" &&
+    ! dpkg-deb -c "$out/libpam-pbx-totp_${version}_${arch}.deb" | grep -q pbx_store_postgresql; then
+    pass "the plugin is in ${plugin_deb##*/}, not in libpam-pbx-totp"
+  else
+    fail "the plugin is not (only) in ${plugin_deb##*/}"
+  fi
+  if dpkg-deb -f "$out/libpam-pbx-totp_${version}_${arch}.deb" Suggests | grep -q "$plugin_package"; then
+    pass "libpam-pbx-totp suggests $plugin_package"
+  else
+    fail "libpam-pbx-totp does not suggest $plugin_package"
+  fi
 
   # A leftover install (an earlier run, a developer's) would hide what this one installs.
   for p in "${packages[@]}"; do
@@ -180,11 +280,29 @@ install_and_check() {
     echo "FAIL: apt-get install failed"
     exit 1
   fi
-  pass "both packages installed"
+  pass "${base_packages[*]} installed (a files-only host: no $plugin_package)"
+  if installed "$plugin_package" || [ -e "$plugin" ]; then
+    fail "$plugin_package or $plugin is installed along with ${base_packages[*]}"
+  fi
+  # Nothing the two packages install links libpq (the module and the CLI dlopen() the plugin only
+  # with store = postgresql).
+  local elf="" linked=""
+  while read -r f; do
+    if [ ! -f "$f" ] || [ -L "$f" ]; then continue; fi
+    [ "$(head -c 4 "$f" | od -An -c | tr -d ' ')" = '177ELF' ] || continue
+    elf="$elf ${f##*/}"
+    if readelf -d "$f" | grep -q 'NEEDED.*libpq'; then linked="$linked $f"; fi
+  done < <(dpkg-query -L "${base_packages[@]}")
+  if [ -z "$elf" ]; then
+    fail "no ELF file found in ${base_packages[*]}"
+  elif [ -n "$linked" ]; then
+    fail "these files of ${base_packages[*]} link libpq:$linked"
+  else
+    pass "no ELF file of ${base_packages[*]} links libpq:$elf"
+  fi
 
   local -A owner=(
     ["/usr/lib/$multiarch/security/pam_pbx_totp.so"]=libpam-pbx-totp
-    ["/usr/lib/$multiarch/pbx-mfa/pbx_store_postgresql.so"]=libpam-pbx-totp
     [/etc/security/pbx-mfa.conf]=libpam-pbx-totp
     [/usr/share/pam-configs/pbx-totp]=libpam-pbx-totp
     [/usr/share/man/man5/pbx-mfa.conf.5.gz]=libpam-pbx-totp
@@ -418,28 +536,163 @@ EXP
   else
     fail "no state under /var/lib/pbx-mfa after the logins"
   fi
-  rm -f "/etc/pam.d/$service"
+  local recovery
+  recovery=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["recovery_codes"][0])' <<<"$json" 2>/dev/null || true)
+
+  # -------------------------------------------------------------------------------------------
+  # store = postgresql without the plugin's package: every login fails closed, and the module's
+  # log line, pbx-mfa and doctor name the package. A test config of its own (config=, --config),
+  # so /etc/security/pbx-mfa.conf stays as the package installed it; pg_plugin at its default.
+  step "store = postgresql without $plugin_package (test config $tmp/db/pbx-mfa.conf)"
+  local dbconf="$tmp/db/pbx-mfa.conf" missing
+  missing="database plugin $plugin is not installed: install the package $plugin_package (store = postgresql needs it)"
+  mkdir -m 755 "$tmp/db"
+  head -c 32 /dev/urandom >"$tmp/db/fleet.key"
+  chmod 400 "$tmp/db/fleet.key"
+  # Port 1 on loopback: nobody listens, a connection is refused at once.
+  cat >"$dbconf" <<CONF
+store = postgresql
+pg_conninfo = host=127.0.0.1 port=1 user=pbxtest dbname=pbxtest
+pg_timeout_ms = 1000
+fleet_key = $tmp/db/fleet.key
+CONF
+  chmod 644 "$dbconf"
+  cat >"/etc/pam.d/$service-db" <<PAM
+# test-only service of tests/e2e/package.sh; removed when it ends
+auth     required  pam_pbx_totp.so config=$dbconf nodelay
+account  required  pam_permit.so
+PAM
+  local rc_cli=0
+  out=$(pbx-mfa --config "$dbconf" status --user "$user" 2>&1) || rc_cli=$?
+  if [ $rc_cli = 2 ] && grep -qF "$missing" <<<"$out"; then
+    pass "pbx-mfa status (store = postgresql, no plugin): exit 2, '$out'"
+  else
+    fail "pbx-mfa status without the plugin: exit $rc_cli, '$out' (expected 2 and '$missing')"
+  fi
+  out=$(pbx-mfa --config "$dbconf" doctor 2>&1 || true)
+  entry=$(grep 'db-connect:' <<<"$out" || true)
+  if [[ $entry == FAIL* && $entry == *"$missing"* && $entry == *"apt-get install $plugin_package"* ]]; then
+    pass "pbx-mfa doctor: $entry"
+  else
+    fail "pbx-mfa doctor's db-connect without the plugin: '$entry'"
+  fi
+  local syslog="$tmp/syslog"
+  if catch_syslog "$syslog" pamtester "$service-db" "$user" authenticate </dev/null >"$tmp/pamtester.out" 2>&1; then
+    fail "a login with store = postgresql and no plugin succeeded: $(cat "$tmp/pamtester.out")"
+  elif grep -q 'Error in service module' "$tmp/pamtester.out"; then
+    pass "a login with store = postgresql and no plugin is refused (PAM_SERVICE_ERR, no prompt)"
+  else
+    fail "a login with store = postgresql and no plugin: $(cat "$tmp/pamtester.out")"
+  fi
+  entry=$(grep 'pam_pbx_totp(' "$syslog" 2>/dev/null || true)
+  if [[ $entry == *outcome=bad-config* && $entry == *"$missing"* ]]; then
+    pass "the module's log line: ${entry#*: }"
+  else
+    fail "the module's log line does not name $plugin_package: '$entry' (all: $(cat "$syslog" 2>/dev/null))"
+  fi
+
+  # -------------------------------------------------------------------------------------------
+  step "apt-get install ${plugin_deb##*/} (store = postgresql)"
+  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$plugin_deb" \
+    </dev/null >"$tmp/install-plugin.log" 2>&1; then
+    cat "$tmp/install-plugin.log"
+    echo "FAIL: apt-get install $plugin_package failed"
+    exit 1
+  fi
+  if [ "$(stat -c '%U:%G %a' "$plugin" 2>&1)" = "root:root 644" ] &&
+    dpkg-query -L "$plugin_package" | grep -qxF "$plugin"; then
+    pass "$plugin_package ships $plugin (root:root 0644)"
+  else
+    fail "$plugin_package and $plugin: $(stat -c '%U:%G %a' "$plugin" 2>&1)"
+  fi
+  if readelf -d "$plugin" | grep -q 'NEEDED.*libpq'; then
+    pass "the plugin links libpq"
+  else
+    fail "the plugin does not link libpq"
+  fi
+  # Past the plugin: the database (nobody listens) is what is missing now.
+  rc_cli=0
+  out=$(pbx-mfa --config "$dbconf" status --user "$user" 2>&1) || rc_cli=$?
+  if [ $rc_cli != 0 ] && grep -q 'database unreachable' <<<"$out" && ! grep -q 'plugin' <<<"$out"; then
+    pass "pbx-mfa status loads the plugin: exit $rc_cli, '$out'"
+  else
+    fail "pbx-mfa status with the plugin: exit $rc_cli, '$out' (expected: database unreachable)"
+  fi
+  entry=$(pbx-mfa --config "$dbconf" doctor 2>&1 | grep 'db-connect:' || true)
+  if [[ $entry == *"database unreachable"* ]]; then
+    pass "pbx-mfa doctor loads the plugin: $entry"
+  else
+    fail "pbx-mfa doctor's db-connect with the plugin: '$entry'"
+  fi
+  if out=$(pamtester "$service-db" "$user" authenticate </dev/null 2>&1); then
+    fail "a login with the database unreachable succeeded: $out"
+  elif grep -q 'cannot retrieve authentication info' <<<"$out"; then
+    pass "a login with the plugin and the database unreachable fails closed (PAM_AUTHINFO_UNAVAIL)"
+  else
+    fail "a login with the plugin and the database unreachable: $out"
+  fi
 
   # -------------------------------------------------------------------------------------------
   # Debian's own package tests (debian/tests/control), as Debian's CI runs them, on the
-  # packages installed above: autopkgtest's null runner (this machine is the testbed), the
+  # three packages installed above: autopkgtest's null runner (this machine is the testbed), the
   # source tree only for the tests (-B: nothing is built), every test dependency already
   # installed (scripts/lib/deps.sh), so apt fetches nothing.
   step "autopkgtest -B $tests_src -- null (debian/tests on the installed packages)"
   local apt_out="$tmp/autopkgtest" rc=0
   autopkgtest -B -q -o "$apt_out" "$tests_src" -- null >"$tmp/autopkgtest.log" 2>&1 || rc=$?
   sed 's/^/  autopkgtest: /' "$apt_out/summary" 2>/dev/null || true
-  if [ $rc = 0 ] && grep -qE '^smoke +PASS' "$apt_out/summary" 2>/dev/null; then
-    pass "autopkgtest (null runner): debian/tests smoke PASS ($(grep -c '^PASS: ' "$apt_out/smoke-stdout" 2>/dev/null || echo 0) checks)"
+  local t
+  if [ $rc = 0 ] && grep -qE '^smoke +PASS' "$apt_out/summary" 2>/dev/null &&
+    grep -qE '^postgresql-plugin +PASS' "$apt_out/summary" 2>/dev/null; then
+    for t in smoke postgresql-plugin; do
+      pass "autopkgtest (null runner): debian/tests $t PASS ($(grep -c '^PASS: ' "$apt_out/$t-stdout" 2>/dev/null || echo 0) checks)"
+    done
   else
     fail "autopkgtest (null runner) exit status $rc (0 = all passed, 2 = a test skipped, 4 = failed, 8 = no tests, 12/16 = the testbed or dependencies)"
     tail -40 "$apt_out/log" 2>/dev/null | sed 's/^/  /' || tail -40 "$tmp/autopkgtest.log"
-    cat "$apt_out/smoke-stdout" "$apt_out/smoke-stderr" 2>/dev/null | sed 's/^/  smoke: /'
+    for t in smoke postgresql-plugin; do
+      cat "$apt_out/$t-stdout" "$apt_out/$t-stderr" 2>/dev/null | sed "s/^/  $t: /"
+    done
   fi
 
   # -------------------------------------------------------------------------------------------
+  # Back to a files-only host: the plugin's package goes, the module and the CLI stay and work.
   local listed="$tmp/listed"
-  for p in "${packages[@]}"; do dpkg-query -L "$p"; done | sort -u >"$listed"
+  dpkg-query -L "$plugin_package" >"$listed"
+  step "apt-get remove $plugin_package (the others stay)"
+  if ! DEBIAN_FRONTEND=noninteractive apt-get remove -y "$plugin_package" </dev/null \
+    >"$tmp/remove-plugin.log" 2>&1; then
+    cat "$tmp/remove-plugin.log"
+    fail "apt-get remove $plugin_package failed"
+  fi
+  local still=1
+  for p in "${base_packages[@]}"; do
+    if [ "$(dpkg-query -W -f='${Status}' "$p" 2>&1)" != "install ok installed" ]; then
+      fail "$p is not installed any more after removing $plugin_package"
+      still=0
+    fi
+  done
+  if [ -e "$plugin" ]; then
+    fail "$plugin left after removing $plugin_package"
+  elif [ $still = 1 ]; then
+    pass "removing $plugin_package removes the plugin and leaves ${base_packages[*]} installed"
+  fi
+  if [ -n "$recovery" ] && out=$(pamlogin "$recovery" 2>&1) && grep -q 'successfully authenticated' <<<"$out"; then
+    pass "files store without the plugin's package: password + recovery code authenticated"
+  else
+    fail "files store without the plugin's package: the login with a recovery code failed: $out"
+  fi
+  out=$(pbx-mfa --config "$dbconf" status --user "$user" 2>&1 || true)
+  if grep -qF "$missing" <<<"$out"; then
+    pass "store = postgresql names $plugin_package again"
+  else
+    fail "store = postgresql after removing $plugin_package: '$out'"
+  fi
+  rm -f "/etc/pam.d/$service" "/etc/pam.d/$service-db"
+
+  # -------------------------------------------------------------------------------------------
+  for p in "${base_packages[@]}"; do dpkg-query -L "$p"; done >>"$listed"
+  sort -u -o "$listed" "$listed"
 
   step "apt-get remove ${packages[*]}"
   if ! DEBIAN_FRONTEND=noninteractive apt-get remove -y "${packages[@]}" </dev/null >"$tmp/remove.log" 2>&1; then
@@ -480,7 +733,8 @@ EXP
       left=$((left + 1))
     fi
   done <"$listed"
-  for f in /usr/share/doc/libpam-pbx-totp /usr/share/doc/pbx-mfa /var/lib/pbx-mfa /etc/security/pbx-mfa.conf; do
+  for f in /usr/share/doc/libpam-pbx-totp /usr/share/doc/pbx-mfa "/usr/share/doc/$plugin_package" \
+    /var/lib/pbx-mfa /etc/security/pbx-mfa.conf; do
     if [ -e "$f" ]; then
       fail "left after purge: $f"
       left=$((left + 1))

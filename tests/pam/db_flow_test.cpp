@@ -141,6 +141,45 @@ TEST_F(DbDownFlowTest, ExemptionsAreDecidedWithoutTheDatabase) {
   EXPECT_EQ(outcome_of(ctx), "exempt");
 }
 
+// store = postgresql on a host without the plugin's package (issue 18: the plugin ships in
+// libpam-pbx-totp-postgresql): the login is refused without a prompt, a service error and no
+// break-glass, and the log line names the package to install. No cluster: the plugin is never
+// loaded.
+TEST_F(DbDownFlowTest, AMissingPluginFailsClosedNamingItsPackage) {
+  auto codes = make_codes(1);  // break-glass codes do not open a host whose config is broken
+  const std::string missing = files_.root() + "/no-such-dir/pbx_store_postgresql.so";
+  files_.write_config(
+      "store = postgresql\npg_conninfo = host=127.0.0.1 port=" + std::to_string(refused_port()) +
+      " user=postgres\npg_plugin = " + missing + "\nfleet_key = " + files_.root() + "/fleet.key\n");
+  for (const std::string& typed : {std::string("123456"), codes[0]}) {
+    FakeContext ctx = with_answers({typed});
+    EXPECT_EQ(run(ctx), PAM_SERVICE_ERR);
+    EXPECT_TRUE(ctx.prompts.empty());
+    EXPECT_EQ(outcome_of(ctx), "bad-config");
+    ASSERT_EQ(ctx.logs.size(), 1u);
+    EXPECT_EQ(ctx.logs[0].level, LogLevel::kError);
+    EXPECT_NE(ctx.logs[0].text.find("database plugin " + missing +
+                                    " is not installed: install the package "
+                                    "libpam-pbx-totp-postgresql (store = postgresql needs it)"),
+              std::string::npos)
+        << ctx.logs[0].text;
+  }
+  EXPECT_EQ(*totp::break_glass_left(files_.store_config()), 1);  // not spent
+
+  // Any other reason the plugin cannot be used keeps its own message: not a plugin at all.
+  const std::string junk = files_.root() + "/junk.so";
+  ASSERT_TRUE(write_file(junk, "not an ELF file\n", 0644, files_.trusted_uid()));
+  files_.write_config(
+      "store = postgresql\npg_conninfo = host=127.0.0.1 port=" + std::to_string(refused_port()) +
+      " user=postgres\npg_plugin = " + junk + "\nfleet_key = " + files_.root() + "/fleet.key\n");
+  FakeContext ctx = with_answers({"123456"});
+  EXPECT_EQ(run(ctx), PAM_SERVICE_ERR);
+  EXPECT_EQ(outcome_of(ctx), "bad-config");
+  EXPECT_NE(logs_.find("database plugin " + junk + " cannot be loaded"), std::string::npos)
+      << logs_;
+  EXPECT_EQ(logs_.find(junk + " is not installed"), std::string::npos) << logs_;
+}
+
 // Against the live test cluster.
 class DbLiveFlowTest : public FlowTest {
  protected:
