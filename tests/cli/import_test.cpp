@@ -577,7 +577,9 @@ TEST_F(ImportTest, RootsGroupsDoNotReadForTheUser) {
   int n = ::getgroups(0, nullptr);
   ASSERT_GE(n, 0);
   std::vector<gid_t> saved(static_cast<std::size_t>(n));
-  if (n > 0) ASSERT_EQ(::getgroups(n, saved.data()), n);
+  if (n > 0) {
+    ASSERT_EQ(::getgroups(n, saved.data()), n);
+  }
   const gid_t root_group = 0;
   ASSERT_EQ(::setgroups(1, &root_group), 0);  // as under sudo
   const totp::User user{"nobody", nobody->uid, nobody->gid, nobody->home};
