@@ -7,7 +7,8 @@
 # list with target_session_attrs=read-write, four login workers through the real module and
 # libpam, SIGKILL of the primary's postmaster, pg_ctl promote of the standby one second later.
 # Asserts, both modes: no wrong code accepted, every login that did not succeed was refused by
-# PAM (fail closed), logins ran up to the kill, logins succeed again; synchronous: no code
+# PAM (fail closed), none in the gap asked for a code, logins ran up to the kill, logins succeed
+# again, `pbx-mfa doctor` says WARN for db-replication (async) or PASS (sync); synchronous: no code
 # accepted twice, no acknowledged lockout, reset or recovery-code use lost, logins back within
 # 20 s. Asynchronous: the same figures are printed, not asserted (the window). Prints the table.
 # The scenario stops its clusters and removes its users itself; this script's trap does it
