@@ -101,6 +101,10 @@ std::vector<Check> check_fleet_key(const Facts& f);
 std::vector<Check> check_db_connect(const Facts& f);
 std::vector<Check> check_db_tls(const Facts& f);
 std::vector<Check> check_db_schema(const Facts& f);  // and whether the fleet key fits
+// WARN when pg_conninfo lists several hosts and the connected server acknowledges commits
+// without a synchronous standby (a failover may lose the last logins); nothing for one host.
+std::vector<Check> check_db_replication(const Facts& f);
+std::vector<Check> replication_checks(const std::string& conninfo, const totp::DbReport& r);
 std::vector<Check> check_break_glass(const Facts& f);
 
 // pam_checks.cpp.
@@ -148,6 +152,7 @@ inline constexpr CheckFn kChecks[] = {check_config,
                                       check_db_connect,
                                       check_db_tls,
                                       check_db_schema,
+                                      check_db_replication,
                                       check_break_glass,
                                       check_module,
                                       check_pam_stacks,

@@ -1,5 +1,5 @@
 // The checks of store = postgresql: password, GSSAPI encryption, fleet key, connection, TLS,
-// schema, break-glass.
+// schema, replication (a host list without a synchronous standby), break-glass.
 #include <sys/stat.h>
 
 #include <cerrno>
@@ -204,6 +204,59 @@ std::vector<Check> check_db_schema(const Facts& f) {
                       "copy the fleet key from a server of the fleet"});
   }
   return checks;
+}
+
+std::vector<Check> replication_checks(const std::string& conninfo, const totp::DbReport& r) {
+  auto params = parse_conninfo(conninfo);
+  if (!params || conninfo_hosts(*params).size() < 2) return {};  // no failover to judge
+  std::string hosts = std::to_string(conninfo_hosts(*params).size());
+  const std::string fix =
+      "on the primary (and on every server that may become it): synchronous_standby_names = "
+      "'ANY 1 (standby1, standby2)' and synchronous_commit = on; with Patroni "
+      "synchronous_mode: true (README \"High availability\")";
+  const std::string risk =
+      ": a failover can lose the last logins: a used code may be accepted again, and a "
+      "lockout, reset or used recovery code be undone";
+  if (!r.replication_known) {
+    return {{"db-replication", Status::kWarn,
+             "pg_conninfo lists " + hosts +
+                 " hosts, but the server did not say whether it has a synchronous standby",
+             fix}};
+  }
+  std::string why;
+  const std::string& commit = r.synchronous_commit;
+  if (r.synchronous_standby_names.empty()) {
+    why = "synchronous_standby_names is empty";
+  } else if (commit == "off" || commit == "local") {
+    why = "synchronous_commit = " + commit;
+  } else if (r.sync_state_visible && r.standbys == 0) {
+    why =
+        "no standby is connected (commits wait for one: logins fail closed after "
+        "pg_timeout_ms)";
+  } else if (r.sync_state_visible && r.sync_standbys == 0) {
+    why = std::to_string(r.standbys) +
+          " standbys connected, none of them synchronous (pg_stat_replication sync_state)";
+  }
+  if (!why.empty()) {
+    return {{"db-replication", Status::kWarn,
+             "pg_conninfo lists " + hosts +
+                 " hosts (failover), but the connected primary has no synchronous standby (" + why +
+                 ")" + risk,
+             fix}};
+  }
+  std::string seen = r.sync_state_visible ? ", " + std::to_string(r.sync_standbys) + " of " +
+                                                std::to_string(r.standbys) + " standbys synchronous"
+                                          : " (pg_stat_replication's sync_state not readable "
+                                            "by this role)";
+  return {{"db-replication", Status::kPass,
+           "synchronous standby: synchronous_standby_names = '" + r.synchronous_standby_names +
+               "', synchronous_commit = " + commit + seen,
+           ""}};
+}
+
+std::vector<Check> check_db_replication(const Facts& f) {
+  if (!f.uses_database() || !f.db_report()) return {};
+  return replication_checks(f.session.config.pg_conninfo, *f.db_report());
 }
 
 std::vector<Check> check_break_glass(const Facts& f) {

@@ -432,6 +432,35 @@ Result<DbInitResult> db_init(const Config& config) { return init_or_upgrade(conf
 
 Result<DbInitResult> db_upgrade(const Config& config) { return init_or_upgrade(config, false); }
 
+namespace {
+
+// Whether the connected server waits for a synchronous standby before it acknowledges a commit
+// (doctor's failover warning). Best effort: a server that cannot answer leaves it unknown.
+void probe_replication(PgLink& db, DbReport& report) {
+  db.start_exchange();
+  auto rows = db.exec(
+      "SELECT current_setting('synchronous_standby_names'), "
+      "current_setting('synchronous_commit'), count(*), count(sync_state), "
+      "count(*) FILTER (WHERE sync_state IN ('sync', 'quorum')) FROM pg_stat_replication");
+  if (!rows || rows->size() != 1 || rows->front().size() != 5) return;
+  const auto& row = rows->front();
+  std::int64_t counts[3] = {0, 0, 0};
+  for (std::size_t i = 0; i < 3; ++i) {
+    if (!row.at(2 + i) ||
+        !detail::parse_i64(*row.at(2 + i), 0, std::numeric_limits<long>::max(), counts[i])) {
+      return;
+    }
+  }
+  report.synchronous_standby_names = row.at(0).value_or("");
+  report.synchronous_commit = row.at(1).value_or("");
+  report.standbys = static_cast<long>(counts[0]);
+  report.sync_state_visible = counts[1] == counts[0];
+  report.sync_standbys = static_cast<long>(counts[2]);
+  report.replication_known = true;
+}
+
+}  // namespace
+
 Result<DbReport> db_probe(const Config& config) {
   auto link = PgLink::open(config);
   if (!link) return link.error();
@@ -455,6 +484,7 @@ Result<DbReport> db_probe(const Config& config) {
   report.ssl_cipher = db.info("ssl_cipher");
   report.gssenc = db.info("gssenc") == "on";
   report.unix_socket = !report.host.empty() && report.host.front() == '/';
+  probe_replication(db, report);
   if (*version == 0) return report;
   db.start_exchange();
   auto count = db.exec("SELECT count(*) FROM pbx_mfa_enrollment");

@@ -1,10 +1,13 @@
-// doctor's pg_conninfo reader: libpq's key=value and URI grammar, and which hosts are TCP.
+// doctor's pg_conninfo reader: libpq's key=value and URI grammar, and which hosts are TCP; the
+// failover warning for host lists.
 #include "doctor/conninfo.hpp"
 
 #include <gtest/gtest.h>
 
 #include <string>
 #include <vector>
+
+#include "doctor/checks.hpp"
 
 namespace pbx::cli::doctor {
 namespace {
@@ -100,3 +103,52 @@ TEST(Conninfo, HostsAreTcpUnlessASocketDirectory) {
 
 }  // namespace
 }  // namespace pbx::cli::doctor
+
+// Issue 18: doctor's failover warning from what the server said (DbReport), for host lists only.
+TEST(Conninfo, ReplicationWarningNeedsAHostListAndNoSynchronousStandby) {
+  using pbx::cli::doctor::replication_checks;
+  using pbx::cli::doctor::Status;
+  pbx::totp::DbReport r;
+  r.replication_known = true;
+  r.synchronous_standby_names = "ANY 1 (s1, s2)";
+  r.synchronous_commit = "on";
+  r.standbys = 2;
+  r.sync_state_visible = true;
+  r.sync_standbys = 2;
+  const std::string two = "host=db1,db2 target_session_attrs=read-write";
+  EXPECT_TRUE(replication_checks("host=db1", r).empty());
+  auto c = replication_checks(two, r);
+  ASSERT_EQ(c.size(), 1U);
+  EXPECT_EQ(c[0].status, Status::kPass) << c[0].message;
+  EXPECT_EQ(replication_checks("postgresql://db1,db2/pbx", r).at(0).status, Status::kPass);
+
+  auto warns = [&](const pbx::totp::DbReport& report, const std::string& why) {
+    auto checks = replication_checks(two, report);
+    ASSERT_EQ(checks.size(), 1U);
+    EXPECT_EQ(checks[0].status, Status::kWarn) << checks[0].message;
+    EXPECT_NE(checks[0].message.find(why), std::string::npos) << checks[0].message;
+    EXPECT_NE(checks[0].fix.find("High availability"), std::string::npos) << checks[0].fix;
+  };
+  auto off = r;
+  off.synchronous_commit = "local";
+  warns(off, "synchronous_commit = local");
+  auto none = r;
+  none.synchronous_standby_names = "";
+  warns(none, "synchronous_standby_names is empty");
+  auto async = r;
+  async.sync_standbys = 0;
+  warns(async, "2 standbys connected, none of them synchronous");
+  auto gone = r;
+  gone.standbys = 0;
+  gone.sync_standbys = 0;
+  warns(gone, "no standby is connected");
+  auto hidden = async;  // a role that cannot read sync_state: the settings decide
+  hidden.sync_state_visible = false;
+  EXPECT_EQ(replication_checks(two, hidden).at(0).status, Status::kPass);
+  auto unknown = r;
+  unknown.replication_known = false;
+  EXPECT_EQ(replication_checks(two, unknown).at(0).status, Status::kWarn);
+  // A URI with several hosts is a host list too.
+  EXPECT_EQ(replication_checks("postgresql://db1:5432,db2:5432/pbx", none).at(0).status,
+            Status::kWarn);
+}

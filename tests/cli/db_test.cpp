@@ -354,6 +354,41 @@ TEST_F(DbCliTest, DoctorChecksTheDatabase) {
   EXPECT_EQ(checks["db-connect"].rfind("FAIL", 0), 0U) << checks["db-connect"];
 }
 
+// Issue 18: a host list (failover) whose primary has no synchronous standby is a WARN: a
+// failover can give back a used code. The test cluster has none (synchronous_standby_names
+// empty); one host says nothing. (The failover test, e2e_db_failover, sees the PASS with a
+// real synchronous standby.)
+TEST_F(DbCliTest, DoctorWarnsOfAHostListWithoutASynchronousStandby) {
+  std::vector<std::string> args = {"doctor",    "--json",        "--pam-dir",
+                                   tmp_.path(), "--sshd-config", tmp_ / "none"};
+  ASSERT_EQ(run_cli({"db", "init"}), 0) << err();
+  clear();
+  run_cli(args);
+  auto checks = doctor_checks(out());
+  EXPECT_EQ(checks.count("db-replication"), 0U) << checks["db-replication"];  // one host
+
+  std::string tls = totp::testing::pg_cluster_conninfo("conninfo_tls");
+  auto port_at = tls.find(" port=");
+  ASSERT_NE(port_at, std::string::npos) << tls;
+  std::string port = tls.substr(port_at + 6, tls.find(' ', port_at + 6) - port_at - 6);
+  use_database("host=127.0.0.1,127.0.0.1 port=" + port + "," + port +
+               " user=postgres dbname=postgres sslmode=require target_session_attrs=read-write"
+               " options='-csearch_path=" +
+               schema_->name() + "'");
+  clear();
+  run_cli(args);
+  checks = doctor_checks(out());
+  const std::string& c = checks["db-replication"];
+  EXPECT_EQ(c.rfind("WARN pg_conninfo lists 2 hosts (failover), but the connected primary has "
+                    "no synchronous standby (synchronous_standby_names is empty)",
+                    0),
+            0U)
+      << c;
+  EXPECT_NE(c.find("a used code may be accepted again"), std::string::npos) << c;
+  EXPECT_NE(out().find("High availability"), std::string::npos) << out();
+  EXPECT_EQ(checks["db-connect"].rfind("PASS", 0), 0U) << checks["db-connect"];
+}
+
 // Found in review: with nothing used yet, new recovery codes were saved inside a transaction
 // that was never committed: printed, but the old ones kept working.
 TEST_F(DbCliTest, NewRecoveryCodesReplaceTheOldOnesOnTheDatabase) {

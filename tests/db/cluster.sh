@@ -7,6 +7,12 @@
 #                          DIR/conninfo_tls  host=127.0.0.1 port=P ... sslmode=require
 #                          DIR/port, DIR/datadir (PGDATA), DIR/socketdir (the temp dir)
 #                          A cluster DIR still records is stopped first.
+#   cluster.sh standby DIR PRIMARY_DIR
+#                          a hot standby of the cluster PRIMARY_DIR records: pg_basebackup -R over
+#                          127.0.0.1 (streaming replication, no slot) into a temp dir of its own,
+#                          started at another free port with the same settings and the same files
+#                          in DIR; application_name 'pbx_standby' (for synchronous_standby_names).
+#                          `pg_ctl promote -D $(cat DIR/datadir)` (as postgres) makes it a primary.
 #   cluster.sh stop DIR    stops it (immediate) and removes the temp dir; fine if none runs.
 # DIR only records paths (it sits in the build tree); nothing else is kept there. Never touches
 # the system cluster (15/main on 5432) or /etc/postgresql. Needs root (runs pg_ctl through
@@ -14,10 +20,12 @@
 # as "FAIL: ...".
 set -euo pipefail
 
-usage="usage: cluster.sh start|stop DIR"
+usage="usage: cluster.sh start|stop DIR | cluster.sh standby DIR PRIMARY_DIR"
 mode=${1:-}
 dir=${2:-}
-[[ ($mode == start || $mode == stop) && -n $dir ]] || { echo "$usage" >&2; exit 2; }
+primary_dir=${3:-}
+[[ ($mode == start || $mode == stop || ($mode == standby && -n $primary_dir)) && -n $dir ]] ||
+  { echo "$usage" >&2; exit 2; }
 bin=/usr/lib/postgresql/15/bin
 # Only a temp dir this script made is ever removed.
 tmp_pattern='^/tmp/pbx-pg-[A-Za-z0-9]{6}$'
@@ -65,12 +73,17 @@ free_port() {  # a random port in 20000..59999 nobody listens on (TCP, any addre
 
 start_cluster() {
   if [[ $(id -u) != 0 ]]; then  # exit 77: ctest reports the fixture skipped (SKIP_RETURN_CODE)
-    echo "SKIP: cluster.sh start needs root (initdb and pg_ctl as postgres)"
+    echo "SKIP: cluster.sh $mode needs root (initdb and pg_ctl as postgres)"
     exit 77
   fi
   [[ -x $bin/initdb && -x $bin/pg_ctl ]] || fail "$bin/initdb missing: install postgresql-15"
   id postgres >/dev/null 2>&1 || fail "no postgres user: install postgresql-15"
   command -v openssl >/dev/null || fail "openssl missing"
+  local primary_port=""
+  if [[ $mode == standby ]]; then
+    primary_port=$(cat "$primary_dir/port" 2>/dev/null) ||
+      fail "no cluster recorded in $primary_dir (cluster.sh start it first)"
+  fi
   mkdir -p "$dir"
   stop_cluster
 
@@ -85,29 +98,43 @@ start_cluster() {
   chown postgres:postgres "$tmp"
   chmod 700 "$tmp"
 
-  if ! as_postgres "$bin/initdb" -D "$data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 \
-    --no-sync >"$tmp/initdb.log" 2>&1; then
-    cat "$tmp/initdb.log"
-    fail "initdb failed (log above)"
-  fi
-  # Only the socket and loopback TCP, both trusted: a throwaway cluster for tests.
-  cat >"$data/pg_hba.conf" <<'HBA'
+  if [[ $mode == standby ]]; then
+    # A copy of the primary taken over the replication protocol, its WAL streamed during the
+    # copy; -R writes standby.signal (the server starts as a hot standby). The primary's
+    # pg_hba.conf, certificate and key come with it.
+    if ! as_postgres "$bin/pg_basebackup" -h 127.0.0.1 -p "$primary_port" -U postgres \
+      -D "$data" -R -X stream --no-sync >"$tmp/basebackup.log" 2>&1; then
+      cat "$tmp/basebackup.log"
+      fail "pg_basebackup from 127.0.0.1:$primary_port failed (log above)"
+    fi
+  else
+    if ! as_postgres "$bin/initdb" -D "$data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 \
+      --no-sync >"$tmp/initdb.log" 2>&1; then
+      cat "$tmp/initdb.log"
+      fail "initdb failed (log above)"
+    fi
+    # Only the socket and loopback TCP, both trusted: a throwaway cluster for tests (the
+    # replication line lets `cluster.sh standby` copy it and stream from it).
+    cat >"$data/pg_hba.conf" <<'HBA'
 local all all trust
 host  all all 127.0.0.1/32 trust
+host  replication all 127.0.0.1/32 trust
 HBA
-  # A self-signed certificate: enough for sslmode=require (nothing here verifies it).
-  if ! openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 7 \
-    -subj "/CN=127.0.0.1" -keyout "$data/server.key" -out "$data/server.crt" \
-    >"$tmp/openssl.log" 2>&1; then
-    cat "$tmp/openssl.log"
-    fail "openssl req -x509 failed (log above)"
+    # A self-signed certificate: enough for sslmode=require (nothing here verifies it).
+    if ! openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 7 \
+      -subj "/CN=127.0.0.1" -keyout "$data/server.key" -out "$data/server.crt" \
+      >"$tmp/openssl.log" 2>&1; then
+      cat "$tmp/openssl.log"
+      fail "openssl req -x509 failed (log above)"
+    fi
+    chown postgres:postgres "$data/server.key" "$data/server.crt"
+    chmod 600 "$data/server.key"
   fi
-  chown postgres:postgres "$data/server.key" "$data/server.crt"
-  chmod 600 "$data/server.key"
 
   # A port found free can be taken before the server binds it: try a few.
   for attempt in 1 2 3 4 5; do
     port=$(free_port) || fail "no free port found in 20000..59999"
+    # The whole file is rewritten: a standby's copy holds the primary's port and socket dir.
     cat >"$data/postgresql.auto.conf" <<CONF
 # cluster.sh (tests only)
 listen_addresses = '127.0.0.1'
@@ -122,6 +149,13 @@ fsync = off
 synchronous_commit = off
 full_page_writes = off
 CONF
+    if [[ $mode == standby ]]; then
+      cat >>"$data/postgresql.auto.conf" <<CONF
+primary_conninfo = 'host=127.0.0.1 port=$primary_port user=postgres application_name=pbx_standby'
+hot_standby = on
+wal_receiver_status_interval = 1s
+CONF
+    fi
     chown postgres:postgres "$data/postgresql.auto.conf"
     if as_postgres "$bin/pg_ctl" -D "$data" -l "$log" -w -t 30 start >"$tmp/pg_ctl.log" 2>&1; then
       ok=1
@@ -155,11 +189,24 @@ CONF
     -c 'SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()' 2>&1) ||
     fail "psql over TCP+TLS on port $port failed: $ssl"
   [[ $ssl == t ]] || fail "TCP connection on port $port is not encrypted: $ssl"
+  if [[ $mode == standby ]]; then
+    local streaming=""
+    for _ in $(seq 100); do
+      streaming=$("$bin/psql" -XAtq "$(cat "$dir/conninfo")" \
+        -c 'SELECT status FROM pg_stat_wal_receiver' 2>/dev/null || true)
+      [[ $streaming == streaming ]] && break
+      sleep 0.1
+    done
+    [[ $streaming == streaming ]] ||
+      fail "standby on port $port not streaming from port $primary_port after 10 s (log: $log)"
+  fi
   trap - EXIT
-  echo "cluster.sh: PostgreSQL 15 ready on $tmp and 127.0.0.1:$port (TLS on)"
+  local what="PostgreSQL 15"
+  [[ $mode == standby ]] && what+=" hot standby"
+  echo "cluster.sh: $what ready on $tmp and 127.0.0.1:$port (TLS on)"
 }
 
 case $mode in
-  start) start_cluster ;;
+  start | standby) start_cluster ;;
   stop) stop_cluster ;;
 esac

@@ -70,6 +70,14 @@ struct DbReport {
   long enrollments = 0;
   KeyCheck key = KeyCheck::kNoSchema;
   std::string key_problem;  // why the key is unusable
+
+  // replication (doctor's failover warning)
+  bool replication_known = false;         // the query below answered
+  std::string synchronous_standby_names;  // the connected server's settings
+  std::string synchronous_commit;
+  long standbys = 0;                // rows of pg_stat_replication
+  bool sync_state_visible = false;  // every row shows its sync_state (superuser, pg_read_all_stats)
+  long sync_standbys = 0;           // rows whose sync_state is sync or quorum
 };
 
 // Errors: plugin not loadable, database unreachable (kUnavailable) or failing.
