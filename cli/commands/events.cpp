@@ -12,6 +12,7 @@
 #include <ostream>
 
 #include "commands.hpp"
+#include "duration.hpp"
 #include "notify.hpp"
 #include "pbx/totp/strings.hpp"
 
@@ -57,26 +58,11 @@ totp::Error not_a_time(std::string_view text) {
 // "30m", "2h", "7d": that long before `now`.
 std::optional<std::int64_t> parse_duration(std::string_view t, std::int64_t now) {
   if (t.size() < 2) return std::nullopt;
-  std::int64_t unit = 0;
-  switch (std::tolower(static_cast<unsigned char>(t.back()))) {
-    case 's':
-      unit = 1;
-      break;
-    case 'm':
-      unit = 60;
-      break;
-    case 'h':
-      unit = 3600;
-      break;
-    case 'd':
-      unit = 86400;
-      break;
-    case 'w':
-      unit = std::int64_t{7} * 86400;
-      break;
-    default:
-      return std::nullopt;
-  }
+  auto unit_or =
+      duration_unit(static_cast<char>(std::tolower(static_cast<unsigned char>(t.back()))),
+                    /*weeks=*/true);
+  if (!unit_or) return std::nullopt;
+  const std::int64_t unit = *unit_or;
   std::string_view number = t.substr(0, t.size() - 1);
   if (number.size() > 12) return std::nullopt;
   std::int64_t n = 0;

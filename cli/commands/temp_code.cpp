@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "commands.hpp"
+#include "duration.hpp"
 #include "events_record.hpp"
 
 namespace pbx::cli {
@@ -28,22 +29,9 @@ std::optional<std::int64_t> parse_duration(std::string_view text) {
     text.remove_prefix(static_cast<std::size_t>(end - text.data()));
     std::int64_t unit = 1;
     if (!text.empty()) {
-      switch (text.front()) {
-        case 's':
-          unit = 1;
-          break;
-        case 'm':
-          unit = 60;
-          break;
-        case 'h':
-          unit = 3600;
-          break;
-        case 'd':
-          unit = 86400;
-          break;
-        default:
-          return std::nullopt;
-      }
+      auto u = duration_unit(text.front(), /*weeks=*/false);
+      if (!u) return std::nullopt;
+      unit = *u;
       text.remove_prefix(1);
       bare = false;
     } else if (!bare) {
