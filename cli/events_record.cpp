@@ -43,4 +43,24 @@ void record_event(Session& s, std::string_view kind, const std::string& user,
   }
 }
 
+std::optional<int> count_events(Session& s, std::string_view kind, const std::string& actor,
+                                std::int64_t since, int enough) {
+  auto store = totp::open_store(s.config);
+  if (!store) return std::nullopt;
+  totp::EventQuery query;
+  query.since = since;
+  int n = 0;
+  totp::EventCursor cursor;
+  // The database answers in bounded pages: read on until one comes back empty.
+  for (;;) {
+    auto page = (*store)->read_events(query, cursor);
+    if (!page) return std::nullopt;
+    if (page->events.empty()) return n;
+    for (const auto& e : page->events) {
+      if (e.event == kind && e.actor == actor && ++n >= enough) return n;
+    }
+    cursor = page->next;
+  }
+}
+
 }  // namespace pbx::cli

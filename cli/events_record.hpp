@@ -2,6 +2,8 @@
 // (service "pbx-mfa", the actor) and appends it to the store's event log.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -32,5 +34,10 @@ enum class EventLog {
 void record_event(Session& s, std::string_view kind, const std::string& user,
                   const std::string& detail, totp::Store* store = nullptr,
                   EventLog where = EventLog::kStore);
+
+// How many events of `kind` by `actor` the store's log holds from `since` on, counting up to
+// `enough` (it stops reading there); nullopt when the log cannot be read.
+std::optional<int> count_events(Session& s, std::string_view kind, const std::string& actor,
+                                std::int64_t since, int enough);
 
 }  // namespace pbx::cli

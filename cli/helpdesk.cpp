@@ -17,6 +17,9 @@
 namespace pbx::cli {
 namespace {
 
+// helpdesk-refused events recorded per member an hour (see refusal()).
+constexpr int kRefusalEventsPerHour = 20;
+
 bool holds(const std::vector<std::string>& names, std::string_view name) {
   return std::find(names.begin(), names.end(), name) != names.end();
 }
@@ -65,9 +68,25 @@ totp::Error refusal(Session& s, int exit_code, const std::string& rule,
   what += " (" + rule + ")";
   audit(s, what);
   if (a.config_loaded) {
-    record_event(s, "helpdesk-refused", a.target.value_or(""),
-                 a.command + (a.target ? " of " + *a.target : "") + " refused" +
-                     (a.role == "helpdesk" ? "" : " (" + a.role + ")") + ": " + rule);
+    std::string detail = a.command + (a.target ? " of " + *a.target : "") + " refused" +
+                         (a.role == "helpdesk" ? "" : " (" + a.role + ")") + ": " + rule;
+    // A member who loops on refused commands must not push earlier evidence out of the bounded
+    // log (events_max_size): kRefusalEventsPerHour events per member an hour, the last saying
+    // so; syslog's audit line has every refusal. A log that cannot be read does not stop one.
+    auto recent = s.env.clock != nullptr
+                      ? count_events(s, "helpdesk-refused", event_actor(s),
+                                     s.env.clock->now() - 3600, kRefusalEventsPerHour)
+                      : std::nullopt;
+    if (!recent || *recent < kRefusalEventsPerHour - 1) {
+      record_event(s, "helpdesk-refused", a.target.value_or(""), detail);
+    } else if (*recent == kRefusalEventsPerHour - 1) {
+      // First, so that the cut of a long detail keeps it.
+      record_event(s, "helpdesk-refused", a.target.value_or(""),
+                   std::to_string(kRefusalEventsPerHour) +
+                       " refusals of this member within an hour, further ones this hour are in "
+                       "syslog only; " +
+                       detail);
+    }
   }
   // The exit status travels as the error code exit_for() maps back to it.
   totp::Errc code = exit_code == kExitUsage ? totp::Errc::kConfig : totp::Errc::kIo;

@@ -249,13 +249,13 @@ class EventsReviewTest : public CliTest {
   }
 };
 
-// A helpdesk member's refusals are recorded without limit, each carrying up to ~1.3 KB of text
-// the member chose (the target name): a few hundred refused calls (a minute of `sudo pbx-mfa`
-// in a loop at the default 10M: a few thousand) rotate the log twice and the earlier events
-// (e.g. the member's own reset) are gone from .events.log and .events.log.1. Allowed actions
-// (unlock, temp-code) flood the same way, only with smaller lines. Open (DISABLED: it fails
-// today): needs a per-actor rate limit of CLI events, or a rotation that keeps more.
-TEST_F(EventsReviewTest, DISABLED_RefusalFloodDoesNotRotateAwayEarlierEvidence) {
+// A helpdesk member's refusals each carry up to ~1.3 KB of text the member chose (the target
+// name): unlimited, a few hundred refused calls would rotate the log twice and push earlier
+// events (e.g. the member's own reset) out of .events.log and .events.log.1. Allowed actions
+// (unlock, temp-code) are real actions, each worth its event, and carry small lines.
+// A member looping on refused commands (1 KiB of junk each) records 20 refusals an hour, the
+// 20th saying so, and cannot rotate the enrollment's event out of a 64 KiB log.
+TEST_F(EventsReviewTest, RefusalFloodDoesNotRotateAwayEarlierEvidence) {
   write_config("recovery_codes = 2\nhelpdesk_groups = daemon\nevents_max_size = 64K\n");
   ASSERT_EQ(run_cli({"enroll", "--user", "lp", "--no-confirm", "--json"}), 0) << err();
   env_.sudo_uid = user("daemon").uid;
@@ -266,8 +266,26 @@ TEST_F(EventsReviewTest, DISABLED_RefusalFloodDoesNotRotateAwayEarlierEvidence) 
     EXPECT_NE(run({"--config", config_path_, "unlock", "--user", junk}, env_), 0);
   }
   bool enrolled_seen = false;
-  for (const auto& e : all_events()) enrolled_seen |= e.event == "enrolled" && e.user == "lp";
+  int refusals = 0;
+  std::string last_detail;
+  for (const auto& e : all_events()) {
+    enrolled_seen |= e.event == "enrolled" && e.user == "lp";
+    if (e.event == "helpdesk-refused") {
+      ++refusals;
+      last_detail = e.detail;
+    }
+  }
   EXPECT_TRUE(enrolled_seen) << "150 refusals rotated the enrollment event away";
+  EXPECT_EQ(refusals, 20);
+  EXPECT_NE(last_detail.find("further ones this hour are in syslog only"), std::string::npos)
+      << last_detail;
+  // An hour later the member's refusals are recorded again.
+  clock_.set(clock_.now() + 3601);
+  clear();
+  EXPECT_NE(run({"--config", config_path_, "unlock", "--user", "nosuchpbxtest"}, env_), 0);
+  int after = 0;
+  for (const auto& e : all_events()) after += e.event == "helpdesk-refused" ? 1 : 0;
+  EXPECT_EQ(after, 21);
 }
 
 // SUDO_USER that does not name the account of SUDO_UID (only settable by a caller allowed to
