@@ -101,6 +101,8 @@ std::vector<Check> check_fleet_key(const Facts& f);
 std::vector<Check> check_db_connect(const Facts& f);
 std::vector<Check> check_db_tls(const Facts& f);
 std::vector<Check> check_db_schema(const Facts& f);  // and whether the fleet key fits
+// Rows under fleet_key_previous or under neither key (a fleet-key rotation).
+std::vector<Check> check_db_key_rotation(const Facts& f);
 std::vector<Check> check_break_glass(const Facts& f);
 
 // pam_checks.cpp.
@@ -148,6 +150,7 @@ inline constexpr CheckFn kChecks[] = {check_config,
                                       check_db_connect,
                                       check_db_tls,
                                       check_db_schema,
+                                      check_db_key_rotation,
                                       check_break_glass,
                                       check_module,
                                       check_pam_stacks,
