@@ -2,6 +2,7 @@
 // database of store = postgresql.
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -143,8 +144,8 @@ std::string rotation_procedure(const std::string& new_key, const std::string& ol
          "' again on one server";
 }
 
-std::string plural(long n, const char* word) {
-  return std::to_string(n) + " " + word + (n == 1 ? "" : "s");
+std::string plural(long n, const std::string& word) {
+  return std::to_string(n) + " " + word + (n == 1 ? "" : word.back() == 'h' ? "es" : "s");
 }
 
 // db rotate-key --new-key FILE [--batch N].
@@ -167,7 +168,8 @@ int db_rotate_key(Session& s, const std::string& new_key, int batch) {
     if (auto made = totp::create_fleet_key(new_key); !made) return fail(s, made.error());
     s.out() << "created the new fleet key " << new_key
             << " (root, 0400); no row was changed. Next:\n"
-            << "  1. copy " << new_key << " to every server of the fleet (install -m 0400 -o root)\n"
+            << "  1. copy " << new_key
+            << " to every server of the fleet (install -m 0400 -o root)\n"
             << "  2. on every server, in " << s.config_path << ": fleet_key = " << new_key
             << " and fleet_key_previous = " << c.fleet_key << "\n"
             << "  3. run 'pbx-mfa db rotate-key --new-key " << new_key
@@ -186,9 +188,10 @@ int db_rotate_key(Session& s, const std::string& new_key, int batch) {
                                                       : "<the old key>";
   if (!is_fleet_key) {
     return fail(s, kExitUsage,
-                new_key + " exists but is not fleet_key (" + c.fleet_key + ") in " +
-                    s.config_path + ": rotating while this host cannot write with the new key "
-                    "would lock users out; " + rotation_procedure(new_key, old_key));
+                new_key + " exists but is not fleet_key (" + c.fleet_key + ") in " + s.config_path +
+                    ": rotating while this host cannot write with the new key "
+                    "would lock users out; " +
+                    rotation_procedure(new_key, old_key));
   }
   if (c.fleet_key_previous.empty()) {
     return fail(s, kExitUsage,
@@ -197,18 +200,19 @@ int db_rotate_key(Session& s, const std::string& new_key, int batch) {
                     rotation_procedure(new_key, old_key));
   }
   auto started = std::chrono::steady_clock::now();
-  long next_report = 0;
+  long next_report = -1;
   auto progress = [&](const totp::DbRotateResult& r) {
-    // A line per batch, at most about one per tenth of the users.
-    long step = r.users_total / 10;
+    // A line per batch, at most about one per tenth of the users (the first at a tenth).
+    long step = std::max(r.users_total / 10, 1L);
+    if (next_report < 0) next_report = step;
     if (r.users_done < next_report) return;
-    next_report = r.users_done + (step > 0 ? step : 1);
+    next_report = r.users_done + step;
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     char elapsed[32];
     std::snprintf(elapsed, sizeof elapsed, "%.1f", secs);
     s.out() << "rotated " << r.users_done << " of " << r.users_total << " users (batch "
-            << r.batches << ", " << r.enrollments_resealed + r.states_remaced
-            << " rows re-sealed, " << elapsed << " s)" << std::endl;
+            << r.batches << ", " << r.enrollments_resealed + r.states_remaced << " rows re-sealed, "
+            << elapsed << " s)" << std::endl;
   };
   auto r = totp::db_rotate_key(c, batch, progress);
   if (!r) {
@@ -241,8 +245,7 @@ int db_rotate_key(Session& s, const std::string& new_key, int batch) {
                        " already=" + std::to_string(r->already_current) +
                        " rows_left=" + std::to_string(r->rows_left.size());
   audit(s, "db-rotate-key " + counts);
-  record_event(s, "fleet-key-rotated", "",
-               std::to_string(r->users_done) + " users: " + counts);
+  record_event(s, "fleet-key-rotated", "", std::to_string(r->users_done) + " users: " + counts);
   return kExitOk;
 }
 
@@ -264,8 +267,7 @@ Command add_db(CLI::App& app) {
       "re-seal every enrollment and state row under a new fleet key, in batches, online");
   auto new_key = std::make_shared<std::string>();
   auto batch = std::make_shared<int>(totp::kRotateBatchDefault);
-  rotate->add_option("--new-key", *new_key, "the new key file (created when missing)")
-      ->required();
+  rotate->add_option("--new-key", *new_key, "the new key file (created when missing)")->required();
   rotate->add_option("--batch", *batch, "users per transaction (1 to 10000, default 100)");
   // `from` is captured to keep --from's target alive while CLI11 parses into it.
   return {sub, [init, migrate, from, rotate, new_key, batch](Session& s) -> int {

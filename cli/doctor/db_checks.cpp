@@ -203,9 +203,9 @@ std::vector<Check> check_db_key_rotation(const Facts& f) {
   }
   auto usage = totp::db_key_usage(c);
   if (!usage) {
-    checks.push_back(
-        {"db-key-rotation", Status::kWarn,
-         "could not count the rows under each fleet key: " + usage.error().message, ""});
+    checks.push_back({"db-key-rotation", Status::kWarn,
+                      "could not count the rows under each fleet key: " + usage.error().message,
+                      ""});
     return checks;
   }
   const totp::DbKeyUsage& u = *usage;
@@ -218,12 +218,12 @@ std::vector<Check> check_db_key_rotation(const Facts& f) {
                           std::to_string(u.states_previous) + " state rows)",
                       "run 'pbx-mfa db rotate-key --new-key " + c.fleet_key + "'"});
   } else if (u.has_previous) {
-    checks.push_back({"db-key-rotation", Status::kWarn,
-                      "rotation complete: no row is under fleet_key_previous (" +
-                          c.fleet_key_previous + ")",
-                      "once every server has fleet_key = " + c.fleet_key +
-                          ", remove fleet_key_previous from every server's config and destroy "
-                          "the old key"});
+    checks.push_back(
+        {"db-key-rotation", Status::kWarn,
+         "rotation complete: no row is under fleet_key_previous (" + c.fleet_key_previous + ")",
+         "once every server has fleet_key = " + c.fleet_key +
+             ", remove fleet_key_previous from every server's config and destroy "
+             "the old key"});
   }
   if (u.neither_count() > 0) {
     std::string names;

@@ -248,9 +248,8 @@ Status upgrade_user(PgLink& db, const Config& config, detail::FleetKeys& keys,
     const std::string& text = *row.at(0);
     auto parsed = parse_state(text);
     auto mac = detail::bytea_of(row.at(1));
-    Status checked = parsed && mac
-                         ? keys.check_mac(user, parsed->enrollment_id, text, *mac)
-                         : Status(make_error(Errc::kCorrupt, ""));
+    Status checked = parsed && mac ? keys.check_mac(user, parsed->enrollment_id, text, *mac)
+                                   : Status(make_error(Errc::kCorrupt, ""));
     if (!checked && checked.error().code != Errc::kCorrupt) return fail(checked.error());
     if (!parsed) {
       left("state row left as it is: it does not parse (" + parsed.error().message + ")");

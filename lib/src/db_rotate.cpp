@@ -350,9 +350,10 @@ Result<DbRotateResult> db_rotate_key(const Config& config, int batch,
       db.retry();
     }
     if (!next) {
-      return make_error(next.error().code,
-                        "rotating the users after '" + last + "' (the batches before are "
-                        "committed; run the command again to go on): " + next.error().message);
+      return make_error(next.error().code, "rotating the users after '" + last +
+                                               "' (the batches before are "
+                                               "committed; run the command again to go on): " +
+                                               next.error().message);
     }
     if (next->empty()) break;
     last = std::move(next.value());

@@ -59,8 +59,7 @@ Result<const SecretBytes*> FleetKeys::previous() {
   if (!has_previous()) return static_cast<const SecretBytes*>(nullptr);
   auto k = load_once(previous_, config_.fleet_key_previous, config_.trusted_uid);
   if (!k) {
-    return make_error(k.error().code,
-                      "fleet_key_previous: " + k.error().message);
+    return make_error(k.error().code, "fleet_key_previous: " + k.error().message);
   }
   return k;
 }
@@ -84,8 +83,9 @@ Result<SecretString> FleetKeys::open(std::string_view aad, std::string_view box,
   auto again = open_sealed(**old, aad, box);
   if (!again) {
     if (again.error().code != Errc::kCorrupt) return again;
-    return make_error(Errc::kCorrupt, plain.error().message + " (under fleet_key and under "
-                                                              "fleet_key_previous)");
+    return make_error(Errc::kCorrupt, plain.error().message +
+                                          " (under fleet_key and under "
+                                          "fleet_key_previous)");
   }
   if (used != nullptr) *used = KeyUsed::kPrevious;
   return again;

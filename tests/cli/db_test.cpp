@@ -10,6 +10,7 @@
 #include "pbx/totp/break_glass.hpp"
 #include "pbx/totp/db_admin.hpp"
 #include "pbx/totp/enrollment.hpp"
+#include "pbx/totp/hotp.hpp"
 #include "pbx/totp/seal.hpp"
 #include "pbx/totp/state.hpp"
 #include "pg_test_db.hpp"
@@ -468,9 +469,9 @@ class DbRotateCliTest : public DbCliTest {
  protected:
   std::string new_key() const { return tmp_ / "fleet.key.new"; }
   void use_keys(const std::string& key, const std::string& previous) {
-    std::string extra = "recovery_codes = 2\nstore = postgresql\npg_conninfo = " +
-                        schema_->conninfo() + "\npg_plugin = " + totp::testing::pg_plugin_path() +
-                        "\nfleet_key = " + key + "\n";
+    std::string extra =
+        "recovery_codes = 2\nstore = postgresql\npg_conninfo = " + schema_->conninfo() +
+        "\npg_plugin = " + totp::testing::pg_plugin_path() + "\nfleet_key = " + key + "\n";
     if (!previous.empty()) extra += "fleet_key_previous = " + previous + "\n";
     write_config(extra);
   }
@@ -479,11 +480,13 @@ class DbRotateCliTest : public DbCliTest {
     auto st = store();
     auto secret = totp::generate_secret(totp::Algorithm::kSha1);
     ASSERT_TRUE(secret.ok());
-    totp::Enrollment e = totp::single_device_enrollment("rot", std::move(secret.value()),
+    auto id = totp::new_enrollment_id();
+    ASSERT_TRUE(id.ok());
+    totp::Enrollment e = totp::single_device_enrollment(*id, std::move(secret.value()),
                                                         totp::Algorithm::kSha1, 6, 30, kNow);
     for (int u = 0; u < n; ++u) {
-      totp::User user{"pbxtestrot" + std::to_string(1000 + u), static_cast<uid_t>(70000 + u),
-                      65534, "/nonexistent"};
+      totp::User user{"pbxtestrot" + std::to_string(1000 + u), static_cast<uid_t>(70000 + u), 65534,
+                      "/nonexistent"};
       auto txn = st->lock_state(user);
       ASSERT_TRUE(txn.ok()) << txn.error().message;
       ASSERT_TRUE(st->save(user, e, true).ok());
@@ -564,10 +567,10 @@ TEST_F(DbRotateCliTest, RotatesEveryRowInBatchesAndDoctorFollows) {
   ASSERT_EQ(run_cli({"db", "rotate-key", "--new-key", new_key()}), 0) << err();
   use_keys(new_key(), key_path());
   auto checks = doctor();
-  EXPECT_EQ(checks["db-key-rotation"].rfind(
-                "WARN 600 rows still under the previous fleet key (300 enrollments, 300 state rows)",
-                0),
-            0U)
+  EXPECT_EQ(
+      checks["db-key-rotation"].rfind(
+          "WARN 600 rows still under the previous fleet key (300 enrollments, 300 state rows)", 0),
+      0U)
       << checks["db-key-rotation"];
   EXPECT_EQ(checks["db-key"].rfind("PASS", 0), 0U) << checks["db-key"];
 
@@ -581,8 +584,7 @@ TEST_F(DbRotateCliTest, RotatesEveryRowInBatchesAndDoctorFollows) {
   EXPECT_NE(o.find("300 enrollments re-sealed and 300 state rows re-authenticated"),
             std::string::npos)
       << o;
-  EXPECT_NE(o.find("remove fleet_key_previous from every server's config"), std::string::npos)
-      << o;
+  EXPECT_NE(o.find("remove fleet_key_previous from every server's config"), std::string::npos) << o;
   EXPECT_TRUE(err().empty()) << err();
   ASSERT_FALSE(audit_.empty());
   EXPECT_NE(audit_.back().find("db-rotate-key enrollments_resealed=300 states_remaced=300"),

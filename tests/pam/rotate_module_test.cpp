@@ -128,7 +128,9 @@ class RotateUnderLoginsTest : public ::testing::Test {
     // The other users: rows only (no account needed to hold rows), one secret for all.
     auto secret = totp::generate_secret(totp::Algorithm::kSha1);
     ASSERT_TRUE(secret.ok());
-    totp::Enrollment e = totp::single_device_enrollment("fill", std::move(secret.value()),
+    auto fill_id = totp::new_enrollment_id();
+    ASSERT_TRUE(fill_id.ok());
+    totp::Enrollment e = totp::single_device_enrollment(*fill_id, std::move(secret.value()),
                                                         totp::Algorithm::kSha1, 6, 30, 1700000000);
     for (int u = 0; u < kFillUsers; ++u) {
       char name[32];
@@ -262,12 +264,13 @@ TEST_F(RotateUnderLoginsTest, KilledMidwayThenResumedLoginsKeepWorking) {
   totp::Config both = use_keys(new_key_, old_key_);
   EXPECT_EQ(usage(both).previous(), kLoginUsers + 2 * kFillUsers);
 
-  auto* shared = static_cast<Shared*>(::mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE,
-                                             MAP_SHARED | MAP_ANONYMOUS, -1, 0));
+  auto* shared = static_cast<Shared*>(
+      ::mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
   ASSERT_NE(shared, MAP_FAILED);
   std::fill(std::begin(shared->next_code), std::end(shared->next_code), 0);
   // Step 4, killed after its first progress line while logins go on.
   auto pids = start_logins(shared);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
   output.clear();
   int rc = rotate(true, output);
   stop_logins(shared, pids);
@@ -280,6 +283,7 @@ TEST_F(RotateUnderLoginsTest, KilledMidwayThenResumedLoginsKeepWorking) {
 
   // Run again: it goes on to the end, logins still going.
   pids = start_logins(shared);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
   output.clear();
   rc = rotate(false, output);
   stop_logins(shared, pids);
@@ -302,8 +306,7 @@ TEST_F(RotateUnderLoginsTest, KilledMidwayThenResumedLoginsKeepWorking) {
   }
   use_keys(old_key_, "");
   for (int u = 0; u < kLoginUsers; ++u) {
-    EXPECT_EQ(login(u, enrolled_[u].recovery_codes[shared->next_code[u] + 1]),
-              PAM_AUTHINFO_UNAVAIL)
+    EXPECT_EQ(login(u, enrolled_[u].recovery_codes[shared->next_code[u] + 1]), PAM_AUTHINFO_UNAVAIL)
         << login_user(u);
   }
   ::munmap(shared, sizeof(Shared));

@@ -23,8 +23,10 @@ int fill(const char* config_path, const std::string& prefix, int n) {
   if (!config) return std::fprintf(stderr, "%s\n", config.error().message.c_str()), 2;
   auto store = open_store(*config);
   if (!store) return std::fprintf(stderr, "%s\n", store.error().message.c_str()), 2;
-  SecretBytes secret(20, 7);
-  Enrollment e = single_device_enrollment("fill", std::move(secret), Algorithm::kSha1, 6, 30,
+  SecretBytes secret(20);  // zeros: the rows are never logged in with
+  auto id = new_enrollment_id();
+  if (!id) return 70;
+  Enrollment e = single_device_enrollment(*id, std::move(secret), Algorithm::kSha1, 6, 30,
                                           SystemClock().now());
   for (int u = 0; u < n; ++u) {
     char suffix[16];
@@ -45,7 +47,8 @@ int fill(const char* config_path, const std::string& prefix, int n) {
 }
 
 int main(int argc, char** argv) {
-  if (argc == 5 && std::string(argv[1]) == "--fill") return fill(argv[2], argv[3], std::atoi(argv[4]));
+  if (argc == 5 && std::string(argv[1]) == "--fill")
+    return fill(argv[2], argv[3], std::atoi(argv[4]));
   if (argc < 4) {
     std::fprintf(stderr, "usage: %s CONFIG USER SECRET_HEX [RECOVERY_CODE...]\n", argv[0]);
     return 2;

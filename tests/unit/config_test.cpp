@@ -180,7 +180,8 @@ TEST(ConfigApply, EveryKeyAcceptsAGoodValue) {
        [](const Config& c) { EXPECT_EQ(c.pg_plugin, "/opt/pbx/pbx_store_postgresql.so"); }},
       {"fleet_key_previous", "/etc/security/pbx-mfa.key.old",
        [](const Config& c) { EXPECT_EQ(c.fleet_key_previous, "/etc/security/pbx-mfa.key.old"); }},
-      {"fleet_key_previous", "", [](const Config& c) { EXPECT_TRUE(c.fleet_key_previous.empty()); }},
+      {"fleet_key_previous", "",
+       [](const Config& c) { EXPECT_TRUE(c.fleet_key_previous.empty()); }},
       {"enroll_at_login", "with-code",
        [](const Config& c) { EXPECT_TRUE(c.enroll_at_login && c.enroll_with_code); }},
       {"helpdesk_groups", "noc, tier1",
@@ -316,7 +317,7 @@ TEST(ConfigApply, EveryKeyRejectsBadValuesNamingTheKey) {
       {"pg_timeout_ms", ""},
       {"pg_timeout_ms", "99999999999999999999"},
       {"fleet_key", ""},
-      {"fleet_key", "pbx-mfa.key"},  // relative
+      {"fleet_key", "pbx-mfa.key"},               // relative
       {"fleet_key_previous", "pbx-mfa.key.old"},  // relative
       {"fleet_key_previous", "/etc/x\x01"},
       {"pg_conninfo", "host=db1\x01"},

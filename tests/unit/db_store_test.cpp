@@ -561,8 +561,9 @@ TEST_F(DbKeyRotationTest, RotateMovesEveryRowAndRunsAgainAsANoOp) {
 TEST_F(DbKeyRotationTest, ARowUnderNeitherKeyIsLeftAndNamed) {
   enroll(alice_, kIdA);
   enroll(bob_, kIdB);
-  pg_->exec("UPDATE pbx_mfa_enrollment SET sealed = set_byte(sealed, 20, get_byte(sealed, 20) # 1)"
-            " WHERE user_name = 'bob'");
+  pg_->exec(
+      "UPDATE pbx_mfa_enrollment SET sealed = set_byte(sealed, 20, get_byte(sealed, 20) # 1)"
+      " WHERE user_name = 'bob'");
   std::string damaged = stored_secret(bob_);
   switch_to_new_key();
   auto r = db_rotate_key(config_, 100, nullptr);

@@ -96,9 +96,9 @@ struct DbRotateResult {
   long users_total = 0;  // users with a row when the rotation started (for progress)
   long users_done = 0;
   long batches = 0;
-  long enrollments_resealed = 0;  // opened under the previous key, sealed under fleet_key
-  long states_remaced = 0;        // verified under the previous key, MAC under fleet_key
-  long already_current = 0;       // rows already under fleet_key (skipped)
+  long enrollments_resealed = 0;       // opened under the previous key, sealed under fleet_key
+  long states_remaced = 0;             // verified under the previous key, MAC under fleet_key
+  long already_current = 0;            // rows already under fleet_key (skipped)
   std::vector<std::string> rows_left;  // "user NAME: ..." under neither key, left as they are
   bool key_check_updated = false;      // pbx_mfa_schema.key_check set to fleet_key
 };
