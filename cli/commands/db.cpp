@@ -209,7 +209,7 @@ int db_rotate_key(Session& s, const std::string& new_key, int batch) {
     next_report = r.users_done + step;
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     char elapsed[32];
-    std::snprintf(elapsed, sizeof elapsed, "%.1f", secs);
+    (void)std::snprintf(elapsed, sizeof elapsed, "%.1f", secs);
     s.out() << "rotated " << r.users_done << " of " << r.users_total << " users (batch "
             << r.batches << ", " << r.enrollments_resealed + r.states_remaced << " rows re-sealed, "
             << elapsed << " s)" << std::endl;
@@ -221,7 +221,7 @@ int db_rotate_key(Session& s, const std::string& new_key, int batch) {
   }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   char elapsed[32];
-  std::snprintf(elapsed, sizeof elapsed, "%.1f", secs);
+  (void)std::snprintf(elapsed, sizeof elapsed, "%.1f", secs);
   if (r->key_check_updated) {
     s.out() << "key check of the database set to the new key " << c.fleet_key << "\n";
   }

@@ -81,8 +81,16 @@ std::string state_columns() {
          "octet_length(state_text), octet_length(state_mac)";
 }
 
+std::string left_line(const std::string& user, const std::string& why) {
+  std::string line = "user ";
+  line += user;
+  line += ": ";
+  line += why;
+  return line;
+}
+
 void name_row(DbKeyUsage& u, const std::string& user, const std::string& why) {
-  if (u.neither.size() < DbKeyUsage::kMaxNamed) u.neither.push_back("user " + user + ": " + why);
+  if (u.neither.size() < DbKeyUsage::kMaxNamed) u.neither.push_back(left_line(user, why));
 }
 
 // The key check in pbx_mfa_schema (locked): kept when under fleet_key, set to fleet_key when
@@ -198,7 +206,7 @@ Result<std::string> rotate_batch(PgLink& db, const Config& config, FleetKeys& ke
     if (**used == KeyUsed::kCurrent) {
       ++add.already_current;
     } else if (**used == KeyUsed::kNeither) {
-      add.rows_left.push_back("user " + user + ": " + why);
+      add.rows_left.push_back(left_line(user, why));
     } else {
       auto mac = state_mac(**mac_key, user, id, *row.at(1));  // the same text, a new MAC
       if (!mac) return fail(mac.error());
@@ -220,7 +228,7 @@ Result<std::string> rotate_batch(PgLink& db, const Config& config, FleetKeys& ke
     if (*used == KeyUsed::kCurrent) {
       ++add.already_current;
     } else if (*used == KeyUsed::kNeither) {
-      add.rows_left.push_back("user " + user + ": " + why);
+      add.rows_left.push_back(left_line(user, why));
     } else {
       // The same text under the same associated data, sealed under the current key.
       auto box = seal(**key, detail::enrollment_aad(user), plain->view());

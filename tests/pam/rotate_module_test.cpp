@@ -248,6 +248,7 @@ void expect_all_accepted(const Shared* shared, const char* phase) {
   }
   EXPECT_EQ(bad, 0) << phase << ": " << bad << " of " << n << " logins with a valid code refused";
   EXPECT_GT(n, kWorkers) << phase << ": too few logins to tell";
+  std::printf("%s: %d logins with a valid code, %d refused\n", phase, n, bad);
 }
 
 TEST_F(RotateUnderLoginsTest, KilledMidwayThenResumedLoginsKeepWorking) {
@@ -277,6 +278,8 @@ TEST_F(RotateUnderLoginsTest, KilledMidwayThenResumedLoginsKeepWorking) {
   EXPECT_EQ(rc, -SIGKILL) << output;
   expect_all_accepted(shared, "during the killed rotation");
   auto midway = usage(both);
+  std::printf("killed midway: %ld rows under the new key, %ld under the old\n",
+              midway.enrollments_current + midway.states_current, midway.previous());
   EXPECT_EQ(midway.neither_count(), 0) << "a row that opens under neither key";
   EXPECT_GT(midway.previous(), 0) << "the rotation was killed after it had finished";
   EXPECT_GT(midway.enrollments_current, kLoginUsers) << "the first batches were not committed";
