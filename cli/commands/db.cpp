@@ -201,7 +201,14 @@ int db_rotate_key(Session& s, const std::string& new_key, int batch) {
   }
   auto started = std::chrono::steady_clock::now();
   long next_report = -1;
+  bool told_key_check = false;
+  auto tell_key_check = [&](const totp::DbRotateResult& r) {
+    if (told_key_check || !r.key_check_updated) return;
+    told_key_check = true;
+    s.out() << "key check of the database set to the new key " << c.fleet_key << std::endl;
+  };
   auto progress = [&](const totp::DbRotateResult& r) {
+    tell_key_check(r);
     // A line per batch, at most about one per tenth of the users (the first at a tenth).
     long step = std::max(r.users_total / 10, 1L);
     if (next_report < 0) next_report = step;
@@ -222,9 +229,7 @@ int db_rotate_key(Session& s, const std::string& new_key, int batch) {
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   char elapsed[32];
   (void)std::snprintf(elapsed, sizeof elapsed, "%.1f", secs);
-  if (r->key_check_updated) {
-    s.out() << "key check of the database set to the new key " << c.fleet_key << "\n";
-  }
+  tell_key_check(*r);
   s.out() << "done: " << r->users_done << " users in " << elapsed << " s ("
           << plural(r->batches, "batch") << "): " << plural(r->enrollments_resealed, "enrollment")
           << " re-sealed and " << plural(r->states_remaced, "state row")
