@@ -491,6 +491,22 @@ TEST_F(DbKeyRotationTest, ARowUnderThePreviousKeyIsReadAndWrittenUnderTheNewOne)
   EXPECT_TRUE(is_ok(store().load(bob_)));
 }
 
+TEST_F(DbKeyRotationTest, ThePreviousKeyIsReadOnlyWhenARowDoesNotOpenUnderTheCurrentOne) {
+  // A previous key that cannot be read: rows under the current key never need it (the common
+  // login path reads one key file); a row under another key fails closed naming it.
+  Enrollment a = enroll(alice_);
+  config_.fleet_key_previous = config_.fleet_key + ".missing";
+  reopen();
+  ASSERT_TRUE(is_ok(store().load(alice_)));
+  ASSERT_EQ(verify_at(alice_, code_now(a), store()), Verdict::kAccepted);
+  pg_->exec(
+      "UPDATE pbx_mfa_enrollment SET sealed = set_byte(sealed, 20, get_byte(sealed, 20) # 1)");
+  auto refused = store().load(alice_);
+  ASSERT_FALSE(is_ok(refused));
+  EXPECT_NE(refused.error().message.find("fleet_key_previous"), std::string::npos)
+      << refused.error().message;
+}
+
 TEST_F(DbKeyRotationTest, TheKeyCheckIsAcceptedUnderEitherKey) {
   switch_to_new_key();
   EXPECT_TRUE(is_ok(db_init(config_)));
