@@ -591,6 +591,8 @@ TEST_F(DbRotateCliTest, RotatesEveryRowInBatchesAndDoctorFollows) {
             std::string::npos)
       << audit_.back();
   EXPECT_EQ(schema_->exec("SELECT event FROM pbx_mfa_event"), "fleet-key-rotated");
+  EXPECT_EQ(schema_->exec("SELECT user_name || '|' || detail FROM pbx_mfa_event"),
+            "|300 users: enrollments_resealed=300 states_remaced=300 already=0 rows_left=0");
   auto u = usage();
   EXPECT_EQ(u.enrollments_current, 300);
   EXPECT_EQ(u.states_current, 300);
