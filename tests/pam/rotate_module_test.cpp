@@ -175,6 +175,14 @@ class RotateUnderLoginsTest : public ::testing::Test {
     return pids;
   }
 
+  // Until the workers are logging in (a loaded machine may take a while to start them).
+  static void wait_for_logins(const Shared* shared) {
+    auto end = steady_clock::now() + std::chrono::seconds(10);
+    while (shared->count.load() < 2 * kWorkers && steady_clock::now() < end) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+
   static void stop_logins(Shared* shared, const std::vector<pid_t>& pids) {
     shared->stop.store(1);
     for (pid_t pid : pids) {
@@ -271,7 +279,7 @@ TEST_F(RotateUnderLoginsTest, KilledMidwayThenResumedLoginsKeepWorking) {
   std::fill(std::begin(shared->next_code), std::end(shared->next_code), 0);
   // Step 4, killed after its first progress line while logins go on.
   auto pids = start_logins(shared);
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  wait_for_logins(shared);
   output.clear();
   int rc = rotate(true, output);
   stop_logins(shared, pids);
@@ -286,7 +294,7 @@ TEST_F(RotateUnderLoginsTest, KilledMidwayThenResumedLoginsKeepWorking) {
 
   // Run again: it goes on to the end, logins still going.
   pids = start_logins(shared);
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  wait_for_logins(shared);
   output.clear();
   rc = rotate(false, output);
   stop_logins(shared, pids);
