@@ -1,7 +1,17 @@
-// db init, db migrate [--from files]: set up and upgrade the shared database of
-// store = postgresql.
+// db init, db migrate [--from files], db rotate-key: set up, upgrade and re-key the shared
+// database of store = postgresql.
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+
 #include "commands.hpp"
+#include "events_record.hpp"
 #include "pbx/totp/db_admin.hpp"
+#include "pbx/totp/seal.hpp"
 
 namespace pbx::cli {
 namespace {
@@ -124,6 +134,126 @@ int db_migrate(Session& s) {
   return failed == 0 ? kExitOk : kExitStore;
 }
 
+// The steps of a rotation, for the messages that stop before one.
+std::string rotation_procedure(const std::string& new_key, const std::string& old_key) {
+  return "the procedure: (1) 'pbx-mfa db rotate-key --new-key " + new_key +
+         "' once, which creates the new key; (2) copy " + new_key +
+         " to every server (install -m 0400 -o root); (3) on every server set 'fleet_key = " +
+         new_key + "' and 'fleet_key_previous = " + old_key +
+         "' in pbx-mfa.conf; (4) run 'pbx-mfa db rotate-key --new-key " + new_key +
+         "' again on one server";
+}
+
+std::string plural(long n, const std::string& word) {
+  return std::to_string(n) + " " + word + (n == 1 ? "" : word.back() == 'h' ? "es" : "s");
+}
+
+// db rotate-key --new-key FILE [--batch N].
+int db_rotate_key(Session& s, const std::string& new_key, int batch) {
+  if (auto st = need_database(s); !st) return fail(s, st.error());
+  if (new_key.empty() || new_key.front() != '/') {
+    return fail(s, kExitUsage, "--new-key must be an absolute path");
+  }
+  if (batch < 1 || batch > totp::kRotateBatchMax) {
+    return fail(s, kExitUsage,
+                "--batch must be from 1 to " + std::to_string(totp::kRotateBatchMax));
+  }
+  const totp::Config& c = s.config;
+  struct stat st {};
+  if (::lstat(new_key.c_str(), &st) != 0) {
+    if (errno != ENOENT) {
+      return fail(s, kExitStore, new_key + ": " + std::strerror(errno));
+    }
+    // Step 1: a new key. No row changes: no server can read it yet.
+    if (auto made = totp::create_fleet_key(new_key); !made) return fail(s, made.error());
+    s.out() << "created the new fleet key " << new_key
+            << " (root, 0400); no row was changed. Next:\n"
+            << "  1. copy " << new_key
+            << " to every server of the fleet (install -m 0400 -o root)\n"
+            << "  2. on every server, in " << s.config_path << ": fleet_key = " << new_key
+            << " and fleet_key_previous = " << c.fleet_key << "\n"
+            << "  3. run 'pbx-mfa db rotate-key --new-key " << new_key
+            << "' again, on one server\n";
+    audit(s, "db-rotate-key new key created");
+    return kExitOk;
+  }
+  // Step 4: the new key must be the one this host writes with, and the old one readable.
+  struct stat configured {};
+  bool is_fleet_key = ::stat(c.fleet_key.c_str(), &configured) == 0 &&
+                      ::stat(new_key.c_str(), &st) == 0 && configured.st_dev == st.st_dev &&
+                      configured.st_ino == st.st_ino;
+  // The old key: fleet_key_previous, or before the change of configuration the fleet_key.
+  std::string old_key = !c.fleet_key_previous.empty() ? c.fleet_key_previous
+                        : !is_fleet_key               ? c.fleet_key
+                                                      : "<the old key>";
+  if (!is_fleet_key) {
+    return fail(s, kExitUsage,
+                new_key + " exists but is not fleet_key (" + c.fleet_key + ") in " + s.config_path +
+                    ": rotating while this host cannot write with the new key "
+                    "would lock users out; " +
+                    rotation_procedure(new_key, old_key));
+  }
+  if (c.fleet_key_previous.empty()) {
+    return fail(s, kExitUsage,
+                "fleet_key_previous is not set in " + s.config_path +
+                    ": rotating while this host cannot read both keys would lock users out; " +
+                    rotation_procedure(new_key, old_key));
+  }
+  auto started = std::chrono::steady_clock::now();
+  long next_report = -1;
+  bool told_key_check = false;
+  auto tell_key_check = [&](const totp::DbRotateResult& r) {
+    if (told_key_check || !r.key_check_updated) return;
+    told_key_check = true;
+    s.out() << "key check of the database set to the new key " << c.fleet_key << std::endl;
+  };
+  auto progress = [&](const totp::DbRotateResult& r) {
+    tell_key_check(r);
+    // A line per batch, at most about one per tenth of the users (the first at a tenth).
+    long step = std::max(r.users_total / 10, 1L);
+    if (next_report < 0) next_report = step;
+    if (r.users_done < next_report) return;
+    next_report = r.users_done + step;
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    char elapsed[32];
+    (void)std::snprintf(elapsed, sizeof elapsed, "%.1f", secs);
+    s.out() << "rotated " << r.users_done << " of " << r.users_total << " users (batch "
+            << r.batches << ", " << r.enrollments_resealed + r.states_remaced << " rows re-sealed, "
+            << elapsed << " s)" << std::endl;
+  };
+  auto r = totp::db_rotate_key(c, batch, progress);
+  if (!r) {
+    audit(s, "db-rotate-key failed");
+    return fail(s, r.error());
+  }
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  char elapsed[32];
+  (void)std::snprintf(elapsed, sizeof elapsed, "%.1f", secs);
+  tell_key_check(*r);
+  s.out() << "done: " << r->users_done << " users in " << elapsed << " s ("
+          << plural(r->batches, "batch") << "): " << plural(r->enrollments_resealed, "enrollment")
+          << " re-sealed and " << plural(r->states_remaced, "state row")
+          << " re-authenticated under " << c.fleet_key << ", " << r->already_current
+          << " rows already under it, " << r->rows_left.size() << " left as they are\n";
+  for (const auto& why : r->rows_left) s.err() << "pbx-mfa: " << why << "\n";
+  if (r->rows_left.empty()) {
+    s.out() << "no row is under the old key any more: when every server has fleet_key = "
+            << c.fleet_key << ", remove fleet_key_previous from every server's config and "
+            << "destroy the old key " << c.fleet_key_previous << "\n";
+  } else {
+    s.err() << "pbx-mfa: " << plural(static_cast<long>(r->rows_left.size()), "row")
+            << " under neither key were left as they are (refused at login, as before): "
+               "'pbx-mfa reset' those users and enroll them again\n";
+  }
+  std::string counts = "enrollments_resealed=" + std::to_string(r->enrollments_resealed) +
+                       " states_remaced=" + std::to_string(r->states_remaced) +
+                       " already=" + std::to_string(r->already_current) +
+                       " rows_left=" + std::to_string(r->rows_left.size());
+  audit(s, "db-rotate-key " + counts);
+  record_event(s, "fleet-key-rotated", "", std::to_string(r->users_done) + " users: " + counts);
+  return kExitOk;
+}
+
 }  // namespace
 
 Command add_db(CLI::App& app) {
@@ -137,13 +267,21 @@ Command add_db(CLI::App& app) {
   auto from = std::make_shared<std::string>();
   migrate->add_option("--from", *from, "where the enrollments are now")
       ->check(CLI::IsMember({"files"}));
+  auto* rotate = sub->add_subcommand(
+      "rotate-key",
+      "re-seal every enrollment and state row under a new fleet key, in batches, online");
+  auto new_key = std::make_shared<std::string>();
+  auto batch = std::make_shared<int>(totp::kRotateBatchDefault);
+  rotate->add_option("--new-key", *new_key, "the new key file (created when missing)")->required();
+  rotate->add_option("--batch", *batch, "users per transaction (1 to 10000, default 100)");
   // `from` is captured to keep --from's target alive while CLI11 parses into it.
-  return {sub, [init, migrate, from](Session& s) -> int {
+  return {sub, [init, migrate, from, rotate, new_key, batch](Session& s) -> int {
             if (init->parsed()) return db_init(s, /*may_create=*/true);
+            if (rotate->parsed()) return db_rotate_key(s, *new_key, *batch);
             if (migrate->parsed()) {
               return from->empty() ? db_init(s, /*may_create=*/false) : db_migrate(s);
             }
-            return fail(s, kExitUsage, "db: init or migrate");
+            return fail(s, kExitUsage, "db: init, migrate or rotate-key");
           }};
 }
 

@@ -105,6 +105,8 @@ std::vector<Check> check_db_schema(const Facts& f);  // and whether the fleet ke
 // without a synchronous standby (a failover may lose the last logins); nothing for one host.
 std::vector<Check> check_db_replication(const Facts& f);
 std::vector<Check> replication_checks(const std::string& conninfo, const totp::DbReport& r);
+// Rows under fleet_key_previous or under neither key (a fleet-key rotation).
+std::vector<Check> check_db_key_rotation(const Facts& f);
 std::vector<Check> check_break_glass(const Facts& f);
 
 // pam_checks.cpp.
@@ -153,6 +155,7 @@ inline constexpr CheckFn kChecks[] = {check_config,
                                       check_db_tls,
                                       check_db_schema,
                                       check_db_replication,
+                                      check_db_key_rotation,
                                       check_break_glass,
                                       check_module,
                                       check_pam_stacks,

@@ -8,6 +8,7 @@
 #include "config_checks.hpp"
 #include "conninfo.hpp"
 #include "pbx/totp/break_glass.hpp"
+#include "pbx/totp/db_admin.hpp"
 #include "pbx/totp/seal.hpp"
 #include "pbx/totp/strings.hpp"
 
@@ -257,6 +258,63 @@ std::vector<Check> replication_checks(const std::string& conninfo, const totp::D
 std::vector<Check> check_db_replication(const Facts& f) {
   if (!f.uses_database() || !f.db_report()) return {};
   return replication_checks(f.session.config.pg_conninfo, *f.db_report());
+}
+
+// A rotation of the fleet key (pbx-mfa db rotate-key): the previous key when configured, and
+// which key the rows are under (every row is read: fast, each an AES-GCM open or an HMAC).
+std::vector<Check> check_db_key_rotation(const Facts& f) {
+  if (!f.uses_database() || !f.db_report()) return {};
+  const totp::DbReport& r = *f.db_report();
+  const totp::Config& c = f.session.config;
+  if (r.schema_version < 2 || r.key != totp::KeyCheck::kMatches) return {};
+  std::vector<Check> checks;
+  if (!c.fleet_key_previous.empty()) {
+    auto old = totp::load_fleet_key(c.fleet_key_previous, c.trusted_uid);
+    if (!old) {
+      checks.push_back({"fleet-key-previous", Status::kFail,
+                        "fleet_key_previous: " + old.error().message,
+                        "copy the old fleet key from a server of the fleet (install -m 0400 -o "
+                        "root), or remove fleet_key_previous once the rotation is complete"});
+      return checks;
+    }
+  }
+  auto usage = totp::db_key_usage(c);
+  if (!usage) {
+    checks.push_back({"db-key-rotation", Status::kWarn,
+                      "could not count the rows under each fleet key: " + usage.error().message,
+                      ""});
+    return checks;
+  }
+  const totp::DbKeyUsage& u = *usage;
+  const long rows = u.enrollments_current + u.enrollments_previous + u.enrollments_neither +
+                    u.states_current + u.states_previous + u.states_neither;
+  if (u.previous() > 0) {
+    checks.push_back({"db-key-rotation", Status::kWarn,
+                      std::to_string(u.previous()) + " rows still under the previous fleet key (" +
+                          std::to_string(u.enrollments_previous) + " enrollments, " +
+                          std::to_string(u.states_previous) + " state rows)",
+                      "run 'pbx-mfa db rotate-key --new-key " + c.fleet_key + "'"});
+  } else if (u.has_previous) {
+    checks.push_back(
+        {"db-key-rotation", Status::kWarn,
+         "rotation complete: no row is under fleet_key_previous (" + c.fleet_key_previous + ")",
+         "once every server has fleet_key = " + c.fleet_key +
+             ", remove fleet_key_previous from every server's config and destroy "
+             "the old key"});
+  }
+  if (u.neither_count() > 0) {
+    std::string names;
+    for (const auto& line : u.neither) names += (names.empty() ? "" : "; ") + line;
+    checks.push_back({"db-key-rows", Status::kWarn,
+                      std::to_string(u.neither_count()) +
+                          " rows under neither fleet key (refused at login): " + names,
+                      "'pbx-mfa reset' those users and enroll them again"});
+  }
+  if (checks.empty()) {
+    checks.push_back({"db-key-rotation", Status::kPass,
+                      "all " + std::to_string(rows) + " rows under the fleet key", ""});
+  }
+  return checks;
 }
 
 std::vector<Check> check_break_glass(const Facts& f) {

@@ -243,6 +243,13 @@ Status optional_path_in(Config& c, std::string_view key, std::string_view value)
   }
   return set_path(c.notify_command, key, value);
 }
+Status previous_key_in(Config& c, std::string_view key, std::string_view value) {
+  if (value.empty()) {
+    c.fleet_key_previous.clear();
+    return Ok{};
+  }
+  return set_path(c.fleet_key_previous, key, value);
+}
 Status notify_events_in(Config& c, std::string_view key, std::string_view value) {
   auto items = split_list(key, value);
   if (!items) return items.error();
@@ -332,6 +339,8 @@ constexpr Setting kSettings[] = {
      "deadline of one database exchange in milliseconds, 100 to 60000"},
     {"fleet_key", "/etc/security/pbx-mfa.key", path_in<&Config::fleet_key>,
      "key sealing the secrets in the database (32 bytes, root-owned)"},
+    {"fleet_key_previous", "", previous_key_in,
+     "during a fleet-key rotation: the old key, for reading rows only (empty: none)"},
     {"pg_plugin", PBX_DEFAULT_PG_PLUGIN, path_in<&Config::pg_plugin>,
      "the PostgreSQL plugin, loaded only with store = postgresql", true},
     {"helpdesk_groups", "", groups_in<&Config::helpdesk_groups>,
@@ -390,6 +399,12 @@ Status parse_config_text(Config& config, std::string_view text, std::string_view
     if (auto st = apply_setting(next, key, line.substr(eq + 1)); !st) {
       return make_error(Errc::kConfig, where + st.error().message);
     }
+  }
+  if (!next.fleet_key_previous.empty() && next.fleet_key_previous == next.fleet_key) {
+    return make_error(Errc::kConfig, std::string(source) +
+                                         ": fleet_key_previous: must be the old key, not the "
+                                         "file fleet_key names (" +
+                                         next.fleet_key + ")");
   }
   config = std::move(next);
   return Ok{};

@@ -26,8 +26,7 @@ namespace {
 
 using detail::PgLink;
 
-// The associated data of the key check sealed into pbx_mfa_schema.
-constexpr const char* kKeyCheckAad = "pbx-mfa key check";
+using detail::kKeyCheckAad;
 
 // Version 1. Later versions add steps (kSchemaV2...); db_init applies those above the stored
 // version, also right after creating version 1.
@@ -119,7 +118,7 @@ constexpr const char* kSealedCap = "65536";
 // The users with a row that may need the upgrade to format version 2: an enrollment whose
 // sealed text is version 1 or does not open, a state row whose text is version 1. Read without
 // locks; upgrade_user reads each again under its locks.
-Result<std::set<std::string>> upgrade_candidates(PgLink& db, const SecretBytes& fleet_key) {
+Result<std::set<std::string>> upgrade_candidates(PgLink& db, detail::FleetKeys& keys) {
   std::set<std::string> users;
   db.start_exchange();
   static const std::string kEnrollments =
@@ -130,8 +129,9 @@ Result<std::set<std::string>> upgrade_candidates(PgLink& db, const SecretBytes& 
   for (const auto& row : *rows) {
     if (!row.at(0)) continue;
     auto box = detail::bytea_of(row.at(1));
-    auto plain = box ? open_sealed(fleet_key, detail::enrollment_aad(*row.at(0)), *box)
+    auto plain = box ? keys.open(detail::enrollment_aad(*row.at(0)), *box)
                      : Result<SecretString>(box.error());
+    if (!plain && plain.error().code != Errc::kCorrupt && box) return plain.error();
     if (!plain || format_version(plain->view()) == 1) users.insert(*row.at(0));
   }
   db.start_exchange();
@@ -156,7 +156,7 @@ struct LockedEnrollment {
   std::string problem;                   // why it does not open or parse
 };
 
-Result<LockedEnrollment> lock_enrollment(PgLink& db, const SecretBytes& fleet_key,
+Result<LockedEnrollment> lock_enrollment(PgLink& db, detail::FleetKeys& keys,
                                          const std::string& user) {
   static const std::string kSelect =
       std::string("SELECT enrollment_id, CASE WHEN octet_length(sealed) <= ") + kSealedCap +
@@ -172,8 +172,9 @@ Result<LockedEnrollment> lock_enrollment(PgLink& db, const SecretBytes& fleet_ke
     out.problem = "the sealed value is missing, larger than 64 KiB or not bytea";
     return out;
   }
-  auto plain = open_sealed(fleet_key, detail::enrollment_aad(user), *box);
+  auto plain = keys.open(detail::enrollment_aad(user), *box);
   if (!plain) {
+    if (plain.error().code != Errc::kCorrupt) return plain.error();
     out.problem = "it does not open under the fleet key (" + plain.error().message + ")";
     return out;
   }
@@ -195,8 +196,12 @@ Result<LockedEnrollment> lock_enrollment(PgLink& db, const SecretBytes& fleet_ke
 // state row's lock, then the enrollment row's (the order of a login and of an enrollment): a
 // concurrent login or enrollment waits and then sees the upgraded rows, or went first and the
 // upgrade sees what it wrote.
-Status upgrade_user(PgLink& db, const Config& config, const SecretBytes& fleet_key,
-                    const SecretBytes& mac_key, const std::string& user, DbInitResult& result) {
+Status upgrade_user(PgLink& db, const Config& config, detail::FleetKeys& keys,
+                    const std::string& user, DbInitResult& result) {
+  auto fleet_key = keys.current();
+  if (!fleet_key) return fleet_key.error();
+  auto mac_key = keys.current_mac();
+  if (!mac_key) return mac_key.error();
   db.start_exchange();
   // A lock held too long is an error of this run (run it again), never a lost connection.
   std::string begin =
@@ -218,7 +223,7 @@ Status upgrade_user(PgLink& db, const Config& config, const SecretBytes& fleet_k
       "state_mac IS NOT NULL FROM pbx_mfa_state WHERE user_name = $1 FOR UPDATE";
   auto state_rows = db.exec(kState.c_str(), {{user}});
   if (!state_rows) return fail(state_rows.error());
-  auto locked = lock_enrollment(db, fleet_key, user);
+  auto locked = lock_enrollment(db, keys, user);
   if (!locked) return fail(locked.error());
   const LockedEnrollment& le = *locked;
 
@@ -226,7 +231,7 @@ Status upgrade_user(PgLink& db, const Config& config, const SecretBytes& fleet_k
     left("enrollment row left as it is: " + le.problem);
   } else if (le.enrollment && le.version == 1) {
     SecretString text(serialize_enrollment(*le.enrollment));
-    auto box = seal(fleet_key, detail::enrollment_aad(user), text.view());
+    auto box = seal(**fleet_key, detail::enrollment_aad(user), text.view());
     if (!box) return fail(box.error());
     if (auto r = db.exec(
             "UPDATE pbx_mfa_enrollment SET sealed = $2, updated = now() WHERE user_name = $1",
@@ -243,9 +248,8 @@ Status upgrade_user(PgLink& db, const Config& config, const SecretBytes& fleet_k
     const std::string& text = *row.at(0);
     auto parsed = parse_state(text);
     auto mac = detail::bytea_of(row.at(1));
-    Status checked = parsed && mac
-                         ? check_state_mac(mac_key, user, parsed->enrollment_id, text, *mac)
-                         : Status(make_error(Errc::kCorrupt, ""));
+    Status checked = parsed && mac ? keys.check_mac(user, parsed->enrollment_id, text, *mac)
+                                   : Status(make_error(Errc::kCorrupt, ""));
     if (!checked && checked.error().code != Errc::kCorrupt) return fail(checked.error());
     if (!parsed) {
       left("state row left as it is: it does not parse (" + parsed.error().message + ")");
@@ -266,7 +270,7 @@ Status upgrade_user(PgLink& db, const Config& config, const SecretBytes& fleet_k
         if (m.created == kAnyCreated && d != nullptr) m.created = d->created;
       }
       std::string upgraded = serialize_state(next);
-      auto new_mac = state_mac(mac_key, user, next.enrollment_id, upgraded);
+      auto new_mac = state_mac(**mac_key, user, next.enrollment_id, upgraded);
       if (!new_mac) return fail(new_mac.error());
       if (auto r = db.exec(
               "UPDATE pbx_mfa_state SET state_text = $2, state_mac = $3 WHERE user_name = $1",
@@ -282,14 +286,14 @@ Status upgrade_user(PgLink& db, const Config& config, const SecretBytes& fleet_k
 }
 
 // Every row of format version 1 rewritten as version 2 (DbInitResult says what it did).
-Status upgrade_rows(PgLink& db, const Config& config, const SecretBytes& fleet_key,
-                    DbInitResult& result) {
-  auto mac_key = derive_fleet_subkey(fleet_key, kStateMacLabel);
-  if (!mac_key) return mac_key.error();
-  auto users = upgrade_candidates(db, fleet_key);
+// Rows under fleet_key_previous (a rotation under way) are read as well; what is rewritten is
+// written under fleet_key.
+Status upgrade_rows(PgLink& db, const Config& config, DbInitResult& result) {
+  detail::FleetKeys keys(config);
+  auto users = upgrade_candidates(db, keys);
   if (!users) return users.error();
   for (const auto& user : *users) {
-    if (auto st = upgrade_user(db, config, fleet_key, *mac_key, user, result); !st) {
+    if (auto st = upgrade_user(db, config, keys, user, result); !st) {
       return make_error(st.error().code,
                         "upgrading the rows of user '" + user + "': " + st.error().message);
     }
@@ -320,6 +324,18 @@ Result<bool> key_fits(const SecretBytes& key, const std::optional<std::string>& 
   auto box = detail::bytea_of(check);
   if (!box) return box.error();
   return open_sealed(key, kKeyCheckAad, *box).ok();
+}
+
+// The key check opens under `key`, or (a rotation under way) under fleet_key_previous.
+Result<bool> keys_fit(const Config& config, const SecretBytes& key,
+                      const std::optional<std::string>& check) {
+  auto fits = key_fits(key, check);
+  if (!fits || *fits || config.fleet_key_previous.empty()) return fits;
+  auto old = load_fleet_key(config.fleet_key_previous, config.trusted_uid);
+  if (!old) {
+    return make_error(old.error().code, "fleet_key_previous: " + old.error().message);
+  }
+  return key_fits(*old, check);
 }
 
 }  // namespace
@@ -384,7 +400,7 @@ Result<DbInitResult> init_or_upgrade(const Config& config, bool may_create) {
       return fail(r.error());
     }
   } else {
-    auto fits = key_fits(*key, check);
+    auto fits = keys_fit(config, *key, check);
     if (!fits) return fail(fits.error());
     if (!*fits) {
       return fail(make_error(Errc::kConfig, "fleet key " + config.fleet_key +
@@ -412,7 +428,7 @@ Result<DbInitResult> init_or_upgrade(const Config& config, bool may_create) {
     // Version 3: the rows (version 4 adds only the events table, above). Every run looks (a server
     // of an older pbx-mfa may have written a row of version 1 since); the schema says 3 only once a
     // pass has gone through.
-    if (auto st = upgrade_rows(db, config, *key, result); !st) return st.error();
+    if (auto st = upgrade_rows(db, config, result); !st) return st.error();
     if (*version < kDbSchemaVersion) {
       db.start_exchange();
       if (auto r = db.exec("UPDATE pbx_mfa_schema SET version = $1, updated = now()",
@@ -504,7 +520,12 @@ Result<DbReport> db_probe(const Config& config) {
     report.key_problem = key.error().message;
     return report;
   }
-  auto fits = key_fits(*key, check);
+  auto fits = keys_fit(config, *key, check);
+  if (!fits && fits.error().code != Errc::kCorrupt) {
+    report.key = KeyCheck::kKeyUnusable;
+    report.key_problem = fits.error().message;
+    return report;
+  }
   report.key = fits.ok() && *fits ? KeyCheck::kMatches : KeyCheck::kDiffers;
   return report;
 }

@@ -25,6 +25,93 @@ std::string enrollment_aad(const std::string& user_name) {
 
 namespace {
 
+Result<const SecretBytes*> load_once(std::optional<SecretBytes>& slot, const std::string& path,
+                                     uid_t owner) {
+  if (!slot) {
+    auto k = load_fleet_key(path, owner);
+    if (!k) return k.error();
+    slot = std::move(k.value());
+  }
+  return &*slot;
+}
+
+Result<const SecretBytes*> derive_once(std::optional<SecretBytes>& slot,
+                                       Result<const SecretBytes*> key) {
+  if (!key) return key.error();
+  if (*key == nullptr) return static_cast<const SecretBytes*>(nullptr);
+  if (!slot) {
+    auto derived = derive_fleet_subkey(**key, kStateMacLabel);
+    if (!derived) return derived.error();
+    slot = std::move(derived.value());
+  }
+  return &*slot;
+}
+
+}  // namespace
+
+Result<const SecretBytes*> FleetKeys::current() {
+  return load_once(key_, config_.fleet_key, config_.trusted_uid);
+}
+
+Result<const SecretBytes*> FleetKeys::current_mac() { return derive_once(mac_key_, current()); }
+
+Result<const SecretBytes*> FleetKeys::previous() {
+  if (!has_previous()) return static_cast<const SecretBytes*>(nullptr);
+  auto k = load_once(previous_, config_.fleet_key_previous, config_.trusted_uid);
+  if (!k) {
+    return make_error(k.error().code, "fleet_key_previous: " + k.error().message);
+  }
+  return k;
+}
+
+Result<const SecretBytes*> FleetKeys::previous_mac() {
+  return derive_once(previous_mac_, previous());
+}
+
+Result<SecretString> FleetKeys::open(std::string_view aad, std::string_view box, KeyUsed* used) {
+  if (used != nullptr) *used = KeyUsed::kNeither;
+  auto key = current();
+  if (!key) return key.error();
+  auto plain = open_sealed(**key, aad, box);
+  if (plain) {
+    if (used != nullptr) *used = KeyUsed::kCurrent;
+    return plain;
+  }
+  if (plain.error().code != Errc::kCorrupt || !has_previous()) return plain;
+  auto old = previous();
+  if (!old) return old.error();
+  auto again = open_sealed(**old, aad, box);
+  if (!again) {
+    if (again.error().code != Errc::kCorrupt) return again;
+    return make_error(Errc::kCorrupt, plain.error().message +
+                                          " (under fleet_key and under "
+                                          "fleet_key_previous)");
+  }
+  if (used != nullptr) *used = KeyUsed::kPrevious;
+  return again;
+}
+
+Status FleetKeys::check_mac(std::string_view user_name, std::string_view enrollment_id,
+                            std::string_view text, std::string_view mac, KeyUsed* used) {
+  if (used != nullptr) *used = KeyUsed::kNeither;
+  auto key = current_mac();
+  if (!key) return key.error();
+  auto st = check_state_mac(**key, user_name, enrollment_id, text, mac);
+  if (st) {
+    if (used != nullptr) *used = KeyUsed::kCurrent;
+    return st;
+  }
+  if (st.error().code != Errc::kCorrupt || !has_previous()) return st;
+  auto old = previous_mac();
+  if (!old) return old.error();
+  auto again = check_state_mac(**old, user_name, enrollment_id, text, mac);
+  if (!again) return st.error().code == again.error().code ? st : again;
+  if (used != nullptr) *used = KeyUsed::kPrevious;
+  return again;
+}
+
+namespace {
+
 class DbStore;
 
 constexpr const char* kNoEventTable =
@@ -48,7 +135,7 @@ class DbStateTxn final : public StateTxn {
 class DbStore final : public Store {
  public:
   DbStore(const Config& config, std::unique_ptr<PgLink> link)
-      : config_(config), link_(std::move(link)) {}
+      : config_(config), link_(std::move(link)), keys_(config_) {}
 
   Result<Enrollment> load(const User& user) override {
     begin_call();
@@ -65,10 +152,12 @@ class DbStore final : public Store {
     if (!row.at(1)) return refused(user, "sealed value missing or larger than 64 KiB");
     auto box = bytea_of(row.at(1));
     if (!box) return refused(user, box.error().message);
-    auto key = fleet_key();
-    if (!key) return key.error();
-    auto plain = open_sealed(*key, enrollment_aad(user.name), *box);
-    if (!plain) return refused(user, plain.error().message);
+    // Under fleet_key, or during a rotation under fleet_key_previous.
+    auto plain = keys_.open(enrollment_aad(user.name), *box);
+    if (!plain) {
+      if (plain.error().code != Errc::kCorrupt) return plain.error();
+      return refused(user, plain.error().message);
+    }
     auto e = parse_enrollment(plain->view());
     if (!e) return refused(user, e.error().message);
     if (!row.at(0) || *row.at(0) != e->id) return refused(user, "enrollment id column differs");
@@ -77,10 +166,10 @@ class DbStore final : public Store {
 
   Status save(const User& user, const Enrollment& enrollment, bool overwrite) override {
     begin_call();
-    auto key = fleet_key();
+    auto key = keys_.current();  // every write under the current key
     if (!key) return key.error();
     SecretString text(serialize_enrollment(enrollment));
-    auto box = seal(*key, enrollment_aad(user.name), text.view());
+    auto box = seal(**key, enrollment_aad(user.name), text.view());
     if (!box) return box.error();
     std::string created = std::to_string(enrollment.created);
     const char* sql =
@@ -103,7 +192,7 @@ class DbStore final : public Store {
     // An enrollment is confirmed only after the key is shown: make sure it can be sealed and
     // written before showing it.
     begin_call();
-    auto key = fleet_key();
+    auto key = keys_.current();
     if (!key) return key.error();
     return link_->connect();
   }
@@ -228,8 +317,10 @@ class DbStore final : public Store {
   Status commit(const std::string& user, const UserState& next) {
     std::string text = serialize_state(next);
     // Every write of the state carries its MAC: a row is written whole or not at all.
-    auto key = mac_key();
-    auto mac = key ? state_mac(*key, user, next.enrollment_id, text) : key.error();
+    // Under the current key, also for a row read under the previous one: the rotation of a
+    // state row happens at its next write too.
+    auto key = keys_.current_mac();
+    auto mac = key ? state_mac(**key, user, next.enrollment_id, text) : key.error();
     if (!mac) {
       rollback();
       return mac.error();
@@ -291,27 +382,6 @@ class DbStore final : public Store {
     return out;
   }
 
-  Result<SecretBytes> fleet_key() {
-    if (!key_) {
-      auto k = load_fleet_key(config_.fleet_key, config_.trusted_uid);
-      if (!k) return k.error();
-      key_ = std::move(k.value());
-    }
-    return *key_;
-  }
-
-  // The key of the state MAC, derived from the fleet key once per store.
-  Result<SecretBytes> mac_key() {
-    if (!mac_key_) {
-      auto k = fleet_key();
-      if (!k) return k.error();
-      auto derived = derive_fleet_subkey(*k, kStateMacLabel);
-      if (!derived) return derived.error();
-      mac_key_ = std::move(derived.value());
-    }
-    return *mac_key_;
-  }
-
   // A row that does not open is never accepted; the message goes to the log with the outcome.
   Error refused(const User& user, const std::string& why) const {
     return make_error(Errc::kCorrupt, "database row of user '" + user.name + "' refused: " + why);
@@ -348,9 +418,7 @@ class DbStore final : public Store {
     }
     auto mac = bytea_of(row.at(2));
     if (!mac) return refused(user, "state MAC is not bytea");
-    auto key = mac_key();
-    if (!key) return key.error();
-    if (auto st = check_state_mac(*key, user.name, parsed->enrollment_id, *row.at(0), *mac); !st) {
+    if (auto st = keys_.check_mac(user.name, parsed->enrollment_id, *row.at(0), *mac); !st) {
       if (st.error().code != Errc::kCorrupt) return st.error();
       return refused(user, st.error().message);
     }
@@ -359,8 +427,7 @@ class DbStore final : public Store {
 
   Config config_;
   std::unique_ptr<PgLink> link_;
-  std::optional<SecretBytes> key_;
-  std::optional<SecretBytes> mac_key_;
+  FleetKeys keys_;
   bool in_txn_ = false;
 };
 

@@ -8,6 +8,9 @@
 #include "enroll_fixture.hpp"
 #include "pbx/totp/base32.hpp"
 #include "pbx/totp/break_glass.hpp"
+#include "pbx/totp/db_admin.hpp"
+#include "pbx/totp/enrollment.hpp"
+#include "pbx/totp/hotp.hpp"
 #include "pbx/totp/seal.hpp"
 #include "pbx/totp/state.hpp"
 #include "pg_test_db.hpp"
@@ -494,6 +497,166 @@ TEST_F(BreakGlassCliTest, StatusShowsTheLockAndUnlockLiftsItKeepingTheCodes) {
   become("daemon");
   clear();
   EXPECT_EQ(run_cli({"break-glass", "--unlock"}), 4);
+}
+
+// Issue 18: db rotate-key. Rows written through the library (no accounts needed to hold rows).
+class DbRotateCliTest : public DbCliTest {
+ protected:
+  std::string new_key() const { return tmp_ / "fleet.key.new"; }
+  void use_keys(const std::string& key, const std::string& previous) {
+    std::string extra =
+        "recovery_codes = 2\nstore = postgresql\npg_conninfo = " + schema_->conninfo() +
+        "\npg_plugin = " + totp::testing::pg_plugin_path() + "\nfleet_key = " + key + "\n";
+    if (!previous.empty()) extra += "fleet_key_previous = " + previous + "\n";
+    write_config(extra);
+  }
+  // `n` users with an enrollment and a state row each, under the configured fleet key.
+  void fill(int n) {
+    auto st = store();
+    auto secret = totp::generate_secret(totp::Algorithm::kSha1);
+    ASSERT_TRUE(secret.ok());
+    auto id = totp::new_enrollment_id();
+    ASSERT_TRUE(id.ok());
+    totp::Enrollment e = totp::single_device_enrollment(*id, std::move(secret.value()),
+                                                        totp::Algorithm::kSha1, 6, 30, kNow);
+    for (int u = 0; u < n; ++u) {
+      totp::User user{"pbxtestrot" + std::to_string(1000 + u), static_cast<uid_t>(70000 + u), 65534,
+                      "/nonexistent"};
+      auto txn = st->lock_state(user);
+      ASSERT_TRUE(txn.ok()) << txn.error().message;
+      ASSERT_TRUE(st->save(user, e, true).ok());
+      totp::UserState state;
+      state.enrollment_id = e.id;
+      ASSERT_TRUE((*txn)->commit(state).ok());
+    }
+  }
+  std::string rows() const {
+    return schema_->exec(
+        "SELECT md5(string_agg(encode(sealed, 'hex'), ',' ORDER BY user_name)) || "
+        "(SELECT md5(string_agg(encode(state_mac, 'hex'), ',' ORDER BY user_name)) FROM "
+        "pbx_mfa_state) FROM pbx_mfa_enrollment");
+  }
+  totp::DbKeyUsage usage() {
+    auto u = totp::db_key_usage(config());
+    EXPECT_TRUE(u.ok()) << u.error().message;
+    return u.ok() ? *u : totp::DbKeyUsage{};
+  }
+  std::map<std::string, std::string> doctor() {
+    clear();
+    run_cli({"doctor", "--json", "--pam-dir", tmp_.path(), "--sshd-config", tmp_ / "none"});
+    return doctor_checks(out());
+  }
+};
+
+TEST_F(DbRotateCliTest, MissingFileIsCreatedAndNoRowChanges) {
+  ASSERT_EQ(run_cli({"db", "init"}), 0) << err();
+  fill(3);
+  std::string before = rows();
+  clear();
+  ASSERT_EQ(run_cli({"db", "rotate-key", "--new-key", new_key()}), 0) << err();
+  EXPECT_NE(out().find("created the new fleet key " + new_key()), std::string::npos) << out();
+  EXPECT_NE(out().find("fleet_key_previous = " + key_path()), std::string::npos) << out();
+  struct stat st {};
+  ASSERT_EQ(::lstat(new_key().c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0400U);
+  EXPECT_EQ(st.st_size, 32);
+  EXPECT_EQ(rows(), before);
+  auto checks = doctor();
+  EXPECT_EQ(checks["db-key-rotation"].rfind("PASS all 6 rows under the fleet key", 0), 0U)
+      << checks["db-key-rotation"];
+}
+
+TEST_F(DbRotateCliTest, RefusesWhileThisHostCannotReadBothKeys) {
+  ASSERT_EQ(run_cli({"db", "init"}), 0) << err();
+  fill(3);
+  clear();
+  ASSERT_EQ(run_cli({"db", "rotate-key", "--new-key", new_key()}), 0) << err();
+  std::string before = rows();
+  // The new key exists but is not this host's fleet_key.
+  clear();
+  EXPECT_EQ(run_cli({"db", "rotate-key", "--new-key", new_key()}), 2);
+  EXPECT_NE(err().find("is not fleet_key"), std::string::npos) << err();
+  EXPECT_NE(err().find("fleet_key_previous = " + key_path()), std::string::npos) << err();
+  // fleet_key is the new key, but fleet_key_previous is not set.
+  use_keys(new_key(), "");
+  clear();
+  EXPECT_EQ(run_cli({"db", "rotate-key", "--new-key", new_key()}), 2);
+  EXPECT_NE(err().find("fleet_key_previous is not set"), std::string::npos) << err();
+  // Both set, but the previous key is not this database's: another fleet.
+  std::string stranger = tmp_ / "stranger.key";
+  ASSERT_TRUE(totp::create_fleet_key(stranger).ok());
+  use_keys(new_key(), stranger);
+  clear();
+  EXPECT_EQ(run_cli({"db", "rotate-key", "--new-key", new_key()}), 2);
+  EXPECT_NE(err().find("another fleet"), std::string::npos) << err();
+  clear();
+  EXPECT_EQ(run_cli({"db", "rotate-key", "--new-key", new_key(), "--batch", "0"}), 2);
+  EXPECT_EQ(rows(), before);
+  EXPECT_EQ(schema_->exec("SELECT count(*) FROM pbx_mfa_event"), "0");
+}
+
+TEST_F(DbRotateCliTest, RotatesEveryRowInBatchesAndDoctorFollows) {
+  ASSERT_EQ(run_cli({"db", "init"}), 0) << err();
+  fill(300);
+  clear();
+  ASSERT_EQ(run_cli({"db", "rotate-key", "--new-key", new_key()}), 0) << err();
+  use_keys(new_key(), key_path());
+  auto checks = doctor();
+  EXPECT_EQ(
+      checks["db-key-rotation"].rfind(
+          "WARN 600 rows still under the previous fleet key (300 enrollments, 300 state rows)", 0),
+      0U)
+      << checks["db-key-rotation"];
+  EXPECT_EQ(checks["db-key"].rfind("PASS", 0), 0U) << checks["db-key"];
+
+  clear();
+  ASSERT_EQ(run_cli({"db", "rotate-key", "--new-key", new_key(), "--batch", "50"}), 0) << err();
+  std::string o = out();
+  EXPECT_NE(o.find("rotated 50 of 300 users (batch 1, "), std::string::npos) << o;
+  EXPECT_NE(o.find("rotated 300 of 300 users (batch 6, 600 rows re-sealed"), std::string::npos)
+      << o;
+  EXPECT_NE(o.find("done: 300 users in "), std::string::npos) << o;
+  EXPECT_NE(o.find("300 enrollments re-sealed and 300 state rows re-authenticated"),
+            std::string::npos)
+      << o;
+  EXPECT_NE(o.find("remove fleet_key_previous from every server's config"), std::string::npos) << o;
+  EXPECT_TRUE(err().empty()) << err();
+  ASSERT_FALSE(audit_.empty());
+  EXPECT_NE(audit_.back().find("db-rotate-key enrollments_resealed=300 states_remaced=300"),
+            std::string::npos)
+      << audit_.back();
+  EXPECT_EQ(schema_->exec("SELECT event FROM pbx_mfa_event"), "fleet-key-rotated");
+  EXPECT_EQ(schema_->exec("SELECT user_name || '|' || detail FROM pbx_mfa_event"),
+            "|300 users: enrollments_resealed=300 states_remaced=300 already=0 rows_left=0");
+  auto u = usage();
+  EXPECT_EQ(u.enrollments_current, 300);
+  EXPECT_EQ(u.states_current, 300);
+  EXPECT_EQ(u.previous(), 0);
+  checks = doctor();
+  EXPECT_EQ(checks["db-key-rotation"].rfind("WARN rotation complete", 0), 0U)
+      << checks["db-key-rotation"];
+
+  // Again: nothing left to do.
+  clear();
+  ASSERT_EQ(run_cli({"db", "rotate-key", "--new-key", new_key(), "--batch", "50"}), 0) << err();
+  EXPECT_NE(out().find("0 enrollments re-sealed and 0 state rows re-authenticated under " +
+                       new_key() + ", 600 rows already under it"),
+            std::string::npos)
+      << out();
+
+  // The new key alone opens every row; the old key alone none.
+  use_keys(new_key(), "");
+  u = usage();
+  EXPECT_EQ(u.enrollments_current + u.states_current, 600);
+  checks = doctor();
+  EXPECT_EQ(checks["db-key-rotation"].rfind("PASS all 600 rows", 0), 0U)
+      << checks["db-key-rotation"];
+  use_keys(key_path(), "");
+  u = usage();
+  EXPECT_EQ(u.enrollments_neither, 300);
+  EXPECT_EQ(u.states_neither, 300);
+  checks = doctor();
+  EXPECT_EQ(checks["db-key"].rfind("FAIL", 0), 0U) << checks["db-key"];
 }
 
 }  // namespace

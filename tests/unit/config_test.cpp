@@ -60,6 +60,7 @@ TEST(ConfigDefaults, MatchTheContract) {
   EXPECT_EQ(c.pg_conninfo, "");
   EXPECT_EQ(c.pg_timeout_ms, 2500);
   EXPECT_EQ(c.fleet_key, "/etc/security/pbx-mfa.key");
+  EXPECT_EQ(c.fleet_key_previous, "");
   EXPECT_EQ(c.pg_plugin, PBX_DEFAULT_PG_PLUGIN);
   EXPECT_EQ(c.trusted_uid, 0U);
   EXPECT_STREQ(kDefaultConfigPath, "/etc/security/pbx-mfa.conf");
@@ -177,6 +178,10 @@ TEST(ConfigApply, EveryKeyAcceptsAGoodValue) {
        [](const Config& c) { EXPECT_EQ(c.fleet_key, "/etc/pbx/fleet.key"); }},
       {"pg_plugin", "/opt/pbx/pbx_store_postgresql.so",
        [](const Config& c) { EXPECT_EQ(c.pg_plugin, "/opt/pbx/pbx_store_postgresql.so"); }},
+      {"fleet_key_previous", "/etc/security/pbx-mfa.key.old",
+       [](const Config& c) { EXPECT_EQ(c.fleet_key_previous, "/etc/security/pbx-mfa.key.old"); }},
+      {"fleet_key_previous", "",
+       [](const Config& c) { EXPECT_TRUE(c.fleet_key_previous.empty()); }},
       {"enroll_at_login", "with-code",
        [](const Config& c) { EXPECT_TRUE(c.enroll_at_login && c.enroll_with_code); }},
       {"helpdesk_groups", "noc, tier1",
@@ -312,7 +317,9 @@ TEST(ConfigApply, EveryKeyRejectsBadValuesNamingTheKey) {
       {"pg_timeout_ms", ""},
       {"pg_timeout_ms", "99999999999999999999"},
       {"fleet_key", ""},
-      {"fleet_key", "pbx-mfa.key"},  // relative
+      {"fleet_key", "pbx-mfa.key"},               // relative
+      {"fleet_key_previous", "pbx-mfa.key.old"},  // relative
+      {"fleet_key_previous", "/etc/x\x01"},
       {"pg_conninfo", "host=db1\x01"},
       {"pg_plugin", ""},
       {"enroll_at_login", "with_code"},
@@ -506,6 +513,22 @@ TEST(ConfigText, LineWithoutEqualsIsAnError) {
     EXPECT_EQ(st.error().code, Errc::kConfig);
     EXPECT_TRUE(contains(st.error().message, "x.conf:1")) << st.error().message;
   }
+}
+
+TEST(ConfigText, APreviousFleetKeyThatIsTheFleetKeyIsAnError) {
+  for (const char* text : {"fleet_key_previous = /etc/security/pbx-mfa.key\n",
+                           "fleet_key_previous = /k/a\nfleet_key = /k/a\n"}) {
+    SCOPED_TRACE(text);
+    Config c;
+    auto st = parse_config_text(c, text, "x.conf");
+    ASSERT_FALSE(st.ok());
+    EXPECT_EQ(st.error().code, Errc::kConfig);
+    EXPECT_TRUE(contains(st.error().message, "fleet_key_previous")) << st.error().message;
+    EXPECT_TRUE(c == Config{});  // nothing applied
+  }
+  Config c;
+  ASSERT_TRUE(parse_config_text(c, "fleet_key = /k/new\nfleet_key_previous = /k/old\n", "x.conf"));
+  EXPECT_EQ(c.fleet_key_previous, "/k/old");
 }
 
 TEST(ConfigText, NulByteIsAnError) {

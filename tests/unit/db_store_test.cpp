@@ -439,5 +439,162 @@ TEST_F(DbStoreTest, Schema1UpgradeDropsPlantedGraceEntries) {
   EXPECT_NE(mark(*st).last_step, kNoStep);  // the replay mark is kept
 }
 
+// Fleet-key rotation (pbx-mfa db rotate-key): rows under fleet_key_previous are read, every
+// write goes under fleet_key, and the rotation moves the rest.
+class DbKeyRotationTest : public DbStoreTest {
+ protected:
+  // The key the database was set up with becomes the previous one; a new key the current.
+  void switch_to_new_key() {
+    old_key_ = config_.fleet_key;
+    new_key_ = config_.fleet_key + ".new";
+    ASSERT_TRUE(is_ok(create_fleet_key(new_key_)));
+    config_.fleet_key = new_key_;
+    config_.fleet_key_previous = old_key_;
+    reopen();
+  }
+  void only(const std::string& key) {
+    config_.fleet_key = key;
+    config_.fleet_key_previous.clear();
+    reopen();
+  }
+  std::string old_key_, new_key_;
+};
+
+TEST_F(DbKeyRotationTest, ARowUnderThePreviousKeyIsReadAndWrittenUnderTheNewOne) {
+  Enrollment a = enroll(alice_);
+  ASSERT_EQ(verify_at(alice_, code_now(a), store()), Verdict::kAccepted);
+  std::string sealed = stored_secret(alice_);
+  switch_to_new_key();
+  // Both keys configured: the old rows are read, the login works and its state write goes
+  // under the new key; the enrollment row is not touched by a login.
+  ASSERT_TRUE(is_ok(store().load(alice_)));
+  ASSERT_EQ(verify_at(alice_, code_now(a, kT0 + 30), store(), kT0 + 30), Verdict::kAccepted);
+  EXPECT_EQ(stored_secret(alice_), sealed);
+  auto usage = db_key_usage(config_);
+  ASSERT_TRUE(is_ok(usage));
+  EXPECT_EQ(usage->enrollments_previous, 1);
+  EXPECT_EQ(usage->states_current, 1);
+  EXPECT_EQ(usage->states_previous, 0);
+  // The new key alone: the enrollment under the old key is refused (fail closed).
+  only(new_key_);
+  EXPECT_TRUE(has_errc(store().load(alice_), Errc::kCorrupt));
+  EXPECT_EQ(verify_at(alice_, code_now(a, kT0 + 60), store(), kT0 + 60), kVerifyFailed);
+  // The old key alone: the state row now under the new key is refused.
+  only(old_key_);
+  EXPECT_TRUE(has_errc(store().peek_state(alice_), Errc::kCorrupt));
+  // A new enrollment with both keys is sealed under the new key.
+  config_.fleet_key = new_key_;
+  config_.fleet_key_previous = old_key_;
+  reopen();
+  Enrollment b = enroll(bob_, kIdB);
+  only(new_key_);
+  EXPECT_TRUE(is_ok(store().load(bob_)));
+}
+
+TEST_F(DbKeyRotationTest, ThePreviousKeyIsReadOnlyWhenARowDoesNotOpenUnderTheCurrentOne) {
+  // A previous key that cannot be read: rows under the current key never need it (the common
+  // login path reads one key file); a row under another key fails closed naming it.
+  Enrollment a = enroll(alice_);
+  config_.fleet_key_previous = config_.fleet_key + ".missing";
+  reopen();
+  ASSERT_TRUE(is_ok(store().load(alice_)));
+  ASSERT_EQ(verify_at(alice_, code_now(a), store()), Verdict::kAccepted);
+  pg_->exec(
+      "UPDATE pbx_mfa_enrollment SET sealed = set_byte(sealed, 20, get_byte(sealed, 20) # 1)");
+  auto refused = store().load(alice_);
+  ASSERT_FALSE(is_ok(refused));
+  EXPECT_NE(refused.error().message.find("fleet_key_previous"), std::string::npos)
+      << refused.error().message;
+}
+
+TEST_F(DbKeyRotationTest, TheKeyCheckIsAcceptedUnderEitherKey) {
+  switch_to_new_key();
+  EXPECT_TRUE(is_ok(db_init(config_)));
+  auto probe = db_probe(config_);
+  ASSERT_TRUE(is_ok(probe));
+  EXPECT_EQ(probe->key, KeyCheck::kMatches);
+  only(new_key_);
+  EXPECT_TRUE(has_errc(db_init(config_), Errc::kConfig));
+  // A previous key that cannot be read is an error, not "another fleet".
+  config_.fleet_key_previous = old_key_ + ".missing";
+  EXPECT_FALSE(is_ok(db_init(config_)));
+}
+
+TEST_F(DbKeyRotationTest, RotateMovesEveryRowAndRunsAgainAsANoOp) {
+  const User carol{"carol", 1003, 1003, "/nonexistent/home/carol"};
+  Enrollment a = enroll(alice_, kIdA);
+  Enrollment b = enroll(bob_, kIdB);
+  Enrollment c = enroll(carol, kIdA);
+  ASSERT_EQ(verify_at(alice_, code_now(a), store()), Verdict::kAccepted);
+  ASSERT_EQ(verify_at(bob_, code_now(b), store()), Verdict::kAccepted);
+  // Refused before any row changes: no previous key, or keys of another fleet.
+  ASSERT_TRUE(is_ok(create_fleet_key(config_.fleet_key + ".other")));
+  EXPECT_TRUE(has_errc(db_rotate_key(config_, 2, nullptr), Errc::kConfig));
+  std::string before = stored_secret(alice_);
+  Config other = config_;
+  other.fleet_key_previous = config_.fleet_key + ".other";
+  other.fleet_key = config_.fleet_key + ".other2";
+  ASSERT_TRUE(is_ok(create_fleet_key(other.fleet_key)));
+  auto wrong = db_rotate_key(other, 2, nullptr);
+  ASSERT_TRUE(has_errc(wrong, Errc::kConfig));
+  EXPECT_NE(wrong.error().message.find("another fleet"), std::string::npos);
+  EXPECT_EQ(stored_secret(alice_), before);
+
+  switch_to_new_key();
+  int calls = 0;
+  auto r = db_rotate_key(config_, 2, [&](const DbRotateResult&) { ++calls; });
+  ASSERT_TRUE(is_ok(r));
+  EXPECT_TRUE(r->key_check_updated);
+  EXPECT_EQ(r->users_total, 3);
+  EXPECT_EQ(r->users_done, 3);
+  EXPECT_EQ(r->batches, 2);
+  EXPECT_EQ(calls, 2);
+  EXPECT_EQ(r->enrollments_resealed, 3);
+  EXPECT_EQ(r->states_remaced, 2);
+  EXPECT_TRUE(r->rows_left.empty());
+  auto usage = db_key_usage(config_);
+  ASSERT_TRUE(is_ok(usage));
+  EXPECT_EQ(usage->previous(), 0);
+  EXPECT_EQ(usage->enrollments_current, 3);
+  EXPECT_EQ(usage->states_current, 2);
+  // Again: nothing to do.
+  auto again = db_rotate_key(config_, 2, nullptr);
+  ASSERT_TRUE(is_ok(again));
+  EXPECT_FALSE(again->key_check_updated);
+  EXPECT_EQ(again->enrollments_resealed + again->states_remaced, 0);
+  EXPECT_EQ(again->already_current, 5);
+  // The new key alone: every user logs in (no replay: the next step); the old key alone: no
+  // one, and the database is not its fleet's any more.
+  only(new_key_);
+  EXPECT_EQ(verify_at(alice_, code_now(a, kT0 + 30), store(), kT0 + 30), Verdict::kAccepted);
+  EXPECT_EQ(verify_at(carol, code_now(c, kT0 + 30), store(), kT0 + 30), Verdict::kAccepted);
+  EXPECT_TRUE(is_ok(db_init(config_)));
+  only(old_key_);
+  EXPECT_TRUE(has_errc(store().load(bob_), Errc::kCorrupt));
+  EXPECT_TRUE(has_errc(db_init(config_), Errc::kConfig));
+}
+
+TEST_F(DbKeyRotationTest, ARowUnderNeitherKeyIsLeftAndNamed) {
+  enroll(alice_, kIdA);
+  enroll(bob_, kIdB);
+  pg_->exec(
+      "UPDATE pbx_mfa_enrollment SET sealed = set_byte(sealed, 20, get_byte(sealed, 20) # 1)"
+      " WHERE user_name = 'bob'");
+  std::string damaged = stored_secret(bob_);
+  switch_to_new_key();
+  auto r = db_rotate_key(config_, 100, nullptr);
+  ASSERT_TRUE(is_ok(r));
+  EXPECT_EQ(r->enrollments_resealed, 1);
+  ASSERT_EQ(r->rows_left.size(), 1U);
+  EXPECT_NE(r->rows_left[0].find("user bob: enrollment does not open under either key"),
+            std::string::npos);
+  EXPECT_EQ(stored_secret(bob_), damaged);
+  auto usage = db_key_usage(config_);
+  ASSERT_TRUE(is_ok(usage));
+  EXPECT_EQ(usage->enrollments_neither, 1);
+  EXPECT_EQ(usage->enrollments_current, 1);
+  ASSERT_EQ(usage->neither.size(), 1U);
+}
+
 }  // namespace
 }  // namespace pbx::totp

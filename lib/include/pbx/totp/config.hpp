@@ -54,6 +54,9 @@ struct Config {
   std::string pg_conninfo;
   int pg_timeout_ms = 2500;
   std::string fleet_key = "/etc/security/pbx-mfa.key";
+  // During a fleet-key rotation (pbx-mfa db rotate-key): the old key, accepted for reading
+  // rows only (every write uses fleet_key); empty: none. Never the same path as fleet_key.
+  std::string fleet_key_previous;
   // The PostgreSQL plugin, loaded only with store = postgresql (root-owned, not writable by
   // others). A config key, never an environment variable: a PAM module runs inside su and sudo.
   std::string pg_plugin = PBX_DEFAULT_PG_PLUGIN;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -82,5 +83,44 @@ struct DbReport {
 
 // Errors: plugin not loadable, database unreachable (kUnavailable) or failing.
 Result<DbReport> db_probe(const Config& config);
+
+// Fleet-key rotation (pbx-mfa db rotate-key, db_rotate.cpp). Rows are found under a key by
+// trying it: an enrollment that opens, a state MAC that verifies.
+struct DbKeyUsage {
+  bool has_previous = false;  // fleet_key_previous is set
+  long enrollments_current = 0, enrollments_previous = 0, enrollments_neither = 0;
+  long states_current = 0, states_previous = 0, states_neither = 0;  // rows with state text
+  // "user NAME: ..." for rows under neither key (refused at login), the first kMaxNamed.
+  std::vector<std::string> neither;
+  static constexpr std::size_t kMaxNamed = 20;
+  long previous() const { return enrollments_previous + states_previous; }
+  long neither_count() const { return enrollments_neither + states_neither; }
+};
+
+// Reads every enrollment and state row (in pages) and counts which key each is under.
+Result<DbKeyUsage> db_key_usage(const Config& config);
+
+struct DbRotateResult {
+  long users_total = 0;  // users with a row when the rotation started (for progress)
+  long users_done = 0;
+  long batches = 0;
+  long enrollments_resealed = 0;       // opened under the previous key, sealed under fleet_key
+  long states_remaced = 0;             // verified under the previous key, MAC under fleet_key
+  long already_current = 0;            // rows already under fleet_key (skipped)
+  std::vector<std::string> rows_left;  // "user NAME: ..." under neither key, left as they are
+  bool key_check_updated = false;      // pbx_mfa_schema.key_check set to fleet_key
+};
+
+inline constexpr int kRotateBatchDefault = 100;
+inline constexpr int kRotateBatchMax = 10000;
+
+// Re-seals every enrollment and re-MACs every state row under config.fleet_key that is under
+// config.fleet_key_previous, `batch` users per transaction (state rows then enrollment rows
+// locked FOR UPDATE, in name order: the order of a login). Needs fleet_key_previous (kConfig
+// otherwise) and a key check that opens under one of the two keys (kConfig: another fleet);
+// the key check is set to fleet_key first. A batch commits whole or not at all: run again, it
+// goes on (rows under fleet_key are skipped). `progress` is called after each batch.
+Result<DbRotateResult> db_rotate_key(const Config& config, int batch,
+                                     const std::function<void(const DbRotateResult&)>& progress);
 
 }  // namespace pbx::totp

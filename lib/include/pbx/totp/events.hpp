@@ -58,6 +58,7 @@ inline constexpr EventKind kEventKinds[] = {
     {"not-required", EventSource::kCli, "pbx-mfa require --off removed that mark"},
     {"break-glass-issued", EventSource::kCli, "pbx-mfa break-glass made new break-glass codes"},
     {"helpdesk-refused", EventSource::kCli, "a helpdesk member was refused an action"},
+    {"fleet-key-rotated", EventSource::kCli, "pbx-mfa db rotate-key re-sealed the database's rows under a new fleet key"},
 };
 // clang-format on
 

@@ -1,0 +1,374 @@
+// Fleet-key rotation for store = postgresql: which key each row is under (doctor), and
+// re-sealing every row under fleet_key that is under fleet_key_previous (db rotate-key).
+#include <unistd.h>
+
+#include <string>
+#include <string_view>
+
+#include "db_store.hpp"
+#include "pbx/totp/db_admin.hpp"
+#include "pbx/totp/seal.hpp"
+#include "pbx/totp/state.hpp"
+#include "pbx/totp/strings.hpp"
+#include "pg_link.hpp"
+#include "text_format.hpp"
+
+namespace pbx::totp {
+namespace {
+
+using detail::FleetKeys;
+using detail::KeyUsed;
+using detail::PgLink;
+
+// The largest sealed enrollment the store reads (DbStore::load), as db_admin.cpp.
+constexpr const char* kSealedCap = "65536";
+constexpr int kUsagePage = 1000;
+
+// Which key an enrollment row is under: the sealed value opens under it. `why` says why a row
+// is under neither. Errors: a key could not be loaded.
+Result<KeyUsed> enrollment_key(FleetKeys& keys, const std::string& user,
+                               const std::optional<std::string>& sealed, std::string& why,
+                               std::optional<SecretString>* plain_out = nullptr) {
+  auto box = detail::bytea_of(sealed);
+  if (!box) {
+    why = "enrollment: the sealed value is missing, larger than 64 KiB or not bytea";
+    return KeyUsed::kNeither;
+  }
+  KeyUsed used = KeyUsed::kNeither;
+  auto plain = keys.open(detail::enrollment_aad(user), *box, &used);
+  if (!plain) {
+    if (plain.error().code != Errc::kCorrupt) return plain.error();
+    why = "enrollment does not open under either key (refused at login, as before)";
+    return KeyUsed::kNeither;
+  }
+  if (plain_out != nullptr) *plain_out = std::move(plain.value());
+  return used;
+}
+
+// Which key a state row's MAC is under. Columns: text (NULL over the cap), MAC (NULL over 64
+// bytes), octet_length(text), octet_length(mac). nullopt: the empty row (no state yet).
+Result<std::optional<KeyUsed>> state_key(FleetKeys& keys, const std::string& user,
+                                         const PgLink::Row& row, std::size_t first,
+                                         std::string& why, std::string* enrollment_id = nullptr) {
+  const auto& text = row.at(first);
+  const auto& mac = row.at(first + 1);
+  const bool has_text = row.at(first + 2).has_value();
+  const bool has_mac = row.at(first + 3).has_value();
+  if (!has_text && !has_mac) return std::optional<KeyUsed>();
+  auto neither = [&](const std::string& w) -> Result<std::optional<KeyUsed>> {
+    why = "state row " + w + " (refused at login, as before)";
+    return std::optional<KeyUsed>(KeyUsed::kNeither);
+  };
+  if (!text) return neither(has_text ? "larger than the size cap" : "has a MAC without state");
+  if (!has_mac) return neither("has no MAC");
+  auto parsed = parse_state(*text);
+  if (!parsed) return neither("does not parse");
+  auto box = detail::bytea_of(mac);
+  if (!box) return neither("has a MAC of a wrong size");
+  KeyUsed used = KeyUsed::kNeither;
+  auto st = keys.check_mac(user, parsed->enrollment_id, *text, *box, &used);
+  if (!st) {
+    if (st.error().code != Errc::kCorrupt) return st.error();
+    return neither("MAC does not verify under either key");
+  }
+  if (enrollment_id != nullptr) *enrollment_id = parsed->enrollment_id;
+  return std::optional<KeyUsed>(used);
+}
+
+std::string state_columns() {
+  return "CASE WHEN octet_length(state_text) <= " + std::to_string(kMaxStateFileSize) +
+         " THEN state_text END, CASE WHEN octet_length(state_mac) <= 64 THEN state_mac END, "
+         "octet_length(state_text), octet_length(state_mac)";
+}
+
+std::string left_line(const std::string& user, const std::string& why) {
+  std::string line = "user ";
+  line += user;
+  line += ": ";
+  line += why;
+  return line;
+}
+
+void name_row(DbKeyUsage& u, const std::string& user, const std::string& why) {
+  if (u.neither.size() < DbKeyUsage::kMaxNamed) u.neither.push_back(left_line(user, why));
+}
+
+// The key check in pbx_mfa_schema (locked): kept when under fleet_key, set to fleet_key when
+// under fleet_key_previous, kConfig when under neither (another fleet's database).
+Result<bool> move_key_check(PgLink& db, const Config& config, FleetKeys& keys) {
+  db.start_exchange();
+  auto exists = db.exec("SELECT to_regclass('pbx_mfa_schema') IS NOT NULL");
+  if (!exists) return exists.error();
+  if (exists->empty() || exists->front().at(0) != "t") {
+    return make_error(Errc::kConfig, "the database has no pbx-mfa schema: run 'pbx-mfa db init'");
+  }
+  if (auto r = db.exec("BEGIN"); !r) return r.error();
+  auto fail = [&](Error e) -> Result<bool> {
+    (void)db.exec("ROLLBACK");
+    return e;
+  };
+  auto rows = db.exec("SELECT version, key_check FROM pbx_mfa_schema FOR UPDATE");
+  if (!rows) return fail(rows.error());
+  if (rows->size() != 1 || !rows->front().at(0)) {
+    return fail(make_error(Errc::kCorrupt, "pbx_mfa_schema must hold exactly one row"));
+  }
+  std::int64_t version = 0;
+  if (!detail::parse_i64(*rows->front().at(0), 1, 1000000, version) || version < 2) {
+    return fail(make_error(Errc::kConfig,
+                           "the database schema is older than version 2: run 'pbx-mfa db "
+                           "migrate' first"));
+  }
+  auto box = detail::bytea_of(rows->front().at(1));
+  if (!box) return fail(box.error());
+  KeyUsed used = KeyUsed::kNeither;
+  auto plain = keys.open(detail::kKeyCheckAad, *box, &used);
+  if (!plain) {
+    if (plain.error().code != Errc::kCorrupt) return fail(plain.error());
+    return fail(make_error(Errc::kConfig,
+                           "neither fleet_key (" + config.fleet_key + ") nor fleet_key_previous (" +
+                               config.fleet_key_previous +
+                               ") is the key of this database: it belongs to another fleet, or "
+                               "fleet_key_previous is not the old key; nothing was changed"));
+  }
+  bool updated = false;
+  if (used == KeyUsed::kPrevious) {
+    auto key = keys.current();
+    if (!key) return fail(key.error());
+    auto check = seal(**key, detail::kKeyCheckAad, "");
+    if (!check) return fail(check.error());
+    if (auto r = db.exec("UPDATE pbx_mfa_schema SET key_check = $1, updated = now()",
+                         {{*check, false, true}});
+        !r) {
+      return fail(r.error());
+    }
+    updated = true;
+  }
+  if (auto r = db.exec("COMMIT"); !r) return r.error();
+  return updated;
+}
+
+// One batch: the next `batch` users after `last` (name order), their state rows then their
+// enrollment rows locked, each row under the previous key rewritten under the current one.
+// Returns the batch's last user name (empty: no user left). Counts go into `out` only when the
+// transaction committed.
+Result<std::string> rotate_batch(PgLink& db, const Config& config, FleetKeys& keys,
+                                 const std::string& last, int batch, DbRotateResult& out) {
+  db.start_exchange();  // one deadline per batch
+  // A lock held too long by a login is an error of this batch (it is tried again).
+  std::string begin =
+      "BEGIN; SET LOCAL lock_timeout = " + std::to_string(config.pg_timeout_ms * 3 / 4);
+  if (auto r = db.exec(begin.c_str()); !r) {
+    (void)db.exec("ROLLBACK");
+    return r.error();
+  }
+  auto fail = [&](Error e) -> Result<std::string> {
+    (void)db.exec("ROLLBACK");
+    return e;
+  };
+  std::string limit = std::to_string(batch);
+  auto names = db.exec(
+      "SELECT user_name FROM (SELECT user_name FROM pbx_mfa_enrollment UNION "
+      "SELECT user_name FROM pbx_mfa_state WHERE state_text IS NOT NULL OR state_mac IS NOT NULL"
+      ") u WHERE user_name > $1 ORDER BY user_name LIMIT $2::integer",
+      {{last}, {limit}});
+  if (!names) return fail(names.error());
+  if (names->empty() || !names->back().at(0)) {
+    (void)db.exec("ROLLBACK");
+    return std::string();
+  }
+  const std::string hi = *names->back().at(0);
+  // The rows of the users of this batch, in the order of a login: state, then enrollment.
+  static const std::string kStates = "SELECT user_name, " + state_columns() +
+                                     " FROM pbx_mfa_state WHERE user_name > $1 AND user_name <= "
+                                     "$2 ORDER BY user_name FOR UPDATE";
+  auto states = db.exec(kStates.c_str(), {{last}, {hi}});
+  if (!states) return fail(states.error());
+  static const std::string kEnrollments =
+      std::string("SELECT user_name, CASE WHEN octet_length(sealed) <= ") + kSealedCap +
+      " THEN sealed END FROM pbx_mfa_enrollment WHERE user_name > $1 AND user_name <= $2 "
+      "ORDER BY user_name FOR UPDATE";
+  auto enrollments = db.exec(kEnrollments.c_str(), {{last}, {hi}});
+  if (!enrollments) return fail(enrollments.error());
+
+  auto key = keys.current();
+  if (!key) return fail(key.error());
+  auto mac_key = keys.current_mac();
+  if (!mac_key) return fail(mac_key.error());
+  DbRotateResult add;
+  for (const auto& row : *states) {
+    if (!row.at(0)) continue;
+    const std::string& user = *row.at(0);
+    std::string why;
+    std::string id;
+    auto used = state_key(keys, user, row, 1, why, &id);
+    if (!used) return fail(used.error());
+    if (!*used) continue;  // no state yet
+    if (**used == KeyUsed::kCurrent) {
+      ++add.already_current;
+    } else if (**used == KeyUsed::kNeither) {
+      add.rows_left.push_back(left_line(user, why));
+    } else {
+      auto mac = state_mac(**mac_key, user, id, *row.at(1));  // the same text, a new MAC
+      if (!mac) return fail(mac.error());
+      if (auto r = db.exec("UPDATE pbx_mfa_state SET state_mac = $2 WHERE user_name = $1",
+                           {{user}, {*mac, false, true}});
+          !r) {
+        return fail(r.error());
+      }
+      ++add.states_remaced;
+    }
+  }
+  for (const auto& row : *enrollments) {
+    if (!row.at(0)) continue;
+    const std::string& user = *row.at(0);
+    std::string why;
+    std::optional<SecretString> plain;
+    auto used = enrollment_key(keys, user, row.at(1), why, &plain);
+    if (!used) return fail(used.error());
+    if (*used == KeyUsed::kCurrent) {
+      ++add.already_current;
+    } else if (*used == KeyUsed::kNeither) {
+      add.rows_left.push_back(left_line(user, why));
+    } else {
+      // The same text under the same associated data, sealed under the current key.
+      auto box = seal(**key, detail::enrollment_aad(user), plain->view());
+      if (!box) return fail(box.error());
+      if (auto r = db.exec("UPDATE pbx_mfa_enrollment SET sealed = $2 WHERE user_name = $1",
+                           {{user}, {*box, false, true}});
+          !r) {
+        return fail(r.error());
+      }
+      ++add.enrollments_resealed;
+    }
+  }
+  if (auto r = db.exec("COMMIT"); !r) return r.error();
+  out.users_done += static_cast<long>(names->size());
+  ++out.batches;
+  out.enrollments_resealed += add.enrollments_resealed;
+  out.states_remaced += add.states_remaced;
+  out.already_current += add.already_current;
+  for (auto& line : add.rows_left) out.rows_left.push_back(std::move(line));
+  return hi;
+}
+
+}  // namespace
+
+Result<DbKeyUsage> db_key_usage(const Config& config) {
+  auto link = PgLink::open(config);
+  if (!link) return link.error();
+  PgLink& db = **link;
+  FleetKeys keys(config);
+  DbKeyUsage usage;
+  usage.has_previous = keys.has_previous();
+  const std::string limit = std::to_string(kUsagePage);
+  // In pages of names, so that memory stays flat however many users there are.
+  std::string last;
+  while (true) {
+    db.start_exchange();
+    static const std::string kPage =
+        std::string("SELECT user_name, CASE WHEN octet_length(sealed) <= ") + kSealedCap +
+        " THEN sealed END FROM pbx_mfa_enrollment WHERE user_name > $1 ORDER BY user_name "
+        "LIMIT $2::integer";
+    auto rows = db.exec(kPage.c_str(), {{last}, {limit}});
+    if (!rows) return rows.error();
+    for (const auto& row : *rows) {
+      if (!row.at(0)) continue;
+      std::string why;
+      auto used = enrollment_key(keys, *row.at(0), row.at(1), why);
+      if (!used) return used.error();
+      if (*used == KeyUsed::kCurrent) ++usage.enrollments_current;
+      if (*used == KeyUsed::kPrevious) ++usage.enrollments_previous;
+      if (*used == KeyUsed::kNeither) {
+        ++usage.enrollments_neither;
+        name_row(usage, *row.at(0), why);
+      }
+    }
+    if (rows->size() < static_cast<std::size_t>(kUsagePage) || !rows->back().at(0)) break;
+    last = *rows->back().at(0);
+  }
+  last.clear();
+  while (true) {
+    db.start_exchange();
+    static const std::string kPage = "SELECT user_name, " + state_columns() +
+                                     " FROM pbx_mfa_state WHERE user_name > $1 ORDER BY "
+                                     "user_name LIMIT $2::integer";
+    auto rows = db.exec(kPage.c_str(), {{last}, {limit}});
+    if (!rows) return rows.error();
+    for (const auto& row : *rows) {
+      if (!row.at(0)) continue;
+      std::string why;
+      auto used = state_key(keys, *row.at(0), row, 1, why);
+      if (!used) return used.error();
+      if (!*used) continue;
+      if (**used == KeyUsed::kCurrent) ++usage.states_current;
+      if (**used == KeyUsed::kPrevious) ++usage.states_previous;
+      if (**used == KeyUsed::kNeither) {
+        ++usage.states_neither;
+        name_row(usage, *row.at(0), why);
+      }
+    }
+    if (rows->size() < static_cast<std::size_t>(kUsagePage) || !rows->back().at(0)) break;
+    last = *rows->back().at(0);
+  }
+  return usage;
+}
+
+Result<DbRotateResult> db_rotate_key(const Config& config, int batch,
+                                     const std::function<void(const DbRotateResult&)>& progress) {
+  if (batch < 1 || batch > kRotateBatchMax) {
+    return make_error(Errc::kInvalid,
+                      "--batch must be from 1 to " + std::to_string(kRotateBatchMax));
+  }
+  if (config.fleet_key_previous.empty()) {
+    return make_error(Errc::kConfig,
+                      "fleet_key_previous is not set: a host that cannot read both keys would "
+                      "refuse the rows already rotated");
+  }
+  FleetKeys keys(config);
+  // Both keys must load before a row changes.
+  if (auto k = keys.current(); !k) return k.error();
+  if (auto k = keys.previous(); !k) return k.error();
+  auto link = PgLink::open(config);
+  if (!link) return link.error();
+  PgLink& db = **link;
+  DbRotateResult out;
+  auto moved = move_key_check(db, config, keys);
+  if (!moved) return moved.error();
+  out.key_check_updated = *moved;
+  db.start_exchange();
+  auto count = db.exec(
+      "SELECT count(*) FROM (SELECT user_name FROM pbx_mfa_enrollment UNION "
+      "SELECT user_name FROM pbx_mfa_state WHERE state_text IS NOT NULL OR state_mac IS NOT "
+      "NULL) u");
+  if (!count) return count.error();
+  std::int64_t total = 0;
+  if (!count->empty() && count->front().at(0)) {
+    (void)detail::parse_i64(*count->front().at(0), 0, std::int64_t{1} << 40, total);
+  }
+  out.users_total = static_cast<long>(total);
+  std::string last;
+  constexpr int kAttempts = 3;
+  while (true) {
+    Result<std::string> next = std::string();
+    for (int attempt = 1;; ++attempt) {
+      next = rotate_batch(db, config, keys, last, batch, out);
+      if (next || attempt == kAttempts) break;
+      // A lock a login held too long, or a lost connection: the batch is tried again.
+      ::usleep(200000);
+      db.retry();
+    }
+    if (!next) {
+      return make_error(next.error().code, "rotating the users after '" + last +
+                                               "' (the batches before are "
+                                               "committed; run the command again to go on): " +
+                                               next.error().message);
+    }
+    if (next->empty()) break;
+    last = std::move(next.value());
+    if (progress) progress(out);
+  }
+  if (out.users_done > out.users_total) out.users_total = out.users_done;
+  return out;
+}
+
+}  // namespace pbx::totp
