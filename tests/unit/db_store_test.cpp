@@ -2,11 +2,14 @@
 // once, and a database that cannot be reached failing closed within the deadline. Runs only in
 // ctest's pg.* runs (the throwaway cluster of tests/db).
 #include <gtest/gtest.h>
+#include <libpq-fe.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <future>
 #include <optional>
 #include <string>
+#include <thread>
 
 #include "pbx/totp/base32.hpp"
 #include "pbx/totp/db_admin.hpp"
@@ -437,6 +440,63 @@ TEST_F(DbStoreTest, Schema1UpgradeDropsPlantedGraceEntries) {
   EXPECT_TRUE(st->grace.empty()) << "a grace entry planted under schema 1 got a MAC";
   EXPECT_EQ(st->enrollment_id, kIdA);
   EXPECT_NE(mark(*st).last_step, kNoStep);  // the replay mark is kept
+}
+
+// A connection of the test's own, for holding row locks across statements.
+class RawConn {
+ public:
+  explicit RawConn(const std::string& conninfo) : c_(PQconnectdb(conninfo.c_str())) {}
+  ~RawConn() { PQfinish(c_); }
+  RawConn(const RawConn&) = delete;
+  RawConn& operator=(const RawConn&) = delete;
+  bool ok() const { return PQstatus(c_) == CONNECTION_OK; }
+  // "" when the statement succeeded, else its SQLSTATE and message.
+  std::string run(const std::string& sql) {
+    PGresult* r = PQexec(c_, sql.c_str());
+    auto st = PQresultStatus(r);
+    std::string err;
+    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+      const char* code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+      err = std::string(code != nullptr ? code : "?") + " " + PQresultErrorMessage(r);
+    }
+    PQclear(r);
+    return err;
+  }
+
+ private:
+  PGconn* c_;
+};
+
+TEST_F(DbStoreTest, ResetLocksTheStateRowFirstAndDoesNotDeadlockWithALogin) {
+  // A login (and the rotation, an enrollment, 'db init') locks the state row, then the
+  // enrollment row. A reset that took them in the other order deadlocked (40P01).
+  Enrollment a = enroll(alice_);
+  ASSERT_EQ(verify_at(alice_, code_now(a), store()), Verdict::kAccepted);
+  RawConn login(pg_->conninfo());
+  ASSERT_TRUE(login.ok());
+  ASSERT_EQ(login.run("BEGIN"), "");
+  ASSERT_EQ(login.run("SELECT 1 FROM pbx_mfa_state WHERE user_name = 'alice' FOR UPDATE"), "");
+  auto reset = std::async(std::launch::async, [&] { return store().remove(alice_); });
+  // Until the reset waits for a row lock.
+  bool waiting = false;
+  for (int i = 0; i < 200 && !waiting; ++i) {
+    waiting = pg_->exec(
+                  "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND "
+                  "query LIKE '%pbx_mfa_%' AND query NOT LIKE '%pg_stat_activity%'") != "0";
+    if (!waiting) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE(waiting);
+  // Longer than deadlock_timeout (1 s): the deadlock, if any, is found by then.
+  EXPECT_EQ(login.run("SELECT 1 FROM pbx_mfa_enrollment WHERE user_name = 'alice' FOR UPDATE; "
+                      "SELECT pg_sleep(1.2)"),
+            "");
+  EXPECT_EQ(login.run("COMMIT"), "");
+  auto st = reset.get();
+  EXPECT_TRUE(is_ok(st)) << st.error().message;
+  EXPECT_EQ(pg_->exec("SELECT count(*) FROM pbx_mfa_enrollment"), "0");
+  EXPECT_EQ(pg_->exec("SELECT count(*) FROM pbx_mfa_state WHERE state_text IS NOT NULL"), "0");
+  // Still "not enrolled" the second time.
+  EXPECT_TRUE(has_errc(store().remove(alice_), Errc::kNotEnrolled));
 }
 
 // Fleet-key rotation (pbx-mfa db rotate-key): rows under fleet_key_previous are read, every
