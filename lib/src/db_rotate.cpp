@@ -2,10 +2,13 @@
 // re-sealing every row under fleet_key that is under fleet_key_previous (db rotate-key).
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
 #include "db_store.hpp"
+#include "hex.hpp"
 #include "pbx/totp/db_admin.hpp"
 #include "pbx/totp/seal.hpp"
 #include "pbx/totp/state.hpp"
@@ -92,6 +95,30 @@ std::string left_line(const std::string& user, const std::string& why) {
 void name_row(DbKeyUsage& u, const std::string& user, const std::string& why) {
   if (u.neither.size() < DbKeyUsage::kMaxNamed) u.neither.push_back(left_line(user, why));
 }
+
+// The rows of a batch to write, as two text-format array literals (user names; the new
+// values in hex) for one UPDATE ... FROM unnest($1::text[], $2::text[]).
+class BatchWrites {
+ public:
+  void add(const std::string& user, const std::string& bytes) {
+    names_ += names_.empty() ? "{" : ",";
+    names_ += '"';
+    for (char c : user) {
+      if (c == '"' || c == '\\') names_ += '\\';
+      names_ += c;
+    }
+    names_ += '"';
+    values_ += values_.empty() ? "{" : ",";
+    values_ += detail::to_hex(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size());
+  }
+  bool empty() const { return names_.empty(); }
+  std::string names() const { return names_ + "}"; }
+  std::string values() const { return values_ + "}"; }
+
+ private:
+  std::string names_;
+  std::string values_;
+};
 
 // The key check in pbx_mfa_schema (locked): kept when under fleet_key, set to fleet_key when
 // under fleet_key_previous, kConfig when under neither (another fleet's database).
@@ -195,6 +222,8 @@ Result<std::string> rotate_batch(PgLink& db, const Config& config, FleetKeys& ke
   auto mac_key = keys.current_mac();
   if (!mac_key) return fail(mac_key.error());
   DbRotateResult add;
+  BatchWrites state_writes;
+  BatchWrites enrollment_writes;
   for (const auto& row : *states) {
     if (!row.at(0)) continue;
     const std::string& user = *row.at(0);
@@ -210,11 +239,7 @@ Result<std::string> rotate_batch(PgLink& db, const Config& config, FleetKeys& ke
     } else {
       auto mac = state_mac(**mac_key, user, id, *row.at(1));  // the same text, a new MAC
       if (!mac) return fail(mac.error());
-      if (auto r = db.exec("UPDATE pbx_mfa_state SET state_mac = $2 WHERE user_name = $1",
-                           {{user}, {*mac, false, true}});
-          !r) {
-        return fail(r.error());
-      }
+      state_writes.add(user, *mac);
       ++add.states_remaced;
     }
   }
@@ -233,12 +258,27 @@ Result<std::string> rotate_batch(PgLink& db, const Config& config, FleetKeys& ke
       // The same text under the same associated data, sealed under the current key.
       auto box = seal(**key, detail::enrollment_aad(user), plain->view());
       if (!box) return fail(box.error());
-      if (auto r = db.exec("UPDATE pbx_mfa_enrollment SET sealed = $2 WHERE user_name = $1",
-                           {{user}, {*box, false, true}});
-          !r) {
-        return fail(r.error());
-      }
+      enrollment_writes.add(user, *box);
       ++add.enrollments_resealed;
+    }
+  }
+  // One statement per table, whatever the size of the batch: the locks of the batch's users
+  // are held for a few round trips only.
+  if (!state_writes.empty()) {
+    if (auto r = db.exec("UPDATE pbx_mfa_state s SET state_mac = decode(v.h, 'hex') FROM "
+                         "unnest($1::text[], $2::text[]) AS v(u, h) WHERE s.user_name = v.u",
+                         {{state_writes.names()}, {state_writes.values()}});
+        !r) {
+      return fail(r.error());
+    }
+  }
+  if (!enrollment_writes.empty()) {
+    if (auto r = db.exec(
+            "UPDATE pbx_mfa_enrollment e SET sealed = decode(v.h, 'hex'), updated = now() FROM "
+            "unnest($1::text[], $2::text[]) AS v(u, h) WHERE e.user_name = v.u",
+            {{enrollment_writes.names()}, {enrollment_writes.values()}});
+        !r) {
+      return fail(r.error());
     }
   }
   if (auto r = db.exec("COMMIT"); !r) return r.error();
@@ -347,23 +387,29 @@ Result<DbRotateResult> db_rotate_key(const Config& config, int batch,
   }
   out.users_total = static_cast<long>(total);
   std::string last;
-  constexpr int kAttempts = 3;
+  // A batch that fails (a lock a login held too long, the deadline, a lost connection) is
+  // tried again with half as many users, down to one user tried kAttemptsOfOne times; after a
+  // batch that commits the size grows back towards `batch`.
+  constexpr int kAttemptsOfOne = 2;
+  int size = batch;
+  int failed_of_one = 0;
   while (true) {
-    Result<std::string> next = std::string();
-    for (int attempt = 1;; ++attempt) {
-      next = rotate_batch(db, config, keys, last, batch, out);
-      if (next || attempt == kAttempts) break;
-      // A lock a login held too long, or a lost connection: the batch is tried again.
-      ::usleep(200000);
-      db.retry();
-    }
+    auto next = rotate_batch(db, config, keys, last, size, out);
     if (!next) {
-      return make_error(next.error().code, "rotating the users after '" + last +
-                                               "' (the batches before are "
-                                               "committed; run the command again to go on): " +
-                                               next.error().message);
+      if (size == 1 && ++failed_of_one >= kAttemptsOfOne) {
+        return make_error(next.error().code, "rotating the users after '" + last +
+                                                 "' (the batches before are "
+                                                 "committed; run the command again to go on): " +
+                                                 next.error().message);
+      }
+      size = std::max(1, size / 2);
+      ::usleep(100000);
+      db.retry();
+      continue;
     }
+    failed_of_one = 0;
     if (next->empty()) break;
+    size = std::min(batch, size * 2);
     last = std::move(next.value());
     if (progress) progress(out);
   }

@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "pbx/totp/base32.hpp"
 #include "pbx/totp/db_admin.hpp"
@@ -632,6 +633,40 @@ TEST_F(DbKeyRotationTest, RotateMovesEveryRowAndRunsAgainAsANoOp) {
   only(old_key_);
   EXPECT_TRUE(has_errc(store().load(bob_), Errc::kCorrupt));
   EXPECT_TRUE(has_errc(db_init(config_), Errc::kConfig));
+}
+
+TEST_F(DbKeyRotationTest, ABatchThatTimesOutIsTriedAgainWithFewerUsers) {
+  // A login stuck on the fourth user's row: the batch of four times out, the rotation goes on
+  // in smaller batches and stops only at that user (before: nothing rotated at all).
+  std::vector<User> users;
+  for (int i = 1; i <= 4; ++i) {
+    std::string name = "pbxu" + std::to_string(i);
+    users.push_back(User{name, static_cast<uid_t>(2000 + i), static_cast<gid_t>(2000 + i),
+                         "/nonexistent/home/" + name});
+    enroll(users.back(), i % 2 == 1 ? kIdA : kIdB);
+  }
+  switch_to_new_key();
+  config_.pg_timeout_ms = 400;  // lock_timeout 300 ms
+  RawConn login(pg_->conninfo());
+  ASSERT_TRUE(login.ok());
+  ASSERT_EQ(login.run("BEGIN; SELECT 1 FROM pbx_mfa_enrollment WHERE user_name = 'pbxu4' "
+                      "FOR UPDATE"),
+            "");
+  auto r = db_rotate_key(config_, 4, nullptr);
+  ASSERT_FALSE(is_ok(r));
+  EXPECT_NE(r.error().message.find("after 'pbxu3'"), std::string::npos) << r.error().message;
+  EXPECT_EQ(login.run("COMMIT"), "");
+  auto usage = db_key_usage(config_);
+  ASSERT_TRUE(is_ok(usage));
+  EXPECT_EQ(usage->enrollments_current, 3);
+  EXPECT_EQ(usage->enrollments_previous, 1);
+  // Run again: the rest.
+  auto again = db_rotate_key(config_, 4, nullptr);
+  ASSERT_TRUE(is_ok(again));
+  EXPECT_EQ(again->enrollments_resealed, 1);
+  EXPECT_EQ(again->already_current, 3);
+  only(new_key_);
+  for (const auto& u : users) EXPECT_TRUE(is_ok(store().load(u))) << u.name;
 }
 
 TEST_F(DbKeyRotationTest, ARowUnderNeitherKeyIsLeftAndNamed) {

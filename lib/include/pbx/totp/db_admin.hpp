@@ -110,8 +110,10 @@ inline constexpr int kRotateBatchMax = 10000;
 // config.fleet_key_previous, `batch` users per transaction (state rows then enrollment rows
 // locked FOR UPDATE, in name order: the order of a login). Needs fleet_key_previous (kConfig
 // otherwise) and a key check that opens under one of the two keys (kConfig: another fleet);
-// the key check is set to fleet_key first. A batch commits whole or not at all: run again, it
-// goes on (rows under fleet_key are skipped). `progress` is called after each batch.
+// the key check is set to fleet_key first. A batch's new values are written with one UPDATE
+// per table. A batch commits whole or not at all: run again, it goes on (rows under fleet_key
+// are skipped). A failed batch is tried again with half the users, down to one user tried
+// twice. `progress` is called after each batch.
 Result<DbRotateResult> db_rotate_key(const Config& config, int batch,
                                      const std::function<void(const DbRotateResult&)>& progress);
 
