@@ -1,5 +1,6 @@
 // Fleet-key rotation for store = postgresql: which key each row is under (doctor), and
 // re-sealing every row under fleet_key that is under fleet_key_previous (db rotate-key).
+#include <openssl/crypto.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -122,19 +123,27 @@ class BatchWrites {
 
 // The key check in pbx_mfa_schema (locked): kept when under fleet_key, set to fleet_key when
 // under fleet_key_previous, kConfig when under neither (another fleet's database).
-Result<bool> move_key_check(PgLink& db, const Config& config, FleetKeys& keys) {
+// The schema must exist (version 2 or later, checked under lock by the callers); the optional
+// next_key_check column is added when missing.
+Status need_schema(PgLink& db) {
   db.start_exchange();
   auto exists = db.exec("SELECT to_regclass('pbx_mfa_schema') IS NOT NULL");
   if (!exists) return exists.error();
   if (exists->empty() || exists->front().at(0) != "t") {
     return make_error(Errc::kConfig, "the database has no pbx-mfa schema: run 'pbx-mfa db init'");
   }
+  if (auto r = db.exec(detail::kAddNextKeyCheck); !r) return r.error();
+  return Ok{};
+}
+
+// BEGIN, then pbx_mfa_schema's one row locked: version, key_check, next_key_check.
+Result<PgLink::Row> lock_schema_row(PgLink& db) {
   if (auto r = db.exec("BEGIN"); !r) return r.error();
-  auto fail = [&](Error e) -> Result<bool> {
+  auto fail = [&](Error e) -> Result<PgLink::Row> {
     (void)db.exec("ROLLBACK");
     return e;
   };
-  auto rows = db.exec("SELECT version, key_check FROM pbx_mfa_schema FOR UPDATE");
+  auto rows = db.exec("SELECT version, key_check, next_key_check FROM pbx_mfa_schema FOR UPDATE");
   if (!rows) return fail(rows.error());
   if (rows->size() != 1 || !rows->front().at(0)) {
     return fail(make_error(Errc::kCorrupt, "pbx_mfa_schema must hold exactly one row"));
@@ -145,7 +154,18 @@ Result<bool> move_key_check(PgLink& db, const Config& config, FleetKeys& keys) {
                            "the database schema is older than version 2: run 'pbx-mfa db "
                            "migrate' first"));
   }
-  auto box = detail::bytea_of(rows->front().at(1));
+  return rows->front();
+}
+
+Result<bool> move_key_check(PgLink& db, const Config& config, FleetKeys& keys) {
+  if (auto st = need_schema(db); !st) return st.error();
+  auto row = lock_schema_row(db);
+  if (!row) return row.error();
+  auto fail = [&](Error e) -> Result<bool> {
+    (void)db.exec("ROLLBACK");
+    return e;
+  };
+  auto box = detail::bytea_of(row->at(1));
   if (!box) return fail(box.error());
   KeyUsed used = KeyUsed::kNeither;
   auto plain = keys.open(detail::kKeyCheckAad, *box, &used);
@@ -156,6 +176,27 @@ Result<bool> move_key_check(PgLink& db, const Config& config, FleetKeys& keys) {
                                config.fleet_key_previous +
                                ") is the key of this database: it belongs to another fleet, or "
                                "fleet_key_previous is not the old key; nothing was changed"));
+  }
+  // fleet_key must be the new key made by step 1 (recorded in next_key_check), or, on a run
+  // after the key check has moved, the database's key already.
+  if (const auto& next = row->at(2); next) {
+    auto next_box = detail::bytea_of(next);
+    if (!next_box) return fail(next_box.error());
+    auto key = keys.current();
+    if (!key) return fail(key.error());
+    if (auto opened = open_sealed(**key, detail::kNextKeyCheckAad, *next_box); !opened) {
+      if (opened.error().code != Errc::kCorrupt) return fail(opened.error());
+      return fail(make_error(Errc::kConfig,
+                             "fleet_key (" + config.fleet_key +
+                                 ") is not the new key made for this database by step 1 of the "
+                                 "rotation (its next key check does not open under it): copy that "
+                                 "key to this host as fleet_key; nothing was changed"));
+    }
+  } else if (used != KeyUsed::kCurrent) {
+    return fail(make_error(Errc::kConfig,
+                           "no new fleet key is recorded for this database: make one with step "
+                           "1 ('pbx-mfa db rotate-key --new-key FILE', FILE not existing, on a "
+                           "server without fleet_key_previous); nothing was changed"));
   }
   bool updated = false;
   if (used == KeyUsed::kPrevious) {
@@ -300,6 +341,26 @@ Result<DbKeyUsage> db_key_usage(const Config& config) {
   FleetKeys keys(config);
   DbKeyUsage usage;
   usage.has_previous = keys.has_previous();
+  // The checks (next_key_check through to_jsonb: the column is optional).
+  db.start_exchange();
+  auto checks =
+      db.exec("SELECT key_check, to_jsonb(s) ->> 'next_key_check' FROM pbx_mfa_schema s LIMIT 1");
+  if (!checks) return checks.error();
+  if (!checks->empty()) {
+    for (std::size_t i = 0; i < 2; ++i) {
+      const auto& value = checks->front().at(i);
+      if (!value) continue;
+      KeyUnder& under = i == 0 ? usage.key_check : usage.next_key_check;
+      under = KeyUnder::kNeither;
+      auto box = detail::bytea_of(value);
+      if (!box) continue;
+      KeyUsed used = KeyUsed::kNeither;
+      auto opened =
+          keys.open(i == 0 ? detail::kKeyCheckAad : detail::kNextKeyCheckAad, *box, &used);
+      if (!opened && opened.error().code != Errc::kCorrupt) return opened.error();
+      if (opened) under = used == KeyUsed::kCurrent ? KeyUnder::kCurrent : KeyUnder::kPrevious;
+    }
+  }
   const std::string limit = std::to_string(kUsagePage);
   // In pages of names, so that memory stays flat however many users there are.
   std::string last;
@@ -365,9 +426,17 @@ Result<DbRotateResult> db_rotate_key(const Config& config, int batch,
                       "refuse the rows already rotated");
   }
   FleetKeys keys(config);
-  // Both keys must load before a row changes.
-  if (auto k = keys.current(); !k) return k.error();
-  if (auto k = keys.previous(); !k) return k.error();
+  // Both keys must load before a row changes, and differ.
+  auto current = keys.current();
+  if (!current) return current.error();
+  auto previous = keys.previous();
+  if (!previous) return previous.error();
+  if (*previous != nullptr && (*current)->size() == (*previous)->size() &&
+      CRYPTO_memcmp((*current)->data(), (*previous)->data(), (*current)->size()) == 0) {
+    return make_error(Errc::kConfig, "fleet_key (" + config.fleet_key +
+                                         ") and fleet_key_previous (" + config.fleet_key_previous +
+                                         ") hold the same key: nothing to rotate to");
+  }
   auto link = PgLink::open(config);
   if (!link) return link.error();
   PgLink& db = **link;
@@ -414,7 +483,71 @@ Result<DbRotateResult> db_rotate_key(const Config& config, int batch,
     if (progress) progress(out);
   }
   if (out.users_done > out.users_total) out.users_total = out.users_done;
+  // Every row has been through: no rotation is under way any more.
+  db.start_exchange();
+  if (auto r = db.exec("UPDATE pbx_mfa_schema SET next_key_check = NULL, updated = now() WHERE "
+                       "next_key_check IS NOT NULL");
+      !r) {
+    return r.error();
+  }
   return out;
+}
+
+Status db_begin_rotation(const Config& config, const std::string& new_key) {
+  if (!config.fleet_key_previous.empty()) {
+    return make_error(Errc::kConfig,
+                      "fleet_key_previous is set (" + config.fleet_key_previous +
+                          "): a rotation is under way; finish it (run 'pbx-mfa db rotate-key "
+                          "--new-key' with this host's fleet_key) and remove fleet_key_previous "
+                          "from every server before making another new key");
+  }
+  FleetKeys keys(config);
+  auto key = keys.current();
+  if (!key) return key.error();
+  auto link = PgLink::open(config);
+  if (!link) return link.error();
+  PgLink& db = **link;
+  if (auto st = need_schema(db); !st) return st;
+  auto row = lock_schema_row(db);
+  if (!row) return row.error();
+  bool created = false;
+  auto fail = [&](Error e) -> Status {
+    (void)db.exec("ROLLBACK");
+    if (created) (void)::unlink(new_key.c_str());
+    return e;
+  };
+  auto box = detail::bytea_of(row->at(1));
+  if (!box) return fail(box.error());
+  if (auto opened = open_sealed(**key, detail::kKeyCheckAad, *box); !opened) {
+    if (opened.error().code != Errc::kCorrupt) return fail(opened.error());
+    return fail(make_error(Errc::kConfig, "fleet_key (" + config.fleet_key +
+                                              ") is not the key of this database: a new key is "
+                                              "made on a server of its fleet"));
+  }
+  if (row->at(2)) {
+    return fail(make_error(
+        Errc::kConfig,
+        "a rotation is pending: a new fleet key was made for this database already (step 1) "
+        "and is recorded in it; go on with that key file (the procedure: 'man pbx-mfa', db "
+        "rotate-key), or, if it is lost, clear the record with \"UPDATE pbx_mfa_schema SET "
+        "next_key_check = NULL\" and run this again; nothing was changed"));
+  }
+  if (auto st = create_fleet_key(new_key); !st) return fail(st.error());
+  created = true;
+  auto fresh = load_fleet_key(new_key, config.trusted_uid);
+  if (!fresh) return fail(fresh.error());
+  auto check = seal(*fresh, detail::kNextKeyCheckAad, "");
+  if (!check) return fail(check.error());
+  if (auto r = db.exec("UPDATE pbx_mfa_schema SET next_key_check = $1, updated = now()",
+                       {{*check, false, true}});
+      !r) {
+    return fail(r.error());
+  }
+  if (auto r = db.exec("COMMIT"); !r) {
+    (void)::unlink(new_key.c_str());
+    return r.error();
+  }
+  return Ok{};
 }
 
 }  // namespace pbx::totp

@@ -508,7 +508,7 @@ class DbKeyRotationTest : public DbStoreTest {
   void switch_to_new_key() {
     old_key_ = config_.fleet_key;
     new_key_ = config_.fleet_key + ".new";
-    ASSERT_TRUE(is_ok(create_fleet_key(new_key_)));
+    ASSERT_TRUE(is_ok(db_begin_rotation(config_, new_key_)));  // step 1
     config_.fleet_key = new_key_;
     config_.fleet_key_previous = old_key_;
     reopen();
@@ -667,6 +667,64 @@ TEST_F(DbKeyRotationTest, ABatchThatTimesOutIsTriedAgainWithFewerUsers) {
   EXPECT_EQ(again->already_current, 3);
   only(new_key_);
   for (const auto& u : users) EXPECT_TRUE(is_ok(store().load(u))) << u.name;
+}
+
+TEST_F(DbKeyRotationTest, StepOneRecordsTheNewKeyAndOnlyItIsAccepted) {
+  Enrollment a = enroll(alice_);
+  const std::string old_key = config_.fleet_key;
+  const std::string new_key = old_key + ".new";
+  // Refused while a rotation is under way on this host (fleet_key_previous set).
+  Config busy = config_;
+  busy.fleet_key_previous = old_key + ".whatever";
+  auto refused = db_begin_rotation(busy, new_key);
+  ASSERT_TRUE(has_errc(refused, Errc::kConfig));
+  EXPECT_NE(refused.error().message.find("fleet_key_previous is set"), std::string::npos);
+  EXPECT_NE(::access(new_key.c_str(), F_OK), 0);
+  ASSERT_TRUE(is_ok(db_begin_rotation(config_, new_key)));
+  EXPECT_NE(pg_->exec("SELECT next_key_check IS NOT NULL FROM pbx_mfa_schema"), "f");
+  // A second step 1 while the first is pending: refused, no key made.
+  auto pending = db_begin_rotation(config_, old_key + ".new2");
+  ASSERT_TRUE(has_errc(pending, Errc::kConfig));
+  EXPECT_NE(pending.error().message.find("a rotation is pending"), std::string::npos);
+  EXPECT_NE(::access((old_key + ".new2").c_str(), F_OK), 0);
+  // The first change (reads the new key, writes the old): the phases as doctor sees them.
+  config_.fleet_key_previous = new_key;
+  auto usage = db_key_usage(config_);
+  ASSERT_TRUE(is_ok(usage));
+  EXPECT_EQ(usage->key_check, KeyUnder::kCurrent);
+  EXPECT_EQ(usage->next_key_check, KeyUnder::kPrevious);
+  // Step 4 with a key that is not the recorded new one (another new key): refused.
+  const std::string stranger = old_key + ".stranger";
+  ASSERT_TRUE(is_ok(create_fleet_key(stranger)));
+  Config wrong = config_;
+  wrong.fleet_key = stranger;
+  wrong.fleet_key_previous = old_key;
+  std::string before = stored_secret(alice_);
+  auto r = db_rotate_key(wrong, 10, nullptr);
+  ASSERT_TRUE(has_errc(r, Errc::kConfig));
+  EXPECT_NE(r.error().message.find("not the new key"), std::string::npos) << r.error().message;
+  // Both settings holding the same key: refused.
+  const std::string copy = old_key + ".copy";
+  ASSERT_TRUE(write_file(copy, testing::read_file(new_key).value_or(""), 0400));
+  wrong.fleet_key = new_key;
+  wrong.fleet_key_previous = copy;
+  r = db_rotate_key(wrong, 10, nullptr);
+  ASSERT_TRUE(has_errc(r, Errc::kConfig));
+  EXPECT_NE(r.error().message.find("same key"), std::string::npos) << r.error().message;
+  EXPECT_EQ(stored_secret(alice_), before);
+  // The second change, then step 4 with the recorded key.
+  config_.fleet_key = new_key;
+  config_.fleet_key_previous = old_key;
+  usage = db_key_usage(config_);
+  ASSERT_TRUE(is_ok(usage));
+  EXPECT_EQ(usage->key_check, KeyUnder::kPrevious);
+  EXPECT_EQ(usage->next_key_check, KeyUnder::kCurrent);
+  ASSERT_TRUE(is_ok(db_rotate_key(config_, 10, nullptr)));
+  usage = db_key_usage(config_);
+  ASSERT_TRUE(is_ok(usage));
+  EXPECT_EQ(usage->key_check, KeyUnder::kCurrent);
+  EXPECT_EQ(usage->next_key_check, KeyUnder::kNone);        // cleared: no rotation under way
+  EXPECT_TRUE(is_ok(db_rotate_key(config_, 10, nullptr)));  // a rerun is accepted
 }
 
 TEST_F(DbKeyRotationTest, ARowUnderNeitherKeyIsLeftAndNamed) {

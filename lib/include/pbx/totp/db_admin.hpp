@@ -70,6 +70,8 @@ struct DbReport {
   int schema_version = 0;  // 0: no schema
   long enrollments = 0;
   KeyCheck key = KeyCheck::kNoSchema;
+  // kMatches only through fleet_key_previous: the key check is not under this host's fleet_key.
+  bool key_check_previous_only = false;
   std::string key_problem;  // why the key is unusable
 };
 
@@ -78,8 +80,14 @@ Result<DbReport> db_probe(const Config& config);
 
 // Fleet-key rotation (pbx-mfa db rotate-key, db_rotate.cpp). Rows are found under a key by
 // trying it: an enrollment that opens, a state MAC that verifies.
+// Which of this host's keys a check in pbx_mfa_schema opens under; kNone: no such check.
+enum class KeyUnder { kCurrent, kPrevious, kNeither, kNone };
+
 struct DbKeyUsage {
   bool has_previous = false;  // fleet_key_previous is set
+  KeyUnder key_check = KeyUnder::kNone;
+  // Set by step 1 of a rotation (the new key), cleared when db rotate-key has been through.
+  KeyUnder next_key_check = KeyUnder::kNone;
   long enrollments_current = 0, enrollments_previous = 0, enrollments_neither = 0;
   long states_current = 0, states_previous = 0, states_neither = 0;  // rows with state text
   // "user NAME: ..." for rows under neither key (refused at login), the first kMaxNamed.
@@ -116,5 +124,12 @@ inline constexpr int kRotateBatchMax = 10000;
 // twice. `progress` is called after each batch.
 Result<DbRotateResult> db_rotate_key(const Config& config, int batch,
                                      const std::function<void(const DbRotateResult&)>& progress);
+
+// Step 1 of a rotation: creates the new fleet key at `new_key` (must not exist; root, 0400)
+// and records pbx_mfa_schema.next_key_check sealed under it, so that db_rotate_key later
+// accepts only that key as fleet_key. Refused (kConfig, nothing created) when
+// fleet_key_previous is set, a new key is recorded already (a rotation is pending), or
+// fleet_key is not the database's key.
+Status db_begin_rotation(const Config& config, const std::string& new_key);
 
 }  // namespace pbx::totp
