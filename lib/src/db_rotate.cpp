@@ -123,6 +123,25 @@ class BatchWrites {
 
 // The key check in pbx_mfa_schema (locked): kept when under fleet_key, set to fleet_key when
 // under fleet_key_previous, kConfig when under neither (another fleet's database).
+// One rotation at a time per schema (a fleet): a session advisory lock of its own, held by
+// the connection for the run (taken again after a reconnection). kConfig when another holds it.
+constexpr const char* kRotationLockClass = "1885437293";  // "pbxm"
+Status take_rotation_lock(PgLink& db) {
+  db.start_exchange();
+  auto r = db.exec(
+      "SELECT pg_try_advisory_lock($1::integer, hashtext('pbx-mfa rotate-key ' || "
+      "current_schema()))",
+      {{kRotationLockClass}});
+  if (!r) return r.error();
+  if (r->empty() || r->front().at(0) != "t") {
+    return make_error(Errc::kConfig,
+                      "another 'pbx-mfa db rotate-key' is running on this database (it holds "
+                      "the rotation lock): wait for it to end, or stop it, then run this again; "
+                      "nothing was changed");
+  }
+  return Ok{};
+}
+
 // The schema must exist (version 2 or later, checked under lock by the callers); the optional
 // next_key_check column is added when missing.
 Status need_schema(PgLink& db) {
@@ -441,6 +460,7 @@ Result<DbRotateResult> db_rotate_key(const Config& config, int batch,
   if (!link) return link.error();
   PgLink& db = **link;
   DbRotateResult out;
+  if (auto st = take_rotation_lock(db); !st) return st.error();
   auto moved = move_key_check(db, config, keys);
   if (!moved) return moved.error();
   out.key_check_updated = *moved;
@@ -474,6 +494,8 @@ Result<DbRotateResult> db_rotate_key(const Config& config, int batch,
       size = std::max(1, size / 2);
       ::usleep(100000);
       db.retry();
+      // A new connection has lost the lock: take it again (refused if another run has it).
+      if (auto st = take_rotation_lock(db); !st) return st.error();
       continue;
     }
     failed_of_one = 0;

@@ -727,6 +727,25 @@ TEST_F(DbKeyRotationTest, StepOneRecordsTheNewKeyAndOnlyItIsAccepted) {
   EXPECT_TRUE(is_ok(db_rotate_key(config_, 10, nullptr)));  // a rerun is accepted
 }
 
+TEST_F(DbKeyRotationTest, TwoRotationsAtOnceTheSecondIsRefused) {
+  enroll(alice_);
+  switch_to_new_key();
+  // Another run holding the rotation lock (its own session, the same schema).
+  RawConn other(pg_->conninfo());
+  ASSERT_TRUE(other.ok());
+  ASSERT_EQ(other.run("SELECT pg_advisory_lock(1885437293, hashtext('pbx-mfa rotate-key ' || "
+                      "current_schema()))"),
+            "");
+  std::string before = stored_secret(alice_);
+  auto r = db_rotate_key(config_, 10, nullptr);
+  ASSERT_TRUE(has_errc(r, Errc::kConfig));
+  EXPECT_NE(r.error().message.find("another 'pbx-mfa db rotate-key' is running"), std::string::npos)
+      << r.error().message;
+  EXPECT_EQ(stored_secret(alice_), before);
+  ASSERT_EQ(other.run("SELECT pg_advisory_unlock_all()"), "");
+  EXPECT_TRUE(is_ok(db_rotate_key(config_, 10, nullptr)));
+}
+
 TEST_F(DbKeyRotationTest, ARowUnderNeitherKeyIsLeftAndNamed) {
   enroll(alice_, kIdA);
   enroll(bob_, kIdB);
