@@ -258,7 +258,9 @@ int db_rotate_key(Session& s, const std::string& new_key, int batch) {
   } else {
     s.err() << "pbx-mfa: " << plural(static_cast<long>(r->rows_left.size()), "row")
             << " under neither key were left as they are (refused at login, as before): "
-               "'pbx-mfa reset' those users and enroll them again\n";
+               "first check fleet_key and fleet_key_previous on this host (a row under a key "
+               "this host does not have is not damaged); if they are right, 'pbx-mfa reset' "
+               "those users and enroll them again\n";
   }
   std::string counts = "enrollments_resealed=" + std::to_string(r->enrollments_resealed) +
                        " states_remaced=" + std::to_string(r->states_remaced) +

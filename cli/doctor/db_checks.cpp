@@ -271,6 +271,8 @@ std::vector<Check> check_db_key_rotation(const Facts& f) {
     checks.push_back({"db-key-rows", Status::kWarn,
                       std::to_string(u.neither_count()) +
                           " rows under neither fleet key (refused at login): " + names,
+                      "first check fleet_key and fleet_key_previous on this host (a row under "
+                      "a key this host does not have is not damaged); if they are right, "
                       "'pbx-mfa reset' those users and enroll them again"});
   }
   if (!u.has_previous && u.next_key_check != KeyUnder::kNone) {

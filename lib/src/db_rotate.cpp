@@ -85,9 +85,13 @@ std::string state_columns() {
          "octet_length(state_text), octet_length(state_mac)";
 }
 
+// A user name read from the database, printed on a terminal: control characters and other
+// bytes that could drive it are escaped (\xHH), and it is cut at 64 bytes.
+constexpr EscapeSet kShownName{"", 64, "..."};
+
 std::string left_line(const std::string& user, const std::string& why) {
   std::string line = "user ";
-  line += user;
+  line += escape_field(user, kShownName);
   line += ": ";
   line += why;
   return line;

@@ -576,6 +576,25 @@ TEST_F(DbRotateCliTest, RefusesWhileThisHostCannotReadBothKeys) {
   EXPECT_EQ(schema_->exec("SELECT count(*) FROM pbx_mfa_event"), "0");
 }
 
+TEST_F(DbRotateCliTest, ARowUnderNeitherKeySaysCheckTheKeysFirst) {
+  ASSERT_EQ(run_cli({"db", "init"}), 0) << err();
+  fill(2);
+  schema_->exec(
+      "UPDATE pbx_mfa_enrollment SET sealed = set_byte(sealed, 20, get_byte(sealed, 20) # 1), "
+      "user_name = E'pbxtestrot\\x1b[2J' WHERE user_name = 'pbxtestrot1001'");
+  clear();
+  ASSERT_EQ(run_cli({"db", "rotate-key", "--new-key", new_key()}), 0) << err();
+  use_keys(new_key(), key_path());
+  clear();
+  ASSERT_EQ(run_cli({"db", "rotate-key", "--new-key", new_key()}), 0) << err();
+  const std::string e = err();
+  EXPECT_NE(e.find("first check fleet_key and fleet_key_previous on this host"), std::string::npos)
+      << e;
+  EXPECT_LT(e.find("first check fleet_key"), e.find("'pbx-mfa reset' those users")) << e;
+  EXPECT_EQ(e.find('\x1b'), std::string::npos) << e;
+  EXPECT_NE(e.find("user pbxtestrot\\x1b[2J:"), std::string::npos) << e;
+}
+
 TEST_F(DbRotateCliTest, RotatesEveryRowInBatchesAndDoctorFollows) {
   ASSERT_EQ(run_cli({"db", "init"}), 0) << err();
   fill(300);

@@ -768,5 +768,25 @@ TEST_F(DbKeyRotationTest, ARowUnderNeitherKeyIsLeftAndNamed) {
   ASSERT_EQ(usage->neither.size(), 1U);
 }
 
+TEST_F(DbKeyRotationTest, ANameFromTheDatabaseIsEscapedBeforeItIsShown) {
+  // A row planted under a name with terminal escapes: named, but never with the raw bytes.
+  enroll(alice_, kIdA);
+  pg_->exec(
+      "INSERT INTO pbx_mfa_enrollment (user_name, enrollment_id, sealed, created) SELECT "
+      "E'evil\\x1b[2J\\x07', enrollment_id, sealed, created FROM pbx_mfa_enrollment "
+      "WHERE user_name = 'alice'");
+  switch_to_new_key();
+  auto r = db_rotate_key(config_, 100, nullptr);
+  ASSERT_TRUE(is_ok(r));
+  ASSERT_EQ(r->rows_left.size(), 1U);
+  EXPECT_EQ(r->rows_left[0].find('\x1b'), std::string::npos);
+  EXPECT_EQ(r->rows_left[0].find('\x07'), std::string::npos);
+  EXPECT_NE(r->rows_left[0].find("user evil\\x1b[2J\\x07:"), std::string::npos) << r->rows_left[0];
+  auto usage = db_key_usage(config_);
+  ASSERT_TRUE(is_ok(usage));
+  ASSERT_EQ(usage->neither.size(), 1U);
+  EXPECT_EQ(usage->neither[0].find('\x1b'), std::string::npos);
+}
+
 }  // namespace
 }  // namespace pbx::totp
