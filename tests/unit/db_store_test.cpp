@@ -746,6 +746,58 @@ TEST_F(DbKeyRotationTest, TwoRotationsAtOnceTheSecondIsRefused) {
   EXPECT_TRUE(is_ok(db_rotate_key(config_, 10, nullptr)));
 }
 
+TEST_F(DbKeyRotationTest, ForgedRowsUnderTheOldKeyAreLeftAsTheyAreAndStillRefused) {
+  // Carol's state row with a bad MAC, and dave's enrollment and state copied from alice's:
+  // the rotation re-seals neither (it would launder them) and logins still refuse them.
+  const User carol{"carol", 1003, 1003, "/nonexistent/home/carol"};
+  const User dave{"dave", 1004, 1004, "/nonexistent/home/dave"};
+  Enrollment a = enroll(alice_, kIdA);
+  Enrollment c = enroll(carol, kIdB);
+  enroll(dave, kIdB);
+  ASSERT_EQ(verify_at(alice_, code_now(a), store()), Verdict::kAccepted);
+  ASSERT_EQ(verify_at(carol, code_now(c), store()), Verdict::kAccepted);
+  pg_->exec(
+      "UPDATE pbx_mfa_state SET state_mac = set_byte(state_mac, 3, get_byte(state_mac, 3) # 1) "
+      "WHERE user_name = 'carol'");
+  pg_->exec(
+      "UPDATE pbx_mfa_enrollment SET (enrollment_id, sealed) = (SELECT enrollment_id, sealed "
+      "FROM pbx_mfa_enrollment WHERE user_name = 'alice') WHERE user_name = 'dave'");
+  pg_->exec(
+      "INSERT INTO pbx_mfa_state (user_name, state_text, state_mac) SELECT 'dave', state_text, "
+      "state_mac FROM pbx_mfa_state WHERE user_name = 'alice' ON CONFLICT (user_name) DO UPDATE "
+      "SET state_text = EXCLUDED.state_text, state_mac = EXCLUDED.state_mac");
+  auto forged = [&] {
+    return pg_->exec(
+        "SELECT string_agg(encode(state_mac, 'hex'), ',' ORDER BY user_name) || (SELECT "
+        "encode(sealed, 'hex') FROM pbx_mfa_enrollment WHERE user_name = 'dave') FROM "
+        "pbx_mfa_state WHERE user_name IN ('carol', 'dave')");
+  };
+  const std::string before = forged();
+  switch_to_new_key();
+  auto r = db_rotate_key(config_, 2, nullptr);
+  ASSERT_TRUE(is_ok(r));
+  EXPECT_EQ(r->rows_left.size(), 3U);  // carol's state, dave's enrollment and state
+  EXPECT_EQ(forged(), before);
+  only(new_key_);
+  EXPECT_EQ(verify_at(carol, code_now(c, kT0 + 30), store(), kT0 + 30), kVerifyFailed);
+  EXPECT_EQ(verify_at(dave, code_now(a, kT0 + 30), store(), kT0 + 30), kVerifyFailed);
+  EXPECT_EQ(verify_at(alice_, code_now(a, kT0 + 30), store(), kT0 + 30), Verdict::kAccepted);
+}
+
+TEST_F(DbKeyRotationTest, RowsUnderTheNewKeyNeedNoPreviousKeyFile) {
+  // After the rotation, fleet_key_previous naming a file that is gone (destroyed early, or
+  // not copied to this host): the previous key is loaded only for a row not under fleet_key.
+  Enrollment a = enroll(alice_);
+  ASSERT_EQ(verify_at(alice_, code_now(a), store()), Verdict::kAccepted);
+  switch_to_new_key();
+  ASSERT_TRUE(is_ok(db_rotate_key(config_, 10, nullptr)));
+  ASSERT_EQ(::unlink(old_key_.c_str()), 0);
+  reopen();
+  ASSERT_TRUE(is_ok(store().load(alice_)));
+  EXPECT_EQ(verify_at(alice_, code_now(a, kT0 + 30), store(), kT0 + 30), Verdict::kAccepted);
+  EXPECT_EQ(verify_at(alice_, code_now(a, kT0 + 60), store(), kT0 + 60), Verdict::kAccepted);
+}
+
 TEST_F(DbKeyRotationTest, ARowUnderNeitherKeyIsLeftAndNamed) {
   enroll(alice_, kIdA);
   enroll(bob_, kIdB);
