@@ -155,6 +155,12 @@ Status need_schema(PgLink& db) {
   if (exists->empty() || exists->front().at(0) != "t") {
     return make_error(Errc::kConfig, "the database has no pbx-mfa schema: run 'pbx-mfa db init'");
   }
+  // ALTER TABLE only when the column is missing: it takes the table's strongest lock.
+  auto has = db.exec(
+      "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'pbx_mfa_schema'::regclass "
+      "AND attname = 'next_key_check' AND NOT attisdropped)");
+  if (!has) return has.error();
+  if (!has->empty() && has->front().at(0) == "t") return Ok{};
   if (auto r = db.exec(detail::kAddNextKeyCheck); !r) return r.error();
   return Ok{};
 }

@@ -673,6 +673,13 @@ TEST_F(DbKeyRotationTest, StepOneRecordsTheNewKeyAndOnlyItIsAccepted) {
   Enrollment a = enroll(alice_);
   const std::string old_key = config_.fleet_key;
   const std::string new_key = old_key + ".new";
+  // A database of a build without the column (optional: older binaries ignore it): doctor's
+  // counts work, and step 1 adds it.
+  pg_->exec("ALTER TABLE pbx_mfa_schema DROP COLUMN next_key_check");
+  auto without = db_key_usage(config_);
+  ASSERT_TRUE(is_ok(without));
+  EXPECT_EQ(without->next_key_check, KeyUnder::kNone);
+  EXPECT_EQ(without->key_check, KeyUnder::kCurrent);
   // Refused while a rotation is under way on this host (fleet_key_previous set).
   Config busy = config_;
   busy.fleet_key_previous = old_key + ".whatever";
