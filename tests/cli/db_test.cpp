@@ -660,6 +660,21 @@ TEST_F(DbRotateCliTest, RotatesEveryRowInBatchesAndDoctorFollows) {
   EXPECT_EQ(u.states_neither, 300);
   checks = doctor();
   EXPECT_EQ(checks["db-key"].rfind("FAIL", 0), 0U) << checks["db-key"];
+  // The keys swapped the wrong way on a host (the old one as fleet_key): no match reported.
+  use_keys(key_path(), new_key());
+  checks = doctor();
+  EXPECT_EQ(checks["db-key"].rfind("WARN the database's key check opens only under "
+                                   "fleet_key_previous",
+                                   0),
+            0U)
+      << checks["db-key"];
+  EXPECT_EQ(checks["db-key-rotation"].rfind("WARN the database's key check opens only under "
+                                            "fleet_key_previous",
+                                            0),
+            0U)
+      << checks["db-key-rotation"];
+  EXPECT_NE(checks["db-key-rotation"].find("is not the fleet's key"), std::string::npos)
+      << checks["db-key-rotation"];
 }
 
 }  // namespace
