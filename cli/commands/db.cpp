@@ -138,10 +138,14 @@ int db_migrate(Session& s) {
 std::string rotation_procedure(const std::string& new_key, const std::string& old_key) {
   return "the procedure: (1) 'pbx-mfa db rotate-key --new-key " + new_key +
          "' once, which creates the new key; (2) copy " + new_key +
-         " to every server (install -m 0400 -o root); (3) on every server set 'fleet_key = " +
+         " to every server (install -m 0400 -o root); (3) on every server add 'fleet_key_previous "
+         "= " +
+         new_key +
+         "' to pbx-mfa.conf (it reads both keys, still writes the old); (4) when every "
+         "server has it, on every server set 'fleet_key = " +
          new_key + "' and 'fleet_key_previous = " + old_key +
-         "' in pbx-mfa.conf; (4) run 'pbx-mfa db rotate-key --new-key " + new_key +
-         "' again on one server";
+         "'; (5) when every server has that, run 'pbx-mfa db rotate-key --new-key " + new_key +
+         "' again on one server; (6) remove fleet_key_previous everywhere and destroy the old key";
 }
 
 std::string plural(long n, const std::string& word) {
@@ -164,16 +168,27 @@ int db_rotate_key(Session& s, const std::string& new_key, int batch) {
     if (errno != ENOENT) {
       return fail(s, kExitStore, new_key + ": " + std::strerror(errno));
     }
-    // Step 1: a new key. No row changes: no server can read it yet.
-    if (auto made = totp::create_fleet_key(new_key); !made) return fail(s, made.error());
+    // Step 1: a new key, recorded in the database (next key check). No row changes.
+    if (auto made = totp::db_begin_rotation(c, new_key); !made) {
+      auto e = made.error();
+      if (e.code == totp::Errc::kConfig)
+        e.message += "; " + rotation_procedure(new_key, c.fleet_key);
+      return fail(s, e);
+    }
     s.out() << "created the new fleet key " << new_key
-            << " (root, 0400); no row was changed. Next:\n"
+            << " (root, 0400) and recorded it in the database; no row was changed. Next, with "
+               "the same two keys:\n"
             << "  1. copy " << new_key
             << " to every server of the fleet (install -m 0400 -o root)\n"
-            << "  2. on every server, in " << s.config_path << ": fleet_key = " << new_key
+            << "  2. on every server, in " << s.config_path
+            << ": add fleet_key_previous = " << new_key
+            << " (the server reads both keys and still writes under " << c.fleet_key << ")\n"
+            << "  3. when every server has it: on every server, fleet_key = " << new_key
             << " and fleet_key_previous = " << c.fleet_key << "\n"
-            << "  3. run 'pbx-mfa db rotate-key --new-key " << new_key
-            << "' again, on one server\n";
+            << "  4. when every server has that: run 'pbx-mfa db rotate-key --new-key " << new_key
+            << "' again, on one server\n"
+            << "  5. then remove fleet_key_previous from every server and destroy the old key "
+            << c.fleet_key << "\n";
     audit(s, "db-rotate-key new key created");
     return kExitOk;
   }
@@ -243,7 +258,9 @@ int db_rotate_key(Session& s, const std::string& new_key, int batch) {
   } else {
     s.err() << "pbx-mfa: " << plural(static_cast<long>(r->rows_left.size()), "row")
             << " under neither key were left as they are (refused at login, as before): "
-               "'pbx-mfa reset' those users and enroll them again\n";
+               "first check fleet_key and fleet_key_previous on this host (a row under a key "
+               "this host does not have is not damaged); if they are right, 'pbx-mfa reset' "
+               "those users and enroll them again\n";
   }
   std::string counts = "enrollments_resealed=" + std::to_string(r->enrollments_resealed) +
                        " states_remaced=" + std::to_string(r->states_remaced) +

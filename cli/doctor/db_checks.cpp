@@ -196,7 +196,13 @@ std::vector<Check> check_db_schema(const Facts& f) {
                                 "version " + std::to_string(r.schema_version) + ", " +
                                     std::to_string(r.enrollments) + " enrollments",
                                 ""}};
-  if (r.key == totp::KeyCheck::kMatches) {
+  if (r.key == totp::KeyCheck::kMatches && r.key_check_previous_only) {
+    checks.push_back({"db-key", Status::kWarn,
+                      "the database's key check opens only under fleet_key_previous, not under "
+                      "this host's fleet_key",
+                      "expected in the second change of a rotation until 'pbx-mfa db rotate-key' "
+                      "has run; otherwise check fleet_key and fleet_key_previous on this host"});
+  } else if (r.key == totp::KeyCheck::kMatches) {
     checks.push_back({"db-key", Status::kPass, "the fleet key opens this database's rows", ""});
   } else if (r.key == totp::KeyCheck::kDiffers) {
     checks.push_back({"db-key", Status::kFail,
@@ -288,12 +294,46 @@ std::vector<Check> check_db_key_rotation(const Facts& f) {
   const totp::DbKeyUsage& u = *usage;
   const long rows = u.enrollments_current + u.enrollments_previous + u.enrollments_neither +
                     u.states_current + u.states_previous + u.states_neither;
-  if (u.previous() > 0) {
+  using totp::KeyUnder;
+  // The phases of a rotation, told apart by the next key check (made by step 1 under the new
+  // key, cleared by db rotate-key at its end) and the key check (moved by db rotate-key).
+  if (u.has_previous && u.next_key_check == KeyUnder::kPrevious &&
+      u.key_check == KeyUnder::kCurrent) {
+    checks.push_back({"db-key-rotation", Status::kWarn,
+                      "rotation, first change: this host reads the new key (fleet_key_previous = " +
+                          c.fleet_key_previous +
+                          ") and still writes under fleet_key = " + c.fleet_key,
+                      "when every server has fleet_key_previous = " + c.fleet_key_previous +
+                          ", on every server set fleet_key = " + c.fleet_key_previous +
+                          " and fleet_key_previous = " + c.fleet_key});
+  } else if (u.key_check == KeyUnder::kPrevious && u.next_key_check == KeyUnder::kCurrent) {
+    checks.push_back(
+        {"db-key-rotation", Status::kWarn,
+         "rotation, second change: this host writes under the new key (fleet_key = " + c.fleet_key +
+             "); the database is still under fleet_key_previous (" + c.fleet_key_previous + "), " +
+             std::to_string(u.previous()) + " rows under it",
+         "when every server has fleet_key = " + c.fleet_key +
+             " and fleet_key_previous = " + c.fleet_key_previous +
+             ", run 'pbx-mfa db rotate-key --new-key " + c.fleet_key + "' on one server"});
+  } else if (u.key_check == KeyUnder::kPrevious) {
+    checks.push_back(
+        {"db-key-rotation", Status::kWarn,
+         "the database's key check opens only under fleet_key_previous (" + c.fleet_key_previous +
+             "): this host's fleet_key (" + c.fleet_key +
+             ") is not the fleet's key, and its writes are refused by the servers that do not "
+             "read it",
+         "check fleet_key and fleet_key_previous on this host: fleet_key must be the fleet's "
+         "key (or the new key of a rotation, see 'pbx-mfa db rotate-key')"});
+  } else if (u.previous() > 0) {
     checks.push_back({"db-key-rotation", Status::kWarn,
                       std::to_string(u.previous()) + " rows still under the previous fleet key (" +
                           std::to_string(u.enrollments_previous) + " enrollments, " +
                           std::to_string(u.states_previous) + " state rows)",
                       "run 'pbx-mfa db rotate-key --new-key " + c.fleet_key + "'"});
+  } else if (u.has_previous && u.next_key_check == KeyUnder::kCurrent) {
+    checks.push_back({"db-key-rotation", Status::kWarn,
+                      "rotation under way: db rotate-key has not been through to the end",
+                      "run 'pbx-mfa db rotate-key --new-key " + c.fleet_key + "' again"});
   } else if (u.has_previous) {
     checks.push_back(
         {"db-key-rotation", Status::kWarn,
@@ -308,7 +348,17 @@ std::vector<Check> check_db_key_rotation(const Facts& f) {
     checks.push_back({"db-key-rows", Status::kWarn,
                       std::to_string(u.neither_count()) +
                           " rows under neither fleet key (refused at login): " + names,
+                      "first check fleet_key and fleet_key_previous on this host (a row under "
+                      "a key this host does not have is not damaged); if they are right, "
                       "'pbx-mfa reset' those users and enroll them again"});
+  }
+  if (!u.has_previous && u.next_key_check != KeyUnder::kNone) {
+    checks.push_back({"db-key-rotation", Status::kWarn,
+                      "a new fleet key was made for this database (step 1 of a rotation) and is "
+                      "not configured on this host yet",
+                      "copy it to every server, then on every server add fleet_key_previous = "
+                      "<the new key> (first change: it reads both keys and still writes under " +
+                          c.fleet_key + "); see 'pbx-mfa db rotate-key' in pbx-mfa(1)"});
   }
   if (checks.empty()) {
     checks.push_back({"db-key-rotation", Status::kPass,

@@ -423,6 +423,8 @@ Result<DbInitResult> init_or_upgrade(const Config& config, bool may_create) {
       result.events_table_created = true;
     }
   }
+  // The record of a rotation's new key (db rotate-key), optional: no version of its own.
+  if (auto r = db.exec(detail::kAddNextKeyCheck); !r) return fail(r.error());
   if (auto r = db.exec("COMMIT"); !r) return r.error();
   if (*version > 0) {
     // Version 3: the rows (version 4 adds only the events table, above). Every run looks (a server
@@ -527,6 +529,10 @@ Result<DbReport> db_probe(const Config& config) {
     return report;
   }
   report.key = fits.ok() && *fits ? KeyCheck::kMatches : KeyCheck::kDiffers;
+  if (report.key == KeyCheck::kMatches) {
+    auto own = key_fits(*key, check);
+    report.key_check_previous_only = own.ok() && !*own;
+  }
   return report;
 }
 

@@ -1,11 +1,15 @@
 // Fleet-key rotation for store = postgresql: which key each row is under (doctor), and
 // re-sealing every row under fleet_key that is under fleet_key_previous (db rotate-key).
+#include <openssl/crypto.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
 #include "db_store.hpp"
+#include "hex.hpp"
 #include "pbx/totp/db_admin.hpp"
 #include "pbx/totp/seal.hpp"
 #include "pbx/totp/state.hpp"
@@ -81,9 +85,13 @@ std::string state_columns() {
          "octet_length(state_text), octet_length(state_mac)";
 }
 
+// A user name read from the database, printed on a terminal: control characters and other
+// bytes that could drive it are escaped (\xHH), and it is cut at 64 bytes.
+constexpr EscapeSet kShownName{"", 64, "..."};
+
 std::string left_line(const std::string& user, const std::string& why) {
   std::string line = "user ";
-  line += user;
+  line += escape_field(user, kShownName);
   line += ": ";
   line += why;
   return line;
@@ -93,21 +101,78 @@ void name_row(DbKeyUsage& u, const std::string& user, const std::string& why) {
   if (u.neither.size() < DbKeyUsage::kMaxNamed) u.neither.push_back(left_line(user, why));
 }
 
+// The rows of a batch to write, as two text-format array literals (user names; the new
+// values in hex) for one UPDATE ... FROM unnest($1::text[], $2::text[]).
+class BatchWrites {
+ public:
+  void add(const std::string& user, const std::string& bytes) {
+    names_ += names_.empty() ? "{" : ",";
+    names_ += '"';
+    for (char c : user) {
+      if (c == '"' || c == '\\') names_ += '\\';
+      names_ += c;
+    }
+    names_ += '"';
+    values_ += values_.empty() ? "{" : ",";
+    values_ += detail::to_hex(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size());
+  }
+  bool empty() const { return names_.empty(); }
+  std::string names() const { return names_ + "}"; }
+  std::string values() const { return values_ + "}"; }
+
+ private:
+  std::string names_;
+  std::string values_;
+};
+
 // The key check in pbx_mfa_schema (locked): kept when under fleet_key, set to fleet_key when
 // under fleet_key_previous, kConfig when under neither (another fleet's database).
-Result<bool> move_key_check(PgLink& db, const Config& config, FleetKeys& keys) {
+// One rotation at a time per schema (a fleet): a session advisory lock of its own, held by
+// the connection for the run (taken again after a reconnection). kConfig when another holds it.
+constexpr const char* kRotationLockClass = "1885437293";  // "pbxm"
+Status take_rotation_lock(PgLink& db) {
+  db.start_exchange();
+  auto r = db.exec(
+      "SELECT pg_try_advisory_lock($1::integer, hashtext('pbx-mfa rotate-key ' || "
+      "current_schema()))",
+      {{kRotationLockClass}});
+  if (!r) return r.error();
+  if (r->empty() || r->front().at(0) != "t") {
+    return make_error(Errc::kConfig,
+                      "another 'pbx-mfa db rotate-key' is running on this database (it holds "
+                      "the rotation lock): wait for it to end, or stop it, then run this again; "
+                      "nothing was changed");
+  }
+  return Ok{};
+}
+
+// The schema must exist (version 2 or later, checked under lock by the callers); the optional
+// next_key_check column is added when missing.
+Status need_schema(PgLink& db) {
   db.start_exchange();
   auto exists = db.exec("SELECT to_regclass('pbx_mfa_schema') IS NOT NULL");
   if (!exists) return exists.error();
   if (exists->empty() || exists->front().at(0) != "t") {
     return make_error(Errc::kConfig, "the database has no pbx-mfa schema: run 'pbx-mfa db init'");
   }
+  // ALTER TABLE only when the column is missing: it takes the table's strongest lock.
+  auto has = db.exec(
+      "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'pbx_mfa_schema'::regclass "
+      "AND attname = 'next_key_check' AND NOT attisdropped)");
+  if (!has) return has.error();
+  if (!has->empty() && has->front().at(0) == "t") return Ok{};
+  if (auto r = db.exec(detail::kAddNextKeyCheck); !r) return r.error();
+  return Ok{};
+}
+
+// BEGIN, then pbx_mfa_schema's one row locked: version, key_check, next_key_check.
+Result<PgLink::Row> lock_schema_row(PgLink& db) {
   if (auto r = db.exec("BEGIN"); !r) return r.error();
-  auto fail = [&](Error e) -> Result<bool> {
+  auto fail = [&](Error e) -> Result<PgLink::Row> {
     (void)db.exec("ROLLBACK");
     return e;
   };
-  auto rows = db.exec("SELECT version, key_check FROM pbx_mfa_schema FOR UPDATE");
+  auto rows = db.exec("SELECT version, key_check, next_key_check FROM pbx_mfa_schema FOR UPDATE");
   if (!rows) return fail(rows.error());
   if (rows->size() != 1 || !rows->front().at(0)) {
     return fail(make_error(Errc::kCorrupt, "pbx_mfa_schema must hold exactly one row"));
@@ -118,7 +183,18 @@ Result<bool> move_key_check(PgLink& db, const Config& config, FleetKeys& keys) {
                            "the database schema is older than version 2: run 'pbx-mfa db "
                            "migrate' first"));
   }
-  auto box = detail::bytea_of(rows->front().at(1));
+  return rows->front();
+}
+
+Result<bool> move_key_check(PgLink& db, const Config& config, FleetKeys& keys) {
+  if (auto st = need_schema(db); !st) return st.error();
+  auto row = lock_schema_row(db);
+  if (!row) return row.error();
+  auto fail = [&](Error e) -> Result<bool> {
+    (void)db.exec("ROLLBACK");
+    return e;
+  };
+  auto box = detail::bytea_of(row->at(1));
   if (!box) return fail(box.error());
   KeyUsed used = KeyUsed::kNeither;
   auto plain = keys.open(detail::kKeyCheckAad, *box, &used);
@@ -129,6 +205,27 @@ Result<bool> move_key_check(PgLink& db, const Config& config, FleetKeys& keys) {
                                config.fleet_key_previous +
                                ") is the key of this database: it belongs to another fleet, or "
                                "fleet_key_previous is not the old key; nothing was changed"));
+  }
+  // fleet_key must be the new key made by step 1 (recorded in next_key_check), or, on a run
+  // after the key check has moved, the database's key already.
+  if (const auto& next = row->at(2); next) {
+    auto next_box = detail::bytea_of(next);
+    if (!next_box) return fail(next_box.error());
+    auto key = keys.current();
+    if (!key) return fail(key.error());
+    if (auto opened = open_sealed(**key, detail::kNextKeyCheckAad, *next_box); !opened) {
+      if (opened.error().code != Errc::kCorrupt) return fail(opened.error());
+      return fail(make_error(Errc::kConfig,
+                             "fleet_key (" + config.fleet_key +
+                                 ") is not the new key made for this database by step 1 of the "
+                                 "rotation (its next key check does not open under it): copy that "
+                                 "key to this host as fleet_key; nothing was changed"));
+    }
+  } else if (used != KeyUsed::kCurrent) {
+    return fail(make_error(Errc::kConfig,
+                           "no new fleet key is recorded for this database: make one with step "
+                           "1 ('pbx-mfa db rotate-key --new-key FILE', FILE not existing, on a "
+                           "server without fleet_key_previous); nothing was changed"));
   }
   bool updated = false;
   if (used == KeyUsed::kPrevious) {
@@ -195,6 +292,8 @@ Result<std::string> rotate_batch(PgLink& db, const Config& config, FleetKeys& ke
   auto mac_key = keys.current_mac();
   if (!mac_key) return fail(mac_key.error());
   DbRotateResult add;
+  BatchWrites state_writes;
+  BatchWrites enrollment_writes;
   for (const auto& row : *states) {
     if (!row.at(0)) continue;
     const std::string& user = *row.at(0);
@@ -210,11 +309,7 @@ Result<std::string> rotate_batch(PgLink& db, const Config& config, FleetKeys& ke
     } else {
       auto mac = state_mac(**mac_key, user, id, *row.at(1));  // the same text, a new MAC
       if (!mac) return fail(mac.error());
-      if (auto r = db.exec("UPDATE pbx_mfa_state SET state_mac = $2 WHERE user_name = $1",
-                           {{user}, {*mac, false, true}});
-          !r) {
-        return fail(r.error());
-      }
+      state_writes.add(user, *mac);
       ++add.states_remaced;
     }
   }
@@ -233,12 +328,27 @@ Result<std::string> rotate_batch(PgLink& db, const Config& config, FleetKeys& ke
       // The same text under the same associated data, sealed under the current key.
       auto box = seal(**key, detail::enrollment_aad(user), plain->view());
       if (!box) return fail(box.error());
-      if (auto r = db.exec("UPDATE pbx_mfa_enrollment SET sealed = $2 WHERE user_name = $1",
-                           {{user}, {*box, false, true}});
-          !r) {
-        return fail(r.error());
-      }
+      enrollment_writes.add(user, *box);
       ++add.enrollments_resealed;
+    }
+  }
+  // One statement per table, whatever the size of the batch: the locks of the batch's users
+  // are held for a few round trips only.
+  if (!state_writes.empty()) {
+    if (auto r = db.exec("UPDATE pbx_mfa_state s SET state_mac = decode(v.h, 'hex') FROM "
+                         "unnest($1::text[], $2::text[]) AS v(u, h) WHERE s.user_name = v.u",
+                         {{state_writes.names()}, {state_writes.values()}});
+        !r) {
+      return fail(r.error());
+    }
+  }
+  if (!enrollment_writes.empty()) {
+    if (auto r = db.exec(
+            "UPDATE pbx_mfa_enrollment e SET sealed = decode(v.h, 'hex'), updated = now() FROM "
+            "unnest($1::text[], $2::text[]) AS v(u, h) WHERE e.user_name = v.u",
+            {{enrollment_writes.names()}, {enrollment_writes.values()}});
+        !r) {
+      return fail(r.error());
     }
   }
   if (auto r = db.exec("COMMIT"); !r) return r.error();
@@ -260,6 +370,26 @@ Result<DbKeyUsage> db_key_usage(const Config& config) {
   FleetKeys keys(config);
   DbKeyUsage usage;
   usage.has_previous = keys.has_previous();
+  // The checks (next_key_check through to_jsonb: the column is optional).
+  db.start_exchange();
+  auto checks =
+      db.exec("SELECT key_check, to_jsonb(s) ->> 'next_key_check' FROM pbx_mfa_schema s LIMIT 1");
+  if (!checks) return checks.error();
+  if (!checks->empty()) {
+    for (std::size_t i = 0; i < 2; ++i) {
+      const auto& value = checks->front().at(i);
+      if (!value) continue;
+      KeyUnder& under = i == 0 ? usage.key_check : usage.next_key_check;
+      under = KeyUnder::kNeither;
+      auto box = detail::bytea_of(value);
+      if (!box) continue;
+      KeyUsed used = KeyUsed::kNeither;
+      auto opened =
+          keys.open(i == 0 ? detail::kKeyCheckAad : detail::kNextKeyCheckAad, *box, &used);
+      if (!opened && opened.error().code != Errc::kCorrupt) return opened.error();
+      if (opened) under = used == KeyUsed::kCurrent ? KeyUnder::kCurrent : KeyUnder::kPrevious;
+    }
+  }
   const std::string limit = std::to_string(kUsagePage);
   // In pages of names, so that memory stays flat however many users there are.
   std::string last;
@@ -325,13 +455,22 @@ Result<DbRotateResult> db_rotate_key(const Config& config, int batch,
                       "refuse the rows already rotated");
   }
   FleetKeys keys(config);
-  // Both keys must load before a row changes.
-  if (auto k = keys.current(); !k) return k.error();
-  if (auto k = keys.previous(); !k) return k.error();
+  // Both keys must load before a row changes, and differ.
+  auto current = keys.current();
+  if (!current) return current.error();
+  auto previous = keys.previous();
+  if (!previous) return previous.error();
+  if (*previous != nullptr && (*current)->size() == (*previous)->size() &&
+      CRYPTO_memcmp((*current)->data(), (*previous)->data(), (*current)->size()) == 0) {
+    return make_error(Errc::kConfig, "fleet_key (" + config.fleet_key +
+                                         ") and fleet_key_previous (" + config.fleet_key_previous +
+                                         ") hold the same key: nothing to rotate to");
+  }
   auto link = PgLink::open(config);
   if (!link) return link.error();
   PgLink& db = **link;
   DbRotateResult out;
+  if (auto st = take_rotation_lock(db); !st) return st.error();
   auto moved = move_key_check(db, config, keys);
   if (!moved) return moved.error();
   out.key_check_updated = *moved;
@@ -347,28 +486,100 @@ Result<DbRotateResult> db_rotate_key(const Config& config, int batch,
   }
   out.users_total = static_cast<long>(total);
   std::string last;
-  constexpr int kAttempts = 3;
+  // A batch that fails (a lock a login held too long, the deadline, a lost connection) is
+  // tried again with half as many users, down to one user tried kAttemptsOfOne times; after a
+  // batch that commits the size grows back towards `batch`.
+  constexpr int kAttemptsOfOne = 2;
+  int size = batch;
+  int failed_of_one = 0;
   while (true) {
-    Result<std::string> next = std::string();
-    for (int attempt = 1;; ++attempt) {
-      next = rotate_batch(db, config, keys, last, batch, out);
-      if (next || attempt == kAttempts) break;
-      // A lock a login held too long, or a lost connection: the batch is tried again.
-      ::usleep(200000);
-      db.retry();
-    }
+    auto next = rotate_batch(db, config, keys, last, size, out);
     if (!next) {
-      return make_error(next.error().code, "rotating the users after '" + last +
-                                               "' (the batches before are "
-                                               "committed; run the command again to go on): " +
-                                               next.error().message);
+      if (size == 1 && ++failed_of_one >= kAttemptsOfOne) {
+        return make_error(next.error().code, "rotating the users after '" + last +
+                                                 "' (the batches before are "
+                                                 "committed; run the command again to go on): " +
+                                                 next.error().message);
+      }
+      size = std::max(1, size / 2);
+      ::usleep(100000);
+      db.retry();
+      // A new connection has lost the lock: take it again (refused if another run has it).
+      if (auto st = take_rotation_lock(db); !st) return st.error();
+      continue;
     }
+    failed_of_one = 0;
     if (next->empty()) break;
+    size = std::min(batch, size * 2);
     last = std::move(next.value());
     if (progress) progress(out);
   }
   if (out.users_done > out.users_total) out.users_total = out.users_done;
+  // Every row has been through: no rotation is under way any more.
+  db.start_exchange();
+  if (auto r = db.exec("UPDATE pbx_mfa_schema SET next_key_check = NULL, updated = now() WHERE "
+                       "next_key_check IS NOT NULL");
+      !r) {
+    return r.error();
+  }
   return out;
+}
+
+Status db_begin_rotation(const Config& config, const std::string& new_key) {
+  if (!config.fleet_key_previous.empty()) {
+    return make_error(Errc::kConfig,
+                      "fleet_key_previous is set (" + config.fleet_key_previous +
+                          "): a rotation is under way; finish it (run 'pbx-mfa db rotate-key "
+                          "--new-key' with this host's fleet_key) and remove fleet_key_previous "
+                          "from every server before making another new key");
+  }
+  FleetKeys keys(config);
+  auto key = keys.current();
+  if (!key) return key.error();
+  auto link = PgLink::open(config);
+  if (!link) return link.error();
+  PgLink& db = **link;
+  if (auto st = need_schema(db); !st) return st;
+  auto row = lock_schema_row(db);
+  if (!row) return row.error();
+  bool created = false;
+  auto fail = [&](Error e) -> Status {
+    (void)db.exec("ROLLBACK");
+    if (created) (void)::unlink(new_key.c_str());
+    return e;
+  };
+  auto box = detail::bytea_of(row->at(1));
+  if (!box) return fail(box.error());
+  if (auto opened = open_sealed(**key, detail::kKeyCheckAad, *box); !opened) {
+    if (opened.error().code != Errc::kCorrupt) return fail(opened.error());
+    return fail(make_error(Errc::kConfig, "fleet_key (" + config.fleet_key +
+                                              ") is not the key of this database: a new key is "
+                                              "made on a server of its fleet"));
+  }
+  if (row->at(2)) {
+    return fail(make_error(
+        Errc::kConfig,
+        "a rotation is pending: a new fleet key was made for this database already (step 1) "
+        "and is recorded in it; go on with that key file (the procedure: 'man pbx-mfa', db "
+        "rotate-key), or, if it is lost, clear the record with \"UPDATE pbx_mfa_schema SET "
+        "next_key_check = NULL\" and run this again; nothing was changed"));
+  }
+  if (auto st = create_fleet_key(new_key); !st) return fail(st.error());
+  created = true;
+  auto fresh = load_fleet_key(new_key, config.trusted_uid);
+  if (!fresh) return fail(fresh.error());
+  auto check = seal(*fresh, detail::kNextKeyCheckAad, "");
+  if (!check) return fail(check.error());
+  if (auto r = db.exec("UPDATE pbx_mfa_schema SET next_key_check = $1, updated = now()",
+                       {{*check, false, true}});
+      !r) {
+    return fail(r.error());
+  }
+  if (auto r = db.exec("COMMIT"); !r) {
+    (void)::unlink(new_key.c_str());
+    return r.error();
+  }
+  return Ok{};
 }
 
 }  // namespace pbx::totp

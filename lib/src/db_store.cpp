@@ -198,14 +198,33 @@ class DbStore final : public Store {
   }
 
   Status remove(const User& user) override {
+    if (in_txn_) return make_error(Errc::kInternal, "reset inside a state transaction");
     begin_call();
-    // One statement, so secret and state go together or not at all.
+    // One transaction, so secret and state go together or not at all; the state row is
+    // locked first, in the order of a login, an enrollment, 'db init' and the rotation
+    // (state, then enrollment): the other order deadlocks with them.
+    std::string begin =
+        "BEGIN; SET LOCAL lock_timeout = " + std::to_string(config_.pg_timeout_ms * 3 / 4) + ";";
+    if (auto r = link_->exec(begin.c_str()); !r) {
+      (void)link_->exec("ROLLBACK");  // BEGIN may have run without the SET: never leave it open
+      return r.error();
+    }
+    auto fail = [&](Error e) -> Status {
+      (void)link_->exec("ROLLBACK");
+      return e;
+    };
+    if (auto r = link_->exec("SELECT 1 FROM pbx_mfa_state WHERE user_name = $1 FOR UPDATE",
+                             {{user.name}});
+        !r) {
+      return fail(r.error());
+    }
     auto rows = link_->exec(
         "WITH e AS (DELETE FROM pbx_mfa_enrollment WHERE user_name = $1 RETURNING 1), "
         "s AS (DELETE FROM pbx_mfa_state WHERE user_name = $1 RETURNING state_text) "
         "SELECT (SELECT count(*) FROM e), (SELECT count(*) FROM s WHERE state_text IS NOT NULL)",
         {{user.name}});
-    if (!rows) return rows.error();
+    if (!rows) return fail(rows.error());
+    if (auto r = link_->exec("COMMIT"); !r) return r.error();
     if (rows->size() == 1 && rows->front().at(0) == "0" && rows->front().at(1) == "0") {
       return make_error(Errc::kNotEnrolled, "user '" + user.name + "' is not enrolled");
     }

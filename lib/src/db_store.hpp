@@ -21,6 +21,14 @@ std::string enrollment_aad(const std::string& user_name);
 // The associated data of the key check sealed into pbx_mfa_schema.key_check.
 inline constexpr std::string_view kKeyCheckAad = "pbx-mfa key check";
 
+// The associated data of pbx_mfa_schema.next_key_check: sealed under the new key by step 1 of
+// a rotation (db rotate-key with a FILE that does not exist), so that the later steps know which
+// key is the new one; NULL when no rotation is under way. The column is optional (added by
+// db init/migrate and by rotate-key; older binaries do not read it): no schema version.
+inline constexpr std::string_view kNextKeyCheckAad = "pbx-mfa next key check";
+inline constexpr const char* kAddNextKeyCheck =
+    "ALTER TABLE pbx_mfa_schema ADD COLUMN IF NOT EXISTS next_key_check bytea";
+
 // Which fleet key a row opens (or its MAC verifies) under.
 enum class KeyUsed { kCurrent, kPrevious, kNeither };
 

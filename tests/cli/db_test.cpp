@@ -556,14 +556,30 @@ TEST_F(DbRotateCliTest, MissingFileIsCreatedAndNoRowChanges) {
   ASSERT_EQ(run_cli({"db", "rotate-key", "--new-key", new_key()}), 0) << err();
   EXPECT_NE(out().find("created the new fleet key " + new_key()), std::string::npos) << out();
   EXPECT_NE(out().find("fleet_key_previous = " + key_path()), std::string::npos) << out();
+  // Two config pushes with the same two keys: first the new key to read only.
+  EXPECT_NE(out().find("add fleet_key_previous = " + new_key() + " (the server reads both keys"),
+            std::string::npos)
+      << out();
   struct stat st {};
   ASSERT_EQ(::lstat(new_key().c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 07777, 0400U);
   EXPECT_EQ(st.st_size, 32);
   EXPECT_EQ(rows(), before);
   auto checks = doctor();
-  EXPECT_EQ(checks["db-key-rotation"].rfind("PASS all 6 rows under the fleet key", 0), 0U)
+  EXPECT_EQ(checks["db-key-rotation"].rfind("WARN a new fleet key was made for this database", 0),
+            0U)
       << checks["db-key-rotation"];
+  // The first change (reads the new key, still writes the old): not "rotation complete".
+  use_keys(key_path(), new_key());
+  checks = doctor();
+  EXPECT_EQ(checks["db-key-rotation"].rfind("WARN rotation, first change", 0), 0U)
+      << checks["db-key-rotation"];
+  EXPECT_EQ(checks["db-key"].rfind("PASS", 0), 0U) << checks["db-key"];
+  // A second step 1 while this one is pending is refused.
+  use_keys(key_path(), "");
+  clear();
+  EXPECT_EQ(run_cli({"db", "rotate-key", "--new-key", new_key() + "2"}), 2);
+  EXPECT_NE(err().find("a rotation is pending"), std::string::npos) << err();
 }
 
 TEST_F(DbRotateCliTest, RefusesWhileThisHostCannotReadBothKeys) {
@@ -595,6 +611,25 @@ TEST_F(DbRotateCliTest, RefusesWhileThisHostCannotReadBothKeys) {
   EXPECT_EQ(schema_->exec("SELECT count(*) FROM pbx_mfa_event"), "0");
 }
 
+TEST_F(DbRotateCliTest, ARowUnderNeitherKeySaysCheckTheKeysFirst) {
+  ASSERT_EQ(run_cli({"db", "init"}), 0) << err();
+  fill(2);
+  schema_->exec(
+      "UPDATE pbx_mfa_enrollment SET sealed = set_byte(sealed, 20, get_byte(sealed, 20) # 1), "
+      "user_name = E'pbxtestrot\\x1b[2J' WHERE user_name = 'pbxtestrot1001'");
+  clear();
+  ASSERT_EQ(run_cli({"db", "rotate-key", "--new-key", new_key()}), 0) << err();
+  use_keys(new_key(), key_path());
+  clear();
+  ASSERT_EQ(run_cli({"db", "rotate-key", "--new-key", new_key()}), 0) << err();
+  const std::string e = err();
+  EXPECT_NE(e.find("first check fleet_key and fleet_key_previous on this host"), std::string::npos)
+      << e;
+  EXPECT_LT(e.find("first check fleet_key"), e.find("'pbx-mfa reset' those users")) << e;
+  EXPECT_EQ(e.find('\x1b'), std::string::npos) << e;
+  EXPECT_NE(e.find("user pbxtestrot\\x1b[2J:"), std::string::npos) << e;
+}
+
 TEST_F(DbRotateCliTest, RotatesEveryRowInBatchesAndDoctorFollows) {
   ASSERT_EQ(run_cli({"db", "init"}), 0) << err();
   fill(300);
@@ -602,12 +637,15 @@ TEST_F(DbRotateCliTest, RotatesEveryRowInBatchesAndDoctorFollows) {
   ASSERT_EQ(run_cli({"db", "rotate-key", "--new-key", new_key()}), 0) << err();
   use_keys(new_key(), key_path());
   auto checks = doctor();
-  EXPECT_EQ(
-      checks["db-key-rotation"].rfind(
-          "WARN 600 rows still under the previous fleet key (300 enrollments, 300 state rows)", 0),
-      0U)
+  EXPECT_EQ(checks["db-key-rotation"].rfind("WARN rotation, second change", 0), 0U)
       << checks["db-key-rotation"];
-  EXPECT_EQ(checks["db-key"].rfind("PASS", 0), 0U) << checks["db-key"];
+  EXPECT_NE(checks["db-key-rotation"].find("600 rows under it"), std::string::npos)
+      << checks["db-key-rotation"];
+  EXPECT_EQ(checks["db-key"].rfind("WARN the database's key check opens only under "
+                                   "fleet_key_previous",
+                                   0),
+            0U)
+      << checks["db-key"];
 
   clear();
   ASSERT_EQ(run_cli({"db", "rotate-key", "--new-key", new_key(), "--batch", "50"}), 0) << err();
@@ -657,6 +695,21 @@ TEST_F(DbRotateCliTest, RotatesEveryRowInBatchesAndDoctorFollows) {
   EXPECT_EQ(u.states_neither, 300);
   checks = doctor();
   EXPECT_EQ(checks["db-key"].rfind("FAIL", 0), 0U) << checks["db-key"];
+  // The keys swapped the wrong way on a host (the old one as fleet_key): no match reported.
+  use_keys(key_path(), new_key());
+  checks = doctor();
+  EXPECT_EQ(checks["db-key"].rfind("WARN the database's key check opens only under "
+                                   "fleet_key_previous",
+                                   0),
+            0U)
+      << checks["db-key"];
+  EXPECT_EQ(checks["db-key-rotation"].rfind("WARN the database's key check opens only under "
+                                            "fleet_key_previous",
+                                            0),
+            0U)
+      << checks["db-key-rotation"];
+  EXPECT_NE(checks["db-key-rotation"].find("is not the fleet's key"), std::string::npos)
+      << checks["db-key-rotation"];
 }
 
 }  // namespace

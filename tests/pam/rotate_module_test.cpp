@@ -31,9 +31,11 @@ constexpr int kRecoveryCodes = 20;  // each one login
 constexpr int kWorkers = 4;
 constexpr int kMaxLogins = 1024;
 
+// Named to sort among the fill users ("pbxtestfill-%05d"), one after every tenth of the first
+// 120: their rows are in the first batches, which run while they log in.
 std::string login_user(int u) {
   char name[32];
-  std::snprintf(name, sizeof name, "pbxtestrot-%02d", u);
+  std::snprintf(name, sizeof name, "pbxtestfill-%05d-r", u * 10);
   return name;
 }
 
@@ -285,6 +287,9 @@ TEST_F(RotateUnderLoginsTest, KilledMidwayThenResumedLoginsKeepWorking) {
   stop_logins(shared, pids);
   EXPECT_EQ(rc, -SIGKILL) << output;
   expect_all_accepted(shared, "during the killed rotation");
+  // The last recovery code each user spent while the killed rotation ran (checked at the end).
+  int spent_midway[kLoginUsers];
+  std::copy(std::begin(shared->next_code), std::end(shared->next_code), spent_midway);
   auto midway = usage(both);
   std::printf("killed midway: %ld rows under the new key, %ld under the old\n",
               midway.enrollments_current + midway.states_current, midway.previous());
@@ -309,12 +314,21 @@ TEST_F(RotateUnderLoginsTest, KilledMidwayThenResumedLoginsKeepWorking) {
 
   // The old key removed: the new key alone logs in; the old key alone is refused.
   use_keys(new_key_, "");
+  int checked = 0;
   for (int u = 0; u < kLoginUsers; ++u) {
     int next = shared->next_code[u];
     ASSERT_LE(next + kReserved, kRecoveryCodes);
     EXPECT_EQ(login(u, enrolled_[u].recovery_codes[next]), PAM_SUCCESS) << login_user(u);
     EXPECT_EQ(login(u, enrolled_[u].code_at(std::time(nullptr))), PAM_SUCCESS) << login_user(u);
+    // A recovery code used while a rotation ran stays used (no lost update of the state):
+    // the last one spent during the killed run, else during the resumed run.
+    int spent = spent_midway[u] > 0 ? spent_midway[u] - 1 : next - 1;
+    if (spent < 0) continue;  // the user did not log in during either run
+    ++checked;
+    EXPECT_NE(login(u, enrolled_[u].recovery_codes[spent]), PAM_SUCCESS)
+        << login_user(u) << ": a recovery code used during the rotation accepted again";
   }
+  EXPECT_GE(checked, kLoginUsers / 2) << "too few users logged in during the rotation";
   use_keys(old_key_, "");
   for (int u = 0; u < kLoginUsers; ++u) {
     EXPECT_EQ(login(u, enrolled_[u].recovery_codes[shared->next_code[u] + 1]), PAM_AUTHINFO_UNAVAIL)

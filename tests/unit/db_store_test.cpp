@@ -2,11 +2,15 @@
 // once, and a database that cannot be reached failing closed within the deadline. Runs only in
 // ctest's pg.* runs (the throwaway cluster of tests/db).
 #include <gtest/gtest.h>
+#include <libpq-fe.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <future>
 #include <optional>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "pbx/totp/base32.hpp"
 #include "pbx/totp/db_admin.hpp"
@@ -439,6 +443,63 @@ TEST_F(DbStoreTest, Schema1UpgradeDropsPlantedGraceEntries) {
   EXPECT_NE(mark(*st).last_step, kNoStep);  // the replay mark is kept
 }
 
+// A connection of the test's own, for holding row locks across statements.
+class RawConn {
+ public:
+  explicit RawConn(const std::string& conninfo) : c_(PQconnectdb(conninfo.c_str())) {}
+  ~RawConn() { PQfinish(c_); }
+  RawConn(const RawConn&) = delete;
+  RawConn& operator=(const RawConn&) = delete;
+  bool ok() const { return PQstatus(c_) == CONNECTION_OK; }
+  // "" when the statement succeeded, else its SQLSTATE and message.
+  std::string run(const std::string& sql) {
+    PGresult* r = PQexec(c_, sql.c_str());
+    auto st = PQresultStatus(r);
+    std::string err;
+    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+      const char* code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+      err = std::string(code != nullptr ? code : "?") + " " + PQresultErrorMessage(r);
+    }
+    PQclear(r);
+    return err;
+  }
+
+ private:
+  PGconn* c_;
+};
+
+TEST_F(DbStoreTest, ResetLocksTheStateRowFirstAndDoesNotDeadlockWithALogin) {
+  // A login (and the rotation, an enrollment, 'db init') locks the state row, then the
+  // enrollment row. A reset that took them in the other order deadlocked (40P01).
+  Enrollment a = enroll(alice_);
+  ASSERT_EQ(verify_at(alice_, code_now(a), store()), Verdict::kAccepted);
+  RawConn login(pg_->conninfo());
+  ASSERT_TRUE(login.ok());
+  ASSERT_EQ(login.run("BEGIN"), "");
+  ASSERT_EQ(login.run("SELECT 1 FROM pbx_mfa_state WHERE user_name = 'alice' FOR UPDATE"), "");
+  auto reset = std::async(std::launch::async, [&] { return store().remove(alice_); });
+  // Until the reset waits for a row lock.
+  bool waiting = false;
+  for (int i = 0; i < 200 && !waiting; ++i) {
+    waiting = pg_->exec(
+                  "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND "
+                  "query LIKE '%pbx_mfa_%' AND query NOT LIKE '%pg_stat_activity%'") != "0";
+    if (!waiting) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE(waiting);
+  // Longer than deadlock_timeout (1 s): the deadlock, if any, is found by then.
+  EXPECT_EQ(login.run("SELECT 1 FROM pbx_mfa_enrollment WHERE user_name = 'alice' FOR UPDATE; "
+                      "SELECT pg_sleep(1.2)"),
+            "");
+  EXPECT_EQ(login.run("COMMIT"), "");
+  auto st = reset.get();
+  EXPECT_TRUE(is_ok(st)) << st.error().message;
+  EXPECT_EQ(pg_->exec("SELECT count(*) FROM pbx_mfa_enrollment"), "0");
+  EXPECT_EQ(pg_->exec("SELECT count(*) FROM pbx_mfa_state WHERE state_text IS NOT NULL"), "0");
+  // Still "not enrolled" the second time.
+  EXPECT_TRUE(has_errc(store().remove(alice_), Errc::kNotEnrolled));
+}
+
 // Fleet-key rotation (pbx-mfa db rotate-key): rows under fleet_key_previous are read, every
 // write goes under fleet_key, and the rotation moves the rest.
 class DbKeyRotationTest : public DbStoreTest {
@@ -447,7 +508,7 @@ class DbKeyRotationTest : public DbStoreTest {
   void switch_to_new_key() {
     old_key_ = config_.fleet_key;
     new_key_ = config_.fleet_key + ".new";
-    ASSERT_TRUE(is_ok(create_fleet_key(new_key_)));
+    ASSERT_TRUE(is_ok(db_begin_rotation(config_, new_key_)));  // step 1
     config_.fleet_key = new_key_;
     config_.fleet_key_previous = old_key_;
     reopen();
@@ -574,6 +635,176 @@ TEST_F(DbKeyRotationTest, RotateMovesEveryRowAndRunsAgainAsANoOp) {
   EXPECT_TRUE(has_errc(db_init(config_), Errc::kConfig));
 }
 
+TEST_F(DbKeyRotationTest, ABatchThatTimesOutIsTriedAgainWithFewerUsers) {
+  // A login stuck on the fourth user's row: the batch of four times out, the rotation goes on
+  // in smaller batches and stops only at that user (before: nothing rotated at all).
+  std::vector<User> users;
+  for (int i = 1; i <= 4; ++i) {
+    std::string name = "pbxu" + std::to_string(i);
+    users.push_back(User{name, static_cast<uid_t>(2000 + i), static_cast<gid_t>(2000 + i),
+                         "/nonexistent/home/" + name});
+    enroll(users.back(), i % 2 == 1 ? kIdA : kIdB);
+  }
+  switch_to_new_key();
+  config_.pg_timeout_ms = 400;  // lock_timeout 300 ms
+  RawConn login(pg_->conninfo());
+  ASSERT_TRUE(login.ok());
+  ASSERT_EQ(login.run("BEGIN; SELECT 1 FROM pbx_mfa_enrollment WHERE user_name = 'pbxu4' "
+                      "FOR UPDATE"),
+            "");
+  auto r = db_rotate_key(config_, 4, nullptr);
+  ASSERT_FALSE(is_ok(r));
+  EXPECT_NE(r.error().message.find("after 'pbxu3'"), std::string::npos) << r.error().message;
+  EXPECT_EQ(login.run("COMMIT"), "");
+  auto usage = db_key_usage(config_);
+  ASSERT_TRUE(is_ok(usage));
+  EXPECT_EQ(usage->enrollments_current, 3);
+  EXPECT_EQ(usage->enrollments_previous, 1);
+  // Run again: the rest.
+  auto again = db_rotate_key(config_, 4, nullptr);
+  ASSERT_TRUE(is_ok(again));
+  EXPECT_EQ(again->enrollments_resealed, 1);
+  EXPECT_EQ(again->already_current, 3);
+  only(new_key_);
+  for (const auto& u : users) EXPECT_TRUE(is_ok(store().load(u))) << u.name;
+}
+
+TEST_F(DbKeyRotationTest, StepOneRecordsTheNewKeyAndOnlyItIsAccepted) {
+  Enrollment a = enroll(alice_);
+  const std::string old_key = config_.fleet_key;
+  const std::string new_key = old_key + ".new";
+  // A database of a build without the column (optional: older binaries ignore it): doctor's
+  // counts work, and step 1 adds it.
+  pg_->exec("ALTER TABLE pbx_mfa_schema DROP COLUMN next_key_check");
+  auto without = db_key_usage(config_);
+  ASSERT_TRUE(is_ok(without));
+  EXPECT_EQ(without->next_key_check, KeyUnder::kNone);
+  EXPECT_EQ(without->key_check, KeyUnder::kCurrent);
+  // Refused while a rotation is under way on this host (fleet_key_previous set).
+  Config busy = config_;
+  busy.fleet_key_previous = old_key + ".whatever";
+  auto refused = db_begin_rotation(busy, new_key);
+  ASSERT_TRUE(has_errc(refused, Errc::kConfig));
+  EXPECT_NE(refused.error().message.find("fleet_key_previous is set"), std::string::npos);
+  EXPECT_NE(::access(new_key.c_str(), F_OK), 0);
+  ASSERT_TRUE(is_ok(db_begin_rotation(config_, new_key)));
+  EXPECT_NE(pg_->exec("SELECT next_key_check IS NOT NULL FROM pbx_mfa_schema"), "f");
+  // A second step 1 while the first is pending: refused, no key made.
+  auto pending = db_begin_rotation(config_, old_key + ".new2");
+  ASSERT_TRUE(has_errc(pending, Errc::kConfig));
+  EXPECT_NE(pending.error().message.find("a rotation is pending"), std::string::npos);
+  EXPECT_NE(::access((old_key + ".new2").c_str(), F_OK), 0);
+  // The first change (reads the new key, writes the old): the phases as doctor sees them.
+  config_.fleet_key_previous = new_key;
+  auto usage = db_key_usage(config_);
+  ASSERT_TRUE(is_ok(usage));
+  EXPECT_EQ(usage->key_check, KeyUnder::kCurrent);
+  EXPECT_EQ(usage->next_key_check, KeyUnder::kPrevious);
+  // Step 4 with a key that is not the recorded new one (another new key): refused.
+  const std::string stranger = old_key + ".stranger";
+  ASSERT_TRUE(is_ok(create_fleet_key(stranger)));
+  Config wrong = config_;
+  wrong.fleet_key = stranger;
+  wrong.fleet_key_previous = old_key;
+  std::string before = stored_secret(alice_);
+  auto r = db_rotate_key(wrong, 10, nullptr);
+  ASSERT_TRUE(has_errc(r, Errc::kConfig));
+  EXPECT_NE(r.error().message.find("not the new key"), std::string::npos) << r.error().message;
+  // Both settings holding the same key: refused.
+  const std::string copy = old_key + ".copy";
+  ASSERT_TRUE(write_file(copy, testing::read_file(new_key).value_or(""), 0400));
+  wrong.fleet_key = new_key;
+  wrong.fleet_key_previous = copy;
+  r = db_rotate_key(wrong, 10, nullptr);
+  ASSERT_TRUE(has_errc(r, Errc::kConfig));
+  EXPECT_NE(r.error().message.find("same key"), std::string::npos) << r.error().message;
+  EXPECT_EQ(stored_secret(alice_), before);
+  // The second change, then step 4 with the recorded key.
+  config_.fleet_key = new_key;
+  config_.fleet_key_previous = old_key;
+  usage = db_key_usage(config_);
+  ASSERT_TRUE(is_ok(usage));
+  EXPECT_EQ(usage->key_check, KeyUnder::kPrevious);
+  EXPECT_EQ(usage->next_key_check, KeyUnder::kCurrent);
+  ASSERT_TRUE(is_ok(db_rotate_key(config_, 10, nullptr)));
+  usage = db_key_usage(config_);
+  ASSERT_TRUE(is_ok(usage));
+  EXPECT_EQ(usage->key_check, KeyUnder::kCurrent);
+  EXPECT_EQ(usage->next_key_check, KeyUnder::kNone);        // cleared: no rotation under way
+  EXPECT_TRUE(is_ok(db_rotate_key(config_, 10, nullptr)));  // a rerun is accepted
+}
+
+TEST_F(DbKeyRotationTest, TwoRotationsAtOnceTheSecondIsRefused) {
+  enroll(alice_);
+  switch_to_new_key();
+  // Another run holding the rotation lock (its own session, the same schema).
+  RawConn other(pg_->conninfo());
+  ASSERT_TRUE(other.ok());
+  ASSERT_EQ(other.run("SELECT pg_advisory_lock(1885437293, hashtext('pbx-mfa rotate-key ' || "
+                      "current_schema()))"),
+            "");
+  std::string before = stored_secret(alice_);
+  auto r = db_rotate_key(config_, 10, nullptr);
+  ASSERT_TRUE(has_errc(r, Errc::kConfig));
+  EXPECT_NE(r.error().message.find("another 'pbx-mfa db rotate-key' is running"), std::string::npos)
+      << r.error().message;
+  EXPECT_EQ(stored_secret(alice_), before);
+  ASSERT_EQ(other.run("SELECT pg_advisory_unlock_all()"), "");
+  EXPECT_TRUE(is_ok(db_rotate_key(config_, 10, nullptr)));
+}
+
+TEST_F(DbKeyRotationTest, ForgedRowsUnderTheOldKeyAreLeftAsTheyAreAndStillRefused) {
+  // Carol's state row with a bad MAC, and dave's enrollment and state copied from alice's:
+  // the rotation re-seals neither (it would launder them) and logins still refuse them.
+  const User carol{"carol", 1003, 1003, "/nonexistent/home/carol"};
+  const User dave{"dave", 1004, 1004, "/nonexistent/home/dave"};
+  Enrollment a = enroll(alice_, kIdA);
+  Enrollment c = enroll(carol, kIdB);
+  enroll(dave, kIdB);
+  ASSERT_EQ(verify_at(alice_, code_now(a), store()), Verdict::kAccepted);
+  ASSERT_EQ(verify_at(carol, code_now(c), store()), Verdict::kAccepted);
+  pg_->exec(
+      "UPDATE pbx_mfa_state SET state_mac = set_byte(state_mac, 3, get_byte(state_mac, 3) # 1) "
+      "WHERE user_name = 'carol'");
+  pg_->exec(
+      "UPDATE pbx_mfa_enrollment SET (enrollment_id, sealed) = (SELECT enrollment_id, sealed "
+      "FROM pbx_mfa_enrollment WHERE user_name = 'alice') WHERE user_name = 'dave'");
+  pg_->exec(
+      "INSERT INTO pbx_mfa_state (user_name, state_text, state_mac) SELECT 'dave', state_text, "
+      "state_mac FROM pbx_mfa_state WHERE user_name = 'alice' ON CONFLICT (user_name) DO UPDATE "
+      "SET state_text = EXCLUDED.state_text, state_mac = EXCLUDED.state_mac");
+  auto forged = [&] {
+    return pg_->exec(
+        "SELECT string_agg(encode(state_mac, 'hex'), ',' ORDER BY user_name) || (SELECT "
+        "encode(sealed, 'hex') FROM pbx_mfa_enrollment WHERE user_name = 'dave') FROM "
+        "pbx_mfa_state WHERE user_name IN ('carol', 'dave')");
+  };
+  const std::string before = forged();
+  switch_to_new_key();
+  auto r = db_rotate_key(config_, 2, nullptr);
+  ASSERT_TRUE(is_ok(r));
+  EXPECT_EQ(r->rows_left.size(), 3U);  // carol's state, dave's enrollment and state
+  EXPECT_EQ(forged(), before);
+  only(new_key_);
+  EXPECT_EQ(verify_at(carol, code_now(c, kT0 + 30), store(), kT0 + 30), kVerifyFailed);
+  EXPECT_EQ(verify_at(dave, code_now(a, kT0 + 30), store(), kT0 + 30), kVerifyFailed);
+  EXPECT_EQ(verify_at(alice_, code_now(a, kT0 + 30), store(), kT0 + 30), Verdict::kAccepted);
+}
+
+TEST_F(DbKeyRotationTest, RowsUnderTheNewKeyNeedNoPreviousKeyFile) {
+  // After the rotation, fleet_key_previous naming a file that is gone (destroyed early, or
+  // not copied to this host): the previous key is loaded only for a row not under fleet_key.
+  Enrollment a = enroll(alice_);
+  ASSERT_EQ(verify_at(alice_, code_now(a), store()), Verdict::kAccepted);
+  switch_to_new_key();
+  ASSERT_TRUE(is_ok(db_rotate_key(config_, 10, nullptr)));
+  ASSERT_EQ(::unlink(old_key_.c_str()), 0);
+  reopen();
+  ASSERT_TRUE(is_ok(store().load(alice_)));
+  EXPECT_EQ(verify_at(alice_, code_now(a, kT0 + 30), store(), kT0 + 30), Verdict::kAccepted);
+  EXPECT_EQ(verify_at(alice_, code_now(a, kT0 + 60), store(), kT0 + 60), Verdict::kAccepted);
+}
+
 TEST_F(DbKeyRotationTest, ARowUnderNeitherKeyIsLeftAndNamed) {
   enroll(alice_, kIdA);
   enroll(bob_, kIdB);
@@ -594,6 +825,26 @@ TEST_F(DbKeyRotationTest, ARowUnderNeitherKeyIsLeftAndNamed) {
   EXPECT_EQ(usage->enrollments_neither, 1);
   EXPECT_EQ(usage->enrollments_current, 1);
   ASSERT_EQ(usage->neither.size(), 1U);
+}
+
+TEST_F(DbKeyRotationTest, ANameFromTheDatabaseIsEscapedBeforeItIsShown) {
+  // A row planted under a name with terminal escapes: named, but never with the raw bytes.
+  enroll(alice_, kIdA);
+  pg_->exec(
+      "INSERT INTO pbx_mfa_enrollment (user_name, enrollment_id, sealed, created) SELECT "
+      "E'evil\\x1b[2J\\x07', enrollment_id, sealed, created FROM pbx_mfa_enrollment "
+      "WHERE user_name = 'alice'");
+  switch_to_new_key();
+  auto r = db_rotate_key(config_, 100, nullptr);
+  ASSERT_TRUE(is_ok(r));
+  ASSERT_EQ(r->rows_left.size(), 1U);
+  EXPECT_EQ(r->rows_left[0].find('\x1b'), std::string::npos);
+  EXPECT_EQ(r->rows_left[0].find('\x07'), std::string::npos);
+  EXPECT_NE(r->rows_left[0].find("user evil\\x1b[2J\\x07:"), std::string::npos) << r->rows_left[0];
+  auto usage = db_key_usage(config_);
+  ASSERT_TRUE(is_ok(usage));
+  ASSERT_EQ(usage->neither.size(), 1U);
+  EXPECT_EQ(usage->neither[0].find('\x1b'), std::string::npos);
 }
 
 }  // namespace

@@ -70,6 +70,8 @@ struct DbReport {
   int schema_version = 0;  // 0: no schema
   long enrollments = 0;
   KeyCheck key = KeyCheck::kNoSchema;
+  // kMatches only through fleet_key_previous: the key check is not under this host's fleet_key.
+  bool key_check_previous_only = false;
   std::string key_problem;  // why the key is unusable
 
   // replication (doctor's failover warning)
@@ -86,8 +88,14 @@ Result<DbReport> db_probe(const Config& config);
 
 // Fleet-key rotation (pbx-mfa db rotate-key, db_rotate.cpp). Rows are found under a key by
 // trying it: an enrollment that opens, a state MAC that verifies.
+// Which of this host's keys a check in pbx_mfa_schema opens under; kNone: no such check.
+enum class KeyUnder { kCurrent, kPrevious, kNeither, kNone };
+
 struct DbKeyUsage {
   bool has_previous = false;  // fleet_key_previous is set
+  KeyUnder key_check = KeyUnder::kNone;
+  // Set by step 1 of a rotation (the new key), cleared when db rotate-key has been through.
+  KeyUnder next_key_check = KeyUnder::kNone;
   long enrollments_current = 0, enrollments_previous = 0, enrollments_neither = 0;
   long states_current = 0, states_previous = 0, states_neither = 0;  // rows with state text
   // "user NAME: ..." for rows under neither key (refused at login), the first kMaxNamed.
@@ -118,9 +126,18 @@ inline constexpr int kRotateBatchMax = 10000;
 // config.fleet_key_previous, `batch` users per transaction (state rows then enrollment rows
 // locked FOR UPDATE, in name order: the order of a login). Needs fleet_key_previous (kConfig
 // otherwise) and a key check that opens under one of the two keys (kConfig: another fleet);
-// the key check is set to fleet_key first. A batch commits whole or not at all: run again, it
-// goes on (rows under fleet_key are skipped). `progress` is called after each batch.
+// the key check is set to fleet_key first. A batch's new values are written with one UPDATE
+// per table. A batch commits whole or not at all: run again, it goes on (rows under fleet_key
+// are skipped). A failed batch is tried again with half the users, down to one user tried
+// twice. `progress` is called after each batch.
 Result<DbRotateResult> db_rotate_key(const Config& config, int batch,
                                      const std::function<void(const DbRotateResult&)>& progress);
+
+// Step 1 of a rotation: creates the new fleet key at `new_key` (must not exist; root, 0400)
+// and records pbx_mfa_schema.next_key_check sealed under it, so that db_rotate_key later
+// accepts only that key as fleet_key. Refused (kConfig, nothing created) when
+// fleet_key_previous is set, a new key is recorded already (a rotation is pending), or
+// fleet_key is not the database's key.
+Status db_begin_rotation(const Config& config, const std::string& new_key);
 
 }  // namespace pbx::totp
