@@ -16,6 +16,9 @@ PBX_DEPS=(
   debhelper lintian  # tests/e2e/package.sh: dpkg-buildpackage (dpkg-dev is in build-essential)
   fail2ban  # tests/e2e/fail2ban_filter.sh: fail2ban-regex, fail2ban-client -t (never started)
   autopkgtest  # tests/e2e/package.sh: debian/tests with the null runner on the installed packages
+  # tests/e2e/cockpit: Cockpit (cockpit-ws, the bridge, the shell) and headless Chromium
+  # driven by Selenium (/usr/bin/python3 with python3-selenium)
+  cockpit-ws cockpit-bridge cockpit-system chromium chromium-driver python3-selenium
   # store = postgresql: libpq for lib/pg (the plugin), and the server and client tools that
   # tests/db/cluster.sh runs a throwaway test cluster with (/usr/lib/postgresql/15/bin)
   libpq-dev postgresql-15 postgresql-client-15
