@@ -52,6 +52,9 @@ done
 # A files-only host installs the first two; store = postgresql needs the plugin's package too.
 base_packages=(libpam-pbx-totp pbx-mfa)
 plugin_package=libpam-pbx-totp-postgresql
+# The Cockpit page (Architecture: all): built and checked with lintian, not installed here
+# (tests/e2e/cockpit/run.sh tests the page itself in a browser).
+cockpit_package=cockpit-pbx-mfa
 packages=("${base_packages[@]}" "$plugin_package")
 tmp=$(mktemp -d /tmp/build-pkg-XXXXXX)
 chmod 755 "$tmp"
@@ -179,7 +182,7 @@ build() {
   chmod 755 "$out"   # apt's _apt user reads the .debs from here
   if git -C "$src" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
     (cd "$src" && git ls-files -co --exclude-standard -z) |
-      grep -zvE '^(build[^/]*|obj-[^/]*|\.cache)/|^debian/(tmp|\.debhelper|libpam-pbx-totp|libpam-pbx-totp-postgresql|pbx-mfa)/' |
+      grep -zvE '^(build[^/]*|obj-[^/]*|\.cache)/|^debian/(tmp|\.debhelper|libpam-pbx-totp|libpam-pbx-totp-postgresql|pbx-mfa|cockpit-pbx-mfa)/' |
       (cd "$src" && while IFS= read -r -d '' f; do if [ -e "$f" ]; then printf '%s\0' "$f"; fi; done) |
       (cd "$src" && xargs -0 -r cp -a --parents -t "$out/src")
   else
@@ -204,6 +207,34 @@ build() {
       fi
     done
   done
+
+  # The Cockpit page: an Architecture: all package holding the four files of cockpit/pbx-mfa/.
+  deb=$(ls "$out/${cockpit_package}"_*_all.deb 2>/dev/null | head -n 1 || true)
+  if [ -z "$deb" ]; then
+    fail "no .deb of $cockpit_package (Architecture: all) was built"
+  else
+    local files want depends
+    files=$(dpkg-deb -c "$deb" | awk '{print $NF}' | grep '^\./usr/share/cockpit/' | grep -v '/$' | sort)
+    want=$(printf './usr/share/cockpit/pbx-mfa/%s\n' index.html manifest.json pbx-mfa.css pbx-mfa.js)
+    depends=$(dpkg-deb -f "$deb" Depends)
+    if [ "$files" = "$want" ]; then
+      pass "${deb##*/}: /usr/share/cockpit/pbx-mfa/ holds index.html manifest.json pbx-mfa.css pbx-mfa.js"
+    else
+      fail "${deb##*/} holds under /usr/share/cockpit: $(echo "$files" | tr '\n' ' ')"
+    fi
+    if grep -q 'cockpit-bridge' <<<"$depends" && grep -qE '(^|, )pbx-mfa \(' <<<"$depends"; then
+      pass "${deb##*/}: Depends: $depends"
+    else
+      fail "${deb##*/} Depends '$depends': expected cockpit-bridge and pbx-mfa"
+    fi
+    if dpkg-deb -x "$deb" "$tmp/cockpit-deb" &&
+      python3 -c 'import json, sys; m = json.load(open(sys.argv[1])); sys.exit(m["tools"]["index"]["label"] != "Two-factor authentication")' \
+        "$tmp/cockpit-deb/usr/share/cockpit/pbx-mfa/manifest.json"; then
+      pass "${deb##*/}: manifest.json puts 'Two-factor authentication' under Tools"
+    else
+      fail "${deb##*/}: manifest.json has no Tools entry 'Two-factor authentication'"
+    fi
+  fi
 
   step "lintian --pedantic -I on the .changes"
   lintian --pedantic -I "$out"/*.changes >"$out/lintian.log" 2>&1 || true
