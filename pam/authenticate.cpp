@@ -60,6 +60,7 @@ AuthResult Flow::run(const std::vector<std::string>& args) {
   auto parsed = parse_module_args(args, opts_.trusted_uid);
   if (!parsed) return finish(AuthResult::kBadConfig, parsed.error().message);
   args_ = std::move(parsed.value());
+  text_display_ = resolve_display(args_.enroll_display, ctx_.service()) == EnrollDisplay::kText;
   if (!args_.nodelay) ctx_.fail_delay(kFailDelayUs);
 
   auto name = ctx_.user();
@@ -107,7 +108,8 @@ AuthResult Flow::run(const std::vector<std::string>& args) {
   const bool required = marked || (requirement && requirement->required());
   debug(std::string("required=") + (required ? "yes (" + required_by + ")" : "no") + " enrolled=" +
         (status->enrolled ? "yes" : "no") + " locked=" + (status->locked ? "yes" : "no") +
-        " temp_code=" + (status->temp_code_active ? "active" : "none"));
+        " temp_code=" + (status->temp_code_active ? "active" : "none") +
+        " display=" + (text_display_ ? "text" : "terminal"));
   if (!status->enrolled) {
     if (!required) return finish(AuthResult::kNotRequired, "not enrolled, not required");
     // PAM_SILENT: the QR code and the key could not be shown, so there is nothing to confirm.
@@ -322,7 +324,35 @@ void Flow::debug(const std::string& text) {
 }
 
 void Flow::tell(const std::string& text, bool error) {
-  if (!opts_.silent) ctx_.message(text, error);
+  if (!opts_.silent) say(text, error);
+}
+
+bool Flow::say(std::string_view text, bool error) {
+  if (!text_display_) return ctx_.message(text, error);
+  return ctx_.message(ascii_text(text).view(), error);
+}
+
+std::optional<SecretString> Flow::ask(std::string_view text, bool echo) {
+  if (!text_display_) return ctx_.prompt(text, echo);
+  return ctx_.prompt(ascii_text(text).view(), echo);
+}
+
+SecretString ascii_text(std::string_view text) {
+  SecretString out;
+  out.reserve(text.size());
+  bool in_sequence = false;  // after a byte >= 0x80: its continuation bytes add no '?'
+  for (char ch : text) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c >= 0x80) {
+      const bool continuation = c < 0xC0;
+      if (!(continuation && in_sequence)) out.append('?');
+      in_sequence = true;
+      continue;
+    }
+    in_sequence = false;
+    out.append((c >= 0x20 && c < 0x7F) || c == '\n' ? ch : '?');
+  }
+  return out;
 }
 
 void Flow::tell_locked(std::int64_t until) {

@@ -89,13 +89,13 @@ std::optional<SecretString> Flow::read_code(const CodeLengths& lengths, bool& fr
 
 // The code prompt itself.
 std::optional<SecretString> Flow::ask_code() {
-  return clamp_input(ctx_.prompt(args_.prompt, args_.echo_code));
+  return clamp_input(ask(args_.prompt, args_.echo_code));
 }
 
-// The confirmation code of an enrollment. It never comes from PAM_AUTHTOK (that holds the
-// password).
-std::optional<SecretString> Flow::read_enroll_code() {
-  return clamp_input(ctx_.prompt("Code from the app: ", args_.echo_code));
+// The confirmation code of an enrollment, asked with `prompt` (enroll_code_prompt). It never
+// comes from PAM_AUTHTOK (that holds the password).
+std::optional<SecretString> Flow::read_enroll_code(std::string_view prompt) {
+  return clamp_input(ask(prompt, args_.echo_code));
 }
 
 // "password" + "code" in one answer: the code is the trailing digits of a device's length
@@ -103,7 +103,7 @@ std::optional<SecretString> Flow::read_enroll_code() {
 // password goes on to the next module as PAM_AUTHTOK.
 std::optional<SecretString> Flow::read_forwarded(const CodeLengths& lengths,
                                                  const std::string& prompt) {
-  auto both = ctx_.prompt(prompt, false);
+  auto both = ask(prompt, false);
   if (!both) return both;
   auto split = split_forwarded(both->view(), lengths);
   SecretString password{std::string(split.password)};

@@ -23,10 +23,9 @@ std::string host_name() {
 
 }  // namespace
 
-// enroll_at_login: shows a fresh secret (QR code as UTF-8 half blocks — OpenSSH strips escape
-// sequences from keyboard-interactive text — the key in groups of four and the URI), asks for
-// a current code (kEnrollTries), shows the recovery codes and only then saves: a failure or a
-// dropped connection before that leaves nothing behind, and the next login starts afresh.
+// enroll_at_login: shows a fresh secret (show_setup, enroll_code_prompt), asks for a current
+// code (kEnrollTries), shows the recovery codes and only then saves: a failure or a dropped
+// connection before that leaves nothing behind, and the next login starts afresh.
 // `via`: how the login earned the enrollment (with-code: the temp code's issuer), for the log.
 AuthResult Flow::enroll_now(const totp::User& user, totp::Store& store, const std::string& via) {
   const totp::Config& c = args_.config;
@@ -61,9 +60,10 @@ AuthResult Flow::enroll_now(const totp::User& user, totp::Store& store, const st
   }
   const std::string dead_entry =
       " Delete the entry just added to the app, then log in again to start over.";
+  const SecretString code_prompt = enroll_code_prompt(pending);
   std::int64_t step = totp::kNoStep;
   for (int attempt = 1;; ++attempt) {
-    auto typed = read_enroll_code();
+    auto typed = read_enroll_code(code_prompt.view());
     if (!typed) return finish(AuthResult::kConvError, "conversation failed during enrollment");
     if (auto m = pending.match(typed->view(), c.window, clock_.now())) {
       step = *m;
@@ -84,25 +84,8 @@ AuthResult Flow::enroll_now(const totp::User& user, totp::Store& store, const st
   }
   auto codes = pending.make_recovery_codes(opts_.recovery_kdf);
   if (!codes) return finish(AuthResult::kInternal, codes.error().message);
-  if (!codes->empty()) {
-    static constexpr std::string_view kIntro =
-        "Code accepted. Recovery codes, for when the phone is lost: each works once instead of "
-        "a code, and they are shown only now, so store them somewhere safe:\n";
-    SecretString text;
-    text.append(kIntro);
-    for (const auto& rc : *codes) {
-      text.append("  ");
-      text.append(rc.view());
-      text.append('\n');
-    }
-    if (!ctx_.message(text.view(), false)) {
-      return finish(AuthResult::kConvError, "conversation failed during enrollment");
-    }
-    // An answer proves the codes reached the screen (sshd shows messages with the next
-    // prompt); without one nothing is saved.
-    if (!ctx_.prompt("Press Enter once you have stored them: ", true)) {
-      return finish(AuthResult::kConvError, "conversation failed during enrollment");
-    }
+  if (!codes->empty() && !show_recovery_codes(*codes)) {
+    return finish(AuthResult::kConvError, "conversation failed during enrollment");
   }
   totp::SaveOptions save;
   save.reset_state = true;  // the confirmation code is used up, like any accepted code
@@ -190,27 +173,87 @@ AuthResult Flow::enroll_with_code(const totp::User& user, totp::Store& store,
   return judge(verified, *code);
 }
 
-// One info message: what is happening, the QR code (UTF-8 half blocks), the key and the URI.
-// Built in one wiped buffer (SecretString wipes what its growth frees).
+// Terminal display: one info message with what is happening, the QR code (UTF-8 half blocks:
+// OpenSSH strips escape sequences from keyboard-interactive text), the key in groups of four
+// and the URI. Built in one wiped buffer (SecretString wipes what its growth frees).
+// Text display: what is happening only. cockpit-session writes every info and error message
+// to the journal (warnx) and its JSON turns each byte >= 0x80 into '?': the key and the URI
+// go into the code prompt instead (enroll_code_prompt), which it does not log.
 bool Flow::show_setup(const totp::NewEnrollment& pending, const totp::User& user) {
+  const std::string intro = "Two-factor authentication is required for " + user.name +
+                            ", and no authenticator app is set up yet. Set it up now";
+  if (text_display_) return say(intro + ".", false);
   SecretString uri = pending.uri();
   auto drawing = totp::render_qr(uri.view(), totp::QrStyle::kUtf8);
   if (!drawing) return false;
   SecretString picture(std::move(drawing.value()));
   SecretString grouped = pending.secret_grouped();
-  const std::string intro =
-      "Two-factor authentication is required for " + user.name +
-      ", and no authenticator app is set up yet. Set it up now: scan this QR code with an "
-      "authenticator app (or type the key into it), then type the code it shows.\n\n";
   SecretString text;
   text.append(intro);
+  text.append(
+      ": scan this QR code with an authenticator app (or type the key into it), then type the "
+      "code it shows.\n\n");
   text.append(picture.view());
   text.append("\nKey: ");
   text.append(grouped.view());
   text.append("\nURI: ");
   text.append(uri.view());
   text.append('\n');
-  return ctx_.message(text.view(), false);
+  return say(text.view(), false);
+}
+
+// The prompt for the confirmation code. Text display: the key and the URI are part of it, one
+// item a line (a terminal shows the lines; Cockpit's login page runs them together), and asked
+// again with each retry (each Cockpit prompt replaces the one before).
+SecretString Flow::enroll_code_prompt(const totp::NewEnrollment& pending) const {
+  static constexpr std::string_view kCodePrompt = "Code from the app: ";
+  SecretString text;
+  if (!text_display_) {
+    text.append(kCodePrompt);
+    return text;
+  }
+  const totp::EnrollmentPlan& plan = pending.plan();
+  SecretString uri = pending.uri();
+  SecretString grouped = pending.secret_grouped();
+  text.append(
+      "Add this key to your authenticator app (or open the link on the phone), then type the "
+      "code it shows.\nAccount: ");
+  text.append(plan.issuer);  // ask() makes it ASCII; the URI has it percent-encoded
+  text.append(':');
+  text.append(plan.account);
+  text.append("\nKey: ");
+  text.append(grouped.view());
+  text.append("\nURI: ");
+  text.append(uri.view());
+  text.append('\n');
+  text.append(kCodePrompt);
+  return text;
+}
+
+// The recovery codes, once; an answer proves they reached the screen (sshd shows messages with
+// the next prompt), and without one nothing is saved. Text display: inside the prompt itself,
+// never in an info message (Cockpit journals those).
+bool Flow::show_recovery_codes(const std::vector<SecretString>& codes) {
+  SecretString text;
+  if (text_display_) {
+    text.append("Code accepted. Recovery codes (each works once, shown only now):");
+    for (const auto& rc : codes) {
+      text.append("\n  ");
+      text.append(rc.view());
+    }
+    text.append("\nStore them somewhere safe. Press Enter to continue: ");
+    return ask(text.view(), true).has_value();
+  }
+  text.append(
+      "Code accepted. Recovery codes, for when the phone is lost: each works once instead of "
+      "a code, and they are shown only now, so store them somewhere safe:\n");
+  for (const auto& rc : codes) {
+    text.append("  ");
+    text.append(rc.view());
+    text.append('\n');
+  }
+  if (!say(text.view(), false)) return false;
+  return ask("Press Enter once you have stored them: ", true).has_value();
 }
 
 }  // namespace pbx::pam

@@ -26,6 +26,11 @@ namespace pbx::pam {
 // An absurdly long answer is a wrong code like any other: it is not hashed or copied around.
 inline constexpr std::size_t kMaxCodeInput = 512;
 
+// What a text-display login (enroll_display=text) shows of `text`: printable ASCII and line
+// ends only. Each other character (a UTF-8 sequence counts as one) or control byte becomes
+// '?'. Cockpit's login page would print '?' for every byte >= 0x80 anyway.
+totp::SecretString ascii_text(std::string_view text);
+
 // `answer`, or an empty answer when it is longer than kMaxCodeInput.
 std::optional<totp::SecretString> clamp_input(std::optional<totp::SecretString> answer);
 
@@ -74,6 +79,9 @@ class Flow {
   AuthResult ask_then(AuthResult r, std::string detail);
   void debug(const std::string& text);
   void tell(const std::string& text, bool error);
+  // Every message and prompt of the flow goes through these two: in text display only ASCII.
+  bool say(std::string_view text, bool error);
+  std::optional<totp::SecretString> ask(std::string_view text, bool echo);
   void tell_locked(std::int64_t until);
   void tell_failures(const totp::Outcome& outcome);
   static std::string temp_code_detail(const totp::Outcome& outcome);
@@ -84,6 +92,8 @@ class Flow {
                               const totp::UserStatus& status);
   AuthResult refuse_forward_pass();
   bool show_setup(const totp::NewEnrollment& pending, const totp::User& user);
+  totp::SecretString enroll_code_prompt(const totp::NewEnrollment& pending) const;
+  bool show_recovery_codes(const std::vector<totp::SecretString>& codes);
 
   // code_input.cpp. No code they return is longer than kMaxCodeInput.
   std::optional<totp::SecretString> read_code(const CodeLengths& lengths, bool& from_authtok);
@@ -91,7 +101,7 @@ class Flow {
     return read_code(CodeLengths{{digits}, nullptr}, from_authtok);
   }
   std::optional<totp::SecretString> ask_code();
-  std::optional<totp::SecretString> read_enroll_code();
+  std::optional<totp::SecretString> read_enroll_code(std::string_view prompt);
   std::optional<totp::SecretString> read_forwarded(const CodeLengths& lengths,
                                                    const std::string& prompt);
 
@@ -99,6 +109,9 @@ class Flow {
   const AuthOptions& opts_;
   const totp::Clock& clock_;
   ModuleArgs args_;
+  // enroll_display resolved for this login's service: no QR code, secrets only in prompts,
+  // every message and prompt ASCII.
+  bool text_display_ = false;
   std::string user_name_;
   std::string rhost_;
   std::string detail_;

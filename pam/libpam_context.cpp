@@ -24,7 +24,9 @@ std::string LibpamContext::service() { return string_item(PAM_SERVICE); }
 std::string LibpamContext::rhost() { return string_item(PAM_RHOST); }
 
 std::optional<totp::SecretString> LibpamContext::prompt(std::string_view text, bool echo) {
-  std::string t(text);
+  // With enroll_display=text a prompt holds the key and the URI, or the recovery codes: the
+  // copy is wiped too.
+  totp::SecretString t{std::string(text)};
   char* response = nullptr;
   int rc = pam_prompt(pamh_, echo ? PAM_PROMPT_ECHO_ON : PAM_PROMPT_ECHO_OFF, &response, "%s",
                       t.c_str());

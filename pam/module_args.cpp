@@ -30,22 +30,39 @@ Status set_prompt(ModuleArgs& out, std::string_view value) {
   return Ok{};
 }
 
+Status set_enroll_display(ModuleArgs& out, std::string_view value) {
+  if (value == "auto") {
+    out.enroll_display = EnrollDisplay::kAuto;
+  } else if (value == "terminal") {
+    out.enroll_display = EnrollDisplay::kTerminal;
+  } else if (value == "text") {
+    out.enroll_display = EnrollDisplay::kText;
+  } else {
+    return make_error(Errc::kConfig, "enroll_display= must be auto, terminal or text");
+  }
+  return Ok{};
+}
+
 // config= is read before the table is applied (it chooses the file the others go over).
 Status skip(ModuleArgs& /*out*/, std::string_view /*value*/) { return Ok{}; }
 
 constexpr ModuleArg kModuleArgs[] = {
-    {"config", true, skip, "read this config file instead of the default (absolute path)"},
-    {"debug", false, set_flag<&ModuleArgs::debug>, "log each decision at debug level"},
-    {"nullok", false, set_nullok, "users without an enrollment pass (require = none)"},
+    {"config", true, skip, "read this config file instead of the default (absolute path)",
+     "/etc/security/pbx-mfa.conf"},
+    {"debug", false, set_flag<&ModuleArgs::debug>, "log each decision at debug level", ""},
+    {"nullok", false, set_nullok, "users without an enrollment pass (require = none)", ""},
     {"try_first_pass", false, set_flag<&ModuleArgs::try_first_pass>,
-     "try PAM_AUTHTOK as the code first, then ask"},
+     "try PAM_AUTHTOK as the code first, then ask", ""},
     {"use_first_pass", false, set_flag<&ModuleArgs::use_first_pass>,
-     "take the code from PAM_AUTHTOK only, never ask"},
+     "take the code from PAM_AUTHTOK only, never ask", ""},
     {"forward_pass", false, set_flag<&ModuleArgs::forward_pass>,
-     "ask once for password and code together; pass the password on"},
-    {"echo_code", false, set_flag<&ModuleArgs::echo_code>, "show the code as it is typed"},
-    {"nodelay", false, set_flag<&ModuleArgs::nodelay>, "no failure delay (pam_fail_delay)"},
-    {"prompt", true, set_prompt, "the code prompt (1 to 256 characters)"},
+     "ask once for password and code together; pass the password on", ""},
+    {"echo_code", false, set_flag<&ModuleArgs::echo_code>, "show the code as it is typed", ""},
+    {"nodelay", false, set_flag<&ModuleArgs::nodelay>, "no failure delay (pam_fail_delay)", ""},
+    {"prompt", true, set_prompt, "the code prompt (1 to 256 characters)", "Token: "},
+    {"enroll_display", true, set_enroll_display,
+     "how enroll_at_login shows the key: auto, terminal (QR code) or text (ASCII, in prompts)",
+     "text"},
 };
 
 const ModuleArg* find_arg(std::string_view name, bool with_value) {
@@ -58,6 +75,11 @@ const ModuleArg* find_arg(std::string_view name, bool with_value) {
 }  // namespace
 
 std::span<const ModuleArg> module_args() { return kModuleArgs; }
+
+EnrollDisplay resolve_display(EnrollDisplay display, std::string_view service) {
+  if (display != EnrollDisplay::kAuto) return display;
+  return service == kCockpitService ? EnrollDisplay::kText : EnrollDisplay::kTerminal;
+}
 
 totp::Result<ModuleArgs> parse_module_args(const std::vector<std::string>& args,
                                            uid_t trusted_uid) {

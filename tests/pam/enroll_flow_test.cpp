@@ -3,11 +3,17 @@
 #include <sys/stat.h>
 
 #include <cstdint>
+#include <cstdio>
+#include <deque>
+#include <functional>
+#include <memory>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "flow.hpp"
 #include "flow_fixture.hpp"
 #include "pbx/totp/base32.hpp"
 #include "pbx/totp/hotp.hpp"
@@ -391,5 +397,302 @@ TEST_F(EnrollFlowTest, UnsafeStateDirDeniesBeforeShowingAnything) {
   EXPECT_FALSE(secret_saved());
 }
 
+// ---------------------------------------------------------------------------------------------
+// enroll_display=text (issue 19): Cockpit's login page. cockpit-session journals every info and
+// error message and prints '?' for each byte >= 0x80, so there is no QR drawing, the secrets
+// are only in prompts, and everything is ASCII.
+
+constexpr std::string_view kTextCodePromptEnd = "Code from the app: ";
+constexpr std::string_view kTextRecoveryStart =
+    "Code accepted. Recovery codes (each works once, shown only now):";
+constexpr std::string_view kTextRecoveryEnd = "Press Enter to continue: ";
+// Café ✓ Ops: a two-byte and a three-byte UTF-8 character.
+constexpr const char* kUtf8Issuer = "Caf\xC3\xA9 \xE2\x9C\x93 Ops";
+
+bool ends_with(std::string_view s, std::string_view end) {
+  return s.size() >= end.size() && s.substr(s.size() - end.size()) == end;
+}
+
+// The text after `label` up to the end of its line in `text`; empty when absent.
+std::string line_after(std::string_view text, std::string_view label) {
+  std::size_t at = text.find(label);
+  if (at == std::string_view::npos) return {};
+  at += label.size();
+  return std::string(text.substr(at, text.find('\n', at) - at));
+}
+
+// The key a text-display code prompt shows ("\nKey: ABCD EFGH ...\n"), decoded.
+totp::SecretBytes prompt_key(std::string_view prompt) {
+  auto key = totp::base32_decode(line_after(prompt, "\nKey: "));
+  if (!key) return {};
+  return std::move(key.value());
+}
+
+// The recovery codes of a text-display prompt, one per "\n  " line.
+std::vector<std::string> prompt_recovery_codes(std::string_view prompt) {
+  std::vector<std::string> out;
+  std::size_t pos = 0;
+  while ((pos = prompt.find("\n  ", pos)) != std::string_view::npos) {
+    pos += 3;
+    out.emplace_back(prompt.substr(pos, prompt.find('\n', pos) - pos));
+  }
+  return out;
+}
+
+// The first byte of `s` that is not printable ASCII or '\n', as "offset N: 0xHH"; "" if none.
+std::string first_non_ascii(std::string_view s) {
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if ((c < 0x20 && c != '\n') || c >= 0x7F) {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "0x%02X", c);
+      return "offset " + std::to_string(i) + ": " + hex;
+    }
+  }
+  return {};
+}
+
+class TextDisplayFlowTest : public EnrollFlowTest {
+ protected:
+  TextDisplayFlowTest() {
+    files_.write_config(std::string("enroll_at_login = yes\nrecovery_codes = 2\nissuer = ") +
+                        kUtf8Issuer + "\n");
+  }
+
+  // A Cockpit user: reads the key off the code prompt and types `codes` in turn, then presses
+  // Enter at the recovery codes.
+  FakeContext cockpit_user(std::vector<std::function<std::string(const totp::SecretBytes&)>> codes,
+                           std::string service = "pbx-test") {
+    FakeContext ctx;
+    ctx.user_name = kUser;
+    ctx.service_name = std::move(service);
+    auto queue = std::make_shared<std::deque<std::function<std::string(const totp::SecretBytes&)>>>(
+        codes.begin(), codes.end());
+    ctx.responder = [queue](const FakeContext&,
+                            std::string_view prompt) -> std::optional<std::string> {
+      if (ends_with(prompt, kTextRecoveryEnd)) return std::string();
+      if (queue->empty() || !ends_with(prompt, kTextCodePromptEnd)) return std::nullopt;
+      auto next = std::move(queue->front());
+      queue->pop_front();
+      return next(prompt_key(prompt));
+    };
+    return ctx;
+  }
+
+  // Every message and prompt is printable ASCII (and line ends).
+  static void expect_all_ascii(const FakeContext& ctx) {
+    for (const auto& m : ctx.messages) {
+      EXPECT_EQ(first_non_ascii(m.text), "") << "message: " << m.text;
+    }
+    for (const auto& p : ctx.prompts) {
+      EXPECT_EQ(first_non_ascii(p.text), "") << "prompt: " << p.text;
+    }
+  }
+
+  // None of `secrets` is in an info or error message (cockpit-session journals them all).
+  static void expect_not_in_messages(const FakeContext& ctx,
+                                     const std::vector<std::string>& secrets) {
+    const std::string all = ctx.all_messages();
+    for (const auto& s : secrets) {
+      EXPECT_EQ(all.find(s), std::string::npos) << "'" << s << "' in a message:\n" << all;
+    }
+  }
+};
+
+TEST_F(TextDisplayFlowTest, KeyUriAndRecoveryCodesAreOnlyInPromptsAndAllIsAscii) {
+  FakeContext ctx = cockpit_user({right()});
+  EXPECT_EQ(run(ctx, {"enroll_display=text"}), PAM_SUCCESS);
+  EXPECT_EQ(outcome_of(ctx), "enrolled-at-login");
+  expect_all_ascii(ctx);
+
+  // The code prompt: the hint, the account, the key in groups of four, the URI, the question.
+  ASSERT_EQ(ctx.prompts.size(), 2u);
+  const std::string& ask = ctx.prompts[0].text;
+  EXPECT_FALSE(ctx.prompts[0].echo);
+  EXPECT_EQ(
+      ask.rfind("Add this key to your authenticator app (or open the link on the phone), then type "
+                "the code it shows.\n",
+                0),
+      0u)
+      << ask;
+  EXPECT_TRUE(ends_with(ask, "\nCode from the app: ")) << ask;
+  // The issuer's non-ASCII characters are one '?' each; the URI has them percent-encoded.
+  EXPECT_EQ(line_after(ask, "\nAccount: "), "Caf? ? Ops:daemon") << ask;
+  const std::string grouped = line_after(ask, "\nKey: ");
+  ASSERT_EQ(grouped.size(), 39u) << ask;  // 32 characters in 8 groups of four
+  for (std::size_t i = 4; i < grouped.size(); i += 5) EXPECT_EQ(grouped[i], ' ') << grouped;
+  const std::string uri = line_after(ask, "\nURI: ");
+  EXPECT_EQ(uri.rfind("otpauth://totp/Caf%C3%A9%20%E2%9C%93%20Ops:daemon?secret=", 0), 0u) << uri;
+  totp::SecretBytes key = prompt_key(ask);
+  ASSERT_EQ(key.size(), 20u);
+  const std::string plain_key = totp::base32_encode(key, false);
+  never_log(plain_key);
+  never_log(grouped);
+  never_log(uri);
+  EXPECT_NE(uri.find("secret=" + plain_key), std::string::npos) << uri;
+
+  // The recovery codes: one prompt whose answer is ignored, echoed.
+  const std::string& recovery = ctx.prompts[1].text;
+  EXPECT_TRUE(ctx.prompts[1].echo);
+  EXPECT_EQ(recovery.rfind(kTextRecoveryStart, 0), 0u) << recovery;
+  EXPECT_TRUE(ends_with(recovery, kTextRecoveryEnd)) << recovery;
+  std::vector<std::string> codes = prompt_recovery_codes(recovery);
+  ASSERT_EQ(codes.size(), 2u) << recovery;
+  for (const auto& c : codes) never_log(c);
+
+  // The messages: what is happening, then the closing line; no secret, no QR drawing.
+  ASSERT_EQ(ctx.messages.size(), 2u) << ctx.all_messages();
+  EXPECT_NE(ctx.messages[0].text.find("required for daemon"), std::string::npos);
+  EXPECT_NE(ctx.messages[1].text.find("is set up for daemon"), std::string::npos);
+  std::vector<std::string> secrets{plain_key, grouped, uri, "otpauth", "Key:", "secret="};
+  secrets.insert(secrets.end(), codes.begin(), codes.end());
+  for (std::size_t i = 0; i + 4 < plain_key.size(); i += 4) {
+    secrets.push_back(plain_key.substr(i, 8));  // no part of the key either
+  }
+  expect_not_in_messages(ctx, secrets);
+
+  // Saved: the key of the prompt; the shown recovery code works once.
+  EXPECT_TRUE(dev0(stored()).secret == key);
+  clock_.advance(30);
+  FakeContext next = with_answers({code_for(key, clock_.now())});
+  EXPECT_EQ(run(next), PAM_SUCCESS);
+  EXPECT_EQ(outcome_of(next), "accepted");
+  FakeContext with_recovery = with_answers({codes[0]});
+  EXPECT_EQ(run(with_recovery), PAM_SUCCESS);
+  EXPECT_EQ(outcome_of(with_recovery), "recovery-code-accepted");
+}
+
+// Each Cockpit prompt replaces the one before: a retry shows the key again; the error message
+// in between holds no secret.
+TEST_F(TextDisplayFlowTest, ARetryAsksWithTheKeyAgainAndTheErrorHoldsNoSecret) {
+  FakeContext ctx = cockpit_user({wrong(), right()});
+  EXPECT_EQ(run(ctx, {"enroll_display=text"}), PAM_SUCCESS);
+  expect_all_ascii(ctx);
+  ASSERT_EQ(ctx.prompts.size(), 3u);
+  EXPECT_EQ(ctx.prompts[0].text, ctx.prompts[1].text);
+  totp::SecretBytes key = prompt_key(ctx.prompts[1].text);
+  ASSERT_EQ(key.size(), 20u);
+  const std::string plain_key = totp::base32_encode(key, false);
+  never_log(plain_key);
+  ASSERT_EQ(ctx.messages.size(), 3u) << ctx.all_messages();
+  EXPECT_TRUE(ctx.messages[1].error);
+  EXPECT_NE(ctx.messages[1].text.find("Wrong code"), std::string::npos);
+  std::vector<std::string> secrets{line_after(ctx.prompts[0].text, "\nKey: "), "otpauth",
+                                   plain_key.substr(0, 8)};
+  for (const auto& c : prompt_recovery_codes(ctx.prompts[2].text)) secrets.push_back(c);
+  expect_not_in_messages(ctx, secrets);
+  EXPECT_TRUE(dev0(stored()).secret == key);
+}
+
+TEST_F(TextDisplayFlowTest, WithoutRecoveryCodesTheCodePromptIsTheLast) {
+  files_.write_config("enroll_at_login = yes\nrecovery_codes = 0\n");
+  FakeContext ctx = cockpit_user({right()});
+  EXPECT_EQ(run(ctx, {"enroll_display=text"}), PAM_SUCCESS);
+  ASSERT_EQ(ctx.prompts.size(), 1u);
+  EXPECT_TRUE(ends_with(ctx.prompts[0].text, kTextCodePromptEnd));
+  EXPECT_EQ(ctx.all_messages().find("Recovery"), std::string::npos);
+}
+
+TEST_F(TextDisplayFlowTest, ADroppedConnectionAtTheRecoveryCodesSavesNothing) {
+  FakeContext ctx = cockpit_user({right()});
+  auto inner = ctx.responder;
+  ctx.responder = [inner](const FakeContext& c, std::string_view p) -> std::optional<std::string> {
+    if (ends_with(p, kTextRecoveryEnd)) return std::nullopt;
+    return inner(c, p);
+  };
+  EXPECT_EQ(run(ctx, {"enroll_display=text"}), PAM_CONV_ERR);
+  EXPECT_FALSE(secret_saved());
+  EXPECT_FALSE(state_saved());
+}
+
+// enroll_display=auto (the default): text for the PAM service "cockpit", the QR code for any
+// other; an explicit value wins over the service.
+struct DisplayCase {
+  const char* name;
+  const char* service;
+  std::vector<std::string> args;
+  bool text;
+};
+void PrintTo(const DisplayCase& c, std::ostream* os) { *os << c.name; }
+
+class DisplayChoiceFlowTest : public TextDisplayFlowTest,
+                              public ::testing::WithParamInterface<DisplayCase> {};
+
+TEST_P(DisplayChoiceFlowTest, PicksTextOrTerminal) {
+  const DisplayCase& c = GetParam();
+  FakeContext ctx;
+  ctx.user_name = kUser;
+  ctx.service_name = c.service;
+  // Answers from wherever the key is: the prompt (text) or the setup message (terminal).
+  ctx.responder = [this](const FakeContext& f,
+                         std::string_view prompt) -> std::optional<std::string> {
+    if (ends_with(prompt, kTextRecoveryEnd) || prompt == kStoredPrompt) return std::string();
+    totp::SecretBytes key = prompt == kCodePrompt ? shown_key(f) : prompt_key(prompt);
+    std::string code = code_for(key, clock_.now());
+    never_log(code);
+    return code;
+  };
+  EXPECT_EQ(run(ctx, c.args), PAM_SUCCESS);
+  ASSERT_FALSE(ctx.prompts.empty());
+  ASSERT_FALSE(ctx.messages.empty());
+  const std::string& setup = ctx.messages[0].text;
+  if (c.text) {
+    expect_all_ascii(ctx);
+    EXPECT_NE(ctx.prompts[0].text.find("\nKey: "), std::string::npos) << ctx.prompts[0].text;
+    EXPECT_EQ(setup.find("Key:"), std::string::npos) << setup;
+    EXPECT_EQ(ctx.prompts.back().text.rfind(kTextRecoveryStart, 0), 0u);
+  } else {
+    EXPECT_NE(setup.find("\xE2\x96\x80"), std::string::npos) << "no half blocks:\n" << setup;
+    EXPECT_NE(setup.find("\nKey: "), std::string::npos) << setup;
+    EXPECT_NE(setup.find("otpauth://totp/Caf%C3%A9"), std::string::npos) << setup;
+    EXPECT_EQ(ctx.prompts[0].text, kCodePrompt);
+    EXPECT_EQ(ctx.prompts.back().text, kStoredPrompt);
+    EXPECT_NE(ctx.all_messages().find("Recovery codes"), std::string::npos);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Services, DisplayChoiceFlowTest,
+    ::testing::Values(
+        DisplayCase{"AutoCockpit", "cockpit", {}, true}, DisplayCase{"AutoSshd", "sshd", {}, false},
+        DisplayCase{"AutoLogin", "login", {}, false},
+        DisplayCase{"AutoCockpitLookAlike", "cockpit-ws", {}, false},
+        DisplayCase{"ExplicitAutoCockpit", "cockpit", {"enroll_display=auto"}, true},
+        DisplayCase{"TerminalOnCockpit", "cockpit", {"enroll_display=terminal"}, false},
+        DisplayCase{"TextOnSshd", "sshd", {"enroll_display=text"}, true},
+        DisplayCase{
+            "LastOneWins", "sshd", {"enroll_display=text", "enroll_display=terminal"}, false}),
+    [](const auto& test_case) { return std::string(test_case.param.name); });
+
+// Text display filters every message and prompt of the login, not only the enrollment's: here
+// a custom prompt of an enrolled user.
+TEST_F(TextDisplayFlowTest, EveryPromptOfATextLoginIsAscii) {
+  Enrolled e = enroll();
+  const std::string prompt = "C\xC3\xB3\x64igo \xE2\x9C\x93: ";  // Código ✓:
+  FakeContext text = with_answers({e.code_at(kT0)});
+  text.service_name = "cockpit";
+  EXPECT_EQ(run(text, {"prompt=" + prompt}), PAM_SUCCESS);
+  ASSERT_EQ(text.prompts.size(), 1u);
+  EXPECT_EQ(text.prompts[0].text, "C?digo ?: ");
+  // Elsewhere the prompt is shown as given.
+  Enrolled again = enroll();
+  FakeContext terminal = with_answers({again.code_at(kT0)});
+  terminal.service_name = "sshd";
+  EXPECT_EQ(run(terminal, {"prompt=" + prompt}), PAM_SUCCESS);
+  ASSERT_EQ(terminal.prompts.size(), 1u);
+  EXPECT_EQ(terminal.prompts[0].text, prompt);
+}
+
+TEST(AsciiTextTest, KeepsPrintableAsciiAndLineEndsAndMakesEveryOtherCharacterOneQuestionMark) {
+  EXPECT_EQ(ascii_text("Key: ABCD EFGH\nURI: otpauth://totp/a%20b?x=1&y=2~").view(),
+            "Key: ABCD EFGH\nURI: otpauth://totp/a%20b?x=1&y=2~");
+  EXPECT_EQ(ascii_text("Caf\xC3\xA9").view(), "Caf?");             // 2-byte UTF-8
+  EXPECT_EQ(ascii_text("\xE2\x96\x80\xE2\x96\x84").view(), "??");  // two half blocks
+  EXPECT_EQ(ascii_text("\xF0\x9F\x94\x91 key").view(), "? key");   // 4-byte UTF-8
+  EXPECT_EQ(ascii_text("a\x80\x80z").view(), "a?z");               // stray continuations
+  EXPECT_EQ(ascii_text("\xC3\xC3").view(), "??");                  // two lead bytes
+  EXPECT_EQ(ascii_text("\x1b[31mred\x1b[0m\r\t\x7f").view(), "?[31mred?[0m???");
+  EXPECT_EQ(ascii_text("").view(), "");
+}
 }  // namespace
 }  // namespace pbx::pam::testing

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "pam_stack.hpp"
@@ -221,6 +222,148 @@ TEST_F(EnrollAtLoginStackTest, TwoParallelFirstLoginsEndWithOneSecret) {
     EXPECT_NE(read_all(files_->secret_file(kUser)).find(" " + winner_key + "\n"), std::string::npos)
         << "round " << round << ": the saved secret is not the winner's";
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// enroll_display (issue 19) through libpam: a login through the PAM service "cockpit" is shown
+// as text (no QR drawing, every byte ASCII, the key, the URI and the recovery codes only inside
+// prompts, which cockpit-session does not journal); "sshd" gets the QR code.
+
+constexpr std::string_view kTextPromptEnd = "Code from the app: ";
+constexpr std::string_view kTextRecoveryEnd = "Press Enter to continue: ";
+
+bool ends_with(std::string_view s, std::string_view end) {
+  return s.size() >= end.size() && s.substr(s.size() - end.size()) == end;
+}
+
+std::string line_after(std::string_view text, std::string_view label) {
+  std::size_t at = text.find(label);
+  if (at == std::string_view::npos) return {};
+  at += label.size();
+  return std::string(text.substr(at, text.find('\n', at) - at));
+}
+
+std::string without_spaces(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c != ' ') out.push_back(c);
+  }
+  return out;
+}
+
+bool all_ascii(std::string_view s) {
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c >= 0x80 || (c < 0x20 && c != '\n')) return false;
+  }
+  return true;
+}
+
+class EnrollDisplayStackTest : public EnrollAtLoginStackTest {
+ protected:
+  void SetUp() override {
+    EnrollAtLoginStackTest::SetUp();
+    if (IsSkipped()) return;
+    // Café: the issuer is shown (as ASCII) on the Account line; the URI percent-encodes it.
+    files_->write_config("enroll_at_login = yes\nrecovery_codes = 2\nissuer = Caf\xC3\xA9\n");
+  }
+
+  LoginSpec through(const std::string& service, const std::string& args = "") {
+    write_service(service, args);
+    LoginSpec s = spec();
+    s.service = service;
+    return s;
+  }
+
+  // Answers a code prompt from the key in the prompt itself (text) or in the setup message
+  // (terminal); Enter at the recovery codes.
+  static void answer_either_way(Conversation& conv) {
+    conv.responder = [](const Conversation& c,
+                        const std::string& prompt) -> std::optional<std::string> {
+      if (prompt == kStoredPrompt || ends_with(prompt, kTextRecoveryEnd)) return std::string();
+      if (prompt == kCodePrompt) return code_now(shown_key(c));
+      if (ends_with(prompt, kTextPromptEnd)) {
+        return code_now(without_spaces(line_after(prompt, "\nKey: ")));
+      }
+      return std::nullopt;
+    };
+  }
+};
+
+TEST_F(EnrollDisplayStackTest, CockpitGetsTextWithTheSecretsOnlyInPrompts) {
+  Conversation conv;
+  answer_either_way(conv);
+  ASSERT_EQ(login(through("cockpit"), conv), PAM_SUCCESS);
+
+  ASSERT_EQ(conv.prompts.size(), 2u);
+  const std::string& ask = conv.prompts[0].text;
+  EXPECT_EQ(conv.prompts[0].style, PAM_PROMPT_ECHO_OFF);
+  EXPECT_TRUE(ends_with(ask, kTextPromptEnd)) << ask;
+  EXPECT_EQ(line_after(ask, "\nAccount: "), "Caf?:daemon") << ask;
+  const std::string key = without_spaces(line_after(ask, "\nKey: "));
+  ASSERT_EQ(key.size(), 32u) << ask;
+  const std::string uri = line_after(ask, "\nURI: ");
+  EXPECT_EQ(uri.rfind("otpauth://totp/Caf%C3%A9:daemon?secret=" + key + "&", 0), 0u) << uri;
+  const std::string& recovery = conv.prompts[1].text;
+  EXPECT_EQ(conv.prompts[1].style, PAM_PROMPT_ECHO_ON);
+  EXPECT_TRUE(ends_with(recovery, kTextRecoveryEnd)) << recovery;
+  std::size_t at = recovery.find("\n  ");
+  ASSERT_NE(at, std::string::npos) << recovery;
+  const std::string code = recovery.substr(at + 3, 14);
+
+  // Every byte libpam carried is ASCII; no info or error message holds a secret.
+  for (const auto& p : conv.prompts) EXPECT_TRUE(all_ascii(p.text)) << p.text;
+  ASSERT_FALSE(conv.messages.empty());
+  for (const auto& m : conv.messages) {
+    EXPECT_TRUE(m.style == PAM_TEXT_INFO || m.style == PAM_ERROR_MSG);
+    EXPECT_TRUE(all_ascii(m.text)) << m.text;
+    EXPECT_EQ(m.text.find(key.substr(0, 8)), std::string::npos) << m.text;
+    EXPECT_EQ(m.text.find(line_after(ask, "\nKey: ")), std::string::npos) << m.text;
+    EXPECT_EQ(m.text.find("otpauth"), std::string::npos) << m.text;
+    EXPECT_EQ(m.text.find(code), std::string::npos) << m.text;
+  }
+
+  // Saved with the prompt's key; the recovery code of the prompt works once.
+  EXPECT_NE(read_all(files_->secret_file(kUser)).find(" " + key + "\n"), std::string::npos);
+  EXPECT_EQ(login(spec({code})), PAM_SUCCESS);
+  EXPECT_EQ(login(spec({code})), PAM_AUTH_ERR);
+}
+
+TEST_F(EnrollDisplayStackTest, SshdGetsTheQrCode) {
+  Conversation conv;
+  answer_either_way(conv);
+  ASSERT_EQ(login(through("sshd"), conv), PAM_SUCCESS);
+  ASSERT_EQ(conv.prompts.size(), 2u);
+  EXPECT_EQ(conv.prompts[0].text, kCodePrompt);
+  EXPECT_EQ(conv.prompts[1].text, kStoredPrompt);
+  ASSERT_FALSE(conv.messages.empty());
+  EXPECT_NE(conv.messages[0].text.find("\xE2\x96\x88"), std::string::npos);  // a QR drawing
+  EXPECT_EQ(shown_key(conv).size(), 32u);
+}
+
+TEST_F(EnrollDisplayStackTest, AnArgumentOverridesTheService) {
+  Conversation on_cockpit;
+  answer_either_way(on_cockpit);
+  ASSERT_EQ(login(through("cockpit", "enroll_display=terminal"), on_cockpit), PAM_SUCCESS);
+  ASSERT_FALSE(on_cockpit.prompts.empty());
+  EXPECT_EQ(on_cockpit.prompts[0].text, kCodePrompt);
+
+  ASSERT_EQ(::unlink(files_->secret_file(kUser).c_str()), 0);
+  ASSERT_EQ(::unlink(files_->state_file(kUser).c_str()), 0);
+  Conversation on_sshd;
+  answer_either_way(on_sshd);
+  ASSERT_EQ(login(through("sshd", "enroll_display=text"), on_sshd), PAM_SUCCESS);
+  ASSERT_FALSE(on_sshd.prompts.empty());
+  EXPECT_TRUE(ends_with(on_sshd.prompts[0].text, kTextPromptEnd)) << on_sshd.prompts[0].text;
+  EXPECT_NE(on_sshd.prompts[0].text.find("\nKey: "), std::string::npos);
+}
+
+TEST_F(EnrollDisplayStackTest, AnUnknownValueIsAServiceErrorWithoutAPrompt) {
+  Conversation conv;
+  answer_either_way(conv);
+  EXPECT_EQ(login(through("cockpit", "enroll_display=html"), conv), PAM_SERVICE_ERR);
+  EXPECT_TRUE(conv.prompts.empty());
+  EXPECT_TRUE(conv.messages.empty());
 }
 
 }  // namespace

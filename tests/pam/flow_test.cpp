@@ -83,13 +83,17 @@ TEST(ModuleArgTableTest, EveryRowIsParsedInItsOwnFormOnly) {
     SCOPED_TRACE(std::string(row.name));
     EXPECT_TRUE(seen.insert(row.name).second) << "named twice";
     EXPECT_FALSE(row.help.empty());
+    // A flag has no example value; a valued argument has one it accepts.
+    EXPECT_EQ(row.example.empty(), !row.takes_value);
     if (row.name == "config") continue;  // needs a safe file; covered by the config tests
-    std::string right = row.takes_value ? std::string(row.name) + "=x" : std::string(row.name);
+    std::string right = row.takes_value ? std::string(row.name) + "=" + std::string(row.example)
+                                        : std::string(row.name);
     std::string wrong = row.takes_value ? std::string(row.name) : std::string(row.name) + "=x";
     EXPECT_TRUE(parse_module_args({right}, ::geteuid()).ok());
     EXPECT_FALSE(parse_module_args({wrong}, ::geteuid()).ok());
   }
   EXPECT_TRUE(seen.count("forward_pass"));
+  EXPECT_TRUE(seen.count("enroll_display"));
 }
 
 TEST_F(FlowTest, AcceptedCodeSucceedsAfterOnePrompt) {
@@ -580,6 +584,9 @@ INSTANTIATE_TEST_SUITE_P(
         BadArgCase{"FleetKeyRelative", {"fleet_key=pbx.key"}, "fleet_key"},
         BadArgCase{"PromptEmpty", {"prompt="}, "prompt"},
         BadArgCase{"PromptTooLong", {"prompt=" + std::string(257, 'x')}, "prompt"},
+        BadArgCase{"EnrollDisplayQr", {"enroll_display=qr"}, "enroll_display"},
+        BadArgCase{"EnrollDisplayEmpty", {"enroll_display="}, "enroll_display"},
+        BadArgCase{"EnrollDisplayCase", {"enroll_display=Text"}, "enroll_display"},
         BadArgCase{"UseAndTryFirstPass", {"use_first_pass", "try_first_pass"}, "first_pass"},
         BadArgCase{
             "ForwardPassAndUseFirstPass", {"forward_pass", "use_first_pass"}, "forward_pass"},

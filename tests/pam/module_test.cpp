@@ -347,13 +347,16 @@ TEST_P(PamStackBadArgumentTest, IsAServiceErrorWithoutAPrompt) {
   EXPECT_EQ(conv.prompts.size(), 0u);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Args, PamStackBadArgumentTest,
-    ::testing::Values("bogus", "no_such_key=1", "window=11", "digits=5", "lockout=0",
-                      "require=everyone", "exempt_networks=10.0.0.0/33", "store=ldap",
-                      "store=postgresql", "secret_path=relative/%u", "state_dir=relative",
-                      "grace_period=-1", "config=/etc/security/pbx-mfa.conf",
-                      "prompt=", "use_first_pass try_first_pass", "forward_pass use_first_pass"));
+INSTANTIATE_TEST_SUITE_P(Args, PamStackBadArgumentTest,
+                         ::testing::Values("bogus", "no_such_key=1", "window=11", "digits=5",
+                                           "lockout=0", "require=everyone",
+                                           "exempt_networks=10.0.0.0/33", "store=ldap",
+                                           "store=postgresql", "secret_path=relative/%u",
+                                           "state_dir=relative", "grace_period=-1",
+                                           "config=/etc/security/pbx-mfa.conf",
+                                           "prompt=", "enroll_display=qr",
+                                           "enroll_display=", "use_first_pass try_first_pass",
+                                           "forward_pass use_first_pass"));
 
 TEST_F(PamStackTest, MissingOrUnsafeConfigIsAServiceError) {
   std::string conf = files_->config_path();
