@@ -230,7 +230,7 @@ def flow_enroll_at_login(b):
         m = re.search(r"otpauth://totp/\S*?[?&]secret=([A-Z2-7]+)", both)
         if m and "key" not in got:
             got["key"] = m.group(1)
-            got["grouped"] = re.search(r"\b(?:[A-Z2-7]{4} ){3,}[A-Z2-7]{1,4}\b", both)
+            got["grouped"] = re.search(r"Key:\s*((?:[A-Z2-7]{4} )+[A-Z2-7]{1,4})\s+URI:", both)
             b.shot("02-enroll-at-login-key")
             return oathtool(got["key"])
         if "Press Enter to continue" in prompt:
@@ -247,9 +247,9 @@ def flow_enroll_at_login(b):
           repr([p for p in r[-1]])[:600])
     if "key" in got:
         g = got["grouped"]
-        check(g is not None and g.group(0).replace(" ", "") == got["key"],
+        check(g is not None and g.group(1).replace(" ", "") == got["key"],
               "at-login enrollment: the key in groups of four matches the URI's secret")
-    check("recovery" in got and re.search(r"[a-z0-9]{4,}-[a-z0-9]{4,}", got["recovery"], re.I),
+    check("recovery" in got and re.search(r"[a-z0-9]{4,}(?:-[a-z0-9]{4,})+", got["recovery"], re.I),
           "at-login enrollment: recovery codes shown before 'Press Enter to continue:'")
     check(r[0] == "shell", "at-login enrollment: the login lands in the shell", repr(r[:2]))
     check(all(no_garbage(t) for t in texts), "at-login enrollment: no '?' garbage on the page")
@@ -308,7 +308,7 @@ def flow_page(b):
     activate(oathtool(key), pw)
     b.wait(lambda: b.text("pbx-recovery"), 20)
     rec = b.text("pbx-recovery")
-    codes = re.findall(r"\b[a-z0-9]{4,}-[a-z0-9]{4,}\b", rec, re.I)
+    codes = re.findall(r"\b[a-z0-9]{4,}(?:-[a-z0-9]{4,})+\b", rec, re.I)
     check(len(codes) == 3, "page: Activate shows the 3 recovery codes once", repr(rec)[:200])
     b.shot("05-page-recovery-codes")
     check(b.text("pbx-secret") == "" and not b.visible("pbx-qr"),
