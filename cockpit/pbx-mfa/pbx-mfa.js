@@ -84,7 +84,7 @@
         if (!iso)
             return never;
         const d = new Date(iso);
-        return isNaN(d.getTime()) ? String(iso) : d.toLocaleString();
+        return isNaN(d.getTime()) ? String(iso) : d.toLocaleString(undefined, { dateStyle: "short", timeStyle: "short" });
     }
 
     /* ---- the dialog (confirmations, a password) ------------------------------------------ */
@@ -470,7 +470,9 @@
     async function loadUsers(keepMessage) {
         if (!keepMessage)
             sayAdmin("");
+        $("pbx-users").setAttribute("data-loading", "1");
         const res = await run(["list", "--json"], undefined, { superuser: "require" });
+        $("pbx-users").setAttribute("data-loading", "0");
         // `list` exits 1 while a required user is not enrolled: the report is on stdout anyway.
         if (!res.json || !Array.isArray(res.json.users)) {
             sayAdmin(refusal(res), "error");

@@ -361,12 +361,16 @@ def flow_admin(b):
 
     def act(user, action):
         d.execute_script("document.getElementById('pbx-admin-result').textContent = ''")
-        row = d.find_element(By.CSS_SELECTOR, "#pbx-users tr[data-user='%s']" % user)
-        row.find_element(By.CSS_SELECTOR, "button[data-action='%s']" % action).click()
+        # The table is drawn anew after each action: wait for the user's row to be there.
+        button = b.wait(lambda: d.find_element(
+            By.CSS_SELECTOR, "#pbx-users tr[data-user='%s'] button[data-action='%s']" % (user, action)), 20)
+        button.click()
         b.wait(lambda: b.visible("pbx-dialog"), 10)
         dialog_text = b.text("pbx-dialog-text")
         d.find_element(By.ID, "pbx-dialog-ok").click()
-        b.wait(lambda: b.text("pbx-admin-result"), 30)
+        b.wait(lambda: b.text("pbx-admin-result") and not b.text("pbx-admin-result").startswith("Running"), 30)
+        # ... and for the table drawn after it, so the next click finds a live row.
+        b.wait(lambda: d.execute_script("return document.getElementById('pbx-users').getAttribute('data-loading')") != "1", 20)
         return dialog_text, b.text("pbx-admin-result")
 
     q, res = act(locked, "unlock")
