@@ -391,7 +391,7 @@
 
     function matches(u, filter) {
         switch (filter) {
-        case "not-enrolled": return !u.enrolled;
+        case "not-enrolled": return u.required && !u.enrolled;
         case "locked": return isLocked(u);
         case "stale": return isStale(u);
         default: return true;
@@ -417,6 +417,8 @@
 
     const ACTIONS = {
         "require": {
+            // A mark of `pbx-mfa require` can be taken back; a rule of the configuration cannot.
+            shown: (u) => !u.exempt && (!u.required || u.required_by === "marked"),
             label: (u) => (u.required ? "Stop requiring" : "Require"),
             question: (u) => (u.required
                 ? "Stop requiring two-factor authentication for " + u.user + "? (A requirement of the configuration stays.)"
@@ -424,16 +426,19 @@
             args: (u) => ["require", "--user", u.user].concat(u.required ? ["--off"] : []),
         },
         "unlock": {
+            shown: (u) => isLocked(u),
             label: () => "Unlock",
             question: (u) => "Unlock " + u.user + "? Their failed attempts are forgotten.",
             args: (u) => ["unlock", "--user", u.user],
         },
         "temp-code": {
+            shown: (u) => !u.exempt && (u.enrolled || u.required),
             label: () => "Temporary code",
             question: (u) => "Make a temporary code for " + u.user + "? Give it to them by phone or in person.",
             args: (u) => ["temp-code", "--user", u.user, "--json"],
         },
         "reset": {
+            shown: (u) => u.enrolled,
             label: () => "Reset",
             question: (u) => "Reset " + u.user + "? Their authenticator and recovery codes stop working; they must set up again.",
             args: (u) => ["reset", "--user", u.user],
@@ -495,6 +500,8 @@
             const actions = cell(tr, "");
             actions.className = "pbx-actions";
             for (const action of Object.keys(ACTIONS)) {
+                if (!ACTIONS[action].shown(u))
+                    continue;
                 const b = document.createElement("button");
                 b.type = "button";
                 b.className = "pbx-small" + (action === "reset" ? " pbx-danger" : "");

@@ -115,6 +115,10 @@ class Browser:
         except (NoSuchElementException, StaleElementReferenceException):
             return ""
 
+    def login_box(self):
+        """The login form's card (the page around it is a large background picture)."""
+        return self.d.find_element(By.ID, "main")
+
     def in_shell(self):
         try:
             return bool(self.d.find_elements(By.CSS_SELECTOR, "iframe[name^='cockpit1:']"))
@@ -203,7 +207,7 @@ def flow_login(b):
 
     def wrong(prompt, message):
         seen["prompt"] = prompt
-        b.shot("01-login-code-prompt")
+        b.shot("01-login-code-prompt", b.login_box())
         real = oathtool(key)
         return "000000" if real != "000000" else "111111"
 
@@ -231,11 +235,11 @@ def flow_enroll_at_login(b):
         if m and "key" not in got:
             got["key"] = m.group(1)
             got["grouped"] = re.search(r"Key:\s*((?:[A-Z2-7]{4} )+[A-Z2-7]{1,4})\s+URI:", both)
-            b.shot("02-enroll-at-login-key")
+            b.shot("02-enroll-at-login-key", b.login_box())
             return oathtool(got["key"])
         if "Press Enter to continue" in prompt:
             got["recovery"] = both
-            b.shot("03-enroll-at-login-recovery-codes")
+            b.shot("03-enroll-at-login-recovery-codes", b.login_box())
             return ""
         if prompt.startswith("Security code") and "key" in got:
             return None  # asked again after enrolling: a failure
@@ -382,6 +386,7 @@ def flow_admin(b):
     code = b.text("pbx-temp-code")
     check(re.fullmatch(r"[0-9A-Za-z-]{6,}", code or "") is not None,
           "admin: Temporary code shows a code", repr(res))
+    d.execute_script("window.scrollTo(0, 0)")
     b.shot("07-admin-temp-code")
     b.logout()
     r = b.login(locked, PASSWORDS[locked], lambda p, m: code if p.startswith("Security code") else None)
