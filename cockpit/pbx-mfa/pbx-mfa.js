@@ -310,8 +310,10 @@
                 : "Type the code from the app and your password.", "error");
             return;
         }
-        $("pbx-activate").disabled = true;
-        say("Checking…");
+        const button = $("pbx-activate");
+        button.disabled = true;
+        button.textContent = "Checking…";
+        say("");
         let res;
         if (pending.kind === "device") {
             res = await run(["device", "add", pending.device, "--finish", "--json"],
@@ -319,7 +321,8 @@
         } else {
             res = await run(["enroll", "--finish", "--json"], pending.key + "\n" + code + "\n" + password + "\n");
         }
-        $("pbx-activate").disabled = false;
+        button.disabled = false;
+        button.textContent = "Activate";
         if (!res.ok) {
             say(refusal(res), "error");
             $("pbx-password").value = "";
