@@ -140,9 +140,10 @@
         const st = res.json;
         el.textContent = "";
         if (!st || st.error || typeof st.enrolled !== "boolean") {
+            // Setting up still works: `enroll --finish` refuses ("enrolled") if it is done.
             el.setAttribute("data-enrolled", "unknown");
-            el.textContent = refusal(res);
-            $("pbx-setup").hidden = true;
+            el.textContent = "Your two-factor status cannot be read: " + refusal(res);
+            $("pbx-setup").hidden = res.problem === "not-found" || pending !== null;
             return;
         }
         el.setAttribute("data-enrolled", st.enrolled ? "true" : "false");
