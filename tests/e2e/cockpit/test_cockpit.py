@@ -275,7 +275,12 @@ def flow_page(b):
     check(d.find_element(By.ID, "pbx-status").get_attribute("data-enrolled") == "false",
           "page: #pbx-status says not enrolled", b.text("pbx-status"))
     d.find_element(By.ID, "pbx-setup").click()
-    b.wait(lambda: b.visible("pbx-qr") and b.text("pbx-secret"), what="QR code")
+    b.wait(lambda: (b.visible("pbx-qr") and b.text("pbx-secret")) or b.text("pbx-message"), 20)
+    if not check(b.visible("pbx-qr") and b.text("pbx-secret"),
+                 "page: Set up authenticator app shows a QR code and the key", b.text("pbx-message")):
+        b.shot("04-page-setup-refused")
+        b.logout()
+        return
     qr = d.find_element(By.ID, "pbx-qr")
     secret_shown = b.text("pbx-secret")
     b.shot("04-page-setup-qr")
