@@ -337,7 +337,65 @@ def flow_page(b):
                 if p.startswith("Security code") else None)
     check(seen and r[0] == "shell", "page: the next Cockpit login of %s asks for a code and lands"
           % user, repr(r[:2]))
+    if r[0] == "shell":
+        page_devices(b, user, pw, key)
     b.logout()
+
+
+def devices_shown(b):
+    return [e.get_attribute("data-device") for e in b.d.find_elements(By.CSS_SELECTOR, "#pbx-devices button[data-device]")] \
+        or [e.text for e in b.d.find_elements(By.CSS_SELECTOR, "#pbx-devices li")]
+
+
+def page_devices(b, user, pw, key):
+    """New recovery codes, a second device added and removed, on the page."""
+    d = b.d
+    b.open_page()
+    b.wait(lambda: b.visible("pbx-new-recovery"), 20)
+    d.find_element(By.ID, "pbx-new-recovery").click()
+    b.wait(lambda: b.visible("pbx-dialog"), 10)
+    d.find_element(By.ID, "pbx-dialog-ok").click()
+    b.wait(lambda: b.text("pbx-recovery"), 20)
+    codes = re.findall(r"\b[a-z0-9]{4,}(?:-[a-z0-9]{4,})+\b", b.text("pbx-recovery"), re.I)
+    check(len(codes) == 3, "page: New recovery codes shows 3 new codes", b.text("pbx-message"))
+    d.find_element(By.ID, "pbx-recovery-done").click()
+    d.find_element(By.ID, "pbx-add-device").click()
+    b.wait(lambda: b.visible("pbx-new-device-name"), 10)
+    d.find_element(By.ID, "pbx-new-device-name").send_keys("tablet")
+    d.find_element(By.ID, "pbx-device-begin-ok").click()
+    b.wait(lambda: (b.visible("pbx-qr") and b.text("pbx-secret")) or b.text("pbx-message"), 20)
+    if not check(b.visible("pbx-qr") and b.text("pbx-secret"), "page: Add a device shows a QR code",
+                 b.text("pbx-message")):
+        return
+    png = b.shot("08-page-add-device-canvas", d.find_element(By.ID, "pbx-qr"))
+    uri = subprocess.run(["zbarimg", "--raw", "-q", png], capture_output=True, text=True).stdout.strip()
+    m = re.search(r"[?&]secret=([A-Z2-7]+)", uri)
+    check(m is not None and m.group(1) != key, "page: the new device's QR code decodes to a new key")
+    if not m:
+        return
+    d.find_element(By.ID, "pbx-code").send_keys(oathtool(m.group(1)))
+    d.find_element(By.ID, "pbx-password").send_keys(pw)
+    d.find_element(By.ID, "pbx-existing-code").send_keys(oathtool(key, ahead=2))
+    d.find_element(By.ID, "pbx-activate").click()
+    b.wait(lambda: b.text("pbx-message"), 20)
+    check(b.text("pbx-message").startswith("Device"), "page: the device is added", b.text("pbx-message"))
+    b.wait(lambda: "tablet" in devices_shown(b), 20)
+    st = status(user)
+    names = [x if isinstance(x, str) else x.get("name") for x in st.get("devices") or []]
+    check("tablet" in names, "page: pbx-mfa status lists the device 'tablet'", repr(st.get("devices")))
+    btn = b.wait(lambda: d.find_element(By.CSS_SELECTOR, "#pbx-devices button[data-device='tablet']"), 10)
+    if not check(btn is not None, "page: the device list offers Remove"):
+        return
+    d.execute_script("document.getElementById('pbx-message').textContent = ''")
+    btn.click()
+    b.wait(lambda: b.visible("pbx-dialog-password"), 10)
+    d.find_element(By.ID, "pbx-dialog-password").send_keys(pw)
+    d.find_element(By.ID, "pbx-dialog-ok").click()
+    b.wait(lambda: b.text("pbx-message"), 20)
+    st = status(user)
+    names = [x if isinstance(x, str) else x.get("name") for x in st.get("devices") or []]
+    check("tablet" not in names and names, "page: Remove takes the device away, the first stays",
+          repr(st.get("devices")) + " " + b.text("pbx-message"))
 
 
 # ---- flow 4: an administrator --------------------------------------------------------------------
