@@ -2,7 +2,8 @@
  * (cockpit.spawn, --json): no file access, no cryptography here. Keys, codes and passwords go
  * to the tool on standard input, never in its arguments; they are shown only in the elements
  * that must show them and cleared after Activate or Cancel. Names from the tool reach the page
- * through textContent only. */
+ * through textContent only, and the tool's arguments as --user=NAME or after "--", so that no
+ * name can pass for an option. */
 "use strict";
 
 (function () {
@@ -202,7 +203,7 @@
         const answer = await ask("Remove the device \u201c" + name + "\u201d? Its codes stop working.", true);
         if (!answer)
             return;
-        const res = await run(["device", "remove", name, "--json"], answer.password + "\n");
+        const res = await run(["device", "remove", "--json", "--", name], answer.password + "\n");
         answer.password = "";
         if (res.ok)
             say("Device \u201c" + name + "\u201d removed.", "success");
@@ -286,11 +287,11 @@
 
     async function beginDeviceNamed() {
         const name = $("pbx-new-device-name").value.trim();
-        if (!name) {
+        if (!name || name.startsWith("-")) {
             say("Give the new device a name (for example \u201cwork phone\u201d).", "error");
             return;
         }
-        const res = await run(["device", "add", name, "--begin", "--json"]);
+        const res = await run(["device", "add", "--begin", "--json", "--", name]);
         if (!res.ok || !res.json) {
             say(refusal(res), "error");
             return;
@@ -317,7 +318,7 @@
         say("");
         let res;
         if (pending.kind === "device") {
-            res = await run(["device", "add", pending.device, "--finish", "--json"],
+            res = await run(["device", "add", "--finish", "--json", "--", pending.device],
                             pending.key + "\n" + code + "\n" + password + "\n" + existing + "\n");
         } else {
             res = await run(["enroll", "--finish", "--json"], pending.key + "\n" + code + "\n" + password + "\n");
@@ -427,25 +428,25 @@
             question: (u) => (u.required
                 ? "Stop requiring two-factor authentication for " + u.user + "? (A requirement of the configuration stays.)"
                 : "Require two-factor authentication for " + u.user + "? Their next login needs it."),
-            args: (u) => ["require", "--user", u.user].concat(u.required ? ["--off"] : []),
+            args: (u) => ["require", "--user=" + u.user].concat(u.required ? ["--off"] : []),
         },
         "unlock": {
             shown: (u) => isLocked(u),
             label: () => "Unlock",
             question: (u) => "Unlock " + u.user + "? Their failed attempts are forgotten.",
-            args: (u) => ["unlock", "--user", u.user],
+            args: (u) => ["unlock", "--user=" + u.user],
         },
         "temp-code": {
             shown: (u) => !u.exempt && (u.enrolled || u.required),
             label: () => "Temporary code",
             question: (u) => "Make a temporary code for " + u.user + "? Give it to them by phone or in person.",
-            args: (u) => ["temp-code", "--user", u.user, "--json"],
+            args: (u) => ["temp-code", "--user=" + u.user, "--json"],
         },
         "reset": {
             shown: (u) => u.enrolled,
             label: () => "Reset",
             question: (u) => "Reset " + u.user + "? Their authenticator and recovery codes stop working; they must set up again.",
-            args: (u) => ["reset", "--user", u.user],
+            args: (u) => ["reset", "--user=" + u.user],
         },
     };
 
