@@ -60,7 +60,9 @@ remove_accounts() {
   local u
   for u in "${users[@]}"; do
     if id "$u" >/dev/null 2>&1; then
-      pkill -KILL -u "$u" 2>/dev/null || true  # bridges of this test's sessions only
+      # What is left of this test's Cockpit sessions (bridges run as the test user), by pid.
+      # shellcheck disable=SC2046  # one pid per word
+      kill -KILL $(ps -o pid= -u "$u" 2>/dev/null) 2>/dev/null || true
       userdel -f "$u" >/dev/null 2>&1 || true
     fi
   done
