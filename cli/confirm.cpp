@@ -65,17 +65,21 @@ totp::Status show_secret(Session& s, const std::optional<totp::QrStyle>& qr,
   return totp::Ok{};
 }
 
+int tries(const Session& s) { return s.batch ? 1 : kTries; }
+
 Check confirm(Session& s, std::string_view prompt,
               const std::function<bool(const totp::SecretString& typed)>& matches,
               std::string_view wrong) {
-  for (int attempt = 1; attempt <= kTries; ++attempt) {
+  const int most = tries(s);
+  for (int attempt = 1; attempt <= most; ++attempt) {
     s.out().flush();
     if (!s.env.read_secret) return Check::kNoAnswer;
-    auto typed = s.env.read_secret(prompt);
+    // Batch mode: a program writes the lines; stderr holds the one message of a failure.
+    auto typed = s.env.read_secret(s.batch ? std::string_view() : prompt);
     if (!typed) return Check::kNoAnswer;
     if (matches(*typed)) return Check::kPassed;
-    if (attempt < kTries) {
-      s.err() << wrong << " (" << (kTries - attempt) << " tries left).\n";
+    if (attempt < most) {
+      s.err() << wrong << " (" << (most - attempt) << " tries left).\n";
     }
   }
   return Check::kWrong;
@@ -106,18 +110,22 @@ Check confirm_password(Session& s, const std::string& user_name) {
 }
 
 std::optional<int> refused_check(Session& s, Check check, std::string_view what,
-                                 std::string_view hint) {
+                                 std::string_view error, std::string_view hint) {
   switch (check) {
     case Check::kPassed:
       return std::nullopt;
-    case Check::kWrong:
-      return fail(s, kExitRejected,
-                  "wrong " + std::string(what) + " " + std::to_string(kTries) +
-                      " times; nothing was saved" + std::string(hint));
+    case Check::kWrong: {
+      const int most = tries(s);
+      return fail_as(s, kExitRejected, error,
+                     "wrong " + std::string(what) +
+                         (most == 1 ? std::string() : " " + std::to_string(most) + " times") +
+                         "; nothing was saved" + std::string(hint));
+    }
     case Check::kNoAnswer:
       break;
   }
-  return fail(s, kExitRejected, "no " + std::string(what) + " entered; nothing was saved");
+  return fail_as(s, kExitRejected, "no-answer",
+                 "no " + std::string(what) + " entered; nothing was saved");
 }
 
 }  // namespace pbx::cli

@@ -17,8 +17,9 @@
 
 namespace pbx::cli {
 
-// Tries at each prompt of a confirmation.
+// Tries at each prompt of a confirmation (one in batch mode: a page sends each answer once).
 inline constexpr int kTries = 3;
+int tries(const Session& s);
 
 enum class Check { kPassed, kWrong, kNoAnswer };
 
@@ -39,8 +40,8 @@ totp::Status show_secret(Session& s, const std::optional<totp::QrStyle>& qr,
                          const totp::SecretString& grouped, const totp::SecretString& uri,
                          bool to_err);
 
-// Asks with `prompt` up to kTries times until `matches(typed)`; after each wrong answer but
-// the last prints "`wrong` (N tries left).".
+// Asks with `prompt` (none in batch mode) up to tries(s) times until `matches(typed)`; after
+// each wrong answer but the last prints "`wrong` (N tries left).".
 Check confirm(Session& s, std::string_view prompt,
               const std::function<bool(const totp::SecretString& typed)>& matches,
               std::string_view wrong);
@@ -53,8 +54,9 @@ Check confirm_code(Session& s, const totp::NewEnrollment& pending, std::int64_t&
 Check confirm_password(Session& s, const std::string& user_name);
 
 // A check that did not pass ends the command with exit status 1 and "wrong WHAT 3 times;
-// nothing was saved" + `hint`, or "no WHAT entered; nothing was saved"; nullopt when it passed.
+// nothing was saved" + `hint` (refusal `error`, such as "wrong-code"), or "no WHAT entered;
+// nothing was saved" (refusal "no-answer"); nullopt when it passed.
 std::optional<int> refused_check(Session& s, Check check, std::string_view what,
-                                 std::string_view hint = {});
+                                 std::string_view error, std::string_view hint = {});
 
 }  // namespace pbx::cli

@@ -7,9 +7,14 @@
 
 namespace pbx::cli {
 
-int fail(Session& s, int code, const std::string& message) {
+int fail_as(Session& s, int code, std::string_view error, const std::string& message) {
+  if (s.batch) print_json(s, {{"error", error}, {"message", message}});
   s.err() << "pbx-mfa: " << message << "\n";
   return code;
+}
+
+int fail(Session& s, int code, const std::string& message) {
+  return fail_as(s, code, "failed", message);
 }
 
 int exit_for(const totp::Error& e) {
@@ -107,18 +112,29 @@ void audit(Session& s, const std::string& what) {
   s.env.audit(line);
 }
 
-Command add_admin_command(CLI::App& app, const char* name, const char* description,
-                          std::function<int(Session&, totp::Store&, const totp::User&)> act) {
+Command add_admin_command(
+    CLI::App& app, const char* name, const char* description,
+    std::function<int(Session&, totp::Store&, const totp::User&, bool json)> act) {
   auto* sub = app.add_subcommand(name, description);
   auto user = std::make_shared<std::string>();
+  auto json = std::make_shared<bool>(false);
   sub->add_option("--user", *user, "the user")->required();
-  return {sub, [user, act = std::move(act)](Session& s) -> int {
+  sub->add_flag("--json", *json, "print one JSON object");
+  return {sub, [user, json, act = std::move(act)](Session& s) -> int {
+            s.batch = *json;
             auto u = target_user(s, *user, true);
             if (!u) return fail(s, u.error());
             auto store = open_store(s);
             if (!store) return fail(s, store.error());
-            return act(s, **store, *u);
+            return act(s, **store, *u, *json);
           }};
+}
+
+void print_done(Session& s, const std::string& user, std::string_view action,
+                nlohmann::json extra) {
+  nlohmann::json j = {{"user", user}, {"action", action}, {"done", true}};
+  j.update(extra);
+  print_json(s, j);
 }
 
 totp::Status need_database(Session& s) {

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "cli.hpp"
 #include "helpdesk.hpp"
@@ -30,6 +31,11 @@ struct Session {
   // Set when root runs for a member of helpdesk_groups (helpdesk.hpp): only the allowed actions,
   // on unprotected users, each with one audit line naming the member.
   std::optional<HelpdeskActor> helpdesk;
+  // The non-interactive modes a web page drives (enroll and device add --begin/--finish, the
+  // --json of device remove, unlock, require and reset): each answer read from stdin gets one
+  // try, and a failure also prints one JSON object {"error","message"} on stdout (fail: error
+  // "failed"; fail_as: a named refusal such as "wrong-code").
+  bool batch = false;
 
   std::ostream& out() { return *env.out; }
   std::ostream& err() { return *env.err; }
@@ -43,8 +49,11 @@ struct Command {
   Action action;
 };
 
-// "pbx-mfa: MESSAGE" on stderr; returns `code`.
+// "pbx-mfa: MESSAGE" on stderr (in batch mode also {"error":"failed","message"} on stdout);
+// returns `code`.
 int fail(Session& s, int code, const std::string& message);
+// The same for a refusal a page tells apart: in batch mode {"error":`error`,"message"}.
+int fail_as(Session& s, int code, std::string_view error, const std::string& message);
 // Exit status for a library error (pbx-mfa(1) EXIT STATUS).
 int exit_for(const totp::Error& e);
 int fail(Session& s, const totp::Error& e);
@@ -73,9 +82,16 @@ void audit(Session& s, const std::string& what);
 // name cannot forge another field.
 std::string audit_field(std::string_view value);
 
-// A root-only subcommand acting on --user U through the store (reset, unlock).
-Command add_admin_command(CLI::App& app, const char* name, const char* description,
-                          std::function<int(Session&, totp::Store&, const totp::User&)> act);
+// A root-only subcommand acting on --user U through the store (reset, unlock). With its --json
+// (batch mode) `act` runs with `json` set and prints {"user","action":NAME,"done":true}.
+Command add_admin_command(
+    CLI::App& app, const char* name, const char* description,
+    std::function<int(Session&, totp::Store&, const totp::User&, bool json)> act);
+
+// What a --json run of an admin command prints when it is done: {"user","action","done":true}
+// and `extra`.
+void print_done(Session& s, const std::string& user, std::string_view action,
+                nlohmann::json extra = nlohmann::json::object());
 
 // Root and store = postgresql, or an error saying which is missing (db, break-glass).
 totp::Status need_database(Session& s);

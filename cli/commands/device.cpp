@@ -9,6 +9,7 @@
 #include "pbx/totp/devices.hpp"
 #include "pbx/totp/enrollment.hpp"
 #include "pbx/totp/new_enrollment.hpp"
+#include "setup_stage.hpp"
 #include "user_report.hpp"
 
 namespace pbx::cli {
@@ -20,6 +21,7 @@ struct AddOptions {
   std::string qr;
   bool no_confirm = false;
   bool json = false;
+  StageOptions stage;
   CLI::Option* qr_opt = nullptr;
 };
 
@@ -31,6 +33,7 @@ struct ListOptions {
 struct RemoveOptions {
   std::string name;
   std::string user;
+  bool json = false;
 };
 
 // The device name check every subcommand makes before it touches the store.
@@ -83,6 +86,8 @@ std::optional<int> finish_change(Session& s, totp::Store& store,
 }
 
 int run_add(Session& s, const AddOptions& o) {
+  auto stage = stage_of(s, o.stage, o.json, o.no_confirm);
+  if (!stage) return fail(s, stage.error());
   // A device nobody has proven to hold is an administrator's provisioning act.
   if (o.no_confirm && !s.is_root()) {
     return fail(s, kExitStore, "--no-confirm needs root (it is for provisioning by root)");
@@ -126,9 +131,12 @@ int run_add(Session& s, const AddOptions& o) {
     if (auto st = (*store)->peek_state(u); !st) return fail(s, st.error());
   }
 
-  auto created = totp::NewEnrollment::create(plan);
-  if (!created) return fail(s, created.error());
+  std::optional<totp::NewEnrollment> created;
+  if (auto failed = new_secret(s, *stage, plan, "device add", created)) return *failed;
   const totp::NewEnrollment& pending = *created;
+  if (*stage == Stage::kBegin) {
+    return print_begin(s, pending, {{"user", u.name}, {"device", o.name}});
+  }
   totp::SecretString b32 = pending.secret_base32();
   totp::SecretString grouped = pending.secret_grouped();
   totp::SecretString uri = pending.uri();
@@ -137,7 +145,7 @@ int run_add(Session& s, const AddOptions& o) {
             << plan.account << ", " << totp::algorithm_name(plan.algorithm) << ", " << plan.digits
             << " digits, " << plan.period << " s).\n";
   }
-  if (!o.json || !o.no_confirm) {
+  if ((!o.json || !o.no_confirm) && *stage == Stage::kKeyboard) {
     if (auto shown = show_secret(s, *qr, grouped, uri, o.json); !shown) {
       return fail(s, shown.error());
     }
@@ -145,9 +153,9 @@ int run_add(Session& s, const AddOptions& o) {
 
   std::int64_t confirmed_step = totp::kNoStep;
   if (!o.no_confirm) {
-    if (auto refused =
-            refused_check(s, confirm_code(s, pending, confirmed_step, "Code from the new device: "),
-                          "code", ". Check that the phone's clock is right, then add it again.")) {
+    if (auto refused = refused_check(
+            s, confirm_code(s, pending, confirmed_step, "Code from the new device: "), "code",
+            "wrong-code", ". Check that the phone's clock is right, then add it again.")) {
       return *refused;
     }
     // A user adding to their own account proves who they are with the password, then that
@@ -155,7 +163,8 @@ int run_add(Session& s, const AddOptions& o) {
     // new device nor, without the password, a way to try codes of the old ones (those tries
     // are recorded nowhere). Root needs neither.
     if (!s.is_root()) {
-      if (auto refused = refused_check(s, confirm_password(s, u.name), "password")) {
+      if (auto refused =
+              refused_check(s, confirm_password(s, u.name), "password", "wrong-password")) {
         return *refused;
       }
       const std::string wrong = "Wrong code: it is the code of none of " + u.name + "'s devices (" +
@@ -174,7 +183,7 @@ int run_add(Session& s, const AddOptions& o) {
       };
       if (auto refused =
               refused_check(s, confirm(s, "Code from an existing device: ", existing_code, wrong),
-                            "code of an existing device")) {
+                            "code of an existing device", "wrong-existing-code")) {
         return *refused;
       }
     }
@@ -245,6 +254,7 @@ int run_list(Session& s, const ListOptions& o) {
 }
 
 int run_remove(Session& s, const RemoveOptions& o) {
+  s.batch = o.json;  // a page sends the password once; a failure is a JSON object too
   auto user = target_user(s, o.user);
   if (!user) return fail(s, user.error());
   const totp::User& u = *user;
@@ -267,13 +277,18 @@ int run_remove(Session& s, const RemoveOptions& o) {
   // Root removes without a question; a user removing their own device proves the password
   // (a device of theirs could otherwise go from an unlocked terminal).
   if (!s.is_root()) {
-    if (auto refused = refused_check(s, confirm_password(s, u.name), "password")) {
+    if (auto refused =
+            refused_check(s, confirm_password(s, u.name), "password", "wrong-password")) {
       return *refused;
     }
   }
   totp::DeviceChange change{s.config.max_devices, s.is_root()};
   auto removed = totp::remove_device(**store, u, o.name, change);
   if (auto failed = finish_change(s, **store, removed, "device-removed", u, o.name)) return *failed;
+  if (o.json) {
+    print_json(s, {{"user", u.name}, {"device", o.name}, {"removed", true}});
+    return kExitOk;
+  }
   s.out() << "Removed: device " << o.name << " of " << u.name << ".\n";
   return kExitOk;
 }
@@ -297,6 +312,7 @@ Command add_device(CLI::App& app) {
   add_cmd->add_flag("--no-confirm", a->no_confirm,
                     "skip the code and password check (root only, for provisioning)");
   add_cmd->add_flag("--json", a->json, "print one JSON object");
+  add_stage_flags(*add_cmd, a->stage);
 
   auto l = std::make_shared<ListOptions>();
   auto* list_cmd = sub->add_subcommand("list", "a user's devices (never a secret)");
@@ -308,6 +324,8 @@ Command add_device(CLI::App& app) {
       sub->add_subcommand("remove", "remove a device (not the last one: that is reset)");
   remove_cmd->add_option("NAME", r->name, "the device's name")->required();
   remove_cmd->add_option("--user", r->user, "another user (root only)");
+  remove_cmd->add_flag("--json", r->json,
+                       "print one JSON object; the password (not root) is read once from stdin");
 
   return {sub, [add_cmd, list_cmd, remove_cmd, a, l, r](Session& s) -> int {
             if (add_cmd->parsed()) return run_add(s, *a);

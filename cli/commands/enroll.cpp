@@ -13,6 +13,7 @@
 #include "pbx/totp/otpauth_uri.hpp"
 #include "pbx/totp/qr.hpp"
 #include "pbx/totp/recovery.hpp"
+#include "setup_stage.hpp"
 
 namespace pbx::cli {
 namespace {
@@ -29,6 +30,7 @@ struct EnrollOptions {
   bool force = false;
   bool no_confirm = false;
   bool json = false;
+  StageOptions stage;
   // Which options were given (an empty --issuer "" is an error, not "use the default").
   CLI::Option* issuer_opt = nullptr;
   CLI::Option* label_opt = nullptr;
@@ -127,6 +129,8 @@ void print_codes(std::ostream& os, const std::vector<totp::SecretString>& codes)
 }
 
 int enroll(Session& s, const EnrollOptions& o) {
+  auto stage = stage_of(s, o.stage, o.json, o.no_confirm);
+  if (!stage) return fail(s, stage.error());
   // --no-confirm provisions a secret nobody has proven to hold: an administrator's act. A user
   // enrolling themselves always proves the code and their password.
   if (o.no_confirm && !s.is_root()) {
@@ -147,10 +151,10 @@ int enroll(Session& s, const EnrollOptions& o) {
   // the store holds something that wins, and a save that loses a race reports kExists → 4 too.
   if (auto existing = (*store)->load(u); existing) {
     if (!o.force) {
-      return fail(s, kExitStore,
-                  u.name +
-                      " is already enrolled; the enrollment is kept (--force replaces it, "
-                      "and its recovery codes)");
+      return fail_as(s, kExitStore, "enrolled",
+                     u.name +
+                         " is already enrolled; the enrollment is kept (--force replaces it, "
+                         "and its recovery codes)");
     }
   } else if (existing.error().code != totp::Errc::kNotEnrolled && !o.force) {
     return fail(s, existing.error());  // unsafe or corrupt: say so; --force replaces it
@@ -161,9 +165,10 @@ int enroll(Session& s, const EnrollOptions& o) {
     if (auto st = (*store)->peek_state(u); !st) return fail(s, st.error());
   }
 
-  auto created = totp::NewEnrollment::create(ep);
-  if (!created) return fail(s, created.error());
+  std::optional<totp::NewEnrollment> created;
+  if (auto failed = new_secret(s, *stage, ep, "enroll", created)) return *failed;
   totp::NewEnrollment& pending = *created;
+  if (*stage == Stage::kBegin) return print_begin(s, pending, {{"user", u.name}});
   totp::SecretString b32 = pending.secret_base32();
   totp::SecretString grouped = pending.secret_grouped();
   totp::SecretString uri = pending.uri();
@@ -173,8 +178,9 @@ int enroll(Session& s, const EnrollOptions& o) {
             << totp::algorithm_name(ep.algorithm) << ", " << ep.digits << " digits, " << ep.period
             << " s).\n";
   }
-  // With --json stdout is the JSON object alone, but the person confirming must see the secret.
-  if (!o.json || !o.no_confirm) {
+  // With --json stdout is the JSON object alone, but the person confirming must see the secret
+  // (--finish: the page showed it).
+  if ((!o.json || !o.no_confirm) && *stage == Stage::kKeyboard) {
     if (auto shown = show_secret(s, p.qr, grouped, uri, o.json); !shown) {
       return fail(s, shown.error());
     }
@@ -182,15 +188,17 @@ int enroll(Session& s, const EnrollOptions& o) {
 
   std::int64_t confirmed_step = totp::kNoStep;
   if (!o.no_confirm) {
-    if (auto refused = refused_check(s, confirm_code(s, pending, confirmed_step), "code",
-                                     ". Check that the phone's clock is right and that the app "
-                                     "shows " +
-                                         ep.issuer + ": " + ep.account + ", then enroll again.")) {
+    if (auto refused =
+            refused_check(s, confirm_code(s, pending, confirmed_step), "code", "wrong-code",
+                          ". Check that the phone's clock is right and that the app "
+                          "shows " +
+                              ep.issuer + ": " + ep.account + ", then enroll again.")) {
       return *refused;
     }
     // Users enrolling themselves prove who they are at the keyboard; root needs no password.
     if (!s.is_root()) {
-      if (auto refused = refused_check(s, confirm_password(s, u.name), "password")) {
+      if (auto refused =
+              refused_check(s, confirm_password(s, u.name), "password", "wrong-password")) {
         return *refused;
       }
     }
@@ -208,7 +216,8 @@ int enroll(Session& s, const EnrollOptions& o) {
   auto saved = pending.save(**store, u, s.env.clock->now(), confirmed_step, save_options);
   if (!saved) {
     if (saved.error().code == totp::Errc::kExists) {
-      return fail(s, kExitStore, u.name + " was enrolled meanwhile; that enrollment is kept");
+      return fail_as(s, kExitStore, "enrolled",
+                     u.name + " was enrolled meanwhile; that enrollment is kept");
     }
     return fail(s, saved.error());
   }
@@ -219,7 +228,8 @@ int enroll(Session& s, const EnrollOptions& o) {
   audit(s, "enrolled user=" + audit_field(u.name) +
                (o.force ? " (replacing an earlier enrollment)" : ""));
   record_event(s, "enrolled", u.name,
-               "via enroll, " + std::to_string(codes->size()) + " recovery code" +
+               std::string(*stage == Stage::kFinish ? "via enroll --finish, " : "via enroll, ") +
+                   std::to_string(codes->size()) + " recovery code" +
                    (codes->size() == 1 ? "" : "s") +
                    (o.force ? ", replacing an earlier enrollment" : "") +
                    (o.no_confirm ? ", not confirmed (--no-confirm)" : ""),
@@ -266,6 +276,7 @@ Command add_enroll(CLI::App& app) {
   sub->add_flag("--force", o->force, "replace an existing enrollment");
   sub->add_flag("--no-confirm", o->no_confirm, "skip the code and password check (root only)");
   sub->add_flag("--json", o->json, "print one JSON object");
+  add_stage_flags(*sub, o->stage);
   return {sub, [o](Session& s) -> int { return enroll(s, *o); }};
 }
 

@@ -13,9 +13,12 @@ Command add_require(CLI::App& app) {
       "require", "require a second factor of a user whatever the require groups say (root)");
   auto user = std::make_shared<std::string>();
   auto off = std::make_shared<bool>(false);
+  auto json = std::make_shared<bool>(false);
   sub->add_option("--user", *user, "the user")->required();
   sub->add_flag("--off", *off, "remove the mark: the config's require and exempt rules decide");
-  return {sub, [user, off](Session& s) -> int {
+  sub->add_flag("--json", *json, "print one JSON object");
+  return {sub, [user, off, json](Session& s) -> int {
+            s.batch = *json;
             auto u = target_user(s, *user, true);
             if (!u) return fail(s, u.error());
             auto store = open_store(s);
@@ -39,18 +42,28 @@ Command add_require(CLI::App& app) {
                            on ? "marked as required" : "required mark removed", store->get());
             }
 
-            s.out() << u->name << ": "
-                    << (on ? (was ? "already marked as required" : "marked as required")
-                           : (was ? "required mark removed" : "was not marked as required"))
-                    << "\n";
             auto need = totp::requirement_for(s.config, *u, std::nullopt, totp::lookup_group, on);
+            if (*json) {
+              // required: whether a second factor is now needed (null when undecidable).
+              print_done(s, u->name, "require",
+                         {{"marked", on},
+                          {"changed", was != on},
+                          {"required", need ? nlohmann::json(need->required()) : nullptr}});
+            } else {
+              s.out() << u->name << ": "
+                      << (on ? (was ? "already marked as required" : "marked as required")
+                             : (was ? "required mark removed" : "was not marked as required"))
+                      << "\n";
+            }
             if (!need) {
               s.err() << "pbx-mfa: the mark is saved, but whether " << u->name
                       << " is required could not be decided: " << need.error().message << "\n";
               return kExitOk;
             }
-            s.out() << "  required: " << (need->required() ? "yes" : "no") << " (" << need->reason
-                    << ")\n";
+            if (!*json) {
+              s.out() << "  required: " << (need->required() ? "yes" : "no") << " (" << need->reason
+                      << ")\n";
+            }
             if (on && need->kind == totp::RequirementKind::kExempt) {
               s.err() << "pbx-mfa: warning: " << u->name << " stays exempt (" << need->reason
                       << "): exempt_groups wins over the mark\n";

@@ -8,7 +8,7 @@ namespace pbx::cli {
 Command add_reset(CLI::App& app) {
   return add_admin_command(
       app, "reset", "remove a user's secret and state (root)",
-      [](Session& s, totp::Store& store, const totp::User& u) -> int {
+      [](Session& s, totp::Store& store, const totp::User& u, bool json) -> int {
         totp::Verifier verifier(s.config, store, *s.env.clock);
         auto report = verifier.reset(u);
         if (!report) return fail(s, report.error());
@@ -24,8 +24,12 @@ Command add_reset(CLI::App& app) {
         }
         audit(s, "reset user=" + audit_field(u.name) + " (secret and state removed" + note + ")");
         record_event(s, "reset", u.name, "secret and state removed" + note, &store);
-        s.out() << u.name << ": secret and state removed" << note
-                << "; the next enrollment starts afresh\n";
+        if (json) {
+          print_done(s, u.name, "reset");
+        } else {
+          s.out() << u.name << ": secret and state removed" << note
+                  << "; the next enrollment starts afresh\n";
+        }
         return kExitOk;
       });
 }

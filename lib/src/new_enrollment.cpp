@@ -29,7 +29,9 @@ EnrollmentPlan EnrollmentPlan::from(const Config& config, std::string account,
   return plan;
 }
 
-Result<NewEnrollment> NewEnrollment::create(const EnrollmentPlan& plan) {
+namespace {
+
+Status check_plan(const EnrollmentPlan& plan) {
   if (plan.digits < kMinDigits || plan.digits > kMaxDigits) {
     return make_error(Errc::kInvalid, "digits must be " + std::to_string(kMinDigits) + " to " +
                                           std::to_string(kMaxDigits));
@@ -37,11 +39,30 @@ Result<NewEnrollment> NewEnrollment::create(const EnrollmentPlan& plan) {
   if (plan.period < 1 || plan.recovery_codes < 0 || plan.recovery_codes > kMaxRecoveryCodes) {
     return make_error(Errc::kInvalid, "bad period or number of recovery codes");
   }
+  return Ok{};
+}
+
+}  // namespace
+
+Result<NewEnrollment> NewEnrollment::create(const EnrollmentPlan& plan) {
+  if (auto ok = check_plan(plan); !ok) return ok.error();
   auto secret = generate_secret(plan.algorithm);
   if (!secret) return secret.error();
+  return restore(plan, std::move(secret.value()));
+}
+
+Result<NewEnrollment> NewEnrollment::restore(const EnrollmentPlan& plan, SecretBytes secret) {
+  if (auto ok = check_plan(plan); !ok) return ok.error();
+  const std::size_t expected = secret_size(plan.algorithm);
+  if (secret.size() != expected) {
+    return make_error(Errc::kInvalid, "a key of " + std::to_string(secret.size()) +
+                                          " bytes, where " +
+                                          std::string(algorithm_name(plan.algorithm)) +
+                                          " enrollments get " + std::to_string(expected));
+  }
   NewEnrollment e;
   e.plan_ = plan;
-  e.secret_ = std::move(secret.value());
+  e.secret_ = std::move(secret);
   return e;
 }
 

@@ -104,16 +104,37 @@ void draw_ascii(const Symbol& s, std::string& out) {
   }
 }
 
-}  // namespace
-
-Result<std::string> render_qr(std::string_view text, QrStyle style) {
+// The symbol of `text`, after the checks render_qr and qr_matrix share.
+Result<std::unique_ptr<Symbol>> symbol_of(std::string_view text) {
   if (text.empty()) return make_error(Errc::kInvalid, "nothing to draw as a QR code");
   if (text.size() > kMaxQrText) return make_error(Errc::kInvalid, "text too long for a QR code");
   if (text.find('\0') != std::string_view::npos) {
     return make_error(Errc::kInvalid, "a QR code text cannot hold a NUL byte");
   }
   SecretString terminated{std::string(text)};  // the URI holds the secret
-  auto symbol = encode(terminated);
+  return encode(terminated);
+}
+
+}  // namespace
+
+Result<QrMatrix> qr_matrix(std::string_view text) {
+  auto symbol = symbol_of(text);
+  if (!symbol) return symbol.error();
+  const Symbol& s = **symbol;
+  QrMatrix m;
+  m.size = s.width();
+  m.rows.reserve(static_cast<std::size_t>(m.size));
+  for (int row = 0; row < m.size; ++row) {
+    SecretString line;
+    line.reserve(static_cast<std::size_t>(m.size));  // filled in place: no copy left behind
+    for (int col = 0; col < m.size; ++col) line.append(s.dark(row, col) ? '1' : '0');
+    m.rows.push_back(std::move(line));
+  }
+  return m;
+}
+
+Result<std::string> render_qr(std::string_view text, QrStyle style) {
+  auto symbol = symbol_of(text);
   if (!symbol) return symbol.error();
   const Symbol& s = **symbol;
 

@@ -8,6 +8,8 @@
 #include <optional>
 #include <string>
 
+#include "pbx/totp/base32.hpp"
+#include "pbx/totp/hotp.hpp"
 #include "store_fixture.hpp"
 
 namespace pbx::totp {
@@ -163,6 +165,50 @@ TEST_F(NewEnrollmentSaveTest, AnEnrollmentMadeMeanwhileWinsWithoutOverwrite) {
   overwrite.overwrite = true;
   ASSERT_TRUE(is_ok(fresh().save(store_, alice_, kT0, step_, overwrite)));
   EXPECT_NE(store_.enrollment->id, first);
+}
+
+// enroll --finish: the key `enroll --begin` printed comes back and must behave as the secret
+// that was made (same URI, same codes); a key of another size is refused.
+TEST(NewEnrollmentRestoreTest, AGivenBackKeyIsTheSameEnrollment) {
+  for (Algorithm a : {Algorithm::kSha1, Algorithm::kSha256, Algorithm::kSha512}) {
+    EnrollmentPlan plan;
+    plan.algorithm = a;
+    plan.issuer = "PBX";
+    plan.account = "alice";
+    auto made = NewEnrollment::create(plan);
+    ASSERT_TRUE(is_ok(made));
+    auto decoded = base32_decode(made->secret_base32().view());
+    ASSERT_TRUE(is_ok(decoded));
+    auto back = NewEnrollment::restore(plan, std::move(decoded.value()));
+    ASSERT_TRUE(is_ok(back)) << algorithm_name(a);
+    EXPECT_TRUE(back->secret() == made->secret());
+    EXPECT_EQ(back->uri().str(), made->uri().str());
+    const std::int64_t step = time_step(kT0, plan.period);
+    auto code = hotp(made->secret(), a, static_cast<std::uint64_t>(step), plan.digits);
+    ASSERT_TRUE(code.has_value());
+    EXPECT_EQ(back->match(format_code(*code, plan.digits), 1, kT0), step);
+  }
+}
+
+TEST(NewEnrollmentRestoreTest, AKeyOfAnotherSizeIsRefused) {
+  EnrollmentPlan plan;  // SHA1: 20 bytes
+  for (std::size_t size :
+       {std::size_t{0}, std::size_t{10}, std::size_t{19}, std::size_t{21}, std::size_t{32}}) {
+    SecretBytes key(size);
+    EXPECT_TRUE(has_errc(NewEnrollment::restore(plan, std::move(key)), Errc::kInvalid)) << size;
+  }
+  plan.algorithm = Algorithm::kSha256;  // a SHA1-sized key is not one this plan made
+  EXPECT_TRUE(has_errc(NewEnrollment::restore(plan, SecretBytes(20)), Errc::kInvalid));
+  EXPECT_TRUE(is_ok(NewEnrollment::restore(plan, SecretBytes(32))));
+}
+
+TEST(NewEnrollmentRestoreTest, ThePlanIsCheckedAsCreateChecksIt) {
+  EnrollmentPlan plan;
+  plan.digits = 9;
+  EXPECT_TRUE(has_errc(NewEnrollment::restore(plan, SecretBytes(20)), Errc::kInvalid));
+  plan.digits = 6;
+  plan.period = 0;
+  EXPECT_TRUE(has_errc(NewEnrollment::restore(plan, SecretBytes(20)), Errc::kInvalid));
 }
 
 }  // namespace

@@ -53,6 +53,11 @@ class NewEnrollment {
  public:
   // A fresh secret from the CSPRNG for `plan`.
   static Result<NewEnrollment> create(const EnrollmentPlan& plan);
+  // The secret a create() for the same plan made earlier, given back (`pbx-mfa enroll
+  // --finish`: the key round-trips through a web page, nothing is kept on disk meanwhile). It
+  // must have exactly the size create() gives the plan's algorithm (secret_size), else kInvalid:
+  // a key of another size was not made here.
+  static Result<NewEnrollment> restore(const EnrollmentPlan& plan, SecretBytes secret);
 
   const EnrollmentPlan& plan() const { return plan_; }
   const SecretBytes& secret() const { return secret_; }

@@ -3,8 +3,10 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "pbx/totp/result.hpp"
+#include "pbx/totp/secret.hpp"
 
 namespace pbx::totp {
 
@@ -32,5 +34,17 @@ inline constexpr std::size_t kMaxQrText = 1024;
 // half-block styles, otherwise L) and draws it. Errors: text empty, too long or holding a NUL
 // (kInvalid); libqrencode failure (kInternal).
 Result<std::string> render_qr(std::string_view text, QrStyle style);
+
+// The modules of a QR code, for a page that draws it itself: `size` rows of `size` characters,
+// '1' a dark module and '0' a light one, WITHOUT the quiet zone (a drawing adds 4 light modules
+// on each side). Wiped buffers: the symbol of an otpauth URI encodes the secret.
+struct QrMatrix {
+  int size = 0;
+  std::vector<SecretString> rows;
+};
+
+// The symbol render_qr draws for `text` (the same error correction level), as modules. Errors
+// as render_qr's.
+Result<QrMatrix> qr_matrix(std::string_view text);
 
 }  // namespace pbx::totp
