@@ -56,6 +56,7 @@
         const messages = {
             "wrong-code": "Wrong code: type the code your app shows now (check the phone's clock).",
             "wrong-password": "Wrong password: type the password you log in with.",
+            "wrong-existing-code": "Wrong code for a device you already use: type the code one of your current devices shows now.",
             "no-answer": "Type the code from the app and your password.",
             "enrolled": "You are already set up: use Add a device for another phone.",
             "invalid-key": "This setup is no longer valid: start again.",

@@ -58,6 +58,24 @@ def oathtool(key, ahead=0):
     return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip()
 
 
+_used_steps = {}
+
+
+def fresh_code(key):
+    """A code of KEY for a time step no earlier code of this test used and the module's
+    window (1 step on each side) accepts: now, or the next step; waits for the step to move
+    on when both are spent (a code is accepted once)."""
+    last = _used_steps.get(key, -1)
+    while True:
+        now = int(time.time() // 30)
+        for step in (now, now + 1):
+            if step > last:
+                _used_steps[key] = step
+                return subprocess.run(["oathtool", "--totp", "-b", key, "-N", "@%d" % (step * 30 + 1)],
+                                      check=True, capture_output=True, text=True).stdout.strip()
+        time.sleep((now + 1) * 30 - time.time() + 0.2)
+
+
 def cli_json(*args):
     p = subprocess.run([CLI] + list(args), capture_output=True, text=True,
                        env={k: v for k, v in os.environ.items() if not k.startswith("SUDO_")})
@@ -216,7 +234,7 @@ def flow_login(b):
           "login %s: the password is followed by the prompt 'Security code:'" % user,
           repr(seen.get("prompt")))
     check(r[0] == "error", "login %s: a wrong code is refused" % user, repr(r[:2]))
-    r = b.login(user, PASSWORDS[user], lambda p, m: oathtool(key) if p.startswith("Security code") else None)
+    r = b.login(user, PASSWORDS[user], lambda p, m: fresh_code(key) if p.startswith("Security code") else None)
     check(r[0] == "shell", "login %s: the code from oathtool lands in the shell" % user, repr(r[:2]))
     b.logout()
 
@@ -236,7 +254,7 @@ def flow_enroll_at_login(b):
             got["key"] = m.group(1)
             got["grouped"] = re.search(r"Key:\s*((?:[A-Z2-7]{4} )+[A-Z2-7]{1,4})\s+URI:", both)
             b.shot("02-enroll-at-login-key", b.login_box())
-            return oathtool(got["key"])
+            return fresh_code(got["key"])
         if "Press Enter to continue" in prompt:
             got["recovery"] = both
             b.shot("03-enroll-at-login-recovery-codes", b.login_box())
@@ -314,7 +332,7 @@ def flow_page(b):
     check(msg.startswith("Wrong code"), "page: a wrong code is named as such", repr(msg))
     check(status(user).get("enrolled") is False, "page: after the wrong code nothing is saved")
     check(b.text("pbx-secret") == secret_shown, "page: the key stays on screen for another try")
-    activate(oathtool(key), pw)
+    activate(fresh_code(key), pw)
     b.wait(lambda: b.text("pbx-recovery"), 20)
     rec = b.text("pbx-recovery")
     codes = re.findall(r"\b[a-z0-9]{4,}(?:-[a-z0-9]{4,})+\b", rec, re.I)
@@ -333,7 +351,7 @@ def flow_page(b):
           "page: #pbx-status says enrolled after Activate", b.text("pbx-status"))
     b.logout()
     seen = []
-    r = b.login(user, pw, lambda p, m: (seen.append(p), oathtool(key, ahead=1))[1]
+    r = b.login(user, pw, lambda p, m: (seen.append(p), fresh_code(key))[1]
                 if p.startswith("Security code") else None)
     check(seen and r[0] == "shell", "page: the next Cockpit login of %s asks for a code and lands"
           % user, repr(r[:2]))
@@ -373,9 +391,9 @@ def page_devices(b, user, pw, key):
     check(m is not None and m.group(1) != key, "page: the new device's QR code decodes to a new key")
     if not m:
         return
-    d.find_element(By.ID, "pbx-code").send_keys(oathtool(m.group(1)))
+    d.find_element(By.ID, "pbx-code").send_keys(fresh_code(m.group(1)))
     d.find_element(By.ID, "pbx-password").send_keys(pw)
-    d.find_element(By.ID, "pbx-existing-code").send_keys(oathtool(key, ahead=2))
+    d.find_element(By.ID, "pbx-existing-code").send_keys(fresh_code(key))
     d.find_element(By.ID, "pbx-activate").click()
     b.wait(lambda: b.text("pbx-message"), 20)
     check(b.text("pbx-message").startswith("Device"), "page: the device is added", b.text("pbx-message"))
