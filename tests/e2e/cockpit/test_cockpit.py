@@ -301,7 +301,7 @@ def flow_page(b):
         return
     qr = d.find_element(By.ID, "pbx-qr")
     secret_shown = b.text("pbx-secret")
-    b.shot("04-page-setup-qr")
+    b.shot("04-page-setup-qr", d.find_element(By.ID, "pbx-setup-panel"))
     qr_png = b.shot("04-page-setup-qr-canvas", qr)
     z = subprocess.run(["zbarimg", "--raw", "-q", qr_png], capture_output=True, text=True)
     uri = z.stdout.strip()
@@ -337,7 +337,7 @@ def flow_page(b):
     rec = b.text("pbx-recovery")
     codes = re.findall(r"\b[a-z0-9]{4,}(?:-[a-z0-9]{4,})+\b", rec, re.I)
     check(len(codes) == 3, "page: Activate shows the 3 recovery codes once", repr(rec)[:200])
-    b.shot("05-page-recovery-codes")
+    b.shot("05-page-recovery-codes", d.find_element(By.ID, "pbx-recovery-box"))
     check(b.text("pbx-secret") == "" and not b.visible("pbx-qr"),
           "page: after Activate the key and the QR code are gone")
     check(d.find_element(By.ID, "pbx-code").get_attribute("value") == "" and
@@ -441,7 +441,7 @@ def flow_admin(b):
     shown = [tr.get_attribute("data-user") for tr in d.find_elements(By.CSS_SELECTOR, "#pbx-users tr[data-user]")
              if tr.is_displayed()]
     check(shown == [locked], "admin: the filter 'locked' shows only %s" % locked, repr(shown))
-    b.shot("06-admin-users-locked")
+    b.shot("06-admin-users-locked", d.find_element(By.ID, "pbx-admin"))
     Select(d.find_element(By.ID, "pbx-filter")).select_by_value("all")
 
     def act(user, action):
@@ -467,8 +467,7 @@ def flow_admin(b):
     code = b.text("pbx-temp-code")
     check(re.fullmatch(r"[0-9A-Za-z-]{6,}", code or "") is not None,
           "admin: Temporary code shows a code", repr(res))
-    d.execute_script("window.scrollTo(0, 0)")
-    b.shot("07-admin-temp-code")
+    b.shot("07-admin-temp-code", d.find_element(By.ID, "pbx-admin-result"))
     b.logout()
     r = b.login(locked, PASSWORDS[locked], lambda p, m: code if p.startswith("Security code") else None)
     check(r[0] == "shell", "admin: %s logs in to Cockpit with the temporary code" % locked, repr(r[:2]))
