@@ -60,6 +60,7 @@ issuer = pbx-web-test
 recovery_codes = 2
 EOF
 chmod 0644 "$CONF"
+mkdir -m 0700 "$WORK/state" # as the package makes it (recovery-codes needs it)
 
 # Runs pbx-mfa as the user (AS=user) or root (AS=root) with $1 on stdin and no terminal;
 # expects exit status $2. Sets OUT (stdout) and ERR (stderr).
@@ -225,15 +226,17 @@ jq -e '(.devices | map(.name)) == ["default"]' <<<"$OUT" >/dev/null ||
 echo "ok: device remove --json reads the password once"
 
 # ---- what else the page runs, without a terminal ----
-AS=user run '' 0 recovery-codes --json
+# recovery-codes needs the user's state lock: with the files store (root's state_dir) root's.
+AS=root run '' 0 recovery-codes --user "$USER_NAME" --json
 jq -e '(.recovery_codes | length) == 2' <<<"$OUT" >/dev/null || fail "recovery-codes: $OUT"
-AS=user run '' 0 status --json
+AS=root run '' 0 status --user "$USER_NAME" --json
 AS=root run '' 0 device list --user "$USER_NAME" --json
 AS=root run '' 0 unlock --user "$USER_NAME" --json
 jq -e --arg u "$USER_NAME" '. == {"user": $u, "action": "unlock", "done": true}' <<<"$OUT" \
   >/dev/null || fail "unlock --json: $OUT"
 AS=root run '' 0 temp-code --user "$USER_NAME" --json
-jq -e 'keys == ["code","expires","uses","user"]' <<<"$OUT" >/dev/null || fail "temp-code: $OUT"
+jq -e 'keys == ["code","expires","user","uses"]' <<<"$OUT" >/dev/null ||
+  fail "temp-code --json keys: $(jq -c keys <<<"$OUT")"
 AS=root run '' 0 require --user "$USER_NAME" --json
 jq -e '.action == "require" and .done and .marked and .changed and .required' <<<"$OUT" \
   >/dev/null || fail "require --json: $OUT"

@@ -467,6 +467,10 @@ TEST_F(WebStageTest, UnlockRequireAndResetPrintWhatTheyDid) {
   enroll("daemon");
   EXPECT_EQ(json_of({"unlock", "--user", "daemon", "--json"}, 0),
             (nlohmann::json{{"user", "daemon"}, {"action", "unlock"}, {"done", true}}));
+  // Without --json the text is as before.
+  clear();
+  EXPECT_EQ(run_cli({"unlock", "--user", "daemon"}), 0);
+  EXPECT_EQ(out(), "daemon: failures and lockout cleared\n");
   auto on = json_of({"require", "--user", "daemon", "--json"}, 0);
   EXPECT_EQ(on, (nlohmann::json{{"user", "daemon"},
                                 {"action", "require"},
@@ -484,10 +488,6 @@ TEST_F(WebStageTest, UnlockRequireAndResetPrintWhatTheyDid) {
   // A failure is one JSON object too.
   auto refused = run_json({"unlock", "--user", "no-such-user-pbx", "--json"}, {}, 2);
   expect_refusal(refused, "failed");
-  // Without --json the text is as before.
-  clear();
-  EXPECT_EQ(run_cli({"unlock", "--user", "daemon"}), 0);
-  EXPECT_EQ(out(), "daemon: failures and lockout cleared\n");
 }
 
 }  // namespace
