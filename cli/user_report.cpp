@@ -141,9 +141,10 @@ nlohmann::json devices_json(const totp::UserStatus& s) {
 }
 
 totp::Result<UserRow> user_row(const totp::Config& config, totp::Verifier& verifier,
-                               const Account& account, const GroupIndex* groups) {
+                               const Account& account, const GroupIndex* groups,
+                               totp::StateRead read) {
   const totp::User& u = account.user;
-  auto st = verifier.status(u);
+  auto st = verifier.status(u, read);
   if (!st) return st.error();
   // No remote host: where a login comes from is unknown here, so no network exemption applies
   // (pbx-mfa(1) STATUS).
@@ -181,6 +182,13 @@ totp::Result<UserRow> user_row(const totp::Config& config, totp::Verifier& verif
   j["last_success"] = iso8601(s.state.last_success);
   j["temp_code_expires"] =
       s.temp_code_active && s.state.temp_code ? iso8601(s.state.temp_code->expires) : nullptr;
+  if (!s.state_known) {
+    for (const char* k :
+         {"recovery_codes_left", "failures", "locked_until", "last_success", "temp_code_expires"}) {
+      j[k] = nullptr;
+    }
+    for (auto& d : j["devices"]) d["last_used"] = nullptr;
+  }
   return row;
 }
 

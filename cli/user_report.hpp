@@ -47,9 +47,12 @@ std::string aligned_table(const std::vector<std::vector<std::string>>& rows);
 
 // Builds the row from the store (through `verifier`) and the config's policy: group membership
 // as the module asks it (requirement_for), or from `groups` when given (list). Errors: the store
-// or the group database failed.
+// or the group database failed. With `read` kOptional (a user's own status where the state is
+// root's) an unreadable state is no error: its fields (failures, locked_until, last_success,
+// recovery_codes_left, temp_code_expires, each device's last_used) are null.
 totp::Result<UserRow> user_row(const totp::Config& config, totp::Verifier& verifier,
-                               const Account& account, const GroupIndex* groups = nullptr);
+                               const Account& account, const GroupIndex* groups = nullptr,
+                               totp::StateRead read = totp::StateRead::kRequired);
 
 // The account named `user` as status sees it (its login shell from getpwnam).
 Account account_of(const totp::User& user);

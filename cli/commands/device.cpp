@@ -212,23 +212,15 @@ int run_list(Session& s, const ListOptions& o) {
   auto store = open_store(s);
   if (!store) return fail(s, store.error());
   totp::Verifier verifier(s.config, **store, *s.env.clock);
-  auto st = verifier.status(*user);
-  if (!st && !s.is_root()) {
-    // The state is root's (state_dir): a user listing their own devices gets them from the
-    // secret, without when each was last used.
-    auto e = (*store)->load(*user);
-    if (e) {
-      s.err() << "pbx-mfa: note: last_used is unknown (" << st.error().message << ")\n";
-      totp::UserStatus from_secret;
-      from_secret.enrolled = true;
-      for (const auto& d : e->devices) {
-        from_secret.devices.push_back(
-            totp::DeviceStatus{d.name, d.algorithm, d.digits, d.period, d.created, 0});
-      }
-      st = std::move(from_secret);
-    }
-  }
+  // The state is root's (state_dir): a user listing their own devices gets them from the
+  // secret, without when each was last used.
+  auto st =
+      verifier.status(*user, s.is_root() ? totp::StateRead::kRequired : totp::StateRead::kOptional);
   if (!st) return fail(s, st.error());
+  if (!st->state_known && st->enrolled) {
+    s.err() << "pbx-mfa: note: last_used is unknown (the state is root's: sudo pbx-mfa device "
+               "list)\n";
+  }
   const int rc = st->enrolled ? kExitOk : kExitNotEnrolled;
   if (o.json) {
     print_json(s, {{"user", user->name}, {"devices", devices_json(*st)}});
@@ -245,7 +237,9 @@ int run_list(Session& s, const ListOptions& o) {
     table.push_back({d.name, j["created"].is_null() ? "-" : j["created"].get<std::string>(),
                      std::string(totp::algorithm_name(d.algorithm)), std::to_string(d.digits),
                      std::to_string(d.period),
-                     j["last_used"].is_null() ? "never" : j["last_used"].get<std::string>()});
+                     !st->state_known           ? "unknown"
+                     : j["last_used"].is_null() ? "never"
+                                                : j["last_used"].get<std::string>()});
   }
   s.out() << user->name << ": " << st->devices.size() << " of max_devices " << s.config.max_devices
           << "\n"

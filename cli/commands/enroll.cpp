@@ -226,6 +226,7 @@ int enroll(Session& s, const EnrollOptions& o) {
             << state_error->message << "\n";
   }
   audit(s, "enrolled user=" + audit_field(u.name) +
+               (*stage == Stage::kFinish ? " (--finish: key given back by the caller)" : "") +
                (o.force ? " (replacing an earlier enrollment)" : ""));
   record_event(s, "enrolled", u.name,
                std::string(*stage == Stage::kFinish ? "via enroll --finish, " : "via enroll, ") +

@@ -19,6 +19,14 @@ int replace_codes(Session& s, const std::string& requested, bool json) {
   // the new set, then clear the marks, so no login sees new codes with old marks. The id stays:
   // a new one would also drop the replay mark of the last accepted TOTP code and the lockout.
   auto txn = (*store)->lock_state(u);
+  if (!txn && !s.is_root()) {
+    // The used-code marks are in the state, which is root's (state_dir): new codes without
+    // clearing them would come out partly spent.
+    return fail(s, exit_for(txn.error()),
+                "new recovery codes need root where the state is root's; ask an administrator "
+                "(sudo pbx-mfa recovery-codes --user " +
+                    u.name + "): " + txn.error().message);
+  }
   if (!txn) return fail(s, txn.error());
   auto enrollment = (*store)->load(u);
   if (!enrollment) {

@@ -40,7 +40,13 @@ void print_text(Session& s, const totp::User& u, const UserRow& row) {
     for (const auto& d : st.devices) {
       out << "    " << d.name << ": " << totp::algorithm_name(d.algorithm) << ", " << d.digits
           << " digits, " << d.period << " s, created " << time_or(d.created, "unknown")
-          << ", last used " << time_or(d.last_used, "never") << "\n";
+          << ", last used "
+          << (st.state_known ? time_or(d.last_used, "never") : std::string("unknown")) << "\n";
+    }
+    if (!st.state_known) {
+      out << "  recovery codes left, failures, lockout, last success: unknown (the state is "
+             "root's: sudo pbx-mfa status)\n";
+      return;
     }
     out << "  recovery codes left: " << st.recovery_left << "\n"
         << "  failures: " << st.state.failures << "\n"
@@ -68,7 +74,11 @@ Command add_status(CLI::App& app) {
             auto store = open_store(s);
             if (!store) return fail(s, store.error());
             totp::Verifier verifier(s.config, **store, *s.env.clock);
-            auto row = user_row(s.config, verifier, account_of(*u));
+            // A user's own status where the state is root's (state_dir): what the secret says,
+            // the state's fields unknown (null) rather than a refusal.
+            auto row =
+                user_row(s.config, verifier, account_of(*u), nullptr,
+                         s.is_root() ? totp::StateRead::kRequired : totp::StateRead::kOptional);
             if (!row) return fail(s, row.error());
             if (*json) {
               print_json(s, row->json);

@@ -16,6 +16,7 @@
     // What an enrollment in progress needs between --begin and --finish.
     let pending = null;   // { kind: "enroll" | "device", key, device }
     let users = [];       // the administrator's report (pbx-mfa list --json)
+    let stateKnown = true; // false: status could not read the state (root's); set with the status
 
     /* ---- running the tool --------------------------------------------------------------- */
 
@@ -158,15 +159,19 @@
         if (st.enrolled) {
             const dl = document.createElement("dl");
             row(dl, "Devices", devicesText(st.devices));
-            row(dl, "Recovery codes left", String(st.recovery_codes_left));
-            row(dl, "Last login with a code", when(st.last_success, "never"));
+            /* null: the state is root's (state_dir) and this page runs as the user: the CLI
+             * cannot tell these, an administrator's `pbx-mfa status --user` can. */
+            stateKnown = st.recovery_codes_left !== null;
+            const unknown = "known to administrators only";
+            row(dl, "Recovery codes left", stateKnown ? String(st.recovery_codes_left) : unknown);
+            row(dl, "Last login with a code", stateKnown ? when(st.last_success, "never") : unknown);
             if (st.locked_until)
                 row(dl, "Locked until", when(st.locked_until, ""));
             el.append(dl);
         }
         $("pbx-setup").hidden = st.enrolled || pending !== null;
         $("pbx-add-device").hidden = !st.enrolled;
-        $("pbx-new-recovery").hidden = !st.enrolled;
+        $("pbx-new-recovery").hidden = !st.enrolled || !stateKnown;
         if (st.enrolled)
             loadDevices();
         else
@@ -185,7 +190,7 @@
             const li = document.createElement("li");
             const name = document.createElement("span");
             name.textContent = dev.name + " — added " + when(dev.created, "?") +
-                ", last used " + when(dev.last_used, "never");
+                (stateKnown ? ", last used " + when(dev.last_used, "never") : "");
             li.append(name);
             if (devices.length > 1) {
                 const rm = document.createElement("button");
@@ -288,8 +293,11 @@
 
     async function beginDeviceNamed() {
         const name = $("pbx-new-device-name").value.trim();
-        if (!name || name.startsWith("-")) {
-            say("Give the new device a name (for example \u201cwork phone\u201d).", "error");
+        /* The CLI's rule (pbx-mfa device add): 1 to 32 of a-z, 0-9 and '-'; checked here too so
+         * the user hears it before a key is made. */
+        if (!/^[a-z0-9][a-z0-9-]{0,31}$/.test(name)) {
+            say("Give the new device a name of 1 to 32 lower-case letters, digits and '-' " +
+                "(for example \u201cwork-phone\u201d).", "error");
             return;
         }
         const res = await run(["device", "add", "--begin", "--json", "--", name]);

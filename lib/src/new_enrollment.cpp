@@ -3,6 +3,7 @@
 #include <openssl/crypto.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 
 #include "pbx/totp/base32.hpp"
@@ -51,6 +52,33 @@ Result<NewEnrollment> NewEnrollment::create(const EnrollmentPlan& plan) {
   return restore(plan, std::move(secret.value()));
 }
 
+namespace {
+
+// A key typed or chosen by a person rather than drawn from the CSPRNG: fewer than 8 different
+// byte values, or a pattern that repeats (period up to half the key). A key of 20 random bytes
+// is either with a probability far below 1e-15, so a fresh key never trips this.
+bool looks_made_up(const SecretBytes& key) {
+  const std::size_t n = key.size();
+  std::array<bool, 256> seen{};
+  std::size_t distinct = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!seen[key.data()[i]]) {
+      seen[key.data()[i]] = true;
+      ++distinct;
+    }
+  }
+  if (distinct < 8) return true;
+  for (std::size_t period = 1; period <= n / 2; ++period) {
+    bool repeats = true;
+    for (std::size_t i = 0; i + period < n && repeats; ++i)
+      repeats = key.data()[i] == key.data()[i + period];
+    if (repeats) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
 Result<NewEnrollment> NewEnrollment::restore(const EnrollmentPlan& plan, SecretBytes secret) {
   if (auto ok = check_plan(plan); !ok) return ok.error();
   const std::size_t expected = secret_size(plan.algorithm);
@@ -59,6 +87,10 @@ Result<NewEnrollment> NewEnrollment::restore(const EnrollmentPlan& plan, SecretB
                                           " bytes, where " +
                                           std::string(algorithm_name(plan.algorithm)) +
                                           " enrollments get " + std::to_string(expected));
+  }
+  if (looks_made_up(secret)) {
+    return make_error(Errc::kInvalid,
+                      "the key is not random (too few different bytes, or a repeating pattern)");
   }
   NewEnrollment e;
   e.plan_ = plan;

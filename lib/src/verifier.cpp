@@ -397,12 +397,16 @@ Result<Outcome> Verifier::verify_unenrolled(StateTxn& txn, std::string_view inpu
   return out;
 }
 
-Result<UserStatus> Verifier::status(const User& user) {
+Result<UserStatus> Verifier::status(const User& user, StateRead read) {
   UserStatus st;
   auto enrollment = store_.load(user);
   if (!enrollment && enrollment.error().code != Errc::kNotEnrolled) return enrollment.error();
   auto state = store_.peek_state(user);
-  if (!state) return state.error();
+  if (!state) {
+    if (read == StateRead::kRequired) return state.error();
+    st.state_known = false;
+    state = UserState{};
+  }
   const std::int64_t now = clock_.now();
   if (!enrollment) {
     st.state = unenrolled_state(*state);
@@ -423,6 +427,7 @@ Result<UserStatus> Verifier::status(const User& user) {
     }
     st.recovery_left = recovery_left(e, st.state);
   }
+  if (!st.state_known) st.recovery_left = 0;
   st.locked = st.state.locked_until > now;
   st.temp_code_active = st.state.temp_code && st.state.temp_code->active(now);
   return st;

@@ -226,6 +226,24 @@ jq -e '(.devices | map(.name)) == ["default"]' <<<"$OUT" >/dev/null ||
 echo "ok: device remove --json reads the password once"
 
 # ---- what else the page runs, without a terminal ----
+# The user's own status where the state is root's (state_dir 0700): the enrollment, with the
+# state's fields null, not a refusal (the page shows it to every user).
+AS=user run '' 0 status --json
+jq -e '.enrolled == true and .failures == null and .last_success == null and
+       .recovery_codes_left == null and (.devices | length) >= 1' <<<"$OUT" >/dev/null ||
+  fail "status --json as the user: $OUT"
+AS=user run '' 0 device list --json
+jq -e '(.devices | length) >= 1 and all(.devices[]; .last_used == null)' <<<"$OUT" >/dev/null ||
+  fail "device list --json as the user: $OUT"
+# New recovery codes as the user: refused with what to do (the used-code marks are root's).
+ERR=$(setpriv --reuid="$USER_UID" --regid="$USER_GID" --init-groups env -i PATH=/usr/bin:/bin \
+  "$WORK/pbx-mfa" --config "$CONF" recovery-codes --json 2>&1 </dev/null >/dev/null)
+rc=$?
+if [ "$rc" != 4 ] || ! grep -q "need root.*sudo pbx-mfa recovery-codes --user $USER_NAME" <<<"$ERR"
+then
+  fail "recovery-codes as the user: exit $rc: $ERR"
+fi
+echo "ok: status and device list as the user (state fields null); recovery-codes names sudo"
 # recovery-codes needs the user's state lock: with the files store (root's state_dir) root's.
 AS=root run '' 0 recovery-codes --user "$USER_NAME" --json
 jq -e '(.recovery_codes | length) == 2' <<<"$OUT" >/dev/null || fail "recovery-codes: $OUT"

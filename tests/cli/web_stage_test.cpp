@@ -238,7 +238,7 @@ TEST_F(WebStageTest, RootFinishesWithTheKeyAndAnOathtoolCode) {
   EXPECT_EQ(verify("daemon", oath_code(b, kNow)), totp::Verdict::kReplayed);
   EXPECT_EQ(verify("daemon", j["recovery_codes"][0].get<std::string>()),
             totp::Verdict::kRecoveryAccepted);
-  EXPECT_EQ(audit_.back(), "by=root enrolled user=daemon");
+  EXPECT_EQ(audit_.back(), "by=root enrolled user=daemon (--finish: key given back by the caller)");
 }
 
 TEST_F(WebStageTest, UserFinishesWithKeyCodeAndPassword) {
@@ -337,7 +337,9 @@ TEST_F(WebStageTest, FinishKeepsAnEnrollmentWithoutForceAndReplacesItWithForce) 
   auto ok = run_json(finish_args("daemon", {"--force"}), {str(b["secret"]), oath_code(b, kNow)}, 0);
   EXPECT_EQ(ok["secret"], b["secret"]);
   EXPECT_TRUE(dev0(*load("daemon")).secret == *totp::base32_decode(b["secret"].get<std::string>()));
-  EXPECT_EQ(audit_.back(), "by=root enrolled user=daemon (replacing an earlier enrollment)");
+  EXPECT_EQ(audit_.back(),
+            "by=root enrolled user=daemon (--finish: key given back by the caller) (replacing an "
+            "earlier enrollment)");
 }
 
 TEST_F(WebStageTest, HelpListsBeginAndFinish) {

@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "pbx/totp/base32.hpp"
 #include "pbx/totp/hotp.hpp"
@@ -190,6 +191,40 @@ TEST(NewEnrollmentRestoreTest, AGivenBackKeyIsTheSameEnrollment) {
   }
 }
 
+// The key of a fresh enrollment of `plan`, as enroll --begin prints it and --finish reads it.
+SecretBytes fresh_key(const EnrollmentPlan& plan) {
+  auto made = NewEnrollment::create(plan);
+  EXPECT_TRUE(is_ok(made));
+  auto decoded = base32_decode(made->secret_base32().view());
+  EXPECT_TRUE(is_ok(decoded));
+  return std::move(decoded.value());
+}
+
+SecretBytes key_of(std::string_view text) {
+  SecretBytes key(text.size());
+  for (std::size_t i = 0; i < text.size(); ++i) key.data()[i] = static_cast<std::uint8_t>(text[i]);
+  return key;
+}
+
+// A key a person made up is refused (review of issue 19: --finish took an all-zero key):
+// one byte value, few values, a repeating pattern (the RFC 6238 test key is one).
+TEST(NewEnrollmentRestoreTest, AMadeUpKeyIsRefused) {
+  EnrollmentPlan plan;  // SHA1: 20 bytes
+  for (std::string_view made_up :
+       {std::string_view("\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 20),
+        std::string_view("aaaaaaaaaaaaaaaaaaaa"), std::string_view("abcdefgabcdefgabcdef"),
+        std::string_view("12345678901234567890"), std::string_view("abababababababababab"),
+        std::string_view("abcdefghijklmnopqrsa")}) {
+    const bool periodic_or_few = made_up != "abcdefghijklmnopqrsa";
+    EXPECT_EQ(has_errc(NewEnrollment::restore(plan, key_of(made_up)), Errc::kInvalid),
+              periodic_or_few)
+        << made_up;
+  }
+  for (int i = 0; i < 200; ++i) {  // fresh keys always pass
+    ASSERT_TRUE(is_ok(NewEnrollment::restore(plan, fresh_key(plan))));
+  }
+}
+
 TEST(NewEnrollmentRestoreTest, AKeyOfAnotherSizeIsRefused) {
   EnrollmentPlan plan;  // SHA1: 20 bytes
   for (std::size_t size :
@@ -199,7 +234,7 @@ TEST(NewEnrollmentRestoreTest, AKeyOfAnotherSizeIsRefused) {
   }
   plan.algorithm = Algorithm::kSha256;  // a SHA1-sized key is not one this plan made
   EXPECT_TRUE(has_errc(NewEnrollment::restore(plan, SecretBytes(20)), Errc::kInvalid));
-  EXPECT_TRUE(is_ok(NewEnrollment::restore(plan, SecretBytes(32))));
+  EXPECT_TRUE(is_ok(NewEnrollment::restore(plan, fresh_key(plan))));
 }
 
 TEST(NewEnrollmentRestoreTest, ThePlanIsCheckedAsCreateChecksIt) {

@@ -71,7 +71,15 @@ struct UserStatus {
   UserState state;
   bool locked = false;            // locked_until is in the future
   bool temp_code_active = false;  // state.temp_code is set, not expired and not used up
+  // false: the state could not be read (status with StateRead::kOptional, a user whose state
+  // is root's): state, locked, temp_code_active, recovery_left and each device's last_used
+  // are unknown and left at their defaults; only the enrollment's own fields are meaningful.
+  bool state_known = true;
 };
+
+// Whether status() needs the state. kOptional is for a user looking at their own account where
+// the state is root's (state_dir, the files store): the enrollment is read from the secret.
+enum class StateRead { kRequired, kOptional };
 
 struct ResetReport {
   bool kept_mark = false;
@@ -95,8 +103,9 @@ class Verifier {
   // first device with a fresh match is accepted and only its replay mark moves.
   Result<Outcome> verify(const User& user, std::string_view input, std::string_view rhost = {});
 
-  // Reads without changing anything. Errors: store unreadable, unsafe or corrupt.
-  Result<UserStatus> status(const User& user);
+  // Reads without changing anything. Errors: store unreadable, unsafe or corrupt (with
+  // kOptional a state that cannot be read is no error: state_known is false).
+  Result<UserStatus> status(const User& user, StateRead read = StateRead::kRequired);
 
   // Clears failures and lockout (keeps the replay mark). kNotEnrolled when not enrolled and
   // nothing is recorded for the user.
