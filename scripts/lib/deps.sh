@@ -24,6 +24,17 @@ PBX_DEPS=(
   libpq-dev postgresql-15 postgresql-client-15
 )
 
+# What scripts/demo needs: the module, the CLI and the small PAM login client build with these
+# alone (no test framework, no libpq: the demo builds neither the tests nor the database plugin).
+# shellcheck disable=SC2034  # used by scripts/demo
+PBX_DEMO_DEPS=(
+  build-essential cmake pkg-config
+  libssl-dev libpam0g-dev libqrencode-dev libcli11-dev nlohmann-json3-dev
+)
+# and for `scripts/demo --auto`, which reads the secret off the screen and types the codes.
+# shellcheck disable=SC2034
+PBX_DEMO_AUTO_DEPS=(oathtool expect)
+
 # Prints, one per line, the packages among "$@" that are not installed.
 pbx_missing_packages() {
   local pkg status
@@ -46,7 +57,7 @@ pbx_ensure_packages() {
   local missing=()
   mapfile -t missing < <(pbx_missing_packages "$@")
   if ((${#missing[@]} == 0)); then
-    echo "==> $me: all $# build and test packages are installed"
+    echo "==> $me: all $# packages it needs are installed"
     return 0
   fi
   if ((EUID != 0)); then
