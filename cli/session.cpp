@@ -131,7 +131,7 @@ Command add_admin_command(
 }
 
 void print_done(Session& s, const std::string& user, std::string_view action,
-                nlohmann::json extra) {
+                const nlohmann::json& extra) {
   nlohmann::json j = {{"user", user}, {"action", action}, {"done", true}};
   j.update(extra);
   print_json(s, j);

@@ -91,7 +91,7 @@ Command add_admin_command(
 // What a --json run of an admin command prints when it is done: {"user","action","done":true}
 // and `extra`.
 void print_done(Session& s, const std::string& user, std::string_view action,
-                nlohmann::json extra = nlohmann::json::object());
+                const nlohmann::json& extra = nlohmann::json::object());
 
 // Root and store = postgresql, or an error saying which is missing (db, break-glass).
 totp::Status need_database(Session& s);
