@@ -25,6 +25,12 @@ std::string octal(mode_t mode) {
   return buf;
 }
 
+std::string join(const std::vector<std::string>& items, const char* sep) {
+  std::string out;
+  for (const auto& i : items) out += (out.empty() ? "" : sep) + i;
+  return out;
+}
+
 namespace {
 
 std::vector<std::string> module_candidates() {

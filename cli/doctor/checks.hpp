@@ -137,6 +137,8 @@ std::vector<Check> check_sshd_match(const Facts& f);
 
 // A file mode as doctor prints it ("0640").
 std::string octal(mode_t mode);
+// Names as doctor lists them: "a, b, c".
+std::string join(const std::vector<std::string>& items, const char* sep = ", ");
 
 // Every check in the order doctor prints them.
 // clang-format off

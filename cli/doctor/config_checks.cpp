@@ -40,12 +40,6 @@ std::string cidr_text(const totp::Cidr& net) {
   return std::string(buf) + "/" + std::to_string(net.prefix);
 }
 
-std::string join(const std::vector<std::string>& items) {
-  std::string out;
-  for (const auto& i : items) out += (out.empty() ? "" : ", ") + i;
-  return out;
-}
-
 // A group named by a setting, and where: "the config" or "pam_pbx_totp.so argument (FILE:LINE)".
 struct NamedGroup {
   std::string name;

@@ -15,12 +15,6 @@
 namespace pbx::cli::doctor {
 namespace {
 
-std::string join(const std::vector<std::string>& items, const char* sep = ", ") {
-  std::string out;
-  for (const auto& i : items) out += (out.empty() ? "" : sep) + i;
-  return out;
-}
-
 std::string trim(std::string s) {
   auto space = [](unsigned char c) { return std::isspace(c) != 0; };
   while (!s.empty() && space(static_cast<unsigned char>(s.back()))) s.pop_back();
