@@ -13,6 +13,8 @@
  *   hmac      load + one HMAC-SHA1 through the one-shot HMAC() (EVP_sha1())
  *   sha1      load + the deprecated low-level SHA1() (no provider, no HMAC: the floor of any
  *             libcrypto use)
+ *   nettle    for comparison, not used by pbx-mfa: dlopen libnettle.so.8 (GnuTLS's crypto
+ *             library) and one HMAC-SHA1 through nettle_hmac_sha1_*
  * Exit status 0 when the step worked. */
 #include <dlfcn.h>
 #include <stddef.h>
@@ -40,6 +42,26 @@ int main(int argc, char** argv) {
   if (argc != 2) return 2;
   const char* mode = argv[1];
   if (strcmp(mode, "none") == 0) return 0;
+  if (strcmp(mode, "nettle") == 0) {
+    void* n = dlopen("libnettle.so.8", RTLD_NOW | RTLD_LOCAL);
+    if (n == NULL) return 1;
+    void (*set_key)(void*, size_t, const uint8_t*) =
+        (void (*)(void*, size_t, const uint8_t*))sym(n, "nettle_hmac_sha1_set_key");
+    void (*upd)(void*, size_t, const uint8_t*) =
+        (void (*)(void*, size_t, const uint8_t*))sym(n, "nettle_hmac_sha1_update");
+    void (*dig)(void*, size_t, uint8_t*) =
+        (void (*)(void*, size_t, uint8_t*))sym(n, "nettle_hmac_sha1_digest");
+    if (!set_key || !upd || !dig) return 1;
+    static const uint8_t k[20] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10,
+                                  11, 12, 13, 14, 15, 16, 17, 18, 19, 20};
+    static const uint8_t m[8] = {0, 0, 0, 0, 0, 0x35, 0xA4, 0x1B};
+    _Alignas(16) unsigned char ctx[2048]; /* > sizeof(struct hmac_sha1_ctx) */
+    uint8_t d[20];
+    set_key(ctx, sizeof k, k);
+    upd(ctx, sizeof m, m);
+    dig(ctx, sizeof d, d);
+    return 0;
+  }
   void* h = dlopen("libcrypto.so.3", RTLD_NOW | RTLD_LOCAL);
   if (h == NULL) return 1;
   if (strcmp(mode, "load") == 0) return 0;
