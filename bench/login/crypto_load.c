@@ -52,7 +52,7 @@ int main(int argc, char** argv) {
     void (*dig)(void*, size_t, uint8_t*) =
         (void (*)(void*, size_t, uint8_t*))sym(n, "nettle_hmac_sha1_digest");
     if (!set_key || !upd || !dig) return 1;
-    static const uint8_t k[20] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10,
+    static const uint8_t k[20] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10,
                                   11, 12, 13, 14, 15, 16, 17, 18, 19, 20};
     static const uint8_t m[8] = {0, 0, 0, 0, 0, 0x35, 0xA4, 0x1B};
     _Alignas(16) unsigned char ctx[2048]; /* > sizeof(struct hmac_sha1_ctx) */
@@ -66,11 +66,12 @@ int main(int argc, char** argv) {
   if (h == NULL) return 1;
   if (strcmp(mode, "load") == 0) return 0;
 
-  static const unsigned char key[20] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10,
+  static const unsigned char key[20] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10,
                                         11, 12, 13, 14, 15, 16, 17, 18, 19, 20};
   static const unsigned char msg[8] = {0, 0, 0, 0, 0, 0x35, 0xA4, 0x1B};
   unsigned char out[64];
-  int (*init)(uint64_t, const void*) = (int (*)(uint64_t, const void*))sym(h, "OPENSSL_init_crypto");
+  int (*init)(uint64_t, const void*) =
+      (int (*)(uint64_t, const void*))sym(h, "OPENSSL_init_crypto");
   if (init == NULL) return 1;
   if (strcmp(mode, "init") == 0) return init(0, NULL) == 1 ? 0 : 1;
   if (strcmp(mode, "noconf") == 0) return init(NO_LOAD_CONFIG, NULL) == 1 ? 0 : 1;
@@ -95,8 +96,8 @@ int main(int argc, char** argv) {
     char digest[] = "SHA1";
     params p[2] = {utf8("digest", digest, 0), end()};
     size_t len = 0;
-    if (ctx == NULL || mac_init(ctx, key, sizeof key, p) != 1 || update(ctx, msg, sizeof msg) != 1 ||
-        final(ctx, out, &len, sizeof out) != 1 || len != 20) {
+    if (ctx == NULL || mac_init(ctx, key, sizeof key, p) != 1 ||
+        update(ctx, msg, sizeof msg) != 1 || final(ctx, out, &len, sizeof out) != 1 || len != 20) {
       return 1;
     }
     return 0;
