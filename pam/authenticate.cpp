@@ -106,10 +106,13 @@ AuthResult Flow::run(const std::vector<std::string>& args) {
   std::string required_by = "marked";
   if (requirement && requirement->required()) required_by = requirement->reason;
   const bool required = marked || (requirement && requirement->required());
-  debug(std::string("required=") + (required ? "yes (" + required_by + ")" : "no") + " enrolled=" +
-        (status->enrolled ? "yes" : "no") + " locked=" + (status->locked ? "yes" : "no") +
-        " temp_code=" + (status->temp_code_active ? "active" : "none") +
-        " display=" + (text_display_ ? "text" : "terminal"));
+  if (args_.debug) {  // the line is not even built without `debug`
+    debug(std::string("required=") + (required ? "yes (" + required_by + ")" : "no") +
+          " enrolled=" + (status->enrolled ? "yes" : "no") +
+          " locked=" + (status->locked ? "yes" : "no") +
+          " temp_code=" + (status->temp_code_active ? "active" : "none") +
+          " display=" + (text_display_ ? "text" : "terminal"));
+  }
   if (!status->enrolled) {
     if (!required) return finish(AuthResult::kNotRequired, "not enrolled, not required");
     // PAM_SILENT: the QR code and the key could not be shown, so there is nothing to confirm.

@@ -1,5 +1,6 @@
 #include "pbx/totp/qr.hpp"
 
+#include <dlfcn.h>
 #include <qrencode.h>
 
 #include <cerrno>
@@ -23,6 +24,40 @@ constexpr std::string_view kFull = "\xE2\x96\x88";   // U+2588 FULL BLOCK
 constexpr std::string_view kBlackOnWhite = "\x1B[30;47m";
 constexpr std::string_view kReset = "\x1B[0m";
 
+// libqrencode, loaded when the first QR code is drawn rather than with the module: nearly no
+// login enrolls anyone, and a library the module does not link is one the dynamic linker does
+// not load and relocate in every login (bench/login/PROFILE-issue20.md). By soname, from the
+// system's library directories like a NEEDED entry; RTLD_NODELETE: never unmapped under a host.
+struct Qrencode {
+  decltype(&QRcode_encodeString) encode_string = nullptr;
+  decltype(&QRcode_free) free_code = nullptr;
+  std::string error;  // why it could not be loaded
+};
+
+const Qrencode& qrencode() {
+  static const Qrencode kApi = [] {
+    Qrencode api;
+    void* handle = ::dlopen(PBX_QRENCODE_SONAME, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
+    if (handle == nullptr) {
+      const char* why = ::dlerror();
+      api.error = std::string("libqrencode cannot be loaded: ") +
+                  (why != nullptr ? why : PBX_QRENCODE_SONAME);
+      return api;
+    }
+    auto encode =
+        reinterpret_cast<decltype(&QRcode_encodeString)>(::dlsym(handle, "QRcode_encodeString"));
+    auto free_code = reinterpret_cast<decltype(&QRcode_free)>(::dlsym(handle, "QRcode_free"));
+    if (encode == nullptr || free_code == nullptr) {
+      api.error = "libqrencode (" PBX_QRENCODE_SONAME ") lacks QRcode_encodeString or QRcode_free";
+      return api;
+    }
+    api.encode_string = encode;
+    api.free_code = free_code;
+    return api;
+  }();
+  return kApi;
+}
+
 // Owns a QRcode and wipes its modules (they encode the secret) before freeing it.
 class Symbol {
  public:
@@ -30,7 +65,7 @@ class Symbol {
   ~Symbol() {
     if (code_ != nullptr) {
       wipe(code_->data, static_cast<std::size_t>(code_->width) * code_->width);
-      QRcode_free(code_);
+      qrencode().free_code(code_);  // only ever made by a loaded libqrencode
     }
   }
   Symbol(const Symbol&) = delete;
@@ -51,12 +86,14 @@ class Symbol {
 int half_block_lines(int width) { return (width + 2 * kQuietZone + 1) / 2; }
 
 Result<std::unique_ptr<Symbol>> encode(const SecretString& text) {
+  const Qrencode& lib = qrencode();
+  if (lib.encode_string == nullptr) return make_error(Errc::kInternal, lib.error);
   for (QRecLevel level : {QR_ECLEVEL_M, QR_ECLEVEL_L}) {
     // Case-sensitive with automatic segmentation: the upper-case base32 secret goes into
     // alphanumeric mode, which keeps the symbol a version smaller than all-8-bit.
     errno = 0;
     auto symbol =
-        std::make_unique<Symbol>(QRcode_encodeString(text.str().c_str(), 0, level, QR_MODE_8, 1));
+        std::make_unique<Symbol>(lib.encode_string(text.str().c_str(), 0, level, QR_MODE_8, 1));
     if (!symbol->ok()) {
       if (errno == ERANGE) continue;  // too long for this level; L holds more
       return make_error(Errc::kInternal, "libqrencode could not encode the text");

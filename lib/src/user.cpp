@@ -5,25 +5,48 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 namespace pbx::totp {
+namespace {
+
+// Scratch space for the get*_r lookups, which write what they return into it: not zero-filled
+// (zeroing 16 KiB cost a login about a third of the getpwnam_r itself).
+class LookupBuffer {
+ public:
+  LookupBuffer() = default;
+  char* data() { return data_.get(); }
+  std::size_t size() const { return size_; }
+  // Doubles it, up to `cap`; false when it is already that large.
+  bool grow(std::size_t cap) {
+    if (size_ >= cap) return false;
+    size_ *= 2;
+    data_ = std::make_unique_for_overwrite<char[]>(size_);
+    return true;
+  }
+
+ private:
+  std::size_t size_ = 16384;
+  std::unique_ptr<char[]> data_ = std::make_unique_for_overwrite<char[]>(size_);
+};
+
+}  // namespace
 
 Result<User> lookup_user(std::string_view name) {
   if (name.empty() || name.size() > 256 || name.find('\0') != std::string_view::npos) {
     return make_error(Errc::kNoUser, "invalid user name");
   }
   std::string n(name);
-  std::vector<char> buf(16384);
+  LookupBuffer buf;
   passwd pw{};
   passwd* found = nullptr;
   int rc = 0;
   while ((rc = getpwnam_r(n.c_str(), &pw, buf.data(), buf.size(), &found)) == ERANGE &&
-         buf.size() < (1U << 20)) {
-    buf.resize(buf.size() * 2);
+         buf.grow(1U << 20)) {
   }
   if (rc != 0) return make_error(Errc::kIo, "cannot look up user '" + n + "'");
   if (found == nullptr) return make_error(Errc::kNoUser, "no such user '" + n + "'");
@@ -54,14 +77,13 @@ std::vector<std::string> user_groups(const User& user) {
     gids.resize(static_cast<std::size_t>(count));
   }
   gids.resize(static_cast<std::size_t>(count));
-  std::vector<char> buf(16384);
+  LookupBuffer buf;
   for (gid_t gid : gids) {
     group gr{};
     group* found = nullptr;
     int rc = 0;
     while ((rc = getgrgid_r(gid, &gr, buf.data(), buf.size(), &found)) == ERANGE &&
-           buf.size() < (1U << 22)) {
-      buf.resize(buf.size() * 2);
+           buf.grow(1U << 22)) {
     }
     if (rc == 0 && found != nullptr) names.emplace_back(gr.gr_name);
   }
@@ -73,13 +95,12 @@ Result<std::optional<Group>> lookup_group(std::string_view name) {
     return std::optional<Group>{};
   }
   std::string n(name);
-  std::vector<char> buf(16384);
+  LookupBuffer buf;
   group gr{};
   group* found = nullptr;
   int rc = 0;
   while ((rc = getgrnam_r(n.c_str(), &gr, buf.data(), buf.size(), &found)) == ERANGE &&
-         buf.size() < (1U << 22)) {
-    buf.resize(buf.size() * 2);
+         buf.grow(1U << 22)) {
   }
   // Only "0 and no entry" means no such group; any error code (EIO, ENOENT from a module that
   // could not reach its directory, ERANGE past the cap) may hide a member: fail closed.

@@ -63,6 +63,34 @@ TEST(ModuleExportsTest, ExportsExactlyTheTwoEntryPoints) {
   EXPECT_EQ(names, (std::set<std::string>{"pam_sm_authenticate", "pam_sm_setcred"})) << all;
 }
 
+// A login loads what the module links: libqrencode (enrollment only) is dlopen()ed when a QR code
+// is drawn, libstdc++ is linked in statically (C hosts do not load it), libpq stays in the
+// database plugin (bench/login/PROFILE-issue20.md).
+TEST(ModuleExportsTest, LinksNoLibraryThatOnlyEnrollmentOrTheDatabaseNeeds) {
+  std::string command = std::string("readelf -d '") + kModule + "' 2>/dev/null";
+  FILE* pipe = ::popen(command.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  std::vector<std::string> needed;
+  char line[4096];
+  while (std::fgets(line, sizeof line, pipe) != nullptr) {
+    std::string text(line);
+    std::size_t open = text.find("(NEEDED)");
+    if (open == std::string::npos) continue;
+    std::size_t from = text.find('[', open);
+    std::size_t to = text.find(']', from);
+    if (from != std::string::npos && to != std::string::npos) {
+      needed.push_back(text.substr(from + 1, to - from - 1));
+    }
+  }
+  ASSERT_EQ(::pclose(pipe), 0) << "readelf failed on " << kModule;
+  ASSERT_FALSE(needed.empty());
+  for (const auto& lib : needed) {
+    EXPECT_EQ(lib.find("libqrencode"), std::string::npos) << lib;
+    EXPECT_EQ(lib.find("libstdc++"), std::string::npos) << lib;
+    EXPECT_EQ(lib.find("libpq"), std::string::npos) << lib;
+  }
+}
+
 TEST_F(PamStackTest, AcceptsTheCurrentCode) {
   Enrolled e = files_->enroll(kUser);
   Conversation conv;
