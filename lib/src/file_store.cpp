@@ -60,8 +60,7 @@ Result<StateFile> read_state_file(const std::string& path, uid_t owner, bool wri
     bytes.resize(size);
     std::size_t done = 0;
     while (done < size) {
-      ssize_t n = ::pread(out.fd.get(), bytes.data() + done, size - done,
-                          static_cast<off_t>(done));
+      ssize_t n = ::pread(out.fd.get(), bytes.data() + done, size - done, static_cast<off_t>(done));
       if (n < 0) {
         if (errno == EINTR) continue;
         return state_io_error(path, "cannot read", errno);
@@ -122,8 +121,8 @@ class FileStateTxn final : public StateTxn {
     const std::uint64_t sequence = file_.sequence + 1;
     const std::string slot = encode_state_slot(text, sequence, file_.slot_size);
     if (slot.empty()) {
-      return make_error(Errc::kInternal, std::string(kStateWhat) + " " + path_ +
-                                             ": cannot compute its checksum");
+      return make_error(Errc::kInternal,
+                        std::string(kStateWhat) + " " + path_ + ": cannot compute its checksum");
     }
     const std::size_t offset = static_cast<std::size_t>(target) * file_.slot_size;
     // Whatever happens below, this slot may now hold a part of the new state or all of it: a
@@ -142,7 +141,8 @@ class FileStateTxn final : public StateTxn {
     if (pbx_totp_test_slot_written != nullptr) {
       pbx_totp_test_slot_written(file_.fd.get(), offset, slot.size());
     }
-    if (::fdatasync(file_.fd.get()) != 0) return state_io_error(path_, "cannot flush to disk", errno);
+    if (::fdatasync(file_.fd.get()) != 0)
+      return state_io_error(path_, "cannot flush to disk", errno);
     file_.newest = target;
     file_.sequence = sequence;
     return Ok{};
@@ -156,8 +156,8 @@ class FileStateTxn final : public StateTxn {
     const std::uint64_t sequence = file_.sequence + 1;
     const std::string bytes = encode_state_file(text, sequence, slot_size);
     if (bytes.empty()) {
-      return make_error(Errc::kInternal, std::string(kStateWhat) + " " + path_ +
-                                             ": cannot compute its checksum");
+      return make_error(Errc::kInternal,
+                        std::string(kStateWhat) + " " + path_ + ": cannot compute its checksum");
     }
     WriteOptions opts;
     opts.mode = 0600;

@@ -32,8 +32,8 @@ std::uint64_t get_le(const char* at, std::size_t bytes) {
 // SHA-256 of [from, end): false when OpenSSL fails (then nothing is trusted).
 bool checksum(const char* from, const char* end, unsigned char (&out)[kSumSize]) {
   unsigned int len = 0;
-  return EVP_Digest(from, static_cast<std::size_t>(end - from), out, &len, EVP_sha256(),
-                    nullptr) == 1 &&
+  return EVP_Digest(from, static_cast<std::size_t>(end - from), out, &len, EVP_sha256(), nullptr) ==
+             1 &&
          len == kSumSize;
 }
 

@@ -298,14 +298,10 @@ TEST_F(StateSlotsTest, ATornNewestSlotFallsBackToTheOther) {
          std::string b = read_file(p).value();
          poke(p, at + 40, std::string(1, static_cast<char>(b[at + 40] ^ 1)));
        }},
-      {"header zeroed",
-       [](const std::string& p, std::size_t at, std::size_t) {
-         poke(p, at, std::string(kStateSlotHeaderSize, '\0'));
-       }},
-      {"slot zeroed",
-       [](const std::string& p, std::size_t at, std::size_t) {
-         poke(p, at, std::string(4096, '\0'));
-       }},
+      {"header zeroed", [](const std::string& p, std::size_t at,
+                           std::size_t) { poke(p, at, std::string(kStateSlotHeaderSize, '\0')); }},
+      {"slot zeroed", [](const std::string& p, std::size_t at,
+                         std::size_t) { poke(p, at, std::string(4096, '\0')); }},
   };
   for (const Tear& tear : tears) {
     SCOPED_TRACE(tear.name);
