@@ -476,6 +476,37 @@ TEST_F(StateSlotsTest, RemoveAndResetStillWork) {
   (void)e;
 }
 
+// Reads without the lock while another process writes change after change: every read is one
+// whole state (a slot torn under the reader falls back to the other, or is read again).
+TEST_F(StateSlotsTest, UnlockedReadsDuringChangesSeeWholeStates) {
+  commit(state_with(0));
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    auto opened = open_store(config_);
+    if (!opened.ok()) ::_exit(2);
+    for (int i = 1; i <= 500; ++i) {
+      auto txn = opened.value()->lock_state(alice_);
+      if (!txn.ok() || !txn.value()->commit(state_with(i % 1000)).ok()) ::_exit(1);
+    }
+    ::_exit(0);
+  }
+  int reads = 0;
+  int status = 0;
+  while (::waitpid(pid, &status, WNOHANG) == 0) {
+    auto s = store().peek_state(alice_);
+    ASSERT_TRUE(s.ok()) << s.error().message;
+    ASSERT_EQ(s->enrollment_id, std::string(kIdA));
+    ASSERT_EQ(s->last_success, kT0);
+    ASSERT_GE(s->failures, 0);
+    ASSERT_LT(s->failures, 1000);
+    ++reads;
+  }
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "the writer failed";
+  EXPECT_GT(reads, 0);
+  EXPECT_EQ(peeked_failures(), 500);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Crashes between the slot write and its sync
 
