@@ -3,36 +3,177 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <ctime>
 
 #include "event_log.hpp"
 #include "file_util.hpp"
+#include "pbx/totp/state_file.hpp"
+
+// Test seam (tests/unit/state_slots_test.cpp): called after a slot's bytes are written and
+// before they are synced, so a test can kill the process or tear the slot there. A hidden weak
+// reference: nothing in the module or the CLI defines it, so there it is null and exports
+// nothing (no environment variable, no mutable static).
+extern "C" __attribute__((weak, visibility("hidden"))) void pbx_totp_test_slot_written(
+    int fd, unsigned long long offset, unsigned long long size);
 
 namespace pbx::totp::detail {
 namespace {
 
 constexpr int kLockTimeoutMs = 5000;
+constexpr const char* kStateWhat = "state file";
+
+Error state_io_error(const std::string& path, const char* action, int err) {
+  return make_error(Errc::kIo,
+                    std::string(kStateWhat) + " " + path + ": " + action + ": " + errno_text(err));
+}
+
+// A state file as read (state_file.hpp): the state, and where a change in place would go.
+struct StateFile {
+  Fd fd;  // open for reading and writing (lock_state) while the file exists
+  UserState state;
+  int newest = -1;             // its slot; -1: no two-slot file (none, text format, or replaced)
+  std::uint64_t sequence = 0;  // of that slot (0: none yet)
+  std::size_t slot_size = 0;
+};
+
+// Reads the user's state file: checked like every file the store trusts (regular, owner, no
+// group/other bits, size cap) and with one link only, as a change is written into it in place.
+// A missing file is no state; a file whose slots are both invalid is corrupt, never "no state"
+// (that would reopen replay and clear a lockout). `attempts` > 1 for a read without the lock: a
+// change written meanwhile can tear the slot being read, so read again before calling it
+// corrupt.
+Result<StateFile> read_state_file(const std::string& path, uid_t owner, bool writable,
+                                  int attempts) {
+  FileCheck check{owner, 077, kMaxStateSlotFileSize};
+  check.single_link = true;
+  struct stat st {};
+  auto opened = open_checked_file(path, check, kStateWhat, writable, st);
+  if (!opened) return opened.error();
+  StateFile out;
+  if (!opened->valid()) return out;
+  out.fd = std::move(opened.value());
+  const auto size = static_cast<std::size_t>(st.st_size);
+  SecretString bytes;
+  for (int attempt = 1;; ++attempt) {
+    bytes.resize(size);
+    std::size_t done = 0;
+    while (done < size) {
+      ssize_t n = ::pread(out.fd.get(), bytes.data() + done, size - done, static_cast<off_t>(done));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return state_io_error(path, "cannot read", errno);
+      }
+      if (n == 0) break;  // shorter than its fstat: the size check below refuses it
+      done += static_cast<std::size_t>(n);
+    }
+    bytes.resize(done);
+    auto text = state_file_text(bytes.view(), path);
+    if (!text) {
+      if (attempt < attempts && text.error().code == Errc::kCorrupt) {
+        timespec pause{0, 1000000};  // 1 ms: a slot write takes microseconds
+        ::nanosleep(&pause, nullptr);
+        continue;
+      }
+      return text.error();
+    }
+    auto parsed = parse_state(*text);
+    if (!parsed) {
+      return make_error(parsed.error().code, parsed.error().message + " (" + path + ")");
+    }
+    out.state = std::move(parsed.value());
+    if (!is_text_state_file(bytes.view())) {
+      StateSlots slots = decode_state_slots(bytes.view());
+      out.newest = slots.newest;
+      out.sequence = slots.sequence;
+      out.slot_size = slots.slot_size;
+    }
+    return out;
+  }
+}
 
 class FileStateTxn final : public StateTxn {
  public:
-  FileStateTxn(Fd lock, std::string path, UserState state)
-      : lock_(std::move(lock)), path_(std::move(path)), state_(std::move(state)) {}
-  const UserState& state() const override { return state_; }
+  FileStateTxn(Fd lock, std::string path, StateFile file)
+      : lock_(std::move(lock)), path_(std::move(path)), file_(std::move(file)) {}
+  const UserState& state() const override { return file_.state; }
   Status commit(const UserState& next) override {
-    // No directory fsync for per-login state: a crash may lose the last record, never
-    // consistency (rename is atomic), and it saves a second flush on every login.
-    WriteOptions opts;
-    opts.mode = 0600;
-    opts.sync_dir = false;
-    auto st = write_file_atomic(path_, serialize_state(next), opts, "state file");
-    if (st) state_ = next;
+    const std::string text = serialize_state(next);
+    const std::size_t need = state_slot_size_for(text.size());
+    if (need == 0) {
+      return make_error(Errc::kInternal, std::string(kStateWhat) + " " + path_ +
+                                             ": the state would be larger than " +
+                                             std::to_string(kMaxStateFileSize) + " bytes");
+    }
+    auto st = (file_.newest >= 0 && file_.fd.valid() && need <= file_.slot_size)
+                  ? write_slot(text)
+                  : write_new_file(text, need);
+    if (st) file_.state = next;
     return st;
   }
 
  private:
+  // The usual change: the slot not holding the state, in place, then one fdatasync (no new
+  // inode, no rename, no directory entry: the file's blocks were written when it was made).
+  Status write_slot(const std::string& text) {
+    const int target = 1 - file_.newest;
+    const std::uint64_t sequence = file_.sequence + 1;
+    const std::string slot = encode_state_slot(text, sequence, file_.slot_size);
+    if (slot.empty()) {
+      return make_error(Errc::kInternal,
+                        std::string(kStateWhat) + " " + path_ + ": cannot compute its checksum");
+    }
+    const std::size_t offset = static_cast<std::size_t>(target) * file_.slot_size;
+    // Whatever happens below, this slot may now hold a part of the new state or all of it: a
+    // second commit must not write into it again as if the other slot were older.
+    file_.newest = -1;
+    std::size_t done = 0;
+    while (done < slot.size()) {
+      ssize_t n = ::pwrite(file_.fd.get(), slot.data() + done, slot.size() - done,
+                           static_cast<off_t>(offset + done));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return state_io_error(path_, "cannot write", errno);
+      }
+      done += static_cast<std::size_t>(n);
+    }
+    if (pbx_totp_test_slot_written != nullptr) {
+      pbx_totp_test_slot_written(file_.fd.get(), offset, slot.size());
+    }
+    if (::fdatasync(file_.fd.get()) != 0)
+      return state_io_error(path_, "cannot flush to disk", errno);
+    file_.newest = target;
+    file_.sequence = sequence;
+    return Ok{};
+  }
+
+  // No file yet, one in the text format of earlier releases, or a state outgrowing the slots:
+  // a whole new two-slot file, by temp file, fsync and rename (then the directory's fsync too:
+  // rare, and the in-place changes after it rely on this file being there after a power cut).
+  Status write_new_file(const std::string& text, std::size_t slot_size) {
+    slot_size = std::max(slot_size, file_.slot_size);
+    const std::uint64_t sequence = file_.sequence + 1;
+    const std::string bytes = encode_state_file(text, sequence, slot_size);
+    if (bytes.empty()) {
+      return make_error(Errc::kInternal,
+                        std::string(kStateWhat) + " " + path_ + ": cannot compute its checksum");
+    }
+    WriteOptions opts;
+    opts.mode = 0600;
+    opts.sync_dir = true;
+    if (auto st = write_file_atomic(path_, bytes, opts, kStateWhat); !st) return st;
+    // The fd names the replaced file: a further commit writes a new file again.
+    file_.fd = Fd();
+    file_.newest = -1;
+    file_.sequence = sequence;
+    file_.slot_size = slot_size;
+    return Ok{};
+  }
+
   Fd lock_;  // released (and the flock with it) when the transaction goes away
   std::string path_;
-  UserState state_;
+  StateFile file_;
 };
 
 class FileStore final : public Store {
@@ -110,7 +251,7 @@ class FileStore final : public Store {
     }
     auto lock = lock_file(state_base(user) + ".lock", config_.trusted_uid, kLockTimeoutMs);
     if (!lock) return lock.error();
-    auto r = remove_file(state_base(user) + ".state", "state file");
+    auto r = remove_file(state_base(user) + ".state", kStateWhat);
     if (!r) return r.error();
     if (!removed_secret && !*r) {
       return make_error(Errc::kNotEnrolled, "user '" + user.name + "' is not enrolled");
@@ -128,10 +269,10 @@ class FileStore final : public Store {
     std::string base = state_base(user);
     auto lock = lock_file(base + ".lock", config_.trusted_uid, kLockTimeoutMs);
     if (!lock) return lock.error();
-    auto state = read_state(base + ".state");
-    if (!state) return state.error();
+    auto file = read_state_file(base + ".state", config_.trusted_uid, /*writable=*/true, 1);
+    if (!file) return file.error();
     return std::unique_ptr<StateTxn>(std::make_unique<FileStateTxn>(
-        std::move(lock.value()), base + ".state", std::move(state.value())));
+        std::move(lock.value()), base + ".state", std::move(file.value())));
   }
 
   Result<UserState> peek_state(const User& user) override {
@@ -143,8 +284,12 @@ class FileStore final : public Store {
         !st) {
       return st.error();
     }
-    // Files are replaced by rename, so an unlocked read sees the old or the new state whole.
-    return read_state(state_base(user) + ".state");
+    // A change is written into the slot not holding the state: an unlocked read sees the old
+    // or the new state whole (a slot torn by a write meanwhile is read again).
+    auto file = read_state_file(state_base(user) + ".state", config_.trusted_uid,
+                                /*writable=*/false, 3);
+    if (!file) return file.error();
+    return std::move(file->state);
   }
 
   Result<std::vector<std::string>> enrolled_users() override {
@@ -175,15 +320,6 @@ class FileStore final : public Store {
                   loc.path.compare(0, home.size(), home) == 0 && loc.path[home.size()] == '/';
     loc.owner = loc.in_home ? user.uid : config_.trusted_uid;
     return loc;
-  }
-
-  Result<UserState> read_state(const std::string& path) const {
-    auto text = read_private_file(path, config_.trusted_uid, kMaxStateFileSize, "state file");
-    if (!text) return text.error();
-    if (!text->has_value()) return UserState{};
-    auto parsed = parse_state((*text)->view());
-    if (!parsed) return make_error(parsed.error().code, parsed.error().message + " (" + path + ")");
-    return parsed;
   }
 
   std::string state_base(const User& user) const {

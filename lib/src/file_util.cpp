@@ -110,6 +110,10 @@ Status check_stat(const struct stat& st, const std::string& path, const FileChec
   if (static_cast<std::size_t>(st.st_size) > max_size) {
     return make_error(Errc::kUnsafe, prefix + "larger than " + std::to_string(max_size) + " bytes");
   }
+  if (check.single_link && st.st_nlink != 1) {
+    return make_error(Errc::kUnsafe,
+                      prefix + "has " + std::to_string(st.st_nlink) + " hard links (must be 1)");
+  }
   return Ok{};
 }
 
@@ -211,13 +215,22 @@ Result<Fd> open_checked_file(const std::string& path, uid_t owner, mode_t forbid
 }
 
 Result<Fd> open_checked_file(const std::string& path, const FileCheck& check, const char* what) {
-  Fd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+  struct stat st {};
+  return open_checked_file(path, check, what, /*writable=*/false, st);
+}
+
+Result<Fd> open_checked_file(const std::string& path, const FileCheck& check, const char* what,
+                             bool writable, struct stat& st) {
+  Fd fd(::open(path.c_str(),
+               (writable ? O_RDWR : O_RDONLY) | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
   if (!fd.valid()) {
     int err = errno;
     if (err == ENOENT) return Fd();
+    if (err == EISDIR) {  // only an open for writing fails so; a read-only one passes to fstat
+      return make_error(Errc::kUnsafe, std::string(what) + " " + path + ": not a regular file");
+    }
     return io_error(what, path, "cannot open", err);
   }
-  struct stat st {};
   if (::fstat(fd.get(), &st) != 0) return io_error(what, path, "cannot stat", errno);
   if (auto ok = check_stat(st, path, check, what); !ok) return ok.error();
   if (check.trusted_parents) {

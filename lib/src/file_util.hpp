@@ -62,6 +62,10 @@ class FsIds {
 // `check`. An invalid Fd when missing. `what` names the file in messages ("import source").
 Result<Fd> open_checked_file(const std::string& path, const FileCheck& check, const char* what);
 
+// The same, opened for reading and writing when `writable`, with the fstat it checked in `st`.
+Result<Fd> open_checked_file(const std::string& path, const FileCheck& check, const char* what,
+                             bool writable, struct stat& st);
+
 // The same, read to its end (wiped when it goes away); nullopt when missing.
 Result<std::optional<SecretString>> read_checked_file(const std::string& path,
                                                       const FileCheck& check, const char* what);

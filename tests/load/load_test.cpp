@@ -414,7 +414,7 @@ TEST_F(LoadTest, TwoThousandLoginsFromEightWorkersHaveTheOutcomesThePolicySays) 
 
   // The state files afterwards.
   for (int u = 0; u < kUsers; ++u) {
-    auto state = totp::parse_state(read_all(files_->state_file(user_name(u))));
+    auto state = totp::parse_state(state_text(files_->state_file(user_name(u))));
     ASSERT_TRUE(state) << user_name(u);
     if (is_lockout_user(u)) {
       EXPECT_EQ(mark(*state).last_step, S) << user_name(u);

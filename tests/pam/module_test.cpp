@@ -185,7 +185,7 @@ TEST_F(PamStackTest, AStrangerWithoutThePasswordCannotMoveTheFailureCounter) {
       ASSERT_EQ(conv.prompts.size(), 1u) << "only the password is asked";
       EXPECT_TRUE(conv.messages.empty()) << conv.messages[0].text;
     }
-    auto state = totp::parse_state(read_all(files_->state_file(kUser)));
+    auto state = totp::parse_state(state_text(files_->state_file(kUser)));
     ASSERT_TRUE(state.ok()) << state.error().message;
     EXPECT_EQ(state->failures, 0);
     EXPECT_EQ(state->locked_until, 0);
@@ -193,7 +193,7 @@ TEST_F(PamStackTest, AStrangerWithoutThePasswordCannotMoveTheFailureCounter) {
     // The counter is live in this stack: the password holder's wrong code does count.
     s.answers = {"the-right-password", e.wrong_code_at(unix_now())};
     EXPECT_EQ(login(s), PAM_AUTH_ERR);
-    state = totp::parse_state(read_all(files_->state_file(kUser)));
+    state = totp::parse_state(state_text(files_->state_file(kUser)));
     ASSERT_TRUE(state.ok()) << state.error().message;
     EXPECT_EQ(state->failures, 1);
     e = files_->enroll(kUser);  // a fresh enrollment, fresh state, for the next stack

@@ -26,6 +26,7 @@
 #include "pbx/totp/recovery.hpp"
 #include "pbx/totp/secret.hpp"
 #include "pbx/totp/state.hpp"
+#include "pbx/totp/state_file.hpp"
 #include "pbx/totp/store.hpp"
 #include "pbx/totp/user.hpp"
 
@@ -205,6 +206,15 @@ inline std::string read_all(const std::string& path) {
   while ((n = ::read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<std::size_t>(n));
   ::close(fd);
   return out;
+}
+
+// The state text of a state file (pbx/totp/state_file.hpp: the newest valid slot, or a
+// text-format file as it is); throws when there is none.
+inline std::string state_text(const std::string& path) {
+  std::string bytes = read_all(path);
+  auto text = totp::state_file_text(bytes, path);
+  if (!text) throw std::runtime_error(text.error().message);
+  return std::string(*text);
 }
 
 // Replaces `path` (a file) by something else made by `make_other(path)`.

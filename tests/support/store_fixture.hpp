@@ -39,6 +39,7 @@
 #include "pbx/totp/result.hpp"
 #include "pbx/totp/secret.hpp"
 #include "pbx/totp/state.hpp"
+#include "pbx/totp/state_file.hpp"
 #include "pbx/totp/store.hpp"
 #include "pbx/totp/user.hpp"
 #include "pbx/totp/verifier.hpp"
@@ -413,6 +414,18 @@ class StoreFixture : public ::testing::Test {
                        "'");
     }
     return read_file(state_file(user)).value_or("");
+  }
+  // The state text stored: the column, or what the state file's newest valid slot holds
+  // (pbx/totp/state_file.hpp; a text-format file as it is). "" when there is none.
+  std::string stored_state_text(const User& user) const {
+    std::string bytes = stored_state(user);
+    if (on_database() || bytes.empty()) return bytes;
+    auto text = state_file_text(bytes, state_file(user));
+    if (!text) {
+      ADD_FAILURE() << text.error().message;
+      return "";
+    }
+    return std::string(*text);
   }
 
   std::string secret_file(const User& user) const { return secrets_dir_ + "/" + user.name; }

@@ -409,7 +409,7 @@ TEST_F(EventReviewLog, AHostileRhostCannotBreakOrExtendTheState) {
     auto r = v.verify(alice_, "000000", host);
     ASSERT_TRUE(is_ok(r));
     EXPECT_EQ(r->verdict, Verdict::kRejected);
-    const std::string text = stored_state(alice_);
+    const std::string text = stored_state_text(alice_);
     auto parsed = parse_state(text);
     ASSERT_TRUE(is_ok(parsed)) << "state unreadable after rhost " << ::testing::PrintToString(host);
     EXPECT_LE(parsed->last_failure_rhost.size(), kMaxRhostText);

@@ -16,6 +16,7 @@
 #include "pbx/totp/clock.hpp"
 #include "pbx/totp/enrollment.hpp"
 #include "pbx/totp/state.hpp"
+#include "pbx/totp/state_file.hpp"
 #include "pbx/totp/store.hpp"
 #include "pbx/totp/verifier.hpp"
 #include "root.hpp"
@@ -568,7 +569,7 @@ TEST_F(FileStoreTest, OversizeStateIsUnsafe) {
   PBX_SKIP_UNLESS_ROOT("the store trusts only root-owned files");
   enroll_and_login();
   std::string text = read_file(state_file(alice_)).value();
-  plant_state(text + std::string(kMaxStateFileSize, '\n'));
+  plant_state(text + std::string(kMaxStateSlotFileSize, '\n'));
   expect_state_refused(Errc::kUnsafe, "over the cap");
 }
 
@@ -584,7 +585,10 @@ TEST_F(FileStoreTest, DamagedStateIsCorruptAndNotRepaired) {
     locked.locked_until = kT0 + 3600;
     ASSERT_TRUE(is_ok(txn.value()->commit(locked)));
   }
-  std::string text = read_file(state_file(alice_)).value();
+  // As a text-format file (the format of earlier releases, still read): damage to the slots
+  // of today's format is state_slots_test.cpp's.
+  std::string text = stored_state_text(alice_);
+  ASSERT_EQ(text.rfind("version ", 0), 0u);
   plant_state(text.substr(0, 4));
   expect_state_refused(Errc::kCorrupt, "truncated");
   plant_state("");
@@ -592,7 +596,7 @@ TEST_F(FileStoreTest, DamagedStateIsCorruptAndNotRepaired) {
   plant_state("\x01\x02garbage\xff\n");
   expect_state_refused(Errc::kCorrupt, "garbage");
   std::string with_nul = text;
-  with_nul.insert(with_nul.find("version 1") + 9, 1, '\0');
+  with_nul.insert(with_nul.find("version ") + 9, 1, '\0');
   plant_state(with_nul);
   expect_state_refused(Errc::kCorrupt, "NUL byte");
   plant_state(text + "failures 0\n");

@@ -556,7 +556,7 @@ TEST_F(VerifierTest, GraceStoresNoHostNameAndStaysBounded) {
     ASSERT_EQ(verify(alice_, code(), host).verdict, Verdict::kAccepted) << i;
     EXPECT_EQ(in_grace(alice_, host), true) << i;
   }
-  std::string text = stored_state(alice_);
+  std::string text = stored_state_text(alice_);
   ASSERT_NE(text, "");
   EXPECT_EQ(text.find("example.org"), std::string::npos) << "host name stored in the state";
   UserState state = read_state(alice_);

@@ -21,6 +21,9 @@ struct FileCheck {
   mode_t forbidden_mode = 077;  // permission bits the file must not have (0: any mode)
   std::size_t max_size = std::size_t{64} * 1024;  // larger files are refused
   bool follow_symlinks = false;  // read_checked_text only: resolve links instead of refusing
+  // Refuse a file with another hard link: one written in place (the state file) must not
+  // change a file of another name.
+  bool single_link = false;
   // For files root trusts (config, fleet key, plugin, a secret outside a home): every directory
   // above the file's real path up to / must be owned by root (or by `owner`) and not writable
   // by group or others, as OpenSSH checks its key paths; whoever may write a directory can
