@@ -7,11 +7,12 @@
 // SHA-256/512 siblings call no provider and never initialise the library. They are deprecated in
 // OpenSSL 3.0 but shipped, hence OPENSSL_SUPPRESS_DEPRECATED, defined in this file only. The digest
 // itself remains OpenSSL's; only the RFC 2104 construction around it is ours. If a future OpenSSL
-// drops the low-level API, return to EVP_MAC (the Hmac class before issue 20, lib/src/hotp.cpp
-// in git history), whose cost is then that of the provider set-up again.
+// drops the low-level API, return to EVP_MAC (the Hmac class in lib/src/hotp.cpp at f3865e4),
+// whose cost is then that of the provider set-up again.
 //
-// A FIPS-configured host: these functions are outside any provider, so the site configuration
-// does not govern them; TOTP's HMAC-SHA1 is a login factor, not a FIPS service.
+// Trade-off to keep in mind: these functions are outside the provider machinery, so a site
+// configuration (a FIPS-only openssl.cnf, `default_properties = fips=yes`) does not govern the
+// login's HMAC any more, as it did with EVP_MAC. See bench/login/PROFILE-issue20.md.
 #define OPENSSL_SUPPRESS_DEPRECATED
 
 #include "hmac.hpp"
@@ -169,8 +170,8 @@ namespace detail {
 std::array<unsigned char, kSha256Size> sha256(std::string_view data) noexcept {
   std::array<unsigned char, kSha256Size> md{};
   SHA256_CTX ctx;
-  // Cannot fail for in-memory input (OpenSSL's SHA256_* always return 1); a zero digest if
-  // it ever did, which matches no stored value.
+  // OpenSSL 3.0's SHA256_Init/Update/Final always return 1; should one ever fail, the digest
+  // is all zeros rather than uninitialised memory.
   if (SHA256_Init(&ctx) != 1 || SHA256_Update(&ctx, data.data(), data.size()) != 1 ||
       SHA256_Final(md.data(), &ctx) != 1) {
     md.fill(0);
