@@ -1,12 +1,10 @@
 #include "pbx/totp/hotp.hpp"
 
-#include <openssl/core_names.h>
-#include <openssl/evp.h>
-#include <openssl/params.h>
 #include <openssl/rand.h>
 
 #include <cctype>
-#include <cstring>
+
+#include "hmac.hpp"
 
 namespace pbx::totp {
 
@@ -44,80 +42,6 @@ std::size_t secret_size(Algorithm algorithm) noexcept {
   return 20;
 }
 
-namespace {
-// HMAC with its digest chosen, made once per process; every Hmac copies it, so a login does
-// not look up the implementation and the digest by name again.
-class HmacPrototype {
- public:
-  explicit HmacPrototype(const char* digest_name) {
-    EVP_MAC* mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
-    if (mac == nullptr) return;
-    EVP_MAC_CTX* ctx = EVP_MAC_CTX_new(mac);
-    EVP_MAC_free(mac);
-    if (ctx == nullptr) return;
-    char digest[8];
-    std::strncpy(digest, digest_name, sizeof digest - 1);
-    digest[sizeof digest - 1] = '\0';
-    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
-                           OSSL_PARAM_construct_end()};
-    if (EVP_MAC_CTX_set_params(ctx, params) != 1) {
-      EVP_MAC_CTX_free(ctx);
-      return;
-    }
-    ctx_ = ctx;
-  }
-  ~HmacPrototype() { EVP_MAC_CTX_free(ctx_); }
-  HmacPrototype(const HmacPrototype&) = delete;
-  HmacPrototype& operator=(const HmacPrototype&) = delete;
-  EVP_MAC_CTX* copy() const { return ctx_ != nullptr ? EVP_MAC_CTX_dup(ctx_) : nullptr; }
-
- private:
-  EVP_MAC_CTX* ctx_ = nullptr;
-};
-
-const HmacPrototype& prototype(Algorithm algorithm) {
-  switch (algorithm) {
-    case Algorithm::kSha256: {
-      static const HmacPrototype kSha256("SHA256");
-      return kSha256;
-    }
-    case Algorithm::kSha512: {
-      static const HmacPrototype kSha512("SHA512");
-      return kSha512;
-    }
-    case Algorithm::kSha1:
-      break;
-  }
-  static const HmacPrototype kSha1("SHA1");
-  return kSha1;
-}
-}  // namespace
-
-Hmac::Hmac(Algorithm algorithm, const SecretBytes& key) {
-  EVP_MAC_CTX* ctx = prototype(algorithm).copy();
-  if (ctx == nullptr) return;
-  static const std::uint8_t kEmpty = 0;
-  const std::uint8_t* k = key.empty() ? &kEmpty : key.data();
-  if (EVP_MAC_init(ctx, k, key.size(), nullptr) != 1) {
-    EVP_MAC_CTX_free(ctx);
-    return;
-  }
-  ctx_ = ctx;
-}
-
-Hmac::~Hmac() { EVP_MAC_CTX_free(static_cast<EVP_MAC_CTX*>(ctx_)); }
-
-std::size_t Hmac::mac(const std::uint8_t* data, std::size_t size, std::uint8_t* out) noexcept {
-  auto* ctx = static_cast<EVP_MAC_CTX*>(ctx_);
-  if (ctx == nullptr) return 0;
-  // Re-initialising with a null key reuses the prepared key: no key schedule per code.
-  if (EVP_MAC_init(ctx, nullptr, 0, nullptr) != 1) return 0;
-  if (EVP_MAC_update(ctx, data, size) != 1) return 0;
-  std::size_t len = 0;
-  if (EVP_MAC_final(ctx, out, &len, EVP_MAX_MD_SIZE) != 1) return 0;
-  return len;
-}
-
 std::optional<std::uint32_t> hotp(Hmac& hmac, std::uint64_t counter, int digits) noexcept {
   if (digits < kMinDigits || digits > kMaxDigits) return std::nullopt;
   std::uint8_t msg[8];
@@ -125,7 +49,7 @@ std::optional<std::uint32_t> hotp(Hmac& hmac, std::uint64_t counter, int digits)
     msg[i] = static_cast<std::uint8_t>(counter & 0xFFU);
     counter >>= 8;
   }
-  std::uint8_t out[EVP_MAX_MD_SIZE];
+  std::uint8_t out[detail::kMaxMacSize];
   std::size_t len = hmac.mac(msg, sizeof msg, out);
   if (len < 20) {
     wipe(out, sizeof out);

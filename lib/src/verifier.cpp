@@ -1,12 +1,12 @@
 #include "pbx/totp/verifier.hpp"
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 
 #include <algorithm>
 
 #include "device_marks.hpp"
 #include "hex.hpp"
+#include "hmac.hpp"
 #include "pbx/totp/code_shape.hpp"
 #include "pbx/totp/hotp.hpp"
 #include "pbx/totp/recovery.hpp"
@@ -43,14 +43,11 @@ DeviceMark mark_of(const Device& d, const UserState& state) {
 
 namespace {
 
-// 16 bytes of SHA-256: enough to tell hosts apart without keeping their names.
+// 16 bytes of SHA-256: enough to tell hosts apart without keeping their names. detail::sha256,
+// not EVP_Digest: a grace login must not pay OpenSSL's provider set-up (issue 20).
 std::string host_key(std::string_view rhost) {
-  std::uint8_t md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  if (EVP_Digest(rhost.data(), rhost.size(), md, &len, EVP_sha256(), nullptr) != 1 || len < 16) {
-    return {};
-  }
-  return detail::to_hex(md, 16);
+  const auto md = detail::sha256(rhost);
+  return detail::to_hex(md.data(), 16);
 }
 
 int recovery_left(const Enrollment& e, const UserState& s) {

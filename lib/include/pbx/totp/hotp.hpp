@@ -31,7 +31,7 @@ class Hmac {
   std::size_t mac(const std::uint8_t* data, std::size_t size, std::uint8_t* out) noexcept;
 
  private:
-  void* ctx_ = nullptr;  // EVP_MAC_CTX, kept opaque so no OpenSSL header leaks out
+  void* ctx_ = nullptr;  // the prepared key (lib/src/hmac.cpp), opaque: no OpenSSL header leaks out
 };
 
 // Dynamic truncation of RFC 4226 §5.3; returns the code as a number (< 10^digits),
