@@ -1,9 +1,10 @@
 #include "pbx/totp/state_file.hpp"
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 
 #include <cstring>
+
+#include "hmac.hpp"
 
 namespace pbx::totp {
 namespace {
@@ -29,12 +30,13 @@ std::uint64_t get_le(const char* at, std::size_t bytes) {
   return v;
 }
 
-// SHA-256 of [from, end): false when OpenSSL fails (then nothing is trusted).
+// SHA-256 of [from, end), through detail::sha256: EVP_Digest would initialise OpenSSL and its
+// provider in every login of a cold host (bench/login/PROFILE-issue20.md).
 bool checksum(const char* from, const char* end, unsigned char (&out)[kSumSize]) {
-  unsigned int len = 0;
-  return EVP_Digest(from, static_cast<std::size_t>(end - from), out, &len, EVP_sha256(), nullptr) ==
-             1 &&
-         len == kSumSize;
+  static_assert(kSumSize == detail::kSha256Size);
+  const auto sum = detail::sha256(std::string_view(from, static_cast<std::size_t>(end - from)));
+  std::memcpy(out, sum.data(), kSumSize);
+  return true;
 }
 
 struct Slot {
