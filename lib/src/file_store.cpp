@@ -49,7 +49,7 @@ Result<StateFile> read_state_file(const std::string& path, uid_t owner, bool wri
   FileCheck check{owner, 077, kMaxStateSlotFileSize};
   check.single_link = true;
   struct stat st {};
-  auto opened = open_checked_file(path, check, kStateWhat, writable, st);
+  auto opened = open_checked_file(path, check, kStateWhat, writable, st, nullptr);
   if (!opened) return opened.error();
   StateFile out;
   if (!opened->valid()) return out;
@@ -185,28 +185,42 @@ class FileStore final : public Store {
     if (!where) return where.error();
     FsIds ids(where->in_home ? user.uid : geteuid(), where->in_home ? user.gid : getegid());
     if (!ids.ok()) return make_error(Errc::kIo, "cannot switch to the user's filesystem ids");
+    if (auto same = loaded_unchanged(*where)) return *same;
+    loaded_.reset();
     // Outside a home the secret is root's: so must its directories be. (A home is the user's
     // anyway; the user's own ids read it there.)
     FileCheck check{where->owner, 077, kMaxSecretFileSize};
     check.trusted_parents = !where->in_home;
-    auto text = read_checked_file(where->path, check, "secret file");
+    timespec read_at{};
+    (void)::clock_gettime(CLOCK_REALTIME, &read_at);
+    struct stat st {};
+    auto text = read_checked_file(where->path, check, "secret file", &dirs_, &st);
     if (!text) return text.error();
     if (!text->has_value()) {
       return make_error(Errc::kNotEnrolled, "user '" + user.name + "' is not enrolled");
     }
     auto e = parse_enrollment((*text)->view());
     if (!e) return make_error(e.error().code, e.error().message + " (" + where->path + ")");
+    // Kept for this login's next load (status, then verify under the lock), unless the file
+    // changed too recently for its times to tell a later change from this content.
+    if (st.st_ctim.tv_sec + kRacyCtimeSeconds < read_at.tv_sec &&
+        st.st_mtim.tv_sec + kRacyCtimeSeconds < read_at.tv_sec) {
+      loaded_.emplace(LoadedSecret{where->path, where->owner, where->in_home, st, *e});
+    }
     return e;
   }
 
   Status save(const User& user, const Enrollment& enrollment, bool overwrite) override {
+    loaded_.reset();
     auto where = locate(user);
     if (!where) return where.error();
     FsIds ids(where->in_home ? user.uid : geteuid(), where->in_home ? user.gid : getegid());
     if (!ids.ok()) return make_error(Errc::kIo, "cannot switch to the user's filesystem ids");
     if (!where->in_home) {
       // Root's secret goes only into root's directories: whoever may write one could move it.
-      if (auto st = check_trusted_dir_of(where->path, where->owner, "secret file"); !st) return st;
+      if (auto st = check_trusted_dir_of(where->path, where->owner, "secret file", &dirs_); !st) {
+        return st;
+      }
     }
     SecretString text(serialize_enrollment(enrollment));
     WriteOptions opts;
@@ -232,6 +246,7 @@ class FileStore final : public Store {
   }
 
   Result<bool> remove_secret(const User& user) override {
+    loaded_.reset();
     auto where = locate(user);
     if (!where) return where.error();
     FsIds ids(where->in_home ? user.uid : geteuid(), where->in_home ? user.gid : getegid());
@@ -243,7 +258,8 @@ class FileStore final : public Store {
     auto removed = remove_secret(user);
     if (!removed) return removed.error();
     const bool removed_secret = *removed;
-    if (auto st = check_private_dir(config_.state_dir, config_.trusted_uid, false, "state_dir");
+    if (auto st =
+            check_private_dir(config_.state_dir, config_.trusted_uid, false, "state_dir", &dirs_);
         !st) {
       if (!removed_secret) return st;
       // The secret is gone; state that cannot be reached belongs to no enrollment any more.
@@ -261,8 +277,8 @@ class FileStore final : public Store {
 
   Result<std::unique_ptr<StateTxn>> lock_state(const User& user) override {
     bool can_create = geteuid() == config_.trusted_uid;
-    if (auto st =
-            check_private_dir(config_.state_dir, config_.trusted_uid, can_create, "state_dir");
+    if (auto st = check_private_dir(config_.state_dir, config_.trusted_uid, can_create, "state_dir",
+                                    &dirs_);
         !st) {
       return st.error();
     }
@@ -276,14 +292,13 @@ class FileStore final : public Store {
   }
 
   Result<UserState> peek_state(const User& user) override {
-    struct stat st_dir {};
-    if (::lstat(config_.state_dir.c_str(), &st_dir) != 0 && errno == ENOENT) {
-      return UserState{};  // not created yet: nothing has been recorded
-    }
-    if (auto st = check_private_dir(config_.state_dir, config_.trusted_uid, false, "state_dir");
+    bool missing = false;
+    if (auto st = check_private_dir(config_.state_dir, config_.trusted_uid, false, "state_dir",
+                                    &dirs_, &missing);
         !st) {
       return st.error();
     }
+    if (missing) return UserState{};  // not created yet: nothing has been recorded
     // A change is written into the slot not holding the state: an unlocked read sees the old
     // or the new state whole (a slot torn by a write meanwhile is read again).
     auto file = read_state_file(state_base(user) + ".state", config_.trusted_uid,
@@ -326,7 +341,47 @@ class FileStore final : public Store {
     return config_.state_dir + "/" + file_name_for_user(user.name);
   }
 
+  // The secret this store last read, with the fstat it was checked with.
+  struct LoadedSecret {
+    std::string path;
+    uid_t owner = 0;
+    bool in_home = false;
+    struct stat st {};
+    Enrollment enrollment;
+  };
+
+  // The enrollment read before when the file at its path is still that file, unchanged: same
+  // inode, size, mtime and ctime (writers replace a secret by rename, a new inode; a change in
+  // place, a chmod, chown or another link moves ctime). One lstat, with the ids of the read.
+  std::optional<Enrollment> loaded_unchanged(const Location& where) const {
+    if (!loaded_ || loaded_->path != where.path || loaded_->owner != where.owner ||
+        loaded_->in_home != where.in_home) {
+      return std::nullopt;
+    }
+    struct stat now {};
+    if (::lstat(where.path.c_str(), &now) != 0) return std::nullopt;
+    const struct stat& was = loaded_->st;
+    auto same_time = [](const timespec& a, const timespec& b) {
+      return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
+    };
+    if (!S_ISREG(now.st_mode) || now.st_dev != was.st_dev || now.st_ino != was.st_ino ||
+        now.st_size != was.st_size || now.st_mode != was.st_mode || now.st_uid != was.st_uid ||
+        now.st_nlink != was.st_nlink || !same_time(now.st_mtim, was.st_mtim) ||
+        !same_time(now.st_ctim, was.st_ctim)) {
+      return std::nullopt;
+    }
+    return loaded_->enrollment;
+  }
+
+  // A file changed within this many seconds of being read is read again next time: timestamps
+  // are coarser than the clock (a tick or, on some filesystems, seconds), so a change in place
+  // right after the read could leave them as they were.
+  static constexpr std::int64_t kRacyCtimeSeconds = 1;
+
   Config config_;
+  // For this store's lifetime only (a login, a command): see TrustedDirs.
+  TrustedDirs dirs_;
+  std::optional<LoadedSecret> loaded_;
 };
 
 }  // namespace
