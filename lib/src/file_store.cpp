@@ -178,12 +178,13 @@ class FileStateTxn final : public StateTxn {
 
 class FileStore final : public Store {
  public:
-  explicit FileStore(const Config& config) : config_(config) {}
+  explicit FileStore(const Config& config)
+      : config_(config), euid_(::geteuid()), egid_(::getegid()) {}
 
   Result<Enrollment> load(const User& user) override {
     auto where = locate(user);
     if (!where) return where.error();
-    FsIds ids(where->in_home ? user.uid : geteuid(), where->in_home ? user.gid : getegid());
+    FsIds ids(where->in_home ? user.uid : euid_, where->in_home ? user.gid : egid_, euid_);
     if (!ids.ok()) return make_error(Errc::kIo, "cannot switch to the user's filesystem ids");
     if (auto same = loaded_unchanged(*where)) return *same;
     loaded_.reset();
@@ -214,7 +215,7 @@ class FileStore final : public Store {
     loaded_.reset();
     auto where = locate(user);
     if (!where) return where.error();
-    FsIds ids(where->in_home ? user.uid : geteuid(), where->in_home ? user.gid : getegid());
+    FsIds ids(where->in_home ? user.uid : euid_, where->in_home ? user.gid : egid_, euid_);
     if (!ids.ok()) return make_error(Errc::kIo, "cannot switch to the user's filesystem ids");
     if (!where->in_home) {
       // Root's secret goes only into root's directories: whoever may write one could move it.
@@ -233,7 +234,7 @@ class FileStore final : public Store {
   Status check_saveable(const User& user) override {
     auto where = locate(user);
     if (!where) return where.error();
-    FsIds ids(where->in_home ? user.uid : geteuid(), where->in_home ? user.gid : getegid());
+    FsIds ids(where->in_home ? user.uid : euid_, where->in_home ? user.gid : egid_, euid_);
     if (!ids.ok()) return make_error(Errc::kIo, "cannot switch to the user's filesystem ids");
     std::string dir = where->path.substr(0, where->path.rfind('/'));
     if (dir.empty()) dir = "/";
@@ -249,7 +250,7 @@ class FileStore final : public Store {
     loaded_.reset();
     auto where = locate(user);
     if (!where) return where.error();
-    FsIds ids(where->in_home ? user.uid : geteuid(), where->in_home ? user.gid : getegid());
+    FsIds ids(where->in_home ? user.uid : euid_, where->in_home ? user.gid : egid_, euid_);
     if (!ids.ok()) return make_error(Errc::kIo, "cannot switch to the user's filesystem ids");
     return remove_file(where->path, "secret file");
   }
@@ -276,7 +277,7 @@ class FileStore final : public Store {
   }
 
   Result<std::unique_ptr<StateTxn>> lock_state(const User& user) override {
-    bool can_create = geteuid() == config_.trusted_uid;
+    bool can_create = euid_ == config_.trusted_uid;
     if (auto st = check_private_dir(config_.state_dir, config_.trusted_uid, can_create, "state_dir",
                                     &dirs_);
         !st) {
@@ -379,6 +380,9 @@ class FileStore final : public Store {
   static constexpr std::int64_t kRacyCtimeSeconds = 1;
 
   Config config_;
+  // Asked once: a store serves one login or one command, which does not change its ids.
+  uid_t euid_;
+  gid_t egid_;
   // For this store's lifetime only (a login, a command): see TrustedDirs.
   TrustedDirs dirs_;
   std::optional<LoadedSecret> loaded_;

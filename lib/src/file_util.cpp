@@ -37,8 +37,10 @@ std::string errno_text(int err) {
   return s;
 }
 
-FsIds::FsIds(uid_t uid, gid_t gid) {
-  if (geteuid() != 0) return;  // not root: we already act as ourselves
+FsIds::FsIds(uid_t uid, gid_t gid) : FsIds(uid, gid, ::geteuid()) {}
+
+FsIds::FsIds(uid_t uid, gid_t gid, uid_t euid) {
+  if (euid != 0) return;  // not root: we already act as ourselves
   old_uid_ = static_cast<uid_t>(setfsuid(static_cast<uid_t>(-1)));
   old_gid_ = static_cast<gid_t>(setfsgid(static_cast<gid_t>(-1)));
   if (old_uid_ == uid && old_gid_ == gid) return;

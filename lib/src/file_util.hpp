@@ -42,6 +42,8 @@ class Fd {
 class FsIds {
  public:
   FsIds(uid_t uid, gid_t gid);
+  // The same for a caller that knows the effective uid already (one geteuid fewer).
+  FsIds(uid_t uid, gid_t gid, uid_t euid);
   ~FsIds();
   FsIds(const FsIds&) = delete;
   FsIds& operator=(const FsIds&) = delete;
