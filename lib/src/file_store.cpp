@@ -49,7 +49,7 @@ Result<StateFile> read_state_file(const std::string& path, uid_t owner, bool wri
   FileCheck check{owner, 077, kMaxStateSlotFileSize};
   check.single_link = true;
   struct stat st {};
-  auto opened = open_checked_file(path, check, kStateWhat, writable, st);
+  auto opened = open_checked_file(path, check, kStateWhat, writable, st, nullptr);
   if (!opened) return opened.error();
   StateFile out;
   if (!opened->valid()) return out;
@@ -178,18 +178,21 @@ class FileStateTxn final : public StateTxn {
 
 class FileStore final : public Store {
  public:
-  explicit FileStore(const Config& config) : config_(config) {}
+  explicit FileStore(const Config& config)
+      : config_(config), euid_(::geteuid()), egid_(::getegid()) {}
 
   Result<Enrollment> load(const User& user) override {
     auto where = locate(user);
     if (!where) return where.error();
-    FsIds ids(where->in_home ? user.uid : geteuid(), where->in_home ? user.gid : getegid());
+    FsIds ids(where->in_home ? user.uid : euid_, where->in_home ? user.gid : egid_, euid_);
     if (!ids.ok()) return make_error(Errc::kIo, "cannot switch to the user's filesystem ids");
     // Outside a home the secret is root's: so must its directories be. (A home is the user's
     // anyway; the user's own ids read it there.)
     FileCheck check{where->owner, 077, kMaxSecretFileSize};
     check.trusted_parents = !where->in_home;
-    auto text = read_checked_file(where->path, check, "secret file");
+    // Read again by every load (status, then verify under the lock): the decoded key is not
+    // kept in memory while the user types the code.
+    auto text = read_checked_file(where->path, check, "secret file", &dirs_);
     if (!text) return text.error();
     if (!text->has_value()) {
       return make_error(Errc::kNotEnrolled, "user '" + user.name + "' is not enrolled");
@@ -202,11 +205,13 @@ class FileStore final : public Store {
   Status save(const User& user, const Enrollment& enrollment, bool overwrite) override {
     auto where = locate(user);
     if (!where) return where.error();
-    FsIds ids(where->in_home ? user.uid : geteuid(), where->in_home ? user.gid : getegid());
+    FsIds ids(where->in_home ? user.uid : euid_, where->in_home ? user.gid : egid_, euid_);
     if (!ids.ok()) return make_error(Errc::kIo, "cannot switch to the user's filesystem ids");
     if (!where->in_home) {
       // Root's secret goes only into root's directories: whoever may write one could move it.
-      if (auto st = check_trusted_dir_of(where->path, where->owner, "secret file"); !st) return st;
+      if (auto st = check_trusted_dir_of(where->path, where->owner, "secret file", &dirs_); !st) {
+        return st;
+      }
     }
     SecretString text(serialize_enrollment(enrollment));
     WriteOptions opts;
@@ -219,7 +224,7 @@ class FileStore final : public Store {
   Status check_saveable(const User& user) override {
     auto where = locate(user);
     if (!where) return where.error();
-    FsIds ids(where->in_home ? user.uid : geteuid(), where->in_home ? user.gid : getegid());
+    FsIds ids(where->in_home ? user.uid : euid_, where->in_home ? user.gid : egid_, euid_);
     if (!ids.ok()) return make_error(Errc::kIo, "cannot switch to the user's filesystem ids");
     std::string dir = where->path.substr(0, where->path.rfind('/'));
     if (dir.empty()) dir = "/";
@@ -234,7 +239,7 @@ class FileStore final : public Store {
   Result<bool> remove_secret(const User& user) override {
     auto where = locate(user);
     if (!where) return where.error();
-    FsIds ids(where->in_home ? user.uid : geteuid(), where->in_home ? user.gid : getegid());
+    FsIds ids(where->in_home ? user.uid : euid_, where->in_home ? user.gid : egid_, euid_);
     if (!ids.ok()) return make_error(Errc::kIo, "cannot switch to the user's filesystem ids");
     return remove_file(where->path, "secret file");
   }
@@ -243,7 +248,8 @@ class FileStore final : public Store {
     auto removed = remove_secret(user);
     if (!removed) return removed.error();
     const bool removed_secret = *removed;
-    if (auto st = check_private_dir(config_.state_dir, config_.trusted_uid, false, "state_dir");
+    if (auto st =
+            check_private_dir(config_.state_dir, config_.trusted_uid, false, "state_dir", &dirs_);
         !st) {
       if (!removed_secret) return st;
       // The secret is gone; state that cannot be reached belongs to no enrollment any more.
@@ -260,9 +266,9 @@ class FileStore final : public Store {
   }
 
   Result<std::unique_ptr<StateTxn>> lock_state(const User& user) override {
-    bool can_create = geteuid() == config_.trusted_uid;
-    if (auto st =
-            check_private_dir(config_.state_dir, config_.trusted_uid, can_create, "state_dir");
+    bool can_create = euid_ == config_.trusted_uid;
+    if (auto st = check_private_dir(config_.state_dir, config_.trusted_uid, can_create, "state_dir",
+                                    &dirs_);
         !st) {
       return st.error();
     }
@@ -276,14 +282,13 @@ class FileStore final : public Store {
   }
 
   Result<UserState> peek_state(const User& user) override {
-    struct stat st_dir {};
-    if (::lstat(config_.state_dir.c_str(), &st_dir) != 0 && errno == ENOENT) {
-      return UserState{};  // not created yet: nothing has been recorded
-    }
-    if (auto st = check_private_dir(config_.state_dir, config_.trusted_uid, false, "state_dir");
+    bool missing = false;
+    if (auto st = check_private_dir(config_.state_dir, config_.trusted_uid, false, "state_dir",
+                                    &dirs_, &missing);
         !st) {
       return st.error();
     }
+    if (missing) return UserState{};  // not created yet: nothing has been recorded
     // A change is written into the slot not holding the state: an unlocked read sees the old
     // or the new state whole (a slot torn by a write meanwhile is read again).
     auto file = read_state_file(state_base(user) + ".state", config_.trusted_uid,
@@ -327,6 +332,11 @@ class FileStore final : public Store {
   }
 
   Config config_;
+  // Asked once: a store serves one login or one command, which does not change its ids.
+  uid_t euid_;
+  gid_t egid_;
+  // For this store's lifetime only (a login, a command): see TrustedDirs.
+  TrustedDirs dirs_;
 };
 
 }  // namespace

@@ -37,8 +37,10 @@ std::string errno_text(int err) {
   return s;
 }
 
-FsIds::FsIds(uid_t uid, gid_t gid) {
-  if (geteuid() != 0) return;  // not root: we already act as ourselves
+FsIds::FsIds(uid_t uid, gid_t gid) : FsIds(uid, gid, ::geteuid()) {}
+
+FsIds::FsIds(uid_t uid, gid_t gid, uid_t euid) {
+  if (euid != 0) return;  // not root: we already act as ourselves
   old_uid_ = static_cast<uid_t>(setfsuid(static_cast<uid_t>(-1)));
   old_gid_ = static_cast<gid_t>(setfsgid(static_cast<gid_t>(-1)));
   if (old_uid_ == uid && old_gid_ == gid) return;
@@ -54,6 +56,23 @@ FsIds::~FsIds() {
   if (!switched_) return;
   setfsuid(old_uid_);
   setfsgid(old_gid_);
+}
+
+const TrustedDirs::Entry* TrustedDirs::find(const std::string& path, uid_t owner) const noexcept {
+  for (const auto& e : entries_) {
+    if (e.owner == owner && e.path == path) return &e;
+  }
+  return nullptr;
+}
+
+void TrustedDirs::add(Entry entry) {
+  for (auto& e : entries_) {
+    if (e.owner == entry.owner && e.path == entry.path) {
+      e = std::move(entry);
+      return;
+    }
+  }
+  entries_.push_back(std::move(entry));
 }
 
 namespace {
@@ -123,6 +142,21 @@ bool parent_owner_trusted(uid_t actual, uid_t expected) {
   return actual == 0 || owner_trusted(actual, expected);
 }
 
+// Whether `path` is spelled as a real path: absolute, without an empty, "." or ".." component.
+// (Whether a directory on it is a symbolic link, the walk's lstat finds out.)
+bool plain_absolute(const std::string& path) {
+  if (path.size() < 2 || path.front() != '/' || path.back() == '/') return false;
+  std::size_t at = 1;
+  while (at < path.size()) {
+    std::size_t end = path.find('/', at);
+    if (end == std::string::npos) end = path.size();
+    const std::string_view part(path.data() + at, end - at);
+    if (part.empty() || part == "." || part == "..") return false;
+    at = end + 1;
+  }
+  return true;
+}
+
 // FileCheck::trusted_parents for the file or directory at `path`, already opened and checked:
 // `self` is its fstat. Every directory above its real path, up to /, must belong to root (or
 // `owner`) and be unwritable by group and others, unless it is sticky and the entry below it
@@ -130,8 +164,14 @@ bool parent_owner_trusted(uid_t actual, uid_t expected) {
 // removing that entry. Directories above a checked one cannot change under us (only their
 // trusted owners can write them), so after the walk the real path names the file for good;
 // it must still be the file that was opened.
+//
+// Two shortcuts, neither skipping a check: a path spelled as a real path is walked as given
+// (lstat finds no symbolic link on it, so it is its own real path; anything else, a refusal
+// included, walks again from realpath as before, for the same answer and message), and with
+// `dirs` the walk stops at a directory already walked in this login (same path, owner, dev and
+// ino) after checking that directory itself again.
 Status check_parents(const std::string& path, const struct stat& self, uid_t owner,
-                     const char* what) {
+                     const char* what, TrustedDirs* dirs) {
   // "WHAT PATH: its directory DIR REASON"
   auto refuse = [&](Errc code, const std::string& dir, std::string_view reason) -> Status {
     std::string msg = std::string(what) + " " + path + ": ";
@@ -143,6 +183,64 @@ Status check_parents(const std::string& path, const struct stat& self, uid_t own
     msg += reason;
     return make_error(code, msg);
   };
+  std::vector<TrustedDirs::Entry> walked;
+  // nullopt: `plain` and the path is not its own real path, or something was refused.
+  auto walk = [&](const std::string& real, bool plain) -> std::optional<Status> {
+    walked.clear();
+    struct stat child = self;
+    std::string at = real;
+    while (at != "/") {
+      std::string dir = dir_name(at);
+      struct stat st {};
+      if (::lstat(dir.c_str(), &st) != 0) {
+        const int err = errno;
+        if (plain) return std::nullopt;
+        return refuse(Errc::kIo, dir, "cannot be examined: " + errno_text(err));
+      }
+      if (!S_ISDIR(st.st_mode)) {
+        if (plain) return std::nullopt;
+        return refuse(Errc::kUnsafe, dir, "is not a directory");
+      }
+      if (!parent_owner_trusted(st.st_uid, owner)) {
+        if (plain) return std::nullopt;
+        std::string reason = "is " + owner_problem(st.st_uid, owner);
+        reason += " (whoever owns a directory can replace the files in it)";
+        return refuse(Errc::kUnsafe, dir, reason);
+      }
+      const bool others_write = (st.st_mode & (S_IWGRP | S_IWOTH)) != 0;
+      const bool sticky_guards_child =
+          (st.st_mode & S_ISVTX) != 0 && parent_owner_trusted(child.st_uid, owner);
+      if (others_write && !sticky_guards_child) {
+        if (plain) return std::nullopt;
+        char mode[8];
+        (void)std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+        std::string reason = "has mode ";
+        reason += mode;
+        reason += ": group or others can write it and replace the files in it";
+        return refuse(Errc::kUnsafe, dir, reason);
+      }
+      const TrustedDirs::Entry* known = dirs != nullptr ? dirs->find(dir, owner) : nullptr;
+      if (known != nullptr && known->dev == st.st_dev && known->ino == st.st_ino) break;
+      walked.push_back(TrustedDirs::Entry{dir, owner, st.st_dev, st.st_ino});
+      child = st;
+      at = std::move(dir);
+    }
+    struct stat now {};
+    // As given, the last component must be the opened file itself, not a link to it.
+    const int rc = plain ? ::lstat(real.c_str(), &now) : ::stat(real.c_str(), &now);
+    if (rc != 0 || now.st_dev != self.st_dev || now.st_ino != self.st_ino) {
+      if (plain) return std::nullopt;
+      return refuse(Errc::kUnsafe, {}, "changed while it was checked (refused)");
+    }
+    // Every directory from here up was checked (or was, above the one the walk stopped at).
+    if (dirs != nullptr) {
+      for (auto& e : walked) dirs->add(std::move(e));
+    }
+    return Status(Ok{});
+  };
+  if (plain_absolute(path)) {
+    if (auto done = walk(path, /*plain=*/true)) return *done;
+  }
   char* resolved = ::realpath(path.c_str(), nullptr);
   if (resolved == nullptr) {
     const int err = errno;
@@ -150,40 +248,7 @@ Status check_parents(const std::string& path, const struct stat& self, uid_t own
   }
   std::string real(resolved);
   std::free(resolved);
-  struct stat child = self;
-  std::string at = real;
-  while (at != "/") {
-    std::string dir = dir_name(at);
-    struct stat st {};
-    if (::lstat(dir.c_str(), &st) != 0) {
-      const int err = errno;
-      return refuse(Errc::kIo, dir, "cannot be examined: " + errno_text(err));
-    }
-    if (!S_ISDIR(st.st_mode)) return refuse(Errc::kUnsafe, dir, "is not a directory");
-    if (!parent_owner_trusted(st.st_uid, owner)) {
-      std::string reason = "is " + owner_problem(st.st_uid, owner);
-      reason += " (whoever owns a directory can replace the files in it)";
-      return refuse(Errc::kUnsafe, dir, reason);
-    }
-    const bool others_write = (st.st_mode & (S_IWGRP | S_IWOTH)) != 0;
-    const bool sticky_guards_child =
-        (st.st_mode & S_ISVTX) != 0 && parent_owner_trusted(child.st_uid, owner);
-    if (others_write && !sticky_guards_child) {
-      char mode[8];
-      (void)std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
-      std::string reason = "has mode ";
-      reason += mode;
-      reason += ": group or others can write it and replace the files in it";
-      return refuse(Errc::kUnsafe, dir, reason);
-    }
-    child = st;
-    at = std::move(dir);
-  }
-  struct stat now {};
-  if (::stat(real.c_str(), &now) != 0 || now.st_dev != self.st_dev || now.st_ino != self.st_ino) {
-    return refuse(Errc::kUnsafe, {}, "changed while it was checked (refused)");
-  }
-  return Ok{};
+  return *walk(real, /*plain=*/false);
 }
 
 // 0 or an errno. With no_replace an existing file wins (EEXIST).
@@ -220,7 +285,7 @@ Result<Fd> open_checked_file(const std::string& path, const FileCheck& check, co
 }
 
 Result<Fd> open_checked_file(const std::string& path, const FileCheck& check, const char* what,
-                             bool writable, struct stat& st) {
+                             bool writable, struct stat& st, TrustedDirs* dirs) {
   Fd fd(::open(path.c_str(),
                (writable ? O_RDWR : O_RDONLY) | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
   if (!fd.valid()) {
@@ -234,7 +299,9 @@ Result<Fd> open_checked_file(const std::string& path, const FileCheck& check, co
   if (::fstat(fd.get(), &st) != 0) return io_error(what, path, "cannot stat", errno);
   if (auto ok = check_stat(st, path, check, what); !ok) return ok.error();
   if (check.trusted_parents) {
-    if (auto ok = check_parents(path, st, check.owner.value_or(0), what); !ok) return ok.error();
+    if (auto ok = check_parents(path, st, check.owner.value_or(0), what, dirs); !ok) {
+      return ok.error();
+    }
   }
   return fd;
 }
@@ -246,14 +313,16 @@ Result<std::optional<SecretString>> read_checked_file(const std::string& path, u
 }
 
 Result<std::optional<SecretString>> read_checked_file(const std::string& path,
-                                                      const FileCheck& check, const char* what) {
+                                                      const FileCheck& check, const char* what,
+                                                      TrustedDirs* dirs, struct stat* st_out) {
   const std::size_t max_size = check.max_size;
-  auto opened = open_checked_file(path, check, what);
+  struct stat st {};
+  // The open's own fstat sizes the buffer: a file that grows after it is refused below.
+  auto opened = open_checked_file(path, check, what, /*writable=*/false, st, dirs);
   if (!opened) return opened.error();
   if (!opened->valid()) return std::optional<SecretString>{};
   Fd fd = std::move(opened.value());
-  struct stat st {};
-  if (::fstat(fd.get(), &st) != 0) return io_error(what, path, "cannot stat", errno);
+  if (st_out != nullptr) *st_out = st;
 
   SecretString content;
   content.reserve(static_cast<std::size_t>(st.st_size) + 1);
@@ -344,10 +413,16 @@ Result<bool> remove_file(const std::string& path, const char* what) {
   return true;
 }
 
-Status check_private_dir(const std::string& path, uid_t owner, bool create, const char* what) {
+Status check_private_dir(const std::string& path, uid_t owner, bool create, const char* what,
+                         TrustedDirs* dirs, bool* missing) {
+  if (missing != nullptr) *missing = false;
   struct stat st {};
   if (::lstat(path.c_str(), &st) != 0) {
     int err = errno;
+    if (err == ENOENT && !create && missing != nullptr) {
+      *missing = true;
+      return Ok{};
+    }
     if (err == ENOENT && create) {
       if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) {
         return io_error(what, path, "cannot create", errno);
@@ -372,10 +447,11 @@ Status check_private_dir(const std::string& path, uid_t owner, bool create, cons
   }
   // The directories above it too (FileCheck::trusted_parents): whoever may write one of them
   // could put another directory in its place.
-  return check_parents(path, st, owner, what);
+  return check_parents(path, st, owner, what, dirs);
 }
 
-Status check_trusted_dir_of(const std::string& path, uid_t owner, const char* what) {
+Status check_trusted_dir_of(const std::string& path, uid_t owner, const char* what,
+                            TrustedDirs* dirs) {
   const std::string dir = dir_name(path);
   struct stat st {};
   if (::stat(dir.c_str(), &st) != 0) {
@@ -400,7 +476,7 @@ Status check_trusted_dir_of(const std::string& path, uid_t owner, const char* wh
     prefix += ": group or others can write it";
     return make_error(Errc::kUnsafe, prefix);
   }
-  return check_parents(dir, st, owner, what);
+  return check_parents(dir, st, owner, what, dirs);
 }
 
 Result<Fd> lock_file(const std::string& path, uid_t owner, int timeout_ms, bool shared) {

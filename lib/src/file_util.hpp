@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "pbx/totp/checked_file.hpp"
 #include "pbx/totp/result.hpp"
@@ -41,6 +42,8 @@ class Fd {
 class FsIds {
  public:
   FsIds(uid_t uid, gid_t gid);
+  // The same for a caller that knows the effective uid already (one geteuid fewer).
+  FsIds(uid_t uid, gid_t gid, uid_t euid);
   ~FsIds();
   FsIds(const FsIds&) = delete;
   FsIds& operator=(const FsIds&) = delete;
@@ -51,6 +54,30 @@ class FsIds {
   bool ok_ = true;
   uid_t old_uid_ = 0;
   gid_t old_gid_ = 0;
+};
+
+// Directories that the parent walk (FileCheck::trusted_parents) found trusted, with the owner
+// they were checked for, by the absolute path they were reached by and their (dev, ino): a
+// later walk that reaches one of them by the same path, for the same owner, and finds the same
+// directory there re-checks that directory itself and stops, instead of walking on to / again.
+// For one login or one command only (the file store owns one): never a process-wide cache, as
+// a module in a long-lived host serves several logins and a directory made hostile between two
+// of them must be refused at the second.
+class TrustedDirs {
+ public:
+  struct Entry {
+    std::string path;
+    uid_t owner = 0;
+    dev_t dev = 0;
+    ino_t ino = 0;
+  };
+  const Entry* find(const std::string& path, uid_t owner) const noexcept;
+  void add(Entry entry);
+  void clear() noexcept { entries_.clear(); }
+  std::size_t size() const noexcept { return entries_.size(); }
+
+ private:
+  std::vector<Entry> entries_;
 };
 
 // Owner checks below: a file must belong to `owner`; where `owner` is root, a process whose
@@ -64,11 +91,14 @@ Result<Fd> open_checked_file(const std::string& path, const FileCheck& check, co
 
 // The same, opened for reading and writing when `writable`, with the fstat it checked in `st`.
 Result<Fd> open_checked_file(const std::string& path, const FileCheck& check, const char* what,
-                             bool writable, struct stat& st);
+                             bool writable, struct stat& st, TrustedDirs* dirs = nullptr);
 
-// The same, read to its end (wiped when it goes away); nullopt when missing.
+// The same, read to its end (wiped when it goes away); nullopt when missing. `st`, when given,
+// receives the fstat the file was checked with.
 Result<std::optional<SecretString>> read_checked_file(const std::string& path,
-                                                      const FileCheck& check, const char* what);
+                                                      const FileCheck& check, const char* what,
+                                                      TrustedDirs* dirs = nullptr,
+                                                      struct stat* st = nullptr);
 
 // Opens without following a symlink or blocking on a FIFO, then checks: regular file, owned by
 // `owner`, no group/other permission bits, at most `max_size` bytes. nullopt when missing.
@@ -109,12 +139,16 @@ Result<bool> remove_file(const std::string& path, const char* what);
 
 // A directory owned by `owner` without group/other bits, in directories root trusts (as
 // FileCheck::trusted_parents); created 0700 when missing and `create` (its parent must exist).
-Status check_private_dir(const std::string& path, uid_t owner, bool create, const char* what);
+// With `missing` given, a directory that does not exist (and is not created) is no error:
+// *missing is set instead.
+Status check_private_dir(const std::string& path, uid_t owner, bool create, const char* what,
+                         TrustedDirs* dirs = nullptr, bool* missing = nullptr);
 
 // Before root writes a file it trusts (a secret outside a home): the directory it goes into
 // is owned by root (or `owner`) and not writable by group or others, and so are the ones above
 // it (FileCheck::trusted_parents).
-Status check_trusted_dir_of(const std::string& path, uid_t owner, const char* what);
+Status check_trusted_dir_of(const std::string& path, uid_t owner, const char* what,
+                            TrustedDirs* dirs = nullptr);
 
 // Exclusive flock on a lock file (created 0600 if missing; must be a regular file of `owner`).
 // Waits up to `timeout_ms`, then fails closed. `shared`: a shared flock instead.
