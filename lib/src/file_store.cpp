@@ -5,7 +5,10 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <ctime>
+#include <optional>
+#include <utility>
 
 #include "event_log.hpp"
 #include "file_util.hpp"
@@ -56,6 +59,11 @@ Result<StateFile> read_state_file(const std::string& path, uid_t owner, bool wri
   out.fd = std::move(opened.value());
   const auto size = static_cast<std::size_t>(st.st_size);
   SecretString bytes;
+  // Without the lock, one pread copies the two slots at different moments: a slot two changes
+  // old next to one torn by the change after could pass for the newest state. So an unlocked
+  // read counts only when a second read finds the same newest slot and sequence (after a
+  // change completes, no later read can find a slot older than it).
+  std::optional<std::pair<int, std::uint64_t>> seen;
   for (int attempt = 1;; ++attempt) {
     bytes.resize(size);
     std::size_t done = 0;
@@ -71,7 +79,7 @@ Result<StateFile> read_state_file(const std::string& path, uid_t owner, bool wri
     bytes.resize(done);
     auto text = state_file_text(bytes.view(), path);
     if (!text) {
-      if (attempt < attempts && text.error().code == Errc::kCorrupt) {
+      if (attempt < 2 * attempts && text.error().code == Errc::kCorrupt) {
         timespec pause{0, 1000000};  // 1 ms: a slot write takes microseconds
         ::nanosleep(&pause, nullptr);
         continue;
@@ -88,6 +96,11 @@ Result<StateFile> read_state_file(const std::string& path, uid_t owner, bool wri
       out.newest = slots.newest;
       out.sequence = slots.sequence;
       out.slot_size = slots.slot_size;
+    }
+    const std::pair<int, std::uint64_t> now{out.newest, out.sequence};
+    if (attempts > 1 && seen != now && attempt < 2 * attempts) {
+      seen = now;
+      continue;
     }
     return out;
   }
@@ -106,9 +119,11 @@ class FileStateTxn final : public StateTxn {
                                              ": the state would be larger than " +
                                              std::to_string(kMaxStateFileSize) + " bytes");
     }
-    auto st = (file_.newest >= 0 && file_.fd.valid() && need <= file_.slot_size)
-                  ? write_slot(text)
-                  : write_new_file(text, need);
+    // A sequence at its end (only a planted file has one) would wrap to 0 and lose to the other
+    // slot for ever: a new file starts again at 1.
+    const bool in_place = file_.newest >= 0 && file_.fd.valid() && need <= file_.slot_size &&
+                          file_.sequence < UINT64_MAX;
+    auto st = in_place ? write_slot(text) : write_new_file(text, need);
     if (st) file_.state = next;
     return st;
   }
@@ -153,7 +168,7 @@ class FileStateTxn final : public StateTxn {
   // rare, and the in-place changes after it rely on this file being there after a power cut).
   Status write_new_file(const std::string& text, std::size_t slot_size) {
     slot_size = std::max(slot_size, file_.slot_size);
-    const std::uint64_t sequence = file_.sequence + 1;
+    const std::uint64_t sequence = file_.sequence < UINT64_MAX ? file_.sequence + 1 : 1;
     const std::string bytes = encode_state_file(text, sequence, slot_size);
     if (bytes.empty()) {
       return make_error(Errc::kInternal,

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -12,6 +13,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <new>
 #include <optional>
 #include <string>
 #include <vector>
@@ -278,6 +280,18 @@ TEST_F(StateSlotsTest, ChangesAlternateSlotsInPlace) {
   EXPECT_EQ(dir.size(), 3u) << snapshot_diff({}, dir);
 }
 
+// A sequence at its end (a planted or restored file) would wrap to 0 and lose to the other slot
+// for ever, every later change silently lost: the change writes a new file starting at 1.
+TEST_F(StateSlotsTest, ASequenceAtItsEndStartsANewFile) {
+  plant(encode_state_file(serialize_state(state_with(4)), UINT64_MAX, 4096));
+  EXPECT_EQ(locked_failures(), 4);
+  commit(state_with(5));
+  EXPECT_EQ(locked_failures(), 5);
+  commit(state_with(6));
+  EXPECT_EQ(locked_failures(), 6);
+  EXPECT_EQ(peeked_failures(), 6);
+}
+
 TEST_F(StateSlotsTest, ATornNewestSlotFallsBackToTheOther) {
   struct Tear {
     const char* name;
@@ -480,6 +494,13 @@ TEST_F(StateSlotsTest, RemoveAndResetStillWork) {
 // whole state (a slot torn under the reader falls back to the other, or is read again).
 TEST_F(StateSlotsTest, UnlockedReadsDuringChangesSeeWholeStates) {
   commit(state_with(0));
+  // The writer publishes each change it has committed: a read that begins after it must see
+  // that change or a later one, never an older state (a slot two changes old next to a torn one).
+  auto* committed = static_cast<std::atomic<int>*>(::mmap(nullptr, sizeof(std::atomic<int>),
+                                                          PROT_READ | PROT_WRITE,
+                                                          MAP_SHARED | MAP_ANONYMOUS, -1, 0));
+  ASSERT_NE(committed, MAP_FAILED);
+  new (committed) std::atomic<int>(0);
   pid_t pid = ::fork();
   ASSERT_GE(pid, 0);
   if (pid == 0) {
@@ -488,20 +509,23 @@ TEST_F(StateSlotsTest, UnlockedReadsDuringChangesSeeWholeStates) {
     for (int i = 1; i <= 500; ++i) {
       auto txn = opened.value()->lock_state(alice_);
       if (!txn.ok() || !txn.value()->commit(state_with(i % 1000)).ok()) ::_exit(1);
+      committed->store(i);
     }
     ::_exit(0);
   }
   int reads = 0;
   int status = 0;
   while (::waitpid(pid, &status, WNOHANG) == 0) {
+    const int before = committed->load();
     auto s = store().peek_state(alice_);
     ASSERT_TRUE(s.ok()) << s.error().message;
     ASSERT_EQ(s->enrollment_id, std::string(kIdA));
     ASSERT_EQ(s->last_success, kT0);
-    ASSERT_GE(s->failures, 0);
+    ASSERT_GE(s->failures, before) << "an unlocked read went back behind a committed change";
     ASSERT_LT(s->failures, 1000);
     ++reads;
   }
+  ::munmap(committed, sizeof(std::atomic<int>));
   ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "the writer failed";
   EXPECT_GT(reads, 0);
   EXPECT_EQ(peeked_failures(), 500);
