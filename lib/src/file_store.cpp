@@ -20,6 +20,9 @@
 // nothing (no environment variable, no mutable static).
 extern "C" __attribute__((weak, visibility("hidden"))) void pbx_totp_test_slot_written(
     int fd, unsigned long long offset, unsigned long long size);
+// The same kind of seam: called after each read of an unlocked state read (a test commits a
+// change there, as another login would between two reads).
+extern "C" __attribute__((weak, visibility("hidden"))) void pbx_totp_test_state_read(int attempt);
 
 namespace pbx::totp::detail {
 namespace {
@@ -77,6 +80,7 @@ Result<StateFile> read_state_file(const std::string& path, uid_t owner, bool wri
       done += static_cast<std::size_t>(n);
     }
     bytes.resize(done);
+    if (attempts > 1 && pbx_totp_test_state_read != nullptr) pbx_totp_test_state_read(attempt);
     auto text = state_file_text(bytes.view(), path);
     if (!text) {
       if (attempt < 2 * attempts && text.error().code == Errc::kCorrupt) {
@@ -98,7 +102,12 @@ Result<StateFile> read_state_file(const std::string& path, uid_t owner, bool wri
       out.slot_size = slots.slot_size;
     }
     const std::pair<int, std::uint64_t> now{out.newest, out.sequence};
-    if (attempts > 1 && seen != now && attempt < 2 * attempts) {
+    if (attempts > 1 && seen != now) {
+      // Never an unconfirmed read: when changes keep landing between two reads, say so.
+      if (attempt >= 2 * attempts) {
+        return make_error(Errc::kIo, std::string(kStateWhat) + " " + path +
+                                         ": changing too fast to be read without the lock");
+      }
       seen = now;
       continue;
     }
@@ -177,10 +186,11 @@ class FileStateTxn final : public StateTxn {
     WriteOptions opts;
     opts.mode = 0600;
     opts.sync_dir = true;
-    if (auto st = write_file_atomic(path_, bytes, opts, kStateWhat); !st) return st;
-    // The fd names the replaced file: a further commit writes a new file again.
+    // From here the fd may name a replaced file (the rename can succeed and the directory's
+    // fsync fail): a further commit, even after an error, writes a new file again.
     file_.fd = Fd();
     file_.newest = -1;
+    if (auto st = write_file_atomic(path_, bytes, opts, kStateWhat); !st) return st;
     file_.sequence = sequence;
     file_.slot_size = slot_size;
     return Ok{};

@@ -167,16 +167,13 @@ std::size_t Hmac::mac(const std::uint8_t* data, std::size_t size, std::uint8_t* 
 
 namespace detail {
 
-std::array<unsigned char, kSha256Size> sha256(std::string_view data) noexcept {
+std::optional<std::array<unsigned char, kSha256Size>> sha256(std::string_view data) noexcept {
   std::array<unsigned char, kSha256Size> md{};
   SHA256_CTX ctx;
-  // OpenSSL 3.0's SHA256_Init/Update/Final always return 1; should one ever fail, the digest
-  // is all zeros rather than uninitialised memory.
-  if (SHA256_Init(&ctx) != 1 || SHA256_Update(&ctx, data.data(), data.size()) != 1 ||
-      SHA256_Final(md.data(), &ctx) != 1) {
-    md.fill(0);
-  }
+  const bool ok = SHA256_Init(&ctx) == 1 && SHA256_Update(&ctx, data.data(), data.size()) == 1 &&
+                  SHA256_Final(md.data(), &ctx) == 1;
   OPENSSL_cleanse(&ctx, sizeof ctx);
+  if (!ok) return std::nullopt;
   return md;
 }
 

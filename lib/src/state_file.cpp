@@ -35,7 +35,8 @@ std::uint64_t get_le(const char* at, std::size_t bytes) {
 bool checksum(const char* from, const char* end, unsigned char (&out)[kSumSize]) {
   static_assert(kSumSize == detail::kSha256Size);
   const auto sum = detail::sha256(std::string_view(from, static_cast<std::size_t>(end - from)));
-  std::memcpy(out, sum.data(), kSumSize);
+  if (!sum) return false;
+  std::memcpy(out, sum->data(), kSumSize);
   return true;
 }
 

@@ -44,10 +44,11 @@ DeviceMark mark_of(const Device& d, const UserState& state) {
 namespace {
 
 // 16 bytes of SHA-256: enough to tell hosts apart without keeping their names. detail::sha256,
-// not EVP_Digest: a grace login must not pay OpenSSL's provider set-up (issue 20).
+// not EVP_Digest: a grace login must not pay OpenSSL's provider set-up (issue 20). Empty when
+// the hash fails: such a host neither opens nor finds a grace period.
 std::string host_key(std::string_view rhost) {
   const auto md = detail::sha256(rhost);
-  return detail::to_hex(md.data(), 16);
+  return md ? detail::to_hex(md->data(), 16) : std::string();
 }
 
 int recovery_left(const Enrollment& e, const UserState& s) {
@@ -343,8 +344,9 @@ Result<Outcome> Verifier::verify(const User& user, std::string_view input, std::
     if (success) {
       count_success(state, now, out);
       // A temp code opens no grace period: the next login asks again.
-      if (config_.grace_period > 0 && !rhost.empty() && !temp_code) {
-        std::string key = host_key(rhost);
+      std::string key = config_.grace_period > 0 && !rhost.empty() && !temp_code ? host_key(rhost)
+                                                                                 : std::string();
+      if (!key.empty()) {
         std::erase_if(state.grace, [&](const GraceEntry& g) {
           return g.host == key || g.at + config_.grace_period <= now;
         });
@@ -544,6 +546,7 @@ Result<bool> Verifier::in_grace(const User& user, std::string_view rhost) {
   const std::int64_t now = clock_.now();
   if (state.locked_until > now) return false;
   std::string key = host_key(rhost);
+  if (key.empty()) return false;
   for (const auto& g : state.grace) {
     if (g.host == key && g.at <= now && now < g.at + config_.grace_period) return true;
   }

@@ -49,6 +49,14 @@ extern "C" void pbx_totp_test_slot_written(int fd, unsigned long long offset,
   ::kill(::getpid(), SIGKILL);
 }
 
+// The unlocked read's seam: what a test does after each read (another login's change).
+namespace {
+std::function<void(int)> g_after_state_read;
+}  // namespace
+extern "C" void pbx_totp_test_state_read(int attempt) {
+  if (g_after_state_read) g_after_state_read(attempt);
+}
+
 namespace pbx::totp {
 namespace {
 
@@ -492,6 +500,38 @@ TEST_F(StateSlotsTest, RemoveAndResetStillWork) {
 
 // Reads without the lock while another process writes change after change: every read is one
 // whole state (a slot torn under the reader falls back to the other, or is read again).
+// A change between two unlocked reads: the read is taken again and the newer state returned. A
+// change between every two reads: an error, never an unconfirmed read (one pread copies the two
+// slots at different moments, so it may hold a slot two changes old).
+TEST_F(StateSlotsTest, AnUnlockedReadIsNeverReturnedUnconfirmed) {
+  commit(state_with(1));
+  int next = 2;
+  int reads = 0;
+  auto change = [&](int) {
+    ++reads;
+    auto txn = store().lock_state(alice_);
+    ASSERT_TRUE(txn.ok());
+    ASSERT_TRUE(txn.value()->commit(state_with(next++)).ok());
+  };
+  g_after_state_read = [&](int attempt) {
+    if (attempt == 1) change(attempt);
+  };
+  auto once = store().peek_state(alice_);
+  ASSERT_TRUE(once.ok()) << once.error().message;
+  EXPECT_EQ(once->failures, 2);  // the state after the change, read twice alike
+
+  reads = 0;
+  g_after_state_read = change;
+  auto always = store().peek_state(alice_);
+  g_after_state_read = nullptr;
+  EXPECT_EQ(reads, 6);
+  ASSERT_FALSE(always.ok()) << "returned a read no second read confirmed";
+  EXPECT_EQ(always.error().code, Errc::kIo);
+  EXPECT_NE(always.error().message.find("changing too fast"), std::string::npos)
+      << always.error().message;
+  EXPECT_EQ(locked_failures(), next - 1);  // the changes themselves all landed
+}
+
 TEST_F(StateSlotsTest, UnlockedReadsDuringChangesSeeWholeStates) {
   commit(state_with(0));
   // The writer publishes each change it has committed: a read that begins after it must see
