@@ -9,6 +9,7 @@ PBX_DEPS=(
   libssl-dev libpam0g-dev libqrencode-dev libcli11-dev nlohmann-json3-dev
   googletest libgtest-dev libbenchmark-dev
   oathtool pamtester expect zbar-tools groff valgrind
+  strace  # tests/e2e/login_openssl_init.sh: which files a login opens
   libpam-google-authenticator libpam-oath openssh-server
   sudo  # tests/e2e/helpdesk_sudo.sh: the helpdesk through the real sudo
   clang-format clang-tidy shellcheck  # scripts/lint (clang-tidy brings run-clang-tidy)
