@@ -373,6 +373,27 @@ class StoreFixture : public ::testing::Test {
   // After changing config_, so the next store() sees the change.
   void reopen() { store_.reset(); }
 
+  // lock_state(alice) and peek_state(alice) with a fresh store in a child (a file lock or a
+  // crash stays there): kOk or the error code.
+  std::optional<int> lock_in_child() {
+    return run_in_child(
+        [this] {
+          auto opened = open_store(config_);
+          if (!opened.ok()) return errc_or_ok(opened);
+          return errc_or_ok(opened.value()->lock_state(alice_));
+        },
+        std::chrono::milliseconds(1000));
+  }
+  std::optional<int> peek_in_child() {
+    return run_in_child(
+        [this] {
+          auto opened = open_store(config_);
+          if (!opened.ok()) return errc_or_ok(opened);
+          return errc_or_ok(opened.value()->peek_state(alice_));
+        },
+        std::chrono::milliseconds(1000));
+  }
+
   // An enrollment of the RFC key with `recovery_count` fresh recovery codes (kept in codes_).
   Enrollment make_enrollment(std::string_view id = kIdA, int recovery_count = 3) {
     Enrollment e = single_device_enrollment(std::string(id), bytes_of(kRfcKey), Algorithm::kSha1, 6,

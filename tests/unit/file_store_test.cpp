@@ -96,17 +96,6 @@ class FileStoreTest : public testing::StoreFixture {
         1000ms);
   }
 
-  // store.lock_state(alice) with a fresh store in a child.
-  std::optional<int> lock_in_child() {
-    return run_in_child(
-        [this] {
-          auto opened = open_store(config_);
-          if (!opened.ok()) return errc_or_ok(opened);
-          return errc_or_ok(opened.value()->lock_state(alice_));
-        },
-        1000ms);
-  }
-
   // A login by alice with a right code, in a child: verdict_code * 100 + error code + 1 (0:
   // none).
   std::optional<int> verify_in_child(std::int64_t t) {

@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "hex_text.hpp"
 #include "pbx/totp/hotp.hpp"
 
 namespace pbx::totp {
@@ -22,15 +23,7 @@ namespace {
 std::vector<std::uint8_t> bytes(std::string_view s) { return {s.begin(), s.end()}; }
 std::vector<std::uint8_t> repeat(std::uint8_t b, std::size_t n) { return std::vector(n, b); }
 
-std::string hex(const std::uint8_t* data, std::size_t size) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string s;
-  for (std::size_t i = 0; i < size; ++i) {
-    s.push_back(kHex[data[i] >> 4]);
-    s.push_back(kHex[data[i] & 15]);
-  }
-  return s;
-}
+using pbx::testing::hex;
 
 // Our MAC in hex, or "failed".
 std::string our_mac(Algorithm a, const std::vector<std::uint8_t>& key,

@@ -10,6 +10,8 @@
 #include <string_view>
 #include <vector>
 
+#include "hex_text.hpp"
+
 namespace pbx::totp {
 namespace {
 
@@ -17,15 +19,7 @@ SecretBytes bytes_of(std::string_view s) {
   return SecretBytes(reinterpret_cast<const std::uint8_t*>(s.data()), s.size());
 }
 
-std::string hex(const std::uint8_t* data, std::size_t size) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string s;
-  for (std::size_t i = 0; i < size; ++i) {
-    s.push_back(kHex[data[i] >> 4]);
-    s.push_back(kHex[data[i] & 15]);
-  }
-  return s;
-}
+using pbx::testing::hex;
 
 constexpr std::string_view kRfcSeed20 = "12345678901234567890";
 constexpr std::string_view kRfcSeed32 = "12345678901234567890123456789012";

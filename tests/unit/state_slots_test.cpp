@@ -133,26 +133,6 @@ class StateSlotsTest : public testing::StoreFixture {
   }
   ino_t inode() const { return lstat_of(path()).value().st_ino; }
 
-  // lock_state(alice) with a fresh store in a child: kOk or the error code.
-  std::optional<int> lock_in_child() {
-    return run_in_child(
-        [this] {
-          auto opened = open_store(config_);
-          if (!opened.ok()) return errc_or_ok(opened);
-          return errc_or_ok(opened.value()->lock_state(alice_));
-        },
-        1000ms);
-  }
-  std::optional<int> peek_in_child() {
-    return run_in_child(
-        [this] {
-          auto opened = open_store(config_);
-          if (!opened.ok()) return errc_or_ok(opened);
-          return errc_or_ok(opened.value()->peek_state(alice_));
-        },
-        1000ms);
-  }
-
   // Both reads refuse with `expected`, and nothing under the temp dir changes; neither does a
   // commit attempt (it cannot start: lock_state refused).
   void expect_refused(Errc expected, const std::string& what) {
