@@ -1,7 +1,10 @@
 /* A PAM client shaped like sshd: OpenSSL loaded and initialised before pam_start, then one
  * login whose prompts are answered from stdin.  usage: sshd_like_host SERVICE USER
  * Exit status: 0 when pam_authenticate succeeds, otherwise 64 + its PAM code (so a benchmark can
- * tell PAM_AUTH_ERR from PAM_AUTHINFO_UNAVAIL); 2 usage, 3 pam_start failed. */
+ * tell PAM_AUTH_ERR from PAM_AUTHINFO_UNAVAIL); 2 usage, 3 pam_start failed.
+ * PBX_BENCH_TWICE=1: a second pam_authenticate in the same process after the first (its answer
+ * is the next line; its outcome is not reported), to compare a cold login with a warm one
+ * (bench/login/phases.patch, bench/login/PROFILE-issue20.md). */
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <security/pam_appl.h>
@@ -34,6 +37,7 @@ int main(int argc, char** argv) {
   pam_handle_t* pamh = NULL;
   if (pam_start(argv[1], argv[2], &c, &pamh) != PAM_SUCCESS) return 3;
   int rc = pam_authenticate(pamh, 0);
+  if (getenv("PBX_BENCH_TWICE") != NULL) (void)pam_authenticate(pamh, 0);
   pam_end(pamh, rc);
   return rc == PAM_SUCCESS ? 0 : 64 + rc;
 }
