@@ -299,6 +299,13 @@ void Flow::log_outcome(AuthResult r) {
   if (!device_.empty()) line += " device=" + printable(device_);
   if (!detail_.empty()) line += " (" + printable(detail_, kLogDetail) + ")";
   ctx_.log(log_level(r), line);
+  if (store_) {
+    const std::string notice = store_->take_notice();
+    if (!notice.empty()) {
+      ctx_.log(LogLevel::kWarning,
+               "user=" + printable(user_name_) + " " + printable(notice, kLogDetail));
+    }
+  }
   record_event(r);
 }
 

@@ -42,6 +42,7 @@ struct StateFile {
   int newest = -1;             // its slot; -1: no two-slot file (none, text format, or replaced)
   std::uint64_t sequence = 0;  // of that slot (0: none yet)
   std::size_t slot_size = 0;
+  bool other_damaged = false;  // StateSlots::other_damaged
 };
 
 // Reads the user's state file: checked like every file the store trusts (regular, owner, no
@@ -100,6 +101,7 @@ Result<StateFile> read_state_file(const std::string& path, uid_t owner, bool wri
       out.newest = slots.newest;
       out.sequence = slots.sequence;
       out.slot_size = slots.slot_size;
+      out.other_damaged = slots.other_damaged;
     }
     const std::pair<int, std::uint64_t> now{out.newest, out.sequence};
     if (attempts > 1 && seen != now) {
@@ -302,9 +304,18 @@ class FileStore final : public Store {
     if (!lock) return lock.error();
     auto file = read_state_file(base + ".state", config_.trusted_uid, /*writable=*/true, 1);
     if (!file) return file.error();
+    // Under the lock no change is being written, so a bad slot was cut short or damaged (an
+    // unlocked read can see a change in progress, and says nothing).
+    if (file->other_damaged) {
+      notice_ = std::string(kStateWhat) + " " + base + ".state: one of its two copies is damaged " +
+                "(a write cut short by a crash or power cut, or the disk); change " +
+                std::to_string(file->sequence) + " in the other copy was used";
+    }
     return std::unique_ptr<StateTxn>(std::make_unique<FileStateTxn>(
         std::move(lock.value()), base + ".state", std::move(file.value())));
   }
+
+  std::string take_notice() override { return std::exchange(notice_, std::string()); }
 
   Result<UserState> peek_state(const User& user) override {
     bool missing = false;
@@ -362,6 +373,7 @@ class FileStore final : public Store {
   gid_t egid_;
   // For this store's lifetime only (a login, a command): see TrustedDirs.
   TrustedDirs dirs_;
+  std::string notice_;  // take_notice
 };
 
 }  // namespace

@@ -125,6 +125,10 @@ StateSlots decode_state_slots(std::string_view bytes) noexcept {
     out.sequence = b.sequence;
     out.payload = b.payload;
   }
+  if (a.valid != b.valid) {
+    const std::string_view other = bytes.substr(a.valid ? out.slot_size : 0, out.slot_size);
+    out.other_damaged = other.find_first_not_of('\0') != std::string_view::npos;
+  }
   return out;
 }
 

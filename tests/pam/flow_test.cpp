@@ -1,4 +1,5 @@
 // The module flow driven through FakeContext: every outcome, every argument, every prompt.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <security/pam_appl.h>
 #include <unistd.h>
@@ -105,6 +106,45 @@ TEST_F(FlowTest, AcceptedCodeSucceedsAfterOnePrompt) {
   EXPECT_FALSE(ctx.prompts[0].echo);
   EXPECT_EQ(outcome_of(ctx), "accepted");
   EXPECT_TRUE(ctx.messages.empty());
+}
+
+// A damaged copy in the two-slot state file (a write cut short by a crash, or the disk): the
+// login goes on with the other copy and says so in a second syslog line, a warning.
+TEST_F(FlowTest, ADamagedStateCopyIsLoggedAsAWarning) {
+  Enrolled e = enroll();
+  FakeContext first = with_answers({e.code_at(kT0)});
+  ASSERT_EQ(run(first), PAM_SUCCESS);  // a new state file: its second copy is still zeros
+  EXPECT_EQ(first.logs.size(), 1u) << first.all_logs();
+  clock_.set(kT0 + 30);
+  FakeContext second = with_answers({e.code_at(kT0 + 30)});
+  ASSERT_EQ(run(second), PAM_SUCCESS);  // written into the second copy
+  EXPECT_EQ(second.logs.size(), 1u) << second.all_logs();
+
+  // One byte of the second copy's payload flipped.
+  const std::string path = files_.state_file(kUser);
+  const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(fd, 0) << path;
+  char c = 0;
+  ASSERT_EQ(::pread(fd, &c, 1, 4096 + 100), 1);
+  c = static_cast<char>(c ^ 0x20);
+  ASSERT_EQ(::pwrite(fd, &c, 1, 4096 + 100), 1);
+  ::close(fd);
+
+  clock_.set(kT0 + 60);
+  FakeContext third = with_answers({e.code_at(kT0 + 60)});
+  EXPECT_EQ(run(third), PAM_SUCCESS);
+  ASSERT_EQ(third.logs.size(), 2u) << third.all_logs();
+  EXPECT_NE(third.logs[0].text.find("outcome=accepted"), std::string::npos);
+  EXPECT_EQ(third.logs[1].level, LogLevel::kWarning);
+  EXPECT_NE(third.logs[1].text.find("user=daemon state file " + path +
+                                    ": one of its two copies is damaged"),
+            std::string::npos)
+      << third.logs[1].text;
+  // That login wrote the damaged copy whole again: nothing more to say.
+  clock_.set(kT0 + 90);
+  FakeContext fourth = with_answers({e.code_at(kT0 + 90)});
+  EXPECT_EQ(run(fourth), PAM_SUCCESS);
+  EXPECT_EQ(fourth.logs.size(), 1u) << fourth.all_logs();
 }
 
 TEST_F(FlowTest, CodesOfTheNeighbouringStepsAreAcceptedWithWindowOne) {

@@ -243,6 +243,10 @@ TEST_F(StateSlotsTest, ChangesAlternateSlotsInPlace) {
   commit(state_with(1));  // no file yet: a new one, by rename
   std::string b = bytes();
   ASSERT_EQ(b.size(), 8192u);
+  // Its second slot is zeros: not a damaged copy.
+  EXPECT_FALSE(decode_state_slots(b).other_damaged);
+  EXPECT_EQ(locked_failures(), 1);
+  EXPECT_EQ(store().take_notice(), "");
   EXPECT_EQ(decode_state_slots(b).newest, 0);
   EXPECT_EQ(decode_state_slots(b).sequence, 1u);
   const ino_t ino = inode();
@@ -312,14 +316,29 @@ TEST_F(StateSlotsTest, ATornNewestSlotFallsBackToTheOther) {
     const std::size_t length = kStateSlotHeaderSize + serialize_state(state_with(2)).size();
     tear.apply(path(), 4096, length);
     EXPECT_EQ(decode_state_slots(bytes()).newest, 0);
-    EXPECT_EQ(locked_failures(), 1) << "the state before the torn write";
+    (void)store().take_notice();
     EXPECT_EQ(peeked_failures(), 1);
+    // An unlocked read may meet a change being written: it reports nothing.
+    EXPECT_EQ(store().take_notice(), "");
+    EXPECT_EQ(locked_failures(), 1) << "the state before the torn write";
+    // Under the lock it is reported, unless the slot is all zeros (a new file's second slot).
+    const std::string notice = store().take_notice();
+    if (std::string_view(tear.name) == "slot zeroed") {
+      EXPECT_EQ(notice, "");
+    } else {
+      EXPECT_NE(notice.find("one of its two copies is damaged"), std::string::npos) << notice;
+      EXPECT_NE(notice.find(path()), std::string::npos) << notice;
+      EXPECT_NE(notice.find("change 1 "), std::string::npos) << notice;
+      EXPECT_EQ(store().take_notice(), "") << "reported once";
+    }
     // The next change goes into the torn slot, and the file is whole again.
     commit(state_with(9));
+    (void)store().take_notice();  // the commit's own lock still found the damaged copy
     StateSlots s = decode_state_slots(bytes());
     EXPECT_EQ(s.newest, 1);
     EXPECT_EQ(s.sequence, 2u);
     EXPECT_EQ(locked_failures(), 9);
+    EXPECT_EQ(store().take_notice(), "") << "whole again";
   }
 }
 
@@ -327,6 +346,7 @@ TEST_F(StateSlotsTest, ATornOlderSlotChangesNothing) {
   two_commits();
   poke(path(), 100, "XXXX");  // inside slot 0's payload
   EXPECT_EQ(locked_failures(), 2);
+  EXPECT_NE(store().take_notice().find("change 2 in the other copy was used"), std::string::npos);
   EXPECT_EQ(peeked_failures(), 2);
 }
 

@@ -56,6 +56,10 @@ struct StateSlots {
   std::uint64_t sequence = 0;
   std::size_t slot_size = 0;
   std::string_view payload;  // into the bytes given
+  // One slot valid and the other neither valid nor the zeros of a new file: a change whose
+  // write was cut short (a crash or power cut before its fdatasync) or a damaged disk. The
+  // state may then be one change old; a store reading under its lock reports it (take_notice).
+  bool other_damaged = false;
 };
 
 // The slots of `bytes`, a file of a valid two-slot size (state_slot_file_size).

@@ -44,6 +44,9 @@ class Store {
   // The last committed state without taking the lock (a whole snapshot, never a torn one);
   // for reports and for telling a locked-out user before asking for a code.
   virtual Result<UserState> peek_state(const User& user) = 0;
+  // What the store noticed that the caller should log (never a secret or a code), once: the
+  // file store's damaged state copy. Empty when nothing.
+  virtual std::string take_notice() { return std::string(); }
   // Every user with an enrollment that the store itself can name (the database: every row of
   // the fleet; files: none, as the secrets live in homes — `pbx-mfa list` walks getent passwd).
   virtual Result<std::vector<std::string>> enrolled_users() = 0;
