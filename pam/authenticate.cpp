@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <ctime>
+#include <exception>
 #include <new>
 
 #include "flow.hpp"
@@ -300,10 +301,14 @@ void Flow::log_outcome(AuthResult r) {
   if (!detail_.empty()) line += " (" + printable(detail_, kLogDetail) + ")";
   ctx_.log(log_level(r), line);
   if (store_) {
-    const std::string notice = store_->take_notice();
-    if (!notice.empty()) {
-      ctx_.log(LogLevel::kWarning,
-               "user=" + printable(user_name_) + " " + printable(notice, kLogDetail));
+    try {  // a line that cannot be built changes no outcome
+      const std::string notice = store_->take_notice();
+      if (!notice.empty()) {
+        ctx_.log(LogLevel::kWarning,
+                 "user=" + printable(user_name_) + " " + printable(notice, kLogDetail));
+      }
+    } catch (const std::exception&) {
+      // nothing to do: the outcome's line is written, the notice is lost
     }
   }
   record_event(r);

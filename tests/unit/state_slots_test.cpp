@@ -498,8 +498,6 @@ TEST_F(StateSlotsTest, RemoveAndResetStillWork) {
   (void)e;
 }
 
-// Reads without the lock while another process writes change after change: every read is one
-// whole state (a slot torn under the reader falls back to the other, or is read again).
 // A change between two unlocked reads: the read is taken again and the newer state returned. A
 // change between every two reads: an error, never an unconfirmed read (one pread copies the two
 // slots at different moments, so it may hold a slot two changes old).
@@ -532,6 +530,8 @@ TEST_F(StateSlotsTest, AnUnlockedReadIsNeverReturnedUnconfirmed) {
   EXPECT_EQ(locked_failures(), next - 1);  // the changes themselves all landed
 }
 
+// Reads without the lock while another process writes change after change: every read is one
+// whole state (a slot torn under the reader falls back to the other, or is read again).
 TEST_F(StateSlotsTest, UnlockedReadsDuringChangesSeeWholeStates) {
   commit(state_with(0));
   // The writer publishes each change it has committed: a read that begins after it must see
