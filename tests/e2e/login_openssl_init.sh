@@ -10,32 +10,13 @@
 # A successful and a wrong-code login of a real account (daemon, secret outside its home, in a
 # root-owned temporary store). Prints PASS:/FAIL: lines; removes the PAM file and the directory.
 set -euo pipefail
+# shellcheck source=tests/e2e/lib/module_store.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/module_store.sh"
 module=$(readlink -f "$1")
 enroll=$(readlink -f "$2")
-[ "$(id -u)" = 0 ] || { echo "SKIP: needs root (writes a PAM service)"; exit 77; }
-for tool in strace pamtester oathtool openssl; do
-  command -v "$tool" >/dev/null || { echo "FAIL: $tool missing (scripts/test installs it)"; exit 1; }
-done
-
 user=daemon
-tmp=$(mktemp -d /tmp/pbx-sslinit.XXXXXX)
-chmod 755 "$tmp"
-service="pbxtest-sslinit-$$"
-cleanup() {
-  rm -f "/etc/pam.d/$service"
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'echo "FAIL: unexpected error at line $LINENO: $BASH_COMMAND"' ERR
-
-mkdir -m 700 "$tmp/secrets" "$tmp/state"
-cat > "$tmp/pbx-mfa.conf" <<CONF
-secret_path = $tmp/secrets/%u
-state_dir = $tmp/state
-window = 1
-CONF
-chmod 644 "$tmp/pbx-mfa.conf"
-printf 'auth required %s config=%s nodelay\n' "$module" "$tmp/pbx-mfa.conf" > "/etc/pam.d/$service"
+pbx_e2e_module_store sslinit "$module" "window = 1"
+pbx_e2e_need strace pamtester oathtool openssl
 key=3132333435363738393031323334353637383930
 "$enroll" "$tmp/pbx-mfa.conf" "$user" "$key" >/dev/null
 marker="$tmp/openssl-init-marker.cnf"  # never created: only its opening is looked for

@@ -9,36 +9,13 @@
 # errors count (no suppression file is needed). Prints PASS:/FAIL: lines; cleans up the PAM
 # file and the temporary directory.
 set -euo pipefail
+# shellcheck source=tests/e2e/lib/module_store.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/module_store.sh"
 module=$(readlink -f "$1")
-[ "$(id -u)" = 0 ] || { echo "SKIP: needs root (writes a PAM service)"; exit 77; }
-for tool in valgrind pamtester expect oathtool; do
-  command -v "$tool" >/dev/null || { echo "FAIL: $tool missing (scripts/test installs it)"; exit 1; }
-done
-
 user=daemon
-tmp=$(mktemp -d /tmp/pbx-valgrind.XXXXXX)
-chmod 755 "$tmp"
-service="pbxtest-vg-$$"
-cleanup() {
-  rm -f "/etc/pam.d/$service"
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'echo "FAIL: unexpected error at line $LINENO: $BASH_COMMAND"' ERR
-
-mkdir -m 700 "$tmp/secrets" "$tmp/state"
-cat > "$tmp/pbx-mfa.conf" <<CONF
-secret_path = $tmp/secrets/%u
-state_dir = $tmp/state
-enroll_at_login = yes
-recovery_codes = 2
-window = 1
-CONF
-chmod 644 "$tmp/pbx-mfa.conf"
-cat > "/etc/pam.d/$service" <<PAM
-auth required $module config=$tmp/pbx-mfa.conf nodelay
-account required pam_permit.so
-PAM
+pbx_e2e_module_store vg "$module" "enroll_at_login = yes" "recovery_codes = 2" "window = 1" \
+  -- "account required pam_permit.so"
+pbx_e2e_need valgrind pamtester expect oathtool
 
 vg=(valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite
     --track-origins=no --keep-debuginfo=yes --num-callers=30)
