@@ -314,7 +314,7 @@ Result<std::optional<SecretString>> read_checked_file(const std::string& path, u
 
 Result<std::optional<SecretString>> read_checked_file(const std::string& path,
                                                       const FileCheck& check, const char* what,
-                                                      TrustedDirs* dirs, struct stat* st_out) {
+                                                      TrustedDirs* dirs) {
   const std::size_t max_size = check.max_size;
   struct stat st {};
   // The open's own fstat sizes the buffer: a file that grows after it is refused below.
@@ -322,7 +322,6 @@ Result<std::optional<SecretString>> read_checked_file(const std::string& path,
   if (!opened) return opened.error();
   if (!opened->valid()) return std::optional<SecretString>{};
   Fd fd = std::move(opened.value());
-  if (st_out != nullptr) *st_out = st;
 
   SecretString content;
   content.reserve(static_cast<std::size_t>(st.st_size) + 1);

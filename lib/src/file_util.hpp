@@ -93,12 +93,10 @@ Result<Fd> open_checked_file(const std::string& path, const FileCheck& check, co
 Result<Fd> open_checked_file(const std::string& path, const FileCheck& check, const char* what,
                              bool writable, struct stat& st, TrustedDirs* dirs = nullptr);
 
-// The same, read to its end (wiped when it goes away); nullopt when missing. `st`, when given,
-// receives the fstat the file was checked with.
+// The same, read to its end (wiped when it goes away); nullopt when missing.
 Result<std::optional<SecretString>> read_checked_file(const std::string& path,
                                                       const FileCheck& check, const char* what,
-                                                      TrustedDirs* dirs = nullptr,
-                                                      struct stat* st = nullptr);
+                                                      TrustedDirs* dirs = nullptr);
 
 // Opens without following a symlink or blocking on a FIFO, then checks: regular file, owned by
 // `owner`, no group/other permission bits, at most `max_size` bytes. nullopt when missing.

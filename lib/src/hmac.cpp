@@ -30,36 +30,23 @@
 namespace pbx::totp {
 namespace {
 
-struct Sha1 {
-  using Ctx = SHA_CTX;
-  static constexpr std::size_t kBlock = SHA_CBLOCK;
-  static constexpr std::size_t kSize = SHA_DIGEST_LENGTH;
-  static int init(Ctx* c) noexcept { return SHA1_Init(c); }
-  static int update(Ctx* c, const void* d, std::size_t n) noexcept { return SHA1_Update(c, d, n); }
-  static int finish(unsigned char* md, Ctx* c) noexcept { return SHA1_Final(md, c); }
+// One of OpenSSL's low-level digests: its context, block and digest sizes, and functions.
+template <typename C, std::size_t Block, std::size_t Size, int (*Init)(C*),
+          int (*Update)(C*, const void*, std::size_t), int (*Final)(unsigned char*, C*)>
+struct Digest {
+  using Ctx = C;
+  static constexpr std::size_t kBlock = Block;
+  static constexpr std::size_t kSize = Size;
+  static int init(Ctx* c) noexcept { return Init(c); }
+  static int update(Ctx* c, const void* d, std::size_t n) noexcept { return Update(c, d, n); }
+  static int finish(unsigned char* md, Ctx* c) noexcept { return Final(md, c); }
 };
 
-struct Sha256 {
-  using Ctx = SHA256_CTX;
-  static constexpr std::size_t kBlock = SHA256_CBLOCK;
-  static constexpr std::size_t kSize = SHA256_DIGEST_LENGTH;
-  static int init(Ctx* c) noexcept { return SHA256_Init(c); }
-  static int update(Ctx* c, const void* d, std::size_t n) noexcept {
-    return SHA256_Update(c, d, n);
-  }
-  static int finish(unsigned char* md, Ctx* c) noexcept { return SHA256_Final(md, c); }
-};
-
-struct Sha512 {
-  using Ctx = SHA512_CTX;
-  static constexpr std::size_t kBlock = SHA512_CBLOCK;
-  static constexpr std::size_t kSize = SHA512_DIGEST_LENGTH;
-  static int init(Ctx* c) noexcept { return SHA512_Init(c); }
-  static int update(Ctx* c, const void* d, std::size_t n) noexcept {
-    return SHA512_Update(c, d, n);
-  }
-  static int finish(unsigned char* md, Ctx* c) noexcept { return SHA512_Final(md, c); }
-};
+using Sha1 = Digest<SHA_CTX, SHA_CBLOCK, SHA_DIGEST_LENGTH, SHA1_Init, SHA1_Update, SHA1_Final>;
+using Sha256 = Digest<SHA256_CTX, SHA256_CBLOCK, SHA256_DIGEST_LENGTH, SHA256_Init, SHA256_Update,
+                      SHA256_Final>;
+using Sha512 = Digest<SHA512_CTX, SHA512_CBLOCK, SHA512_DIGEST_LENGTH, SHA512_Init, SHA512_Update,
+                      SHA512_Final>;
 
 static_assert(Sha512::kSize <= detail::kMaxMacSize && Sha256::kSize <= detail::kMaxMacSize);
 
